@@ -1,0 +1,1 @@
+"""mlmm: machine-learning potentials for QM/MM."""
