@@ -1,0 +1,33 @@
+"""mlmm: machine-learning potentials for QM/MM.
+
+Chain: sampling -> PySCF QM/MM labels -> field-aware SchNet ensemble -> active learning
+(explore, select, label, retrain) -> MLP/MM production -> summary. See README.md.
+"""
+
+import sys
+from pathlib import Path
+
+
+configfile: "config/config.yaml"
+
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from mlmm.config import validate_config  # noqa: E402
+
+validate_config(config, source="config (config/config.yaml + --config/--configfile)")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/system.smk"
+include: "workflow/rules/sampling.smk"
+include: "workflow/rules/labeling.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/active_learning.smk"
+include: "workflow/rules/production.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{R}/summary.json",

@@ -1,0 +1,1 @@
+"""Active learning: uncertainty-window selection with diversity, and the convergence decision."""

@@ -1,0 +1,99 @@
+"""Choose which explored frames to label.
+
+Trust window: frames with ensemble force uncertainty ``sigma_lo < σ < sigma_hi`` (eV/Å) are
+candidates — below ``sigma_lo`` the model is already accurate, above ``sigma_hi`` the
+configuration is likely unphysical (the model extrapolates wildly), so labelling it wastes QM
+time. Candidates are then thinned by farthest-point sampling on a descriptor of geometry and
+environment so that one iteration does not label many near-identical frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from mlmm.frames import mm_charges, qm_mask
+from mlmm.units import COULOMB_EV_ANGSTROM
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """How explored frames fall into the trust window."""
+
+    accurate: int  # σ <= sigma_lo
+    candidate: int  # sigma_lo < σ < sigma_hi
+    failed: int  # σ >= sigma_hi
+
+    @property
+    def total(self) -> int:
+        return self.accurate + self.candidate + self.failed
+
+
+def trust_window(sigmas_ev_ang: np.ndarray, sigma_lo: float, sigma_hi: float) -> tuple[np.ndarray, WindowCounts]:
+    """Indices of candidate frames and the accurate/candidate/failed counts."""
+    s = np.asarray(sigmas_ev_ang, float)
+    accurate = s <= sigma_lo
+    failed = s >= sigma_hi
+    candidate = ~accurate & ~failed
+    counts = WindowCounts(int(accurate.sum()), int(candidate.sum()), int(failed.sum()))
+    return np.flatnonzero(candidate), counts
+
+
+def descriptor(frame: Atoms) -> np.ndarray:
+    """Geometry + environment descriptor of a Frame.
+
+    Inverse QM–QM distances (1/Å, fixed atom order within one system) and the electrostatic
+    potential of the MM charges at each QM atom (eV/e, scaled by 1/10 so both parts are O(1)).
+    """
+    mask = qm_mask(frame)
+    pos = frame.positions
+    qm = pos[mask]
+    iu = np.triu_indices(len(qm), k=1)
+    inv_d = 1.0 / np.linalg.norm(qm[:, None] - qm[None, :], axis=-1)[iu]
+    q = mm_charges(frame)[~mask]
+    r = np.linalg.norm(qm[:, None, :] - pos[~mask][None, :, :], axis=-1)
+    potential = COULOMB_EV_ANGSTROM * (q[None, :] / r).sum(axis=1) if len(q) else np.zeros(len(qm))
+    return np.concatenate([inv_d, potential / 10.0])
+
+
+def farthest_point_sampling(features: np.ndarray, n_select: int, start: int = 0) -> list[int]:
+    """Greedy max-min selection of ``n_select`` rows of ``features`` beginning with ``start``."""
+    n = len(features)
+    if n == 0 or n_select <= 0:
+        return []
+    chosen = [start]
+    dist = np.linalg.norm(features - features[start], axis=1)
+    while len(chosen) < min(n_select, n):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(features - features[nxt], axis=1))
+    return chosen
+
+
+def select_frames(
+    frames: list[Atoms], sigmas_ev_ang: np.ndarray, *, sigma_lo: float, sigma_hi: float, max_selected: int
+) -> tuple[list[int], WindowCounts]:
+    """Indices of frames to label: trust-window candidates, diversity-thinned to ``max_selected``.
+
+    The most uncertain candidate is taken first, then farthest-point sampling on
+    :func:`descriptor`.
+    """
+    if len(frames) != len(sigmas_ev_ang):
+        raise ValueError(f"{len(frames)} frames but {len(sigmas_ev_ang)} σ values")
+    cand, counts = trust_window(sigmas_ev_ang, sigma_lo, sigma_hi)
+    if len(cand) <= max_selected:
+        return [int(i) for i in cand], counts
+    feats = np.stack([descriptor(frames[i]) for i in cand])
+    feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-12)
+    start = int(np.argmax(np.asarray(sigmas_ev_ang)[cand]))
+    picked = farthest_point_sampling(feats, max_selected, start=start)
+    return sorted(int(cand[i]) for i in picked), counts
+
+
+def is_converged(counts: WindowCounts, any_breach: bool, converged_fraction: float) -> bool:
+    """Converged when enough explored frames are accurate and no walker breached."""
+    if counts.total == 0:
+        return False
+    return (counts.accurate / counts.total) >= converged_fraction and not any_breach

@@ -1,0 +1,110 @@
+"""Load and validate workflow configuration against workflow/schemas/config.schema.yaml.
+
+Validation fills in the schema defaults (recursively, so a missing section gets all of its
+defaults) and turns the first schema violation into one :class:`ConfigError` that names the
+config file and the dotted field, e.g. ``config/config.yaml: al.max_iterations: 'two' is not
+of type 'integer'``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH: Path = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration does not match the schema."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Read the JSON Schema (YAML syntax)."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _fill_defaults(instance: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Insert schema defaults into ``instance`` in place, descending into object properties."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(instance[key], sub)
+
+
+def _field(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        prefix = f"{path}." if path else ""
+        return ", ".join(f"{prefix}{k}" for k in extra) or path or "<top level>"
+    return path or "<top level>"
+
+
+def validate_config(
+    config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH, source: str = "config"
+) -> dict[str, Any]:
+    """Validate ``config`` in place (defaults filled in) and return it.
+
+    Raises :class:`ConfigError` naming ``source`` and the offending field.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(config).__name__}")
+    schema = load_schema(schema_path)
+    _fill_defaults(config, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        if err.validator == "additionalProperties":
+            msg = "unknown key (not in the schema; check spelling)"
+        else:
+            msg = err.message
+        raise ConfigError(f"{source}: {_field(err)}: {msg}")
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(config: dict[str, Any], source: str) -> None:
+    """Cross-field rules the schema cannot express."""
+    tr = config["training"]
+    if tr["field_switch_on"] >= tr["field_cutoff"]:
+        raise ConfigError(
+            f"{source}: training.field_switch_on: must be smaller than training.field_cutoff "
+            f"({tr['field_switch_on']} >= {tr['field_cutoff']})"
+        )
+    al = config["al"]
+    if not al["sigma_lo"] < al["sigma_hi"] <= al["sigma_stop"]:
+        raise ConfigError(
+            f"{source}: al.sigma_lo/sigma_hi/sigma_stop: expected sigma_lo < sigma_hi <= sigma_stop, "
+            f"got {al['sigma_lo']}, {al['sigma_hi']}, {al['sigma_stop']}"
+        )
+    if tr["val_fraction"] + tr["test_fraction"] >= 0.9:
+        raise ConfigError(f"{source}: training.val_fraction + training.test_fraction: must leave frames to train on (< 0.9)")
+    if not any(s.get("activate", False) for s in config["sampling"].values()):
+        raise ConfigError(f"{source}: sampling: no sampler has activate: true")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    with open(path) as fh:
+        try:
+            config = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return validate_config(config, source=str(path))
+
+
+def training_settings(training: dict[str, Any], num_threads: int) -> dict[str, Any]:
+    """Map the config's training section to the keyword names of :func:`mlmm.model.train.train_member`."""
+    rename = {"cutoff": "cutoff_ang", "field_cutoff": "field_cutoff_ang", "field_switch_on": "field_switch_on_ang"}
+    skip = {"n_members", "seed"}
+    settings = {rename.get(k, k): v for k, v in training.items() if k not in skip}
+    settings["num_threads"] = num_threads
+    return settings

@@ -1,0 +1,48 @@
+"""Config schema: defaults, and one clear error naming the field for bad input."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlmm.config import ConfigError, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_and_example_configs_validate() -> None:
+    demo = load_config(ROOT / "config" / "config.yaml")
+    assert demo["labeling"]["level"]["method"] == "hf"
+    for path in sorted((ROOT / "config" / "examples").glob("*.yaml")):
+        load_config(path)
+
+
+def test_defaults_fill_missing_sections() -> None:
+    cfg = validate_config({})
+    assert cfg["al"]["max_iterations"] == 2
+    assert cfg["training"]["n_members"] == 3
+    assert cfg["sampling"]["xtb_md"]["activate"] is True
+
+
+def test_wrong_type_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"myconf\.yaml: al\.max_iterations: 'two' is not of type 'integer'"):
+        validate_config({"al": {"max_iterations": "two"}}, source="myconf.yaml")
+
+
+def test_unknown_key_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"training\.learning_rate: unknown key"):
+        validate_config({"training": {"learning_rate": 1e-3}})
+
+
+def test_cross_field_rule(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"al": {"sigma_lo": 0.6, "sigma_hi": 0.5}}))
+    with pytest.raises(ConfigError, match=r"c\.yaml: al\.sigma_lo/sigma_hi/sigma_stop"):
+        load_config(path)
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("al: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_config(path)
