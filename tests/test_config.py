@@ -46,3 +46,11 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path.write_text("al: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
         load_config(path)
+
+
+def test_config_readme_is_generated_from_schema() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "config_doc.py")], capture_output=True, text=True, check=True).stdout
+    assert (ROOT / "config" / "README.md").read_text() == out, "run: python tools/config_doc.py > config/README.md"
