@@ -66,7 +66,7 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     assert len(summary["labels_per_iteration"]) == 2
     assert summary["al_iterations_run"] == 1
     assert summary["test_errors_final"]["n_test"] >= 1
-    assert np.isfinite(summary["test_errors_final"]["energy_mae_ev"])
+    assert np.isfinite(summary["test_errors_final"]["energy_mae"])
     prod = summary["production"]
     assert prod["steps_done"] > 0 and prod["sigma_max"] is not None
     for path in summary["final_models"] + summary["label_databases"]:

@@ -1,0 +1,136 @@
+"""Committee of field-aware SchNet members: mean energy/forces and the force uncertainty σ.
+
+σ (eV/Å) = max over atoms of the norm of the per-atom force standard deviation across members
+(QM atoms and MM sites), as in DESIGN.md §2. :meth:`Ensemble.compute` implements the QM-term
+protocol of docs/CONTRACTS.md for MLP/MM dynamics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from schnetpack import properties
+from schnetpack.data import AtomsLoader, ASEAtomsData
+from schnetpack.model import NeuralNetworkPotential
+from schnetpack.transform import CastTo32
+
+from mlmm.model.field import MM_CHARGES, QM_MASK, QMPairList, frame_to_inputs
+
+#: Per-atom and per-frame properties read from a labels DB.
+DB_PROPERTIES = [properties.energy, properties.forces, QM_MASK, MM_CHARGES]
+
+
+def load_model(path: str | Path, device: str = "cpu") -> NeuralNetworkPotential:
+    """Load one member saved with ``torch.save`` (full pickled module) in eval mode."""
+    model = torch.load(path, map_location=device, weights_only=False)
+    return model.eval()
+
+
+def predict(models: Sequence[NeuralNetworkPotential], inputs: Dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energies (members, frames) in eV and forces (members, atoms, 3) in eV/Å for one batch.
+
+    The input dict is built once; each member gets a shallow copy (members add their own keys).
+    """
+    energies, forces = [], []
+    for model in models:
+        out = model(dict(inputs))
+        energies.append(out[properties.energy].detach())
+        forces.append(out[properties.forces].detach())
+    return torch.stack(energies), torch.stack(forces)
+
+
+def force_spread(member_forces: torch.Tensor) -> torch.Tensor:
+    """Per-atom norm (eV/Å) of the force standard deviation over members (axis 0); 0 for one member."""
+    std = member_forces.std(dim=0, correction=1 if member_forces.shape[0] > 1 else 0)
+    return torch.linalg.vector_norm(std, dim=-1)
+
+
+def per_frame_max(values: torch.Tensor, idx_m: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Maximum of per-atom ``values`` within each frame of a batch (``_idx_m``)."""
+    out = torch.zeros(n_frames, dtype=values.dtype, device=values.device)
+    return out.scatter_reduce(0, idx_m, values, reduce="amax", include_self=False)
+
+
+def db_dataset(db_path: str | Path, cutoff_ang: float, float32: bool = True) -> ASEAtomsData:
+    """A labels DB as schnetpack dataset with QM-only neighbour pairs (and float32 casting)."""
+    transforms = [QMPairList(cutoff_ang)] + ([CastTo32()] if float32 else [])
+    return ASEAtomsData(str(db_path), load_properties=DB_PROPERTIES, transforms=transforms)
+
+
+class Ensemble:
+    """N independently trained members evaluated on the same inputs."""
+
+    def __init__(self, models: Sequence[NeuralNetworkPotential], device: str = "cpu") -> None:
+        if not models:
+            raise ValueError("an ensemble needs at least one model")
+        self.models = [m.to(device).eval() for m in models]
+        self.device = device
+        self.dtype = next(self.models[0].parameters()).dtype
+        # pairs up to the largest member cutoff; a member's cutoff function zeroes the longer ones
+        self.cutoff_ang = max(float(m.mlmm_settings["cutoff_ang"]) for m in self.models)
+        self.pair_list = QMPairList(self.cutoff_ang)
+
+    @classmethod
+    def load(cls, model_paths: Sequence[str | Path], device: str = "cpu") -> "Ensemble":
+        """Load the members written by :func:`mlmm.model.train.train_member`."""
+        return cls([load_model(p, device) for p in model_paths], device=device)
+
+    def _to_device(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def compute(self, frame: Atoms) -> dict[str, Any]:
+        """QM term of one Frame: ``energy`` (eV, member mean), ``forces`` ((n_atoms,3) eV/Å, mean),
+        ``sigma_force`` (eV/Å), ``energies`` (per member, eV), ``member_forces`` ((M,n_atoms,3) eV/Å)."""
+        inputs = self._to_device(frame_to_inputs(frame, self.pair_list, self.dtype))
+        energies, forces = predict(self.models, inputs)
+        return {
+            "energy": float(energies.mean()),
+            "forces": forces.mean(0).double().cpu().numpy(),
+            "sigma_force": float(force_spread(forces).max()),
+            "energies": energies[:, 0].double().cpu().numpy(),
+            "member_forces": forces.double().cpu().numpy(),
+        }
+
+    def evaluate_db(
+        self, db_path: str | Path, indices: Sequence[int] | None = None, batch_size: int = 16
+    ) -> dict[str, Any]:
+        """Ensemble-mean errors against a labels DB (rows ``indices``, 0-based; all if None).
+
+        Returns ``energy_mae`` (eV), ``force_mae_qm`` / ``force_mae_mm`` (eV/Å, mean absolute
+        Cartesian component error on QM atoms / MM sites; None if there are none), ``n_frames`` and
+        per-frame lists ``sigma_force`` (eV/Å), ``max_force_error`` (eV/Å, max over atoms of the
+        error-vector norm) and ``energy_error`` (eV, prediction − reference).
+        """
+        data = db_dataset(db_path, self.cutoff_ang, float32=self.dtype == torch.float32)
+        if indices is not None:
+            data = data.subset([int(i) for i in indices])
+        sigmas, max_errors, energy_errors = [], [], []
+        abs_sum = {"qm": 0.0, "mm": 0.0}
+        count = {"qm": 0, "mm": 0}
+        for batch in AtomsLoader(data, batch_size=batch_size, shuffle=False):
+            batch = self._to_device(batch)
+            energies, forces = predict(self.models, batch)
+            idx_m = batch[properties.idx_m]
+            n_frames = batch[properties.n_atoms].shape[0]
+            error = forces.mean(0) - batch[properties.forces]
+            is_qm = batch[QM_MASK] > 0.5
+            for key, sel in (("qm", is_qm), ("mm", ~is_qm)):
+                abs_sum[key] += float(error[sel].abs().sum())
+                count[key] += int(sel.sum()) * 3
+            sigmas += per_frame_max(force_spread(forces), idx_m, n_frames).tolist()
+            max_errors += per_frame_max(torch.linalg.vector_norm(error, dim=-1), idx_m, n_frames).tolist()
+            energy_errors += (energies.mean(0) - batch[properties.energy]).tolist()
+        e = np.abs(energy_errors)
+        return {
+            "n_frames": len(energy_errors),
+            "energy_mae": float(e.mean()) if len(e) else None,
+            "force_mae_qm": abs_sum["qm"] / count["qm"] if count["qm"] else None,
+            "force_mae_mm": abs_sum["mm"] / count["mm"] if count["mm"] else None,
+            "sigma_force": sigmas,
+            "max_force_error": max_errors,
+            "energy_error": energy_errors,
+        }

@@ -1,0 +1,172 @@
+"""The field-aware SchNet potential for the QM region in electrostatic embedding.
+
+E = Σ_{i∈QM} [σ e_i + E_ref(Z_i)] + Σ_i q_i V_i − Σ_i μ_i·E_i − ½ Σ_i α_i |E_i|²   (eV)
+
+x_i are SchNet features of the QM atoms (neighbours: QM atoms only) whose embeddings also receive
+the invariant field features (V_i, |E_i|); e_i, q_i (e), α_i ≥ 0 (e·Å²/V) are read out of x_i and
+μ_i = Σ_j m(x_i, x_j) f_cut(r_ij) r̂_ij (e·Å) is an equivariant atomic dipole. V_i (eV/e) and E_i (V/Å)
+come from the MM charges (:class:`mlmm.model.field.MMField`), so ``forces = -dE/dR`` (eV/Å) act on
+the QM atoms and the MM sites. E_ref (eV per element) and σ (eV) are buffers fitted on the training
+set (:func:`fit_energy_reference`); schnetpack's RemoveOffsets is not used because ``_n_atoms``
+counts MM sites.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from schnetpack import properties
+from schnetpack.atomistic import Forces, PairwiseDistances
+from schnetpack.model import NeuralNetworkPotential
+from schnetpack.nn import CosineCutoff, GaussianRBF, build_mlp
+from schnetpack.representation import SchNet
+from torch import nn
+
+from mlmm.model.field import FIELD_POTENTIAL, FIELD_VECTOR, QM_MASK, MMField
+
+#: Architecture settings of :func:`build_model` (lengths in Å).
+ARCHITECTURE_DEFAULTS: dict[str, Any] = {
+    "n_atom_basis": 64,
+    "n_interactions": 3,
+    "n_rbf": 20,
+    "cutoff_ang": 5.0,
+    "field_cutoff_ang": 10.0,
+    "field_switch_on_ang": 8.0,
+}
+MAX_Z = 100
+#: Smoothing of |E| in the invariant field feature sqrt(|E|² + ε²) (V/Å), so it is differentiable at E = 0.
+FIELD_NORM_EPS = 1.0e-2
+
+
+class FieldEmbedding(nn.Module):
+    """Additive atom embedding from the invariant field features (V_i in eV/e, |E_i| in V/Å).
+
+    Plugs into SchNet as an ``electronic_embeddings`` entry (called as ``f(x, inputs)``), so the MM
+    environment shapes the SchNet features of every QM atom, not only the explicit coupling terms.
+    """
+
+    def __init__(self, n_atom_basis: int) -> None:
+        super().__init__()
+        self.net = build_mlp(2, n_atom_basis, n_hidden=n_atom_basis, n_layers=2, activation=F.silu)
+
+    def forward(self, x: torch.Tensor, inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
+        e2 = (inputs[FIELD_VECTOR] ** 2).sum(-1)
+        features = torch.stack([inputs[FIELD_POTENTIAL], torch.sqrt(e2 + FIELD_NORM_EPS**2)], dim=-1)
+        return self.net(features)
+
+
+class QMRepresentation(nn.Module):
+    """Runs SchNet on the QM atoms only; writes per-atom ``scalar_representation`` (zeros on MM sites)."""
+
+    def __init__(self, schnet: SchNet) -> None:
+        super().__init__()
+        self.schnet = schnet
+
+    def forward(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        is_qm = inputs[QM_MASK] > 0.5
+        qm = torch.nonzero(is_qm).squeeze(-1)
+        compact = torch.cumsum(is_qm.long(), 0) - 1  # full atom index -> index among QM atoms
+        sub = {
+            properties.Z: inputs[properties.Z][qm],
+            properties.Rij: inputs[properties.Rij],
+            properties.idx_i: compact[inputs[properties.idx_i]],
+            properties.idx_j: compact[inputs[properties.idx_j]],
+            FIELD_POTENTIAL: inputs[FIELD_POTENTIAL][qm],
+            FIELD_VECTOR: inputs[FIELD_VECTOR][qm],
+        }
+        x_qm = self.schnet(sub)["scalar_representation"]
+        x = torch.zeros((is_qm.shape[0], x_qm.shape[1]), dtype=x_qm.dtype, device=x_qm.device)
+        inputs["scalar_representation"] = x.index_copy(0, qm, x_qm)
+        return inputs
+
+
+class FieldCoupledEnergy(nn.Module):
+    """Energy (eV) of the QM region in the MM field: atomic energies plus charge, dipole and
+    polarisability couplings to V_i and E_i (see module docstring); sums over QM atoms per frame."""
+
+    def __init__(self, n_atom_basis: int, cutoff_ang: float, energy_key: str = properties.energy) -> None:
+        super().__init__()
+        self.energy_key = energy_key
+        self.model_outputs = [energy_key]
+        self.energy_net = build_mlp(n_atom_basis, 1, n_layers=2)
+        self.charge_net = build_mlp(n_atom_basis, 1, n_layers=2)
+        self.polarizability_net = build_mlp(n_atom_basis, 1, n_layers=2)
+        self.dipole_net = build_mlp(2 * n_atom_basis, 1, n_layers=2)
+        self.cutoff_fn = CosineCutoff(cutoff_ang)
+        self.register_buffer("atomref_ev", torch.zeros(MAX_Z))  # E_ref(Z), eV
+        self.register_buffer("energy_scale_ev", torch.ones(()))  # σ, eV
+
+    def forward(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        x = inputs["scalar_representation"]
+        qm = torch.nonzero(inputs[QM_MASK] > 0.5).squeeze(-1)
+        x_qm = x[qm]
+        V = inputs[FIELD_POTENTIAL][qm]
+        E = inputs[FIELD_VECTOR]
+        idx_i, idx_j = inputs[properties.idx_i], inputs[properties.idx_j]
+        r_ij = inputs[properties.Rij]
+        d_ij = torch.linalg.vector_norm(r_ij, dim=-1)
+        m_ij = self.dipole_net(torch.cat([x[idx_i], x[idx_j]], -1)).squeeze(-1) * self.cutoff_fn(d_ij)
+        mu = torch.zeros_like(E).index_add(0, idx_i, (m_ij / d_ij)[:, None] * r_ij)  # e·Å
+        E = E[qm]
+        atomic = self.energy_net(x_qm).squeeze(-1) * self.energy_scale_ev + self.atomref_ev[inputs[properties.Z][qm]]
+        charge = self.charge_net(x_qm).squeeze(-1)
+        alpha = F.softplus(self.polarizability_net(x_qm).squeeze(-1))
+        e_i = atomic + charge * V - (mu[qm] * E).sum(-1) - 0.5 * alpha * (E**2).sum(-1)
+        n_frames = inputs[properties.n_atoms].shape[0]
+        energy = torch.zeros(n_frames, dtype=e_i.dtype, device=e_i.device)
+        inputs[self.energy_key] = energy.index_add(0, inputs[properties.idx_m][qm], e_i)
+        return inputs
+
+
+def build_model(settings: Mapping[str, Any]) -> NeuralNetworkPotential:
+    """Field-aware SchNet NeuralNetworkPotential: outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms).
+
+    ``settings`` may hold any :data:`ARCHITECTURE_DEFAULTS` key; the resolved values are kept on
+    the model as ``model.mlmm_settings`` so a saved model knows its cutoffs.
+    """
+    s = {**ARCHITECTURE_DEFAULTS, **{k: settings[k] for k in ARCHITECTURE_DEFAULTS if k in settings}}
+    n = int(s["n_atom_basis"])
+    schnet = SchNet(
+        n_atom_basis=n,
+        n_interactions=int(s["n_interactions"]),
+        radial_basis=GaussianRBF(n_rbf=int(s["n_rbf"]), cutoff=float(s["cutoff_ang"])),
+        cutoff_fn=CosineCutoff(float(s["cutoff_ang"])),
+        electronic_embeddings=[FieldEmbedding(n)],
+    )
+    model = NeuralNetworkPotential(
+        representation=QMRepresentation(schnet),
+        input_modules=[PairwiseDistances(), MMField(float(s["field_cutoff_ang"]), float(s["field_switch_on_ang"]))],
+        output_modules=[FieldCoupledEnergy(n, float(s["cutoff_ang"])), Forces()],
+    )
+    model.mlmm_settings = s
+    return model
+
+
+def energy_head(model: NeuralNetworkPotential) -> FieldCoupledEnergy:
+    """The model's :class:`FieldCoupledEnergy` module (holds E_ref and σ)."""
+    return next(m for m in model.output_modules if isinstance(m, FieldCoupledEnergy))
+
+
+def fit_energy_reference(model: NeuralNetworkPotential, frames: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, Any]:
+    """Fit E_ref(Z) (eV) by least squares over the QM atoms of ``frames`` and σ = std of the residual per QM atom.
+
+    ``frames`` are schnetpack per-frame dicts with ``_atomic_numbers``, ``qm_mask`` and ``energy``.
+    σ has a floor of 0.01 eV so tiny or single-frame sets do not collapse the atomic-energy scale.
+    Returns {"atomref_ev": {Z: eV}, "energy_scale_ev": σ}.
+    """
+    qm_numbers = [f[properties.Z][f[QM_MASK] > 0.5].numpy() for f in frames]
+    elements = np.unique(np.concatenate(qm_numbers))
+    counts = np.array([[np.sum(z == e) for e in elements] for z in qm_numbers], float)
+    energies = np.array([float(f[properties.energy].reshape(-1)[0]) for f in frames])
+    coef, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    per_atom_residual = (energies - counts @ coef) / counts.sum(1)
+    sigma = max(float(np.std(per_atom_residual)), 1.0e-2)
+    head = energy_head(model)
+    with torch.no_grad():
+        head.atomref_ev.zero_()
+        head.atomref_ev[torch.as_tensor(elements)] = torch.as_tensor(coef, dtype=head.atomref_ev.dtype)
+        head.energy_scale_ev.fill_(sigma)
+    return {"atomref_ev": {int(e): float(c) for e, c in zip(elements, coef)}, "energy_scale_ev": sigma}

@@ -1,0 +1,223 @@
+"""Training one ensemble member with schnetpack (AtomisticTask + Lightning) on labels DBs.
+
+Splits: a frame is held out for testing when the hash of its content (atomic numbers and
+positions) falls below ``test_fraction``, so every member — and every later iteration that adds
+frames — keeps the same test frames and the ensemble test error is honest. The remaining frames are
+split into train/val with the member's ``seed``, so members see different data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from ase.db import connect
+from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.loggers import CSVLogger
+from schnetpack import properties
+from schnetpack.data import AtomsLoader
+from schnetpack.task import AtomisticTask, ModelOutput
+from schnetpack.train import ModelCheckpoint
+from torchmetrics import MeanAbsoluteError
+
+from mlmm.frames import atomic_write
+from mlmm.model.ensemble import Ensemble, db_dataset, load_model
+from mlmm.model.nn import ARCHITECTURE_DEFAULTS, build_model, fit_energy_reference
+
+log = logging.getLogger(__name__)
+
+#: Training settings (lengths Å, lr per step of Adam); see the config schema for their meaning.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    **ARCHITECTURE_DEFAULTS,
+    "lr": 5.0e-4,
+    "batch_size": 16,
+    "max_epochs": 100,
+    "patience": 20,
+    "energy_weight": 0.05,
+    "forces_weight": 0.95,
+    "val_fraction": 0.1,
+    "test_fraction": 0.1,
+    "num_threads": 1,
+}
+#: ReduceLROnPlateau: halve the learning rate after patience // 2 epochs without improvement.
+LR_FACTOR = 0.5
+MIN_LR = 1.0e-6
+
+
+def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults updated with ``settings``; unknown keys are an error (they would be silently ignored)."""
+    unknown = set(settings) - set(DEFAULT_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}")
+    return {**DEFAULT_SETTINGS, **settings}
+
+
+def merge_dbs(db_paths: Sequence[str | Path], out_path: str | Path) -> str:
+    """Concatenate labels DBs (same units) into a new schnetpack DB at ``out_path``."""
+    metadata = [connect(str(p), use_lock_file=False).metadata for p in db_paths]
+    for p, md in zip(db_paths, metadata):
+        for key in ("_distance_unit", "_property_unit_dict"):
+            if md.get(key) != metadata[0].get(key):
+                raise ValueError(f"{p}: {key} {md.get(key)} differs from {db_paths[0]}: {metadata[0].get(key)}")
+    with connect(str(out_path), use_lock_file=False) as dst:
+        dst.metadata = metadata[0]
+        for p in db_paths:
+            for row in connect(str(p), use_lock_file=False).select():
+                dst.write(row.toatoms(), key_value_pairs=row.key_value_pairs, data=row.data)
+    return str(out_path)
+
+
+def prepare_db(db_paths: Sequence[str | Path], workdir: str | Path) -> str:
+    """The DB to train on: the single input itself, or a merged copy in ``workdir``."""
+    if not db_paths:
+        raise ValueError("no labels DB given")
+    if len(db_paths) == 1:
+        return str(db_paths[0])
+    return merge_dbs(db_paths, Path(workdir) / "merged.db")
+
+
+def frame_hash_fraction(numbers: np.ndarray, positions_ang: np.ndarray) -> float:
+    """Deterministic number in [0, 1) from a frame's content (atomic numbers, float64 positions)."""
+    digest = hashlib.sha256(np.asarray(numbers, np.int64).tobytes() + np.asarray(positions_ang, np.float64).tobytes())
+    return int.from_bytes(digest.digest()[:8], "big") / 2.0**64
+
+
+def held_out_indices(db_path: str | Path, test_fraction: float) -> list[int]:
+    """0-based rows of ``db_path`` held out for testing (content hash below ``test_fraction``)."""
+    conn = connect(str(db_path), use_lock_file=False)
+    return [
+        k
+        for k in range(conn.count())
+        if frame_hash_fraction((row := conn.get(k + 1)).numbers, row.positions) < test_fraction
+    ]
+
+
+def held_out_test_set(db_paths: Sequence[str | Path], *, test_fraction: float) -> tuple[str, list[int], str]:
+    """(db_path, test rows, workdir): the test frames every member holds out; remove ``workdir`` when done."""
+    workdir = tempfile.mkdtemp(prefix="mlmm_test_")
+    db_path = prepare_db(db_paths, workdir)
+    return db_path, held_out_indices(db_path, test_fraction), workdir
+
+
+def split_indices(
+    db_path: str | Path, *, seed: int, val_fraction: float, test_fraction: float
+) -> tuple[list[int], list[int], list[int]]:
+    """(train, val, test) rows: fixed hash-based test set, seeded train/val split of the rest (≥ 1 val)."""
+    n = connect(str(db_path), use_lock_file=False).count()
+    test = held_out_indices(db_path, test_fraction)
+    rest = np.setdiff1d(np.arange(n), test)
+    if len(rest) < 2:
+        raise ValueError(f"{db_path}: {len(rest)} frame(s) outside the test set; need ≥ 2 for train and val")
+    rest = np.random.default_rng(seed).permutation(rest)
+    n_val = min(max(1, int(round(val_fraction * len(rest)))), len(rest) - 1)
+    return sorted(rest[n_val:].tolist()), sorted(rest[:n_val].tolist()), test
+
+
+def _read_val_losses(csv_path: Path) -> list[float]:
+    """Per-epoch validation losses from Lightning's CSV log."""
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("val_loss")
+    return [float(v[col]) for v in (line.split(",") for line in lines[1:]) if v[col]]
+
+
+def train_member(
+    db_paths: Sequence[str], model_out: str, *, seed: int, settings: Mapping[str, Any], log_dir: str
+) -> dict[str, Any]:
+    """Train one member on the labels DBs and save the best model (``torch.save``) to ``model_out``.
+
+    Loss: ``energy_weight`` · MSE(E) + ``forces_weight`` · MSE(F over QM atoms and MM sites); Adam,
+    ReduceLROnPlateau and early stopping on the validation loss; the best epoch is kept. Returns (and
+    writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
+    ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
+    (per epoch), best_val_loss, seconds, n_parameters, seed, energy_reference, settings; test entries
+    are None without test frames. Lightning's CSV log and best checkpoint also go to ``log_dir``.
+    """
+    t0 = time.perf_counter()
+    s = resolve_settings(settings)
+    log_path = Path(log_dir)
+    log_path.mkdir(parents=True, exist_ok=True)
+    Path(model_out).parent.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(int(s["num_threads"]))
+    pl.seed_everything(seed, verbose=False)
+    with tempfile.TemporaryDirectory(dir=Path(model_out).parent, prefix=".train_work_") as workdir:
+        db_path = prepare_db(db_paths, workdir)
+        train_idx, val_idx, test_idx = split_indices(
+            db_path, seed=seed, val_fraction=s["val_fraction"], test_fraction=s["test_fraction"]
+        )
+        log.info("member seed %d: %d train, %d val, %d test frames", seed, len(train_idx), len(val_idx), len(test_idx))
+        data = db_dataset(db_path, s["cutoff_ang"])
+        train_frames = [data[i] for i in train_idx]
+        val_frames = [data[i] for i in val_idx]
+
+        model = build_model(s)
+        reference = fit_energy_reference(model, train_frames)
+        outputs = [
+            ModelOutput(properties.energy, torch.nn.MSELoss(), s["energy_weight"], {"MAE": MeanAbsoluteError()}),
+            ModelOutput(properties.forces, torch.nn.MSELoss(), s["forces_weight"], {"MAE": MeanAbsoluteError()}),
+        ]
+        task = AtomisticTask(
+            model,
+            outputs,
+            optimizer_cls=torch.optim.Adam,
+            optimizer_args={"lr": s["lr"]},
+            scheduler_cls=torch.optim.lr_scheduler.ReduceLROnPlateau,
+            scheduler_args={"factor": LR_FACTOR, "patience": max(1, s["patience"] // 2), "min_lr": MIN_LR},
+            scheduler_monitor="val_loss",
+        )
+        best_path = log_path / "best_model.pt"
+        best_path.unlink(missing_ok=True)  # never pick up a stale model from an earlier run
+        checkpoint = ModelCheckpoint(
+            model_path=str(best_path), dirpath=str(log_path / "checkpoints"), filename="best",
+            monitor="val_loss", mode="min", save_top_k=1,
+        )
+        logger = CSVLogger(save_dir=str(log_path), name="", version="")
+        trainer = pl.Trainer(
+            accelerator="cpu", devices=1, max_epochs=s["max_epochs"], inference_mode=False,
+            callbacks=[checkpoint, EarlyStopping("val_loss", patience=s["patience"], mode="min")],
+            logger=logger, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0, log_every_n_steps=1,
+        )
+        loader_rng = torch.Generator().manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            trainer.fit(
+                task,
+                AtomsLoader(train_frames, batch_size=s["batch_size"], shuffle=True, generator=loader_rng),
+                AtomsLoader(val_frames, batch_size=s["batch_size"]),
+            )
+
+        best = load_model(best_path)
+        errors = {}
+        for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+            r = Ensemble([best]).evaluate_db(db_path, idx) if idx else {}
+            for key in ("energy_mae", "force_mae_qm", "force_mae_mm"):
+                errors[f"{name}_{key}"] = r.get(key)
+    atomic_write(model_out, lambda tmp: torch.save(best, tmp))
+    metrics = {
+        **errors,
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "n_test": len(test_idx),
+        "epochs": int(trainer.current_epoch),
+        "val_losses": _read_val_losses(Path(logger.log_dir) / "metrics.csv"),
+        "best_val_loss": float(checkpoint.best_model_score),
+        "seconds": time.perf_counter() - t0,
+        "n_parameters": sum(p.numel() for p in best.parameters()),
+        "seed": seed,
+        "energy_reference": reference,
+        "settings": s,
+        "units": {"energy": "eV", "force": "eV/Ang"},
+    }
+    atomic_write(log_path / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=1)))
+    log.info("member seed %d done: %s", seed, {k: v for k, v in metrics.items() if k != "settings"})
+    return metrics

@@ -1,0 +1,184 @@
+"""Physics checks of the field-aware model (untrained, double precision): forces are -dE/dR on QM
+atoms and MM sites, the MM charges are a real input, symmetry, smooth field cutoff, batching."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from scipy.spatial.transform import Rotation
+from schnetpack import properties
+from schnetpack.data.loader import _atoms_collate_fn
+
+from mlmm.frames import make_frame
+from mlmm.model.ensemble import Ensemble
+from mlmm.model.field import MMField, QMPairList, frame_to_inputs, smooth_switch
+from mlmm.model.nn import build_model, energy_head
+
+WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
+TIP3P_E = np.array([-0.834, 0.417, 0.417])
+SETTINGS = {
+    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff_ang": 4.0,
+    "field_cutoff_ang": 6.0, "field_switch_on_ang": 4.5,
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    """Untrained double-precision model with a non-trivial energy reference."""
+    torch.manual_seed(3)
+    m = build_model(SETTINGS).double().eval()
+    head = energy_head(m)
+    with torch.no_grad():
+        head.atomref_ev[1], head.atomref_ev[8] = -13.6, -2040.0
+        head.energy_scale_ev.fill_(0.3)
+    return m
+
+
+def frame_with(mm_centers: list[np.ndarray], qm: np.ndarray = WATER_ANG, charges: np.ndarray | None = None) -> Atoms:
+    """QM water + TIP3P waters (rigid, fixed orientation) at the given O positions (Å)."""
+    mm = np.vstack([WATER_ANG + c for c in mm_centers]) if mm_centers else np.zeros((0, 3))
+    q = np.tile(TIP3P_E, len(mm_centers)) if charges is None else charges
+    return make_frame(
+        ["O", "H", "H"], qm, ["O", "H", "H"] * len(mm_centers), mm, q,
+        qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="test", seed=0,
+    )
+
+
+@pytest.fixture
+def frame() -> Atoms:
+    """Three MM waters: two close, one inside the switching region (4.5–6 Å)."""
+    return frame_with([np.array([2.8, 0.5, 0.3]), np.array([-1.5, -2.5, 0.8]), np.array([0.3, 1.0, 5.0])])
+
+
+def evaluate(model: torch.nn.Module, frame: Atoms) -> tuple[float, np.ndarray]:
+    """Energy (eV) and forces (eV/Å) of one frame."""
+    out = model(frame_to_inputs(frame, QMPairList(SETTINGS["cutoff_ang"]), torch.float64))
+    return float(out[properties.energy][0].detach()), out[properties.forces].detach().numpy()
+
+
+def test_forces_are_minus_energy_gradient(model, frame):
+    """Autograd forces on QM atoms and MM sites equal central finite differences of E."""
+    _, forces = evaluate(model, frame)
+    h = 1e-5
+    numeric = np.zeros_like(forces)
+    for a in range(len(frame)):
+        for k in range(3):
+            shifted = []
+            for sign in (1, -1):
+                f = frame.copy()
+                f.positions[a, k] += sign * h
+                shifted.append(evaluate(model, f)[0])
+            numeric[a, k] = -(shifted[0] - shifted[1]) / (2 * h)
+    np.testing.assert_allclose(forces, numeric, atol=1e-6, rtol=1e-5)
+    assert np.abs(forces[3:]).max() > 1e-3  # the MM sites do feel a force
+    np.testing.assert_allclose(forces.sum(0), 0.0, atol=1e-9)  # no net force: E is translation invariant
+
+
+def test_mm_charges_are_an_input(model, frame):
+    """E depends on the MM charges; with all charges zero, the MM sites have no effect at all."""
+    e0, _ = evaluate(model, frame)
+    changed = frame.copy()
+    q = changed.get_initial_charges()
+    q[3] += 0.2
+    changed.set_initial_charges(q)
+    assert abs(evaluate(model, changed)[0] - e0) > 1e-4
+
+    neutral = frame.copy()
+    neutral.set_initial_charges(np.zeros(len(frame)))
+    e_neutral, f_neutral = evaluate(model, neutral)
+    moved = neutral.copy()
+    moved.positions[3:] += np.random.default_rng(0).normal(scale=0.5, size=(len(frame) - 3, 3))
+    e_moved, f_moved = evaluate(model, moved)
+    assert e_moved == pytest.approx(e_neutral, abs=1e-10)
+    assert np.abs(f_neutral[3:]).max() == 0.0 and np.abs(f_moved[3:]).max() == 0.0
+    e_vacuum, f_vacuum = evaluate(model, frame_with([]))  # same QM atoms without any MM site
+    assert e_vacuum == pytest.approx(e_neutral, abs=1e-10)
+    np.testing.assert_allclose(f_vacuum, f_neutral[:3], atol=1e-10)
+    assert abs(e_vacuum - e0) > 1e-3
+
+
+def test_rotation_translation(model, frame):
+    """E invariant and forces equivariant under a rigid rotation + translation of the whole frame."""
+    e0, f0 = evaluate(model, frame)
+    rot = Rotation.random(random_state=11)
+    moved = frame.copy()
+    moved.positions = rot.apply(frame.positions) + np.array([3.0, -7.0, 1.5])
+    e1, f1 = evaluate(model, moved)
+    assert e1 == pytest.approx(e0, abs=1e-9)
+    np.testing.assert_allclose(f1, rot.apply(f0), atol=1e-9)
+
+
+def test_switch_function():
+    """s = 1 up to switch-on, 0 from the cutoff, monotone, with zero slope at both ends."""
+    r = torch.linspace(3.0, 7.0, 401, dtype=torch.float64, requires_grad=True)
+    s = smooth_switch(r, 4.5, 6.0)
+    (ds,) = torch.autograd.grad(s.sum(), r)
+    assert torch.all(s[r <= 4.5] == 1.0) and torch.all(s[r >= 6.0] == 0.0)
+    assert torch.all(torch.diff(s) <= 0.0)
+    at_ends = (torch.isclose(r, torch.tensor(4.5, dtype=torch.float64))) | (torch.isclose(r, torch.tensor(6.0, dtype=torch.float64)))
+    assert torch.allclose(ds[at_ends], torch.zeros(2, dtype=torch.float64), atol=1e-12)
+    assert ds.min() < -0.5  # it does switch
+
+
+def cutoff_scan(model: torch.nn.Module, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energies (eV) and forces (eV/Å) while a TIP3P water moves along x (Å) past the field cutoff."""
+    results = [evaluate(model, frame_with([np.array([2.8, 0.5, 0.3]), np.array([x, -0.3, 0.2])])) for x in xs]
+    return np.array([r[0] for r in results]), np.array([r[1] for r in results])
+
+
+def test_field_cutoff_is_smooth(model):
+    """A charged MM water moving out through the field cutoff: E and forces have no jumps (second
+    differences along the path stay tiny, unlike with a hard cutoff), and beyond the cutoff the
+    water has no effect at all."""
+    xs = np.arange(4.0, 7.2, 0.004)  # its atoms cross 6 Å from the QM atoms between x ≈ 4.1 and 7.0
+    energies, forces = cutoff_scan(model, xs)
+    assert energies.max() - energies.min() > 1e-2  # the scan does probe the field
+    assert np.abs(np.diff(energies, 2)).max() < 1e-3
+    assert np.abs(np.diff(forces, 2, axis=0)).max() < 1e-2
+    e_without, _ = evaluate(model, frame_with([np.array([2.8, 0.5, 0.3])]))
+    assert energies[-1] == pytest.approx(e_without, abs=1e-10)
+    assert np.abs(forces[-1, 6:]).max() == 0.0
+
+    hard = copy.deepcopy(model)  # same weights, switch squeezed into 1 mÅ: the same checks catch the jump
+    hard.input_modules[1] = MMField(SETTINGS["field_cutoff_ang"], SETTINGS["field_cutoff_ang"] - 1e-3)
+    hard_energies, hard_forces = cutoff_scan(hard, xs)
+    assert np.abs(np.diff(hard_energies, 2)).max() > 1e-2
+    assert np.abs(np.diff(hard_forces, 2, axis=0)).max() > 1.0
+
+
+def test_qm_pair_list_excludes_mm(frame):
+    """Neighbour pairs only among QM atoms, both directions, within the cutoff."""
+    inputs = frame_to_inputs(frame, QMPairList(1.2))
+    pairs = set(zip(inputs[properties.idx_i].tolist(), inputs[properties.idx_j].tolist()))
+    assert pairs == {(0, 1), (1, 0), (0, 2), (2, 0)}  # H–H (1.51 Å) beyond 1.2 Å; MM atoms never
+
+
+def test_batch_equals_single_frames(model, frame):
+    """A batch of two frames (different sizes, overlapping in space) equals one-by-one evaluation:
+    the field of one frame's MM charges never leaks into the other frame."""
+    other = frame_with([np.array([0.5, -2.9, 0.0])], qm=WATER_ANG + np.array([0.1, 0.05, -0.1]))
+    pair_list = QMPairList(SETTINGS["cutoff_ang"])
+    batch = _atoms_collate_fn([frame_to_inputs(f, pair_list, torch.float64) for f in (frame, other)])
+    out = model(batch)
+    singles = [evaluate(model, f) for f in (frame, other)]
+    np.testing.assert_allclose(out[properties.energy].detach().numpy(), [s[0] for s in singles], atol=1e-9)
+    np.testing.assert_allclose(out[properties.forces].detach().numpy(), np.vstack([s[1] for s in singles]), atol=1e-9)
+
+
+def test_ensemble_compute(model, frame):
+    """Ensemble mean and σ: identical members give σ = 0; different members give σ > 0."""
+    torch.manual_seed(5)
+    second = build_model(SETTINGS).double().eval()
+    same = Ensemble([model, model]).compute(frame)
+    assert same["sigma_force"] == 0.0
+    e, f = evaluate(model, frame)
+    assert same["energy"] == pytest.approx(e, abs=1e-9)
+    np.testing.assert_allclose(same["forces"], f, atol=1e-9)
+    mixed = Ensemble([model, second]).compute(frame)
+    spread = np.linalg.norm(np.std(mixed["member_forces"], axis=0, ddof=1), axis=-1).max()
+    assert mixed["sigma_force"] == pytest.approx(spread, rel=1e-9) and spread > 0
+    assert mixed["energy"] == pytest.approx(np.mean(mixed["energies"]))
