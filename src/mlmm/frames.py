@@ -119,6 +119,9 @@ def atomic_write(path: str | os.PathLike, writer) -> None:
     try:
         os.unlink(tmp)
         writer(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results should be readable like any output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

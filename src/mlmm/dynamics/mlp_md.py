@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 
 from mlmm.dynamics.md import run_langevin
-from mlmm.mm import MMForceField, QMMMCalculator
+from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def run_mlp_md(
 ) -> MLPMDResult:
     """Langevin MLP/MM MD from the system's current positions; see module docstring."""
     atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, ensemble, MMForceField(system), cutoff_ang)
+    atoms.calc = QMMMCalculator(system, ensemble, MMForceField(system, cutoff_ang=default_mm_cutoff(system)), cutoff_ang)
     result = MLPMDResult()
 
     def on_frame(step: int, current: Atoms) -> str | None:

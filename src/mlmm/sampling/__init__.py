@@ -1,0 +1,1 @@
+"""Samplers producing the initial training frames (xTB/MM MD, ...)."""

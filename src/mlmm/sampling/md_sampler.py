@@ -1,0 +1,96 @@
+"""GFN2-xTB/MM Langevin MD sampler for the initial training frames.
+
+Potential: vacuum GFN2-xTB (tblite) for the QM region + rigid TIP3P water + QM–MM Lennard-Jones
++ mechanical-embedding Coulomb between *fixed* QM charges and the TIP3P charges.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from ase import Atoms
+
+from mlmm.dynamics.md import run_langevin
+from mlmm.engines.xtb import XTBTerm, xtb_charges
+from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
+from mlmm.system import System
+
+_log = logging.getLogger(__name__)
+
+
+def sample_xtb_md(
+    system: System,
+    *,
+    n_frames: int,
+    stride: int,
+    equilibration_steps: int,
+    timestep_fs: float,
+    temperature_K: float,
+    friction_per_fs: float,
+    cutoff_ang: float,
+    seed: int,
+    mm_cutoff_ang: float | None = None,
+    max_force_ev_ang: float = 50.0,
+    log: logging.Logger | None = None,
+) -> list[Atoms]:
+    """Run xTB/MM Langevin MD from the system's positions and return ``n_frames`` Frames.
+
+    Frames are cut with ``System.cut_frame(cutoff_ang)`` after ``equilibration_steps`` and then
+    every ``stride`` steps; info: sampler="xtb_md", iteration=0, source="<structure>:step<k>",
+    seed. The QM charges for the mechanical embedding are GFN2 Mulliken charges of the solute
+    computed once at the start and kept fixed: tblite has no point-charge embedding, and
+    geometry-dependent charges without their response term would make the forces
+    non-conservative. This only steers the sampling; the labels come from PySCF with full
+    electrostatic embedding. Waters are rigid (RATTLE). ``mm_cutoff_ang`` (switched MM and QM–MM
+    cutoff) defaults to 9 Å, or half the shortest box edge if smaller. Raises RuntimeError on a
+    blow-up.
+    """
+    log = log or _log
+    if n_frames < 1 or stride < 1 or equilibration_steps < 0:
+        raise ValueError(f"sample_xtb_md: need n_frames >= 1, stride >= 1, equilibration_steps >= 0 "
+                         f"(got {n_frames}, {stride}, {equilibration_steps})")
+    qm_symbols = system.atoms.get_chemical_symbols()[: system.n_qm]
+    q_qm = xtb_charges(qm_symbols, system.whole_qm_positions(system.atoms.positions),
+                       system.qm_charge, system.multiplicity)
+    log.info("xtb_md: fixed GFN2 Mulliken charges of the QM region (e): %s", np.round(q_qm, 3).tolist())
+    if mm_cutoff_ang is None:
+        mm_cutoff_ang = default_mm_cutoff(system)
+    mm_ff = MMForceField(system, cutoff_ang=mm_cutoff_ang, qm_charges_e=q_qm)
+    atoms = system.atoms.copy()
+    atoms.calc = QMMMCalculator(system, XTBTerm(), mm_ff, cutoff_ang)
+    frames: list[Atoms] = []
+    temperatures: list[float] = []
+
+    def on_frame(step: int, current: Atoms) -> str | None:
+        k = step - equilibration_steps
+        if k <= 0 or k % stride:
+            return None
+        frame, _ = system.cut_frame(current.positions, cutoff_ang, sampler="xtb_md", iteration=0,
+                                    source=f"{system.source}:step{step}", seed=seed)
+        frames.append(frame)
+        temperatures.append(float(current.get_temperature()))
+        return None
+
+    steps = equilibration_steps + n_frames * stride
+    t0 = time.perf_counter()
+    reason, done = run_langevin(
+        atoms,
+        steps=steps,
+        timestep_fs=timestep_fs,
+        temperature_K=temperature_K,
+        friction_per_fs=friction_per_fs,
+        seed=seed,
+        stride=1,
+        on_frame=on_frame,
+        constraints=system.water_constraints(),
+        max_force_ev_ang=max_force_ev_ang,
+        progress_desc="xtb_md",
+    )
+    ms_per_step = 1e3 * (time.perf_counter() - t0) / max(done, 1)
+    if reason:
+        raise RuntimeError(f"xtb_md on {system.source}: {reason}")
+    log.info("xtb_md: %d steps of %.2f fs, %.1f ms/step, %d frames, mean T %.0f K (target %.0f K)",
+             done, timestep_fs, ms_per_step, len(frames), float(np.mean(temperatures)), temperature_K)
+    return frames

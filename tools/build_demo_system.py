@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Build the bundled demo: ethanol (resname ETH) in a periodic cubic box of rigid TIP3P water.
+
+Waters sit on a jittered 6×6×6 lattice (spacing L/6 ≈ 3.1 Å) with random orientations and exact
+TIP3P geometry; lattice sites that clash with ethanol are dropped (every water atom ≥ 2.0 Å and
+water O ≥ 2.6 Å from ethanol heavy atoms), giving ≈1 g/cm³. The box is then relaxed with mlmm's
+own xTB/MM potential (GFN2-xTB ethanol with fixed Mulliken charges, TIP3P water, rigid water):
+a FIRE minimisation followed by a short strongly damped Langevin run at 300 K. Deterministic for
+a given seed (tblite and numpy on one thread).
+
+    python tools/build_demo_system.py --out data/demo/ethanol_water.pdb
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from ase.build import molecule
+from scipy.spatial.transform import Rotation
+
+from mlmm.system import TIP3P_HOH_DEG, TIP3P_ROH_ANG
+
+ETHANOL_NAMES = ["C1", "C2", "O1", "HO1", "H21", "H22", "H11", "H12", "H13"]  # ASE 'CH3CH2OH' order
+WATER_NAMES = ["O", "H1", "H2"]
+BOX_ANG = 18.6
+GRID = 6
+
+
+def tip3p_water() -> np.ndarray:
+    """TIP3P water (O, H1, H2) positions in Å, O at the origin, in the xy plane."""
+    half = np.radians(TIP3P_HOH_DEG) / 2.0
+    return np.array([[0.0, 0.0, 0.0],
+                     [TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0.0],
+                     [-TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0.0]])
+
+
+def initial_box(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Ethanol positions (9, 3) at the box centre and a list of water (3, 3) position arrays."""
+    rng = np.random.default_rng(seed)
+    eth = molecule("CH3CH2OH").positions
+    eth = eth - eth.mean(axis=0) + BOX_ANG / 2.0
+    heavy = eth[:3]
+    spacing = BOX_ANG / GRID
+    template = tip3p_water()
+    waters = []
+    for ijk in np.ndindex(GRID, GRID, GRID):
+        o = (np.array(ijk) + 0.5) * spacing + rng.uniform(-0.2, 0.2, 3)
+        w = Rotation.random(random_state=rng).apply(template) + o
+        d_all = np.linalg.norm(w[:, None, :] - eth[None, :, :], axis=2)
+        d_heavy = np.linalg.norm(w[0] - heavy, axis=1)
+        if d_all.min() >= 2.0 and d_heavy.min() >= 2.6:
+            waters.append(w)
+    return eth, waters
+
+
+def write_pdb(path: str | Path, eth: np.ndarray, waters: list[np.ndarray]) -> None:
+    """Write ETH (resid 1) + HOH (resid 2…) with elements and a CRYST1 box; molecules wrapped whole."""
+    import MDAnalysis as mda
+
+    box = np.full(3, BOX_ANG)
+    eth = eth - box * np.floor(eth.mean(axis=0) / box)
+    waters = [w - box * np.floor(w[0] / box) for w in waters]
+    n_res = 1 + len(waters)
+    n_atoms = 9 + 3 * len(waters)
+    u = mda.Universe.empty(n_atoms, n_residues=n_res, atom_resindex=np.r_[np.zeros(9, int), np.repeat(np.arange(1, n_res), 3)],
+                           trajectory=True)
+    u.add_TopologyAttr("name", ETHANOL_NAMES + WATER_NAMES * len(waters))
+    u.add_TopologyAttr("element", ["C", "C", "O"] + ["H"] * 6 + ["O", "H", "H"] * len(waters))
+    u.add_TopologyAttr("resname", ["ETH"] + ["HOH"] * len(waters))
+    u.add_TopologyAttr("resid", np.arange(1, n_res + 1))
+    u.add_TopologyAttr("chainID", ["A"] * n_atoms)
+    u.add_TopologyAttr("occupancy", np.ones(n_atoms))
+    u.add_TopologyAttr("tempfactor", np.zeros(n_atoms))
+    u.atoms.positions = np.vstack([eth] + waters)
+    u.dimensions = [BOX_ANG, BOX_ANG, BOX_ANG, 90.0, 90.0, 90.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u.atoms.write(str(path))
+
+
+def relax(path: Path, *, seed: int, min_steps: int, md_steps: int) -> None:
+    """Minimise, then briefly equilibrate, the box in ``path`` with the xTB/MM potential; rewrite it."""
+    from ase.optimize import FIRE
+
+    from mlmm.dynamics.md import run_langevin
+    from mlmm.engines.xtb import XTBTerm, xtb_charges
+    from mlmm.mm import MMForceField, QMMMCalculator
+    from mlmm.system import load_system
+
+    system = load_system(path, "resname ETH")
+    qm_pos = system.whole_qm_positions(system.atoms.positions)
+    q = xtb_charges(system.atoms.get_chemical_symbols()[: system.n_qm], qm_pos, 0, 1)
+    atoms = system.atoms.copy()
+    atoms.calc = QMMMCalculator(system, XTBTerm(), MMForceField(system, qm_charges_e=q), cutoff_ang=8.0)
+    constraints = system.water_constraints(tip3p_geometry=True)
+    atoms.set_constraint(constraints)
+    atoms.set_positions(atoms.positions)  # snap waters onto exact TIP3P geometry
+    print(f"initial E = {atoms.get_potential_energy():.3f} eV")
+    FIRE(atoms, maxstep=0.1, logfile=None).run(fmax=0.5, steps=min_steps)
+    print(f"after {min_steps} FIRE steps E = {atoms.get_potential_energy():.3f} eV")
+    reason, _ = run_langevin(atoms, steps=md_steps, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.05,
+                             seed=seed, constraints=constraints, max_force_ev_ang=50.0, progress_desc="relax demo box")
+    if reason:
+        raise RuntimeError(f"demo relaxation failed: {reason}")
+    print(f"after {md_steps} Langevin steps E = {atoms.get_potential_energy():.3f} eV, T = {atoms.get_temperature():.0f} K")
+    pos = atoms.positions
+    eth = pos[: system.n_qm]
+    waters = [pos[list(w)] for w in system.water_molecules]
+    write_pdb(path, eth, waters)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="data/demo/ethanol_water.pdb")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--min-steps", type=int, default=300)
+    parser.add_argument("--md-steps", type=int, default=2000)
+    args = parser.parse_args()
+    eth, waters = initial_box(args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".pdb")
+    os.close(fd)
+    try:
+        write_pdb(tmp, eth, waters)
+        relax(Path(tmp), seed=args.seed, min_steps=args.min_steps, md_steps=args.md_steps)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    mass_g = (46.069 + 18.015 * len(waters)) / 6.02214076e23
+    print(f"{out}: ethanol + {len(waters)} TIP3P waters, box {BOX_ANG} Å, density {mass_g / (BOX_ANG * 1e-8) ** 3:.3f} g/cm³")
+
+
+if __name__ == "__main__":
+    main()
