@@ -162,7 +162,7 @@ def label_chunk(
     _set_threads(threads)
     from mlmm.labeling.chunks import label_chunk as run
 
-    run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path)
+    run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path=None)
 
 
 def merge_labels(dbs: Sequence[str], reports: Sequence[str], db_out: str, report_out: str, log_path: str) -> None:

@@ -1,0 +1,261 @@
+"""PySCF QM/MM reference labels with electrostatic embedding (MM sites as point charges).
+
+The QM atoms of a Frame form the PySCF molecule; every MM site enters the one-electron
+Hamiltonian as a point charge (``pyscf.qmmm.mm_charge``). The energy is that of the QM
+electrons and nuclei in the field of the MM charges (QM–QM nuclear repulsion and QM-nuclei–MM
+Coulomb included, MM–MM excluded), as in DESIGN.md §2. Forces are returned on every Frame atom:
+QM atoms from the QM/MM nuclear gradient, MM sites from the derivative of the electron–charge
+integrals contracted with the density plus the nuclei–charge Coulomb term.
+
+Units: mlmm speaks eV, Å, e; PySCF gets Å coordinates with an explicit ``unit`` and returns
+Hartree and Hartree/Bohr, converted once here with :mod:`mlmm.units`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+from ase import Atoms
+from pyscf import __version__ as PYSCF_VERSION
+from pyscf import dft, gto, qmmm, scf
+
+from mlmm.frames import mm_charges, qm_mask, validate_frame
+from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+
+__all__ = [
+    "PYSCF_VERSION",
+    "LevelOfTheory",
+    "LevelOfTheoryError",
+    "QMMMResult",
+    "SCFNotConverged",
+    "qmmm_energy_forces",
+]
+
+#: Settings of the stabilised retry (see :func:`qmmm_energy_forces`).
+STABILISED_LEVEL_SHIFT_HARTREE: float = 0.3
+STABILISED_DAMP: float = 0.5
+STABILISED_DAMP_CYCLES: int = 8
+
+
+class LevelOfTheoryError(ValueError):
+    """The level-of-theory configuration is invalid."""
+
+
+class SCFNotConverged(RuntimeError):
+    """The SCF did not reach ``conv_tol`` within ``max_cycle`` iterations."""
+
+    def __init__(self, message: str, *, n_cycles: int, energy_ev: float) -> None:
+        super().__init__(message)
+        self.n_cycles = n_cycles
+        self.energy_ev = energy_ev
+
+
+@dataclass(frozen=True)
+class LevelOfTheory:
+    """SCF level of theory: ``method`` is 'hf' or a PySCF/libxc functional (b3lyp, pbe, ...).
+
+    Closed shells (multiplicity 1) use RHF/RKS, open shells UHF/UKS. ``conv_tol`` is the SCF
+    energy threshold in Hartree; ``grid_level`` (0–9) applies to DFT only.
+    """
+
+    method: str = "hf"
+    basis: str = "6-31g"
+    density_fit: bool = False
+    grid_level: int = 3
+    conv_tol: float = 1e-9
+    max_cycle: int = 100
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], source: str = "labeling.level") -> "LevelOfTheory":
+        """Build from a config mapping (missing keys take the defaults); errors name ``source.field``."""
+        if not isinstance(cfg, Mapping):
+            raise LevelOfTheoryError(f"{source}: expected a mapping, got {type(cfg).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise LevelOfTheoryError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        values = {**asdict(cls()), **cfg}
+
+        def check(name: str, ok: bool, expected: str) -> None:
+            if not ok:
+                raise LevelOfTheoryError(f"{source}.{name}: expected {expected}, got {values[name]!r}")
+
+        check("method", isinstance(values["method"], str) and values["method"].strip() != "", "a non-empty string")
+        check("basis", isinstance(values["basis"], str) and values["basis"].strip() != "", "a non-empty string")
+        check("density_fit", isinstance(values["density_fit"], bool), "true or false")
+        check("grid_level", _is_int(values["grid_level"]) and 0 <= values["grid_level"] <= 9, "an integer in 0..9")
+        check("conv_tol", _is_number(values["conv_tol"]) and values["conv_tol"] > 0, "a positive number (Hartree)")
+        check("max_cycle", _is_int(values["max_cycle"]) and values["max_cycle"] >= 1, "an integer >= 1")
+        level = cls(
+            method=values["method"].strip().lower(),
+            basis=values["basis"].strip().lower(),
+            density_fit=values["density_fit"],
+            grid_level=int(values["grid_level"]),
+            conv_tol=float(values["conv_tol"]),
+            max_cycle=int(values["max_cycle"]),
+        )
+        if not level.is_hf:
+            try:
+                dft.libxc.parse_xc(level.method)
+            except KeyError as err:
+                raise LevelOfTheoryError(
+                    f"{source}.method: {values['method']!r} is neither 'hf' nor a functional known to PySCF/libxc"
+                ) from err
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gto.basis.load(level.basis, "H")
+        except Exception as err:  # PySCF raises BasisNotFoundError, KeyError or RuntimeError by format
+            raise LevelOfTheoryError(f"{source}.basis: {values['basis']!r} is not a basis set PySCF knows") from err
+        return level
+
+    @property
+    def is_hf(self) -> bool:
+        """True for Hartree–Fock, False for Kohn–Sham DFT."""
+        return self.method == "hf"
+
+    @property
+    def label(self) -> str:
+        """Short label stored with every labelled row, e.g. 'b3lyp/def2-svp+df'."""
+        return f"{self.method}/{self.basis}" + ("+df" if self.density_fit else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-serialisable) of the settings."""
+        return asdict(self)
+
+
+@dataclass
+class QMMMResult:
+    """QM/MM energy (eV) and forces (eV/Å, on all Frame atoms) plus SCF diagnostics."""
+
+    energy_ev: float
+    forces_ev_per_ang: np.ndarray
+    mulliken_charges_e: np.ndarray
+    dipole_e_ang: np.ndarray
+    n_scf_cycles: int
+    converged: bool
+    stabilised: bool
+    wall_time_s: float
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def build_molecule(frame: Atoms, basis: str) -> gto.Mole:
+    """PySCF molecule of the QM atoms of ``frame`` (Å), with the Frame's QM charge and multiplicity."""
+    mask = qm_mask(frame)
+    multiplicity = int(frame.info["multiplicity"])
+    return gto.M(
+        atom=[(s, tuple(p)) for s, p in zip(np.asarray(frame.get_chemical_symbols())[mask], frame.positions[mask])],
+        unit="Angstrom",
+        basis=basis,
+        charge=int(frame.info["qm_charge"]),
+        spin=multiplicity - 1,
+        verbose=0,
+    )
+
+
+def _make_scf(mol: gto.Mole, level: LevelOfTheory, mm_positions_ang: np.ndarray, mm_charges_e: np.ndarray):
+    """SCF object (R/U HF or KS, optionally density fitted) embedded in the MM point charges."""
+    closed_shell = mol.spin == 0
+    if level.is_hf:
+        mf = scf.RHF(mol) if closed_shell else scf.UHF(mol)
+    else:
+        mf = dft.RKS(mol, xc=level.method) if closed_shell else dft.UKS(mol, xc=level.method)
+        mf.grids.level = level.grid_level
+    if level.density_fit:
+        mf = mf.density_fit()
+    if len(mm_charges_e):
+        mf = qmmm.mm_charge(mf, mm_positions_ang, mm_charges_e, unit="Angstrom")
+    mf.conv_tol = level.conv_tol
+    mf.max_cycle = level.max_cycle
+    mf.verbose = 0
+    return mf
+
+
+def _run_scf(mf, level: LevelOfTheory, stabilised: bool) -> tuple[Any, int]:
+    """Converge ``mf``; return the converged SCF object and the number of SCF iterations used.
+
+    The stabilised route first runs damped, level-shifted DIIS from a superposition-of-atoms
+    guess, then, if that has not converged, continues from its orbitals with the second-order
+    (Newton, SOSCF) solver, which converges robustly from a reasonable starting point.
+    """
+    counter = {"n": 0}
+
+    def count(envs: dict[str, Any]) -> None:
+        counter["n"] += 1
+
+    if not stabilised:
+        mf.callback = count
+        mf.kernel()
+        return mf, counter["n"]
+    mf.init_guess = "atom"
+    mf.level_shift = STABILISED_LEVEL_SHIFT_HARTREE
+    mf.damp = STABILISED_DAMP
+    mf.diis_start_cycle = STABILISED_DAMP_CYCLES
+    mf.callback = count
+    mf.kernel()
+    if mf.converged:
+        return mf, counter["n"]
+    n_diis = counter["n"]
+    newton = mf.newton()
+    newton.level_shift = 0.0
+    newton.damp = 0.0
+    newton.max_cycle = level.max_cycle
+    newton.callback = count
+    counter["n"] = 0
+    newton.kernel(mf.mo_coeff, mf.mo_occ)
+    # the Newton kernel reports once more after its last macro iteration
+    return newton, n_diis + max(counter["n"] - 1, 0)
+
+
+def qmmm_energy_forces(frame: Atoms, level: LevelOfTheory, *, stabilised: bool = False) -> QMMMResult:
+    """QM/MM energy (eV) and forces (eV/Å) of a Frame with its MM sites as point charges.
+
+    Raises :class:`SCFNotConverged` if the SCF does not converge; ``stabilised=True`` is the
+    retry setting (atom guess, level shift and damping, then SOSCF; up to 2×``max_cycle``).
+    """
+    validate_frame(frame)
+    start = time.perf_counter()
+    mask = qm_mask(frame)
+    mm_pos = frame.positions[~mask]
+    mm_q = mm_charges(frame)[~mask]
+    mol = build_molecule(frame, level.basis)
+    mf, n_cycles = _run_scf(_make_scf(mol, level, mm_pos, mm_q), level, stabilised)
+    if not mf.converged:
+        raise SCFNotConverged(
+            f"SCF ({level.label}, {'stabilised' if stabilised else 'default'}) not converged to "
+            f"{level.conv_tol:g} Eh in {n_cycles} iterations",
+            n_cycles=n_cycles,
+            energy_ev=float(mf.e_tot) * HARTREE_TO_EV,
+        )
+    grad = mf.Gradients()
+    grad_qm = grad.kernel()  # Eh/Bohr, includes the MM field on QM electrons and nuclei
+    forces = np.zeros((len(frame), 3))
+    forces[mask] = -grad_qm * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+    dm = mf.make_rdm1()
+    dm_total = dm if dm.ndim == 2 else dm.sum(axis=0)
+    if len(mm_q):
+        grad_mm = grad.grad_hcore_mm(dm_total) + grad.grad_nuc_mm()
+        forces[~mask] = -grad_mm * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+    _, mulliken = mf.mulliken_pop(mol, dm, verbose=0)
+    dipole_au = mf.dip_moment(mol, dm, unit="AU", verbose=0)
+    return QMMMResult(
+        energy_ev=float(mf.e_tot) * HARTREE_TO_EV,
+        forces_ev_per_ang=forces,
+        mulliken_charges_e=np.asarray(mulliken, float),
+        dipole_e_ang=np.asarray(dipole_au, float) * BOHR_TO_ANGSTROM,
+        n_scf_cycles=int(n_cycles),
+        converged=True,
+        stabilised=stabilised,
+        wall_time_s=time.perf_counter() - start,
+    )

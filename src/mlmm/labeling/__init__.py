@@ -1,0 +1,1 @@
+"""Reference labels: PySCF QM/MM energies and forces of Frames, stored as schnetpack databases."""
