@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm import stages  # noqa: E402
+from mlmm.al import stages  # noqa: E402
 
 stages.explore(
     structure=snakemake.input.structure,

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm import stages  # noqa: E402
+from mlmm.sampling import stages  # noqa: E402
 
 stages.sample_xtb_md(
     structure=snakemake.input.structure,

@@ -121,8 +121,40 @@ class FieldCoupledEnergy(nn.Module):
         return inputs
 
 
+#: Output keys of :class:`SplitForces` (eV/Å).
+FORCES_QM = "forces_qm"
+FORCES_MM = "forces_mm"
+
+
+class SplitForces(nn.Module):
+    """Forces on the QM atoms and on the MM sites as separate outputs (eV/Å).
+
+    MM sites outnumber QM atoms ~30:1 in a Frame and carry far smaller forces, so one MSE over all
+    atoms is dominated by the MM count and under-trains the QM forces; separate outputs get
+    separate loss weights.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model_outputs = [FORCES_QM, FORCES_MM]
+
+    def forward(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        qm = inputs[QM_MASK] > 0.5
+        inputs[FORCES_QM] = inputs[properties.forces][qm]
+        inputs[FORCES_MM] = inputs[properties.forces][~qm]
+        return inputs
+
+
+def split_force_targets(frame: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Add the ``forces_qm``/``forces_mm`` targets of :class:`SplitForces` to one frame's inputs."""
+    qm = frame[QM_MASK] > 0.5
+    frame[FORCES_QM] = frame[properties.forces][qm]
+    frame[FORCES_MM] = frame[properties.forces][~qm]
+    return frame
+
+
 def build_model(settings: Mapping[str, Any]) -> NeuralNetworkPotential:
-    """Field-aware SchNet NeuralNetworkPotential: outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms).
+    """Field-aware SchNet NeuralNetworkPotential: outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms; also split into ``forces_qm``/``forces_mm``).
 
     ``settings`` may hold any :data:`ARCHITECTURE_DEFAULTS` key; the resolved values are kept on
     the model as ``model.mlmm_settings`` so a saved model knows its cutoffs.
@@ -139,7 +171,7 @@ def build_model(settings: Mapping[str, Any]) -> NeuralNetworkPotential:
     model = NeuralNetworkPotential(
         representation=QMRepresentation(schnet),
         input_modules=[PairwiseDistances(), MMField(float(s["field_cutoff_ang"]), float(s["field_switch_on_ang"]))],
-        output_modules=[FieldCoupledEnergy(n, float(s["cutoff_ang"])), Forces()],
+        output_modules=[FieldCoupledEnergy(n, float(s["cutoff_ang"])), Forces(), SplitForces()],
     )
     model.mlmm_settings = s
     return model

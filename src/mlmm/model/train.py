@@ -31,7 +31,14 @@ from torchmetrics import MeanAbsoluteError
 
 from mlmm.frames import atomic_write
 from mlmm.model.ensemble import Ensemble, db_dataset, load_model
-from mlmm.model.nn import ARCHITECTURE_DEFAULTS, build_model, fit_energy_reference
+from mlmm.model.nn import (
+    ARCHITECTURE_DEFAULTS,
+    FORCES_MM,
+    FORCES_QM,
+    build_model,
+    fit_energy_reference,
+    split_force_targets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "patience": 20,
     "energy_weight": 0.05,
     "forces_weight": 0.95,
+    "mm_forces_weight": 10.0,
     "val_fraction": 0.1,
     "test_fraction": 0.1,
     "num_threads": 1,
@@ -135,7 +143,8 @@ def train_member(
 ) -> dict[str, Any]:
     """Train one member on the labels DBs and save the best model (``torch.save``) to ``model_out``.
 
-    Loss: ``energy_weight`` · MSE(E) + ``forces_weight`` · MSE(F over QM atoms and MM sites); Adam,
+    Loss: ``energy_weight`` · MSE(E) + ``forces_weight`` · MSE(F on QM atoms) + ``mm_forces_weight`` ·
+    MSE(F on MM sites) (separate terms, see :class:`mlmm.model.nn.SplitForces`); Adam,
     ReduceLROnPlateau and early stopping on the validation loss; the best epoch is kept. Returns (and
     writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
     ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
@@ -156,14 +165,15 @@ def train_member(
         )
         log.info("member seed %d: %d train, %d val, %d test frames", seed, len(train_idx), len(val_idx), len(test_idx))
         data = db_dataset(db_path, s["cutoff_ang"])
-        train_frames = [data[i] for i in train_idx]
-        val_frames = [data[i] for i in val_idx]
+        train_frames = [split_force_targets(data[i]) for i in train_idx]
+        val_frames = [split_force_targets(data[i]) for i in val_idx]
 
         model = build_model(s)
         reference = fit_energy_reference(model, train_frames)
         outputs = [
             ModelOutput(properties.energy, torch.nn.MSELoss(), s["energy_weight"], {"MAE": MeanAbsoluteError()}),
-            ModelOutput(properties.forces, torch.nn.MSELoss(), s["forces_weight"], {"MAE": MeanAbsoluteError()}),
+            ModelOutput(FORCES_QM, torch.nn.MSELoss(), s["forces_weight"], {"MAE": MeanAbsoluteError()}),
+            ModelOutput(FORCES_MM, torch.nn.MSELoss(), s["mm_forces_weight"], {"MAE": MeanAbsoluteError()}),
         ]
         task = AtomisticTask(
             model,

@@ -1,0 +1,70 @@
+"""Utilities shared by the stage functions of every rule: JSON I/O, thread limits, system loading."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from mlmm.frames import atomic_write
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically (NumPy scalars/arrays converted)."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+    def writer(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=2, default=default)
+            fh.write("\n")
+
+    atomic_write(path, writer)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def set_threads(threads: int) -> None:
+    """Limit BLAS/OpenMP/torch threads to the job's allocation."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def system_from_config(structure: str, system_cfg: dict[str, Any]):
+    from mlmm.system import load_system
+
+    return load_system(
+        structure,
+        system_cfg["qm_selection"],
+        qm_charge=system_cfg["qm_charge"],
+        multiplicity=system_cfg["multiplicity"],
+        topology=system_cfg.get("topology"),
+    )
+
+
+
+def selection_record(selection: Sequence[str]) -> dict[str, Any] | None:
+    """The active-learning selection record of an iteration (None for iteration 0)."""
+    return read_json(selection[0]) if selection else None
+
+
+def converged_before(previous_selection: Sequence[str]) -> dict[str, Any] | None:
+    """The previous selection record if active learning had converged by then, else None."""
+    record = selection_record(previous_selection)
+    return record if record is not None and record["converged"] else None
