@@ -25,6 +25,7 @@ include: "workflow/rules/training.smk"
 include: "workflow/rules/active_learning.smk"
 include: "workflow/rules/production.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

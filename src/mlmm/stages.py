@@ -91,6 +91,7 @@ def summary(
     models: Sequence[str],
     production_stats: str,
     trajectory: str,
+    extras: dict[str, str],
     out: str,
     log_path: str,
 ) -> None:
@@ -116,6 +117,9 @@ def summary(
         "converged_at_iteration": converged_at,
         "selection_per_iteration": [{k: s.get(k) for k in ("iteration", "n_explored", "n_selected", "fraction_accurate", "any_breach", "reason")} for s in sels],
         "production": prod,
+        "units": {"energy": "eV", "force": "eV/Å", "sigma": "eV/Å", "length": "Å", "time": "fs"},
     }
+    for key, path in extras.items():
+        data[key] = read_json(path)
     log.info("summary: %s", json.dumps(data, indent=1, default=str))
     write_json(out, data)

@@ -11,6 +11,9 @@ ITERATIONS = list(range(N_ITER + 1))
 MEMBERS = list(range(config["training"]["n_members"]))
 WALKERS = list(range(config["al"]["n_walkers"]))
 ACTIVE_SAMPLERS = [name for name, s in config["sampling"].items() if s["activate"]]
+# Extra JSON files merged into results/summary.json under their key; rule files register
+# theirs here (summary.smk is included last).
+SUMMARY_EXTRAS = {}
 
 
 wildcard_constraints:
