@@ -61,7 +61,8 @@ def test_schema_has_only_json_schema_keywords() -> None:
     import yaml
 
     known = {"type", "default", "description", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-             "enum", "items", "properties", "additionalProperties", "required", "$schema", "title"}
+             "enum", "items", "properties", "additionalProperties", "required", "$schema", "title",
+             "minItems", "maxItems", "minLength", "maxLength", "pattern", "oneOf", "anyOf", "const"}
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     bad = []
 

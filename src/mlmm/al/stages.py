@@ -49,6 +49,7 @@ def explore(
         return
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.model.ensemble import Ensemble
+    from mlmm.sampling.uncertainty import biased_term
 
     system = system_from_config(structure, system_cfg)
     seed = al_cfg["seed"] + 1000 * iteration + walker
@@ -57,7 +58,7 @@ def explore(
     scale = sigma_scale(calibration, al_cfg)
     result = run_mlp_md(
         system,
-        Ensemble.load(list(models)),
+        biased_term(Ensemble.load(list(models)), al_cfg.get("bias")),  # optional σ_E² bias (al.bias)
         steps=al_cfg["steps"],
         timestep_fs=al_cfg["timestep"],
         temperature_K=temperature_K,
