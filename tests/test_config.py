@@ -78,3 +78,9 @@ def test_schema_has_only_json_schema_keywords() -> None:
 
     walk(schema, "")
     assert not bad, bad
+
+
+def test_metadynamics_needs_a_plumed_input() -> None:
+    config = {"production": {"metadynamics": {"activate": True}}}
+    with pytest.raises(ConfigError, match="production.metadynamics.plumed: activate is true"):
+        validate_config(config, source="my.yaml")

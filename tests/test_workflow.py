@@ -51,7 +51,11 @@ TINY = {
     "al": {"max_iterations": 1, "n_walkers": 1, "steps": 30, "stride": 5, "max_selected": 4},
     "production": {
         "steps": 40, "stride": 10, "replicas": 2, "nve_steps": 30, "nve_equilibration_steps": 10, "sigma_action": "warn",
-        "max_force": 500.0, "cv_distances": [{"name": "C-O", "selection1": "resname ETH and name C1", "selection2": "resname ETH and name O1"}],
+        "max_force": 500.0,
+        "metadynamics": {"activate": True, "replicas": 2, "steps": 40, "bins": 30,
+                         "plumed": "phi: TORSION ATOMS=4,3,2,1\nMETAD ARG=phi PACE=5 HEIGHT=1.0 SIGMA=0.35 FILE=HILLS\n"
+                                   "PRINT ARG=phi STRIDE=5 FILE=COLVAR"},
+        "cv_distances": [{"name": "C-O", "selection1": "resname ETH and name C1", "selection2": "resname ETH and name O1"}],
     },
 }
 
@@ -85,6 +89,12 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     assert np.isfinite(prod["nve"]["drift_eV_per_atom_per_ps"]) and prod["nve"]["steps"] == 30
     stability = summary["production_stability"]
     assert stability["final"]["replicas"] == 2 and stability["initial"]["replicas"] == 1
+    metad = summary["metadynamics"]
+    assert metad["replicas"] == 2 and metad["periodic"] and metad["cv_range"] == pytest.approx([-np.pi, np.pi])
+    assert all(run["steps_done"] == 40 for run in metad["runs"])
+    hills = np.loadtxt(work / "results/production/metadynamics/replica0/HILLS", comments="#")
+    assert len(hills) == 8 and hills[-1, 3] < hills[0, 3]  # a hill every 5 steps; well-tempered heights shrink
+    assert (work / "results/production/metadynamics/fes.png").stat().st_size > 1000
     for png in ("rdf", "sigma", "energy", "cvs"):
         assert (work / f"results/production/{png}.png").stat().st_size > 1000
     # rerunning is a no-op

@@ -94,6 +94,9 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: training.val_fraction + training.test_fraction: must leave frames to train on (< 0.9)")
     if not any(s.get("activate", False) for s in config["sampling"].values()):
         raise ConfigError(f"{source}: sampling: no sampler has activate: true")
+    metad = config["production"]["metadynamics"]
+    if metad["activate"] and "METAD" not in metad["plumed"]:
+        raise ConfigError(f"{source}: production.metadynamics.plumed: activate is true but the PLUMED input has no METAD action")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -85,3 +85,6 @@ def production_replicas(model: str) -> list:
 def production_models(wildcards) -> list:
     """Members of the ensemble a production replica runs with (final or iteration 0)."""
     return member_models(N_ITER if wildcards.model == "final" else 0)
+
+
+METAD_REPLICAS = list(range(config["production"]["metadynamics"]["replicas"]))

@@ -165,3 +165,67 @@ SUMMARY_EXTRAS["production_stability"] = rules.production_stability.output[0]
 SUMMARY_EXTRAS["production"] = rules.production_analysis.output.analysis
 if config["production"]["sigma_action"] == "collect":
     SUMMARY_EXTRAS["production_handback_labels"] = rules.label_handback.output.report
+
+
+rule production_metadynamics:
+    """MLP/MM well-tempered metaD replica (PLUMED) with the final ensemble."""
+    input:
+        structure=config["system"]["structure"],
+        models=member_models(N_ITER),
+    output:
+        hills=f"{PROD}/metadynamics/replica{{replica}}/HILLS",
+        colvar=f"{PROD}/metadynamics/replica{{replica}}/COLVAR",
+        timeseries=f"{PROD}/metadynamics/replica{{replica}}/timeseries.csv",
+        stats=f"{PROD}/metadynamics/replica{{replica}}/stats.json",
+    log:
+        f"{LOGS}/production/metadynamics/replica{{replica}}.log",
+    benchmark:
+        f"{R}/benchmarks/production/metadynamics_replica{{replica}}.tsv"
+    conda:
+        f"{ENVS}/md.yaml"
+    threads: config["threads"]["md"]
+    resources:
+        mem_mb=4000,
+        runtime=720,
+    params:
+        production=config["production"],
+        system=config["system"],
+        out_dir=lambda wc: f"{PROD}/metadynamics/replica{wc.replica}",
+    script:
+        f"{SCRIPTS}/production_metadynamics.py"
+
+
+rule metadynamics_fes:
+    """Free-energy profile along the metaD CV: replica mean and standard error (sum_hills)."""
+    input:
+        hills=expand(
+            f"{PROD}/metadynamics/replica{{replica}}/HILLS",
+            replica=METAD_REPLICAS,
+        ),
+        stats=expand(
+            f"{PROD}/metadynamics/replica{{replica}}/stats.json",
+            replica=METAD_REPLICAS,
+        ),
+    output:
+        csv=f"{PROD}/metadynamics/fes.csv",
+        png=report(
+            f"{PROD}/metadynamics/fes.png",
+            caption="../report/production_fes.rst",
+            category="Production",
+        ),
+        json=f"{PROD}/metadynamics/fes.json",
+    log:
+        f"{LOGS}/production/metadynamics/fes.log",
+    conda:
+        f"{ENVS}/md.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        bins=config["production"]["metadynamics"]["bins"],
+    script:
+        f"{SCRIPTS}/metadynamics_fes.py"
+
+
+if config["production"]["metadynamics"]["activate"]:
+    SUMMARY_EXTRAS["metadynamics"] = rules.metadynamics_fes.output.json

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from ase import Atoms, units
+from ase.calculators.calculator import Calculator
 
 from mlmm.dynamics.md import run_langevin
 from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
@@ -63,11 +65,14 @@ def run_mlp_md(
     keep_full_system: bool = False,
     sigma_action: str = "stop",
     start: Atoms | None = None,
+    wrap_calculator: Callable[[Calculator, Atoms], Calculator] | None = None,
 ) -> MLPMDResult:
     """Langevin MLP/MM MD (friction 0: NVE velocity Verlet); see module docstring.
 
     Starts from the system's positions with Maxwell–Boltzmann momenta, or from ``start``
-    (positions and momenta of a previous run's ``final_state``).
+    (positions and momenta of a previous run's ``final_state``). ``wrap_calculator`` may put a
+    bias around the MLP/MM calculator (e.g. ASE ``Plumed``); σ and the recorded potential
+    energies are always those of the unbiased MLP/MM calculator.
     """
     if sigma_action not in SIGMA_ACTIONS:
         raise ValueError(f"sigma_action must be one of {SIGMA_ACTIONS}, got {sigma_action!r}")
@@ -75,11 +80,12 @@ def run_mlp_md(
     if start is not None:
         atoms.set_positions(start.get_positions())
         atoms.set_momenta(start.get_momenta(), apply_constraint=False)
-    atoms.calc = QMMMCalculator(system, ensemble, MMForceField(system, cutoff_ang=default_mm_cutoff(system)), cutoff_ang)
+    qmmm = QMMMCalculator(system, ensemble, MMForceField(system, cutoff_ang=default_mm_cutoff(system)), cutoff_ang)
+    atoms.calc = wrap_calculator(qmmm, atoms) if wrap_calculator is not None else qmmm
     result = MLPMDResult()
 
     def on_frame(step: int, current: Atoms) -> str | None:
-        sigma = float(current.calc.results["sigma_force"])
+        sigma = float(qmmm.results["sigma_force"])
         frame, _ = system.cut_frame(
             current.positions,
             cutoff_ang,
@@ -92,7 +98,7 @@ def run_mlp_md(
         result.frames.append(frame)
         result.sigmas.append(sigma)
         result.times_fs.append(step * timestep_fs)
-        result.potential_energies.append(float(current.get_potential_energy()))
+        result.potential_energies.append(float(qmmm.results["energy"]))
         ekin = float(current.get_kinetic_energy())
         result.kinetic_energies.append(ekin)
         result.temperatures_K.append(2.0 * ekin / (n_dof * units.kB))

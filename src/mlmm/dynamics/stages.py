@@ -207,3 +207,106 @@ def stability(final_stats: Sequence[str], initial_stats: Sequence[str], out: str
     data = {"final": describe(final_stats), "initial": describe(initial_stats)}
     log.info("stability: %s", data)
     write_json(out, data)
+
+
+def production_metadynamics(
+    structure: str,
+    models: Sequence[str],
+    production_cfg: dict[str, Any],
+    system_cfg: dict[str, Any],
+    replica: int,
+    out_dir: str,
+    timeseries_out: str,
+    stats_out: str,
+    log_path: str,
+    threads: int = 1,
+) -> None:
+    """One MLP/MM well-tempered metaD replica with the final ensemble (HILLS, COLVAR, σ(t))."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.dynamics.metadynamics import run_mlp_metadynamics
+    from mlmm.model.ensemble import Ensemble
+
+    system = system_from_config(structure, system_cfg)
+    cfg, metad = production_cfg, production_cfg["metadynamics"]
+    result = run_mlp_metadynamics(
+        system,
+        Ensemble.load(list(models)),
+        plumed_input=metad["plumed"],
+        biasfactor=metad["biasfactor"],
+        out_dir=out_dir,
+        steps=metad["steps"],
+        timestep_fs=cfg["timestep"],
+        temperature_K=cfg["temperature"],
+        friction_per_fs=cfg["friction"],
+        stride=cfg["stride"],
+        seed=cfg["seed"] + 20_000 + replica,
+        sigma_stop=cfg["sigma_stop"],
+        max_force=cfg["max_force"],
+        cutoff_ang=system_cfg["embedding_cutoff"],
+        sampler="production_metad",
+        iteration=-1,
+        source=f"{structure}:metad:replica{replica}",
+        sigma_action=metad["sigma_action"],
+    )
+    _write_timeseries(timeseries_out, result)
+    write_json(
+        stats_out,
+        {
+            "replica": replica,
+            "steps_requested": metad["steps"],
+            "steps_done": result.steps_done,
+            "completed": result.stop_reason is None,
+            "stop_reason": result.stop_reason,
+            "n_sigma_exceeded": len(result.sigma_exceeded_steps),
+            "sigma_max": float(np.max(result.sigmas)) if result.sigmas else None,
+            "ms_per_step": result.ms_per_step,
+        },
+    )
+
+
+def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins: int, csv_out: str, png_out: str, json_out: str, log_path: str) -> None:
+    """Free-energy profile (kJ/mol) along the metaD CV: replica mean ± standard error; CSV, plot, JSON."""
+    setup_logging(log_path)
+    from pathlib import Path
+
+    from mlmm.dynamics.metadynamics import free_energy_profile
+
+    fes = free_energy_profile(list(hills), Path(csv_out).parent, n_bins)
+    cv, f, err = fes["cv"], fes["free_energy_kJ_mol"], fes["standard_error_kJ_mol"]
+
+    def write_csv(tmp: str) -> None:
+        np.savetxt(tmp, np.column_stack([cv, f, err]), delimiter=",", header="cv,free_energy_kJ_mol,standard_error_kJ_mol", comments="")
+
+    atomic_write(csv_out, write_csv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    for k, profile in enumerate(fes["replicas"]):
+        ax.plot(cv, profile - profile.min(), lw=0.7, alpha=0.6, label=f"replica {k}")
+    ax.plot(cv, f, "k", lw=1.5, label="mean")
+    ax.fill_between(cv, f - err, f + err, color="k", alpha=0.2, label="± standard error")
+    ax.set_xlabel("CV (PLUMED units)")
+    ax.set_ylabel("free energy (kJ/mol)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(png_out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    runs = [read_json(p) for p in replica_stats]
+    i_min = int(np.argmin(f))
+    data = {
+        "replicas": len(hills),
+        "cv_min_location": float(cv[i_min]),
+        "free_energy_span_kJ_mol": float(np.nanmax(f)),
+        "max_standard_error_kJ_mol": float(np.nanmax(err)),
+        "mean_standard_error_kJ_mol": float(np.nanmean(err)),
+        "periodic": fes["periodic"],
+        "cv_range": list(fes["cv_range"]),
+        "runs": runs,
+        "profile_csv": csv_out,
+    }
+    log.info("metadynamics FES: %s", data)
+    write_json(json_out, data)
