@@ -38,7 +38,7 @@ def test_all_samplers_tiny(tmp_path: Path) -> None:
     s["pca"].update(n_frames=3, n_components=2)
     s["adaptive"].update(activate=True, n_frames=3, steps=10, stride=5, max_rounds=2)
     work = make_workdir(tmp_path, config)
-    run_snakemake(work, "-c1", "results/sampling/frames.extxyz")
+    run_snakemake(work, "-c1", "results/sampling/frames.extxyz", "results/sampling/summary.json")
     res = work / "results" / "sampling"
     expected = {"xtb_md": 6, "metadynamics": 3, "normal_modes": 2, "wigner": 2, "pca": 3, "adaptive": 3}
     frames = read_frames(res / "frames.extxyz")
@@ -51,3 +51,5 @@ def test_all_samplers_tiny(tmp_path: Path) -> None:
                 "adaptive/coverage.png"):
         assert (res / png).stat().st_size > 1000
     assert all(f.get_momenta()[:9].any() for f in frames if f.info["sampler"] == "wigner")
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["n_frames"] == len(frames) and set(summary["samplers"]) == set(expected)
