@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlmm.engines.plumed import PlumedNotFound, find_plumed_kernel, kernel_candidates
+from mlmm.engines.plumed import find_plumed_kernel, kernel_candidates
 from mlmm.frames import validate_frame
 from mlmm.sampling.metadynamics import prepare_plumed_input, read_plumed_table, sample_metadynamics, sum_hills
 
@@ -39,11 +39,11 @@ def test_kernel_lookup_order(tmp_path, monkeypatch):
 
 
 def test_no_kernel_is_one_clear_error(tmp_path):
-    """Outside the venv (no wheel), no PLUMED_KERNEL and no conda: PlumedNotFound naming every place."""
+    """Without site-packages (no wheel), no PLUMED_KERNEL and no conda kernel: PlumedNotFound naming every place."""
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from mlmm.engines.plumed import find_plumed_kernel, "
             "PlumedNotFound\ntry:\n    find_plumed_kernel()\nexcept PlumedNotFound as e:\n    print(e)")
     env = {"PATH": "/usr/bin:/bin", "CONDA_PREFIX": str(tmp_path)}
-    proc = subprocess.run(["/usr/bin/python3", "-I", "-c", code, str(ROOT / "src")], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT / "src")], capture_output=True, text=True,
                           env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     msg = proc.stdout
