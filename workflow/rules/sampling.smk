@@ -188,3 +188,23 @@ rule collect_samples:
         runtime=10,
     script:
         f"{SCRIPTS}/collect_frames.py"
+
+
+rule sampling_summary:
+    """Frames and wall time of every active sampler (a section of results/summary.json)."""
+    input:
+        stats=expand(f"{R}/sampling/{{sampler}}/stats.json", sampler=ACTIVE_SAMPLERS),
+    output:
+        summary=f"{R}/sampling/summary.json",
+    log:
+        f"{LOGS}/sampling/summary.log",
+    conda:
+        f"{ENVS}/sampling.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        f"{SCRIPTS}/sample_summary.py"
+
+
+SUMMARY_EXTRAS["sampling"] = rules.sampling_summary.output.summary

@@ -182,3 +182,16 @@ def sample_adaptive(structure: str, system_cfg: dict[str, Any], sampler_cfg: dic
     seconds = time.perf_counter() - t0
     plot_adaptive(stats["coverage_per_round"], stats["cv_values"], stats["picked"], plot_out)
     _finish("adaptive", frames, stats, seconds, frames_out, stats_out)
+
+
+def summarize_samplers(stats: Sequence[str], summary_out: str, log_path: str) -> None:
+    """Per active sampler: frames and wall time (for results/summary.json)."""
+    setup_logging(log_path)
+    from mlmm.jobs import read_json
+
+    table = {}
+    for path in stats:
+        s = read_json(path)
+        table[s["sampler"]] = {"n_frames": s["n_frames"], "wall_s": s["wall_s"]}
+    log.info("samplers: %s", table)
+    write_json(summary_out, {"samplers": table, "n_frames": sum(v["n_frames"] for v in table.values())})
