@@ -84,3 +84,13 @@ def test_metadynamics_needs_a_plumed_input() -> None:
     config = {"production": {"metadynamics": {"activate": True}}}
     with pytest.raises(ConfigError, match="production.metadynamics.plumed: activate is true"):
         validate_config(config, source="my.yaml")
+
+
+def test_command_line_strings_become_typed_values() -> None:
+    # what `snakemake --config al='{max_iterations: 4, sigma_lo: 0.2}' sampling='{pca: {activate: true}}'` passes
+    config = {"al": {"max_iterations": "4", "sigma_lo": "0.2"}, "sampling": {"pca": {"activate": "true"}}}
+    validate_config(config)
+    assert config["al"]["max_iterations"] == 4 and config["al"]["sigma_lo"] == 0.2
+    assert config["sampling"]["pca"]["activate"] is True
+    with pytest.raises(ConfigError, match="al.max_iterations: 'two' is not of type 'integer'"):
+        validate_config({"al": {"max_iterations": "two"}})
