@@ -1,4 +1,4 @@
-"""Rule glue for `report_overview`: σ histograms per AL iteration, AL table, production σ(t)."""
+"""Rule glue for `report_overview`: σ histograms per AL iteration, AL table."""
 
 import sys
 from pathlib import Path
@@ -13,12 +13,9 @@ overview.overview(
     label_reports=list(snakemake.input.label_reports),
     evaluations=list(snakemake.input.evaluations),
     selections=list(snakemake.input.selections),
-    production_sigma=snakemake.input.production_sigma,
     al_cfg=snakemake.params.al,
-    production_cfg=snakemake.params.production,
     sigma_png=snakemake.output.sigma,
     table_csv=snakemake.output.table,
-    production_png=snakemake.output.production,
     json_out=snakemake.output.json,
     log_path=snakemake.log[0],
 )

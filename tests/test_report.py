@@ -1,4 +1,4 @@
-"""The overview stage of `snakemake --report`: AL table and figures from stage outputs."""
+"""The overview stage of `snakemake --report`: AL table and σ histograms from stage outputs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 from mlmm.report.overview import TABLE_COLUMNS, overview
 
 AL = {"sigma_lo": 0.05, "sigma_hi": 0.5, "sigma_stop": 1.0}
-PROD = {"sigma_stop": 1.0}
 
 
 def _json(path: Path, data: dict) -> str:
@@ -34,19 +33,15 @@ def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
         _json(tmp_path / "s1.json", {"n_explored": 30, "sigma_mean": 0.3, "sigma_max": 0.6, "accurate": 2,
                                      "candidate": 25, "failed": 3, "n_selected": 4, "converged": False}),
         _json(tmp_path / "s2.json", {"n_explored": 12, "sigma_mean": 0.02, "sigma_max": 0.04, "accurate": 12,
-                                     "candidate": 0, "failed": 0, "n_selected": 0, "converged": True}),
+                                     "candidate": 0, "failed": 0, "n_selected": 0, "converged": True,
+                                     "sigma_scale": 2.0}),
     ]
-    t = np.arange(5) * 10.0
-    prod_csv = tmp_path / "sigma.csv"
-    np.savetxt(prod_csv, np.column_stack([t, [0.01, 0.02, 0.03, 0.02, 0.05], -100 + 0.01 * t]), delimiter=",",
-               header="time_fs,sigma_force_eV_per_A,potential_energy_eV", comments="")
     out = tmp_path / "out"
     out.mkdir()
-    overview(walkers, reports, evals, sels, prod_csv, AL, PROD, out / "sigma.png", out / "table.csv",
-             out / "prod.png", out / "overview.json", log_path=out / "log.txt")
+    overview(walkers, reports, evals, sels, AL, out / "sigma.png", out / "table.csv", out / "overview.json",
+             log_path=out / "log.txt")
 
-    for png in ("sigma.png", "prod.png"):
-        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "sigma.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(out / "table.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == TABLE_COLUMNS
@@ -54,6 +49,6 @@ def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
     assert rows[0]["selected"] == "" and rows[1]["selected"] == "4" and rows[2]["converged"] == "True"
     data = json.loads((out / "overview.json").read_text())
     assert data["walker_sigma_counts"] == [30, 12]
-    assert data["production_sigma"]["frames"] == 5
-    assert np.isclose(data["production_sigma"]["sigma_max"], 0.05)
-    assert np.isclose(data["production_sigma"]["sigma_mean"], 0.026)
+    # iteration 2's selection compared σ after the calibration scale 2: so does the histogram
+    assert np.isclose(data["walker_sigma_max_eV_per_A"][0], max(json.loads((tmp_path / "w10.json").read_text())["sigmas"]))
+    assert np.isclose(data["walker_sigma_max_eV_per_A"][1], 2 * max(json.loads((tmp_path / "w20.json").read_text())["sigmas"]))

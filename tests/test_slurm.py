@@ -73,8 +73,8 @@ def test_tiny_workflow_through_slurm_profile(tmp_path: Path, slurm_env: dict) ->
     jobs = _sacct(slurm_env)
     rules = {job["Comment"].split("_wildcards_")[0].removeprefix("rule_") for job in jobs}
     expected = {"prepare_system", "sample_xtb_md", "collect_samples", "label_chunk", "merge_labels",
-                "train_member", "evaluate_ensemble", "explore", "select", "production", "report_overview",
-                "summary"}
+                "train_member", "evaluate_ensemble", "explore", "select", "production", "production_nve",
+                "production_stability", "production_analysis", "report_overview", "summary"}
     assert expected <= rules, f"rules missing from sacct: {expected - rules}\n{jobs}"
     assert all(job["State"] == "COMPLETED" and job["ExitCode"] == "0:0" for job in jobs), jobs
     assert all(job["Account"] == ACCOUNT for job in jobs)
@@ -84,11 +84,12 @@ def test_tiny_workflow_through_slurm_profile(tmp_path: Path, slurm_env: dict) ->
     assert len(jobs) == n_steps - 1, (len(jobs), n_steps)
     print(f"SLURM run: {len(jobs)} sbatch jobs, wall {wall:.0f} s")
 
-    # the HTML report of these results holds the overview figures, the AL table and their captions
+    # the HTML report of these results holds the overview figure, the AL table, their captions and
+    # the other stages' figures
     report = work / "report.html"
     subprocess.run([SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
                     "--report", str(report)], capture_output=True, text=True, env=env, check=True, timeout=300)
     html = report.read_text()
-    for name in ("al_sigma_histograms.png", "production_sigma.png", "al_table.csv"):
+    for name in ("al_sigma_histograms.png", "al_table.csv", "rdf.png"):
         assert name in html, name
-    assert "Ensemble force disagreement" in html and "Production MLP/MM molecular dynamics" in html
+    assert "Ensemble force disagreement" in html and "One row per active-learning iteration" in html

@@ -1,8 +1,8 @@
-"""Figures and tables for `snakemake --report`: the overview of the active-learning run and production."""
+"""Figures and tables for `snakemake --report`: the overview of the active-learning run."""
 
 
 rule report_overview:
-    """σ histograms of the AL walkers per iteration, the AL table and production σ(t)/E(t)."""
+    """σ histograms of the AL walkers per iteration and the AL table (labels, errors, selection)."""
     input:
         walker_stats=[
             f"{R}/al/it{it}/walker{w}.json" for it in ITERATIONS[1:] for w in WALKERS
@@ -10,7 +10,6 @@ rule report_overview:
         label_reports=[f"{R}/labels/it{i}/report.json" for i in ITERATIONS],
         evaluations=[f"{R}/models/it{i}/ensemble.json" for i in ITERATIONS],
         selections=[f"{R}/al/it{i}/selection.json" for i in ITERATIONS[1:]],
-        production_sigma=rules.production.output.sigma,
     output:
         sigma=report(
             f"{R}/report/al_sigma_histograms.png",
@@ -21,11 +20,6 @@ rule report_overview:
             f"{R}/report/al_table.csv",
             caption="../report/overview_al_table.rst",
             category="Active learning",
-        ),
-        production=report(
-            f"{R}/report/production_sigma.png",
-            caption="../report/overview_production.rst",
-            category="Production",
         ),
         json=f"{R}/report/overview.json",
     log:
@@ -38,7 +32,6 @@ rule report_overview:
     params:
         walkers=WALKERS,
         al=config["al"],
-        production=config["production"],
     script:
         f"{SCRIPTS}/report_overview.py"
 

@@ -1,1 +1,1 @@
-"""Overview figures and tables for `snakemake --report` (σ per AL iteration, AL table, production σ(t))."""
+"""Overview figures and tables for `snakemake --report` (σ per AL iteration, AL table)."""

@@ -1,8 +1,9 @@
 """Overview of an active-learning run for `snakemake --report`, built only from existing stage outputs.
 
-Figures: ensemble force disagreement σ (eV/Å) seen by the walkers of every AL iteration against the
-trust window, and σ(t)/E(t) of production. Table: one row per iteration (labels, test errors,
-selection). A JSON with the same numbers goes into results/summary.json under "report".
+Figure: ensemble force disagreement σ (eV/Å) seen by the walkers of every AL iteration against the
+trust window. Table: one row per iteration (labels, test errors, selection). A JSON with the same
+numbers goes into results/summary.json under "report". Production σ(t) is plotted by the
+production analysis rule.
 """
 
 from __future__ import annotations
@@ -79,29 +80,6 @@ def plot_sigma_histograms(sigmas: Sequence[np.ndarray], al_cfg: dict, out: str |
     plt.close(fig)
 
 
-def plot_production(sigma_csv: str | Path, prod_cfg: dict, out: str | Path) -> dict:
-    """σ(t) and potential energy E(t) of production; returns σ statistics (eV/Å)."""
-    data = np.genfromtxt(sigma_csv, delimiter=",", names=True, ndmin=1)
-    t_ps = np.atleast_1d(data["time_fs"]) / 1000.0
-    sigma = np.atleast_1d(data["sigma_force_eV_per_A"])
-    energy = np.atleast_1d(data["potential_energy_eV"])
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6.4, 5.0), sharex=True)
-    marker = "o" if sigma.size < 50 else None  # short (e.g. stopped) runs: show every sample
-    ax1.plot(t_ps, sigma, lw=1, marker=marker, ms=3)
-    ax1.axhline(prod_cfg["sigma_stop"], color="k", ls="-", lw=1, label=f"sigma_stop = {prod_cfg['sigma_stop']:g} eV/Å")
-    ax1.set_ylabel("force σ (eV/Å)")
-    ax1.legend(fontsize=8)
-    ax2.plot(t_ps, energy - energy[0] if energy.size else energy, lw=1, marker=marker, ms=3)
-    ax2.set_ylabel("E_pot − E_pot(0) (eV)")
-    ax2.set_xlabel("time (ps)")
-    fig.tight_layout()
-    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    if sigma.size == 0:
-        return {"frames": 0, "sigma_mean": None, "sigma_max": None}
-    return {"frames": int(sigma.size), "sigma_mean": float(sigma.mean()), "sigma_max": float(sigma.max())}
-
-
 def write_table(rows: list[dict], out: str | Path) -> None:
     """CSV table (empty cells where an iteration has no value, e.g. selection of iteration 0)."""
 
@@ -115,19 +93,20 @@ def write_table(rows: list[dict], out: str | Path) -> None:
 
 
 def overview(walker_stats: Sequence[Sequence[str | Path]], label_reports: Sequence[str | Path],
-             evaluations: Sequence[str | Path], selections: Sequence[str | Path], production_sigma: str | Path,
-             al_cfg: dict, production_cfg: dict, sigma_png: str | Path, table_csv: str | Path,
-             production_png: str | Path, json_out: str | Path, log_path: str | Path | None = None) -> None:
+             evaluations: Sequence[str | Path], selections: Sequence[str | Path], al_cfg: dict,
+             sigma_png: str | Path, table_csv: str | Path, json_out: str | Path,
+             log_path: str | Path | None = None) -> None:
     """Stage `report_overview`: all overview figures/tables plus their numbers as JSON."""
     setup_logging(log_path)
-    sigmas = [walker_sigmas(files) for files in walker_stats]
+    # σ as the selection compared it with the trust window (calibrated scale when al.calibrated_thresholds)
+    scales = [read_json(path).get("sigma_scale", 1.0) for path in selections]
+    sigmas = [scale * walker_sigmas(files) for scale, files in zip(scales, walker_stats, strict=True)]
     plot_sigma_histograms(sigmas, al_cfg, sigma_png)
     rows = al_table(label_reports, evaluations, selections)
     write_table(rows, table_csv)
-    prod = plot_production(production_sigma, production_cfg, production_png)
-    log.info("overview: %d AL iterations, %d production σ samples", len(sigmas), prod["frames"])
+    log.info("overview: %d AL iterations, %d walker frames", len(sigmas), sum(s.size for s in sigmas))
     write_json(json_out, {
         "al_table": rows,
         "walker_sigma_counts": [int(s.size) for s in sigmas],
-        "production_sigma": prod,
+        "walker_sigma_max_eV_per_A": [float(s.max()) if s.size else None for s in sigmas],
     })
