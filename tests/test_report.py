@@ -31,7 +31,9 @@ def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
                                              "force_mae_mm": 0.02}) for i in range(3)]
     sels = [
         _json(tmp_path / "s1.json", {"n_explored": 30, "sigma_mean": 0.3, "sigma_max": 0.6, "accurate": 2,
-                                     "candidate": 25, "failed": 3, "n_selected": 4, "converged": False}),
+                                     "candidate": 25, "failed": 3, "n_selected": 4, "converged": False,
+                                     "walkers": [{"time_ps": 0.02, "stop_reason": "sigma breach"},
+                                                 {"time_ps": 0.25, "stop_reason": None}]}),
         _json(tmp_path / "s2.json", {"n_explored": 12, "sigma_mean": 0.02, "sigma_max": 0.04, "accurate": 12,
                                      "candidate": 0, "failed": 0, "n_selected": 0, "converged": True,
                                      "sigma_scale": 2.0}),
@@ -47,6 +49,7 @@ def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
     assert list(rows[0]) == TABLE_COLUMNS
     assert [r["labels"] for r in rows] == ["16", "15", "14"]
     assert rows[0]["selected"] == "" and rows[1]["selected"] == "4" and rows[2]["converged"] == "True"
+    assert rows[1]["walker_ps_before_stop"] == "0.020/0.250" and rows[1]["walkers_breached"] == "1"
     data = json.loads((out / "overview.json").read_text())
     assert data["walker_sigma_counts"] == [30, 12]
     # iteration 2's selection compared σ after the calibration scale 2: so does the histogram

@@ -28,7 +28,7 @@ log = logging.getLogger("mlmm.report")
 TABLE_COLUMNS = [
     "iteration", "labels", "failed_labels", "test_frames", "energy_mae_eV", "force_mae_qm_eV_per_A",
     "force_mae_mm_eV_per_A", "explored_frames", "sigma_mean_eV_per_A", "sigma_max_eV_per_A",
-    "accurate", "candidate", "failed", "selected", "converged",
+    "accurate", "candidate", "failed", "selected", "walker_ps_before_stop", "walkers_breached", "converged",
 ]
 
 
@@ -56,6 +56,8 @@ def al_table(label_reports: Sequence[str | Path], evaluations: Sequence[str | Pa
                 "sigma_max_eV_per_A": sel.get("sigma_max"), "accurate": sel.get("accurate"),
                 "candidate": sel.get("candidate"), "failed": sel.get("failed"),
                 "selected": sel.get("n_selected"), "converged": sel.get("converged"),
+                "walker_ps_before_stop": "/".join(f"{w['time_ps']:.3f}" for w in sel.get("walkers", []) if w.get("time_ps") is not None),
+                "walkers_breached": sum(bool(w.get("stop_reason")) for w in sel.get("walkers", [])),
             })
         rows.append({col: row.get(col) for col in TABLE_COLUMNS})
     return rows
