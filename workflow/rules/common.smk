@@ -54,3 +54,19 @@ def member_models(it: int) -> list:
 def selection_of(it: int) -> list:
     """Selection record of iteration `it` (none for the initial iteration 0)."""
     return [f"{R}/al/it{it}/selection.json"] if it >= 1 else []
+
+
+# Training data (issue 4): Δ-learning trains on corrections to a baseline.
+DELTA = config["training"]["delta"]
+ABLATION = config["training"]["field_ablation"]
+
+
+def training_db(labels_db: str) -> str:
+    """The DB a member trains on: the labels, or their corrections to the Δ baseline."""
+    if DELTA == "none":
+        return labels_db
+    return labels_db[: -len("labels.db")] + f"delta_{DELTA}.db"
+
+
+def training_dbs_up_to(it: int) -> list:
+    return [training_db(p) for p in label_dbs_up_to(it)]
