@@ -30,9 +30,10 @@ from test_training import water_in_charges  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few frames and epochs (smoke test)")
-    parser.add_argument("--out", default="benchmarks/field_ablation_small.json")
+    parser.add_argument("--out", default="benchmarks/results/field_ablation_small.json")
+    parser.add_argument("--epochs", type=int, default=150)
     args = parser.parse_args()
-    n_train, n_test, epochs, members = (12, 4, 2, 1) if args.quick else (80, 30, 150, 2)
+    n_train, n_test, epochs, members = (12, 4, 2, 1) if args.quick else (80, 30, args.epochs, 2)
     settings = {
         "n_atom_basis": 32, "n_interactions": 2, "n_rbf": 16, "cutoff_ang": 4.0, "field_cutoff_ang": 8.0,
         "field_switch_on_ang": 6.0, "lr": 1.0e-3, "batch_size": 8, "max_epochs": epochs, "patience": 50,

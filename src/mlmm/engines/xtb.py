@@ -21,7 +21,6 @@ from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
-from tblite.ase import TBLite
 
 from mlmm.frames import qm_mask
 from mlmm.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
@@ -49,6 +48,8 @@ class XTBTerm:
         """The cached QM Atoms with its tblite calculator; rebuilt when composition/charge/spin change."""
         key = (tuple(numbers), int(charge), int(multiplicity))
         if self._atoms is None or key != self._key:
+            from tblite.ase import TBLite  # imported here: the xtb-program term needs no tblite
+
             self._atoms = Atoms(numbers=numbers, positions=positions_ang)
             self._atoms.calc = TBLite(
                 method=self.method,
@@ -78,6 +79,8 @@ class XTBTerm:
 def xtb_charges(symbols: Sequence[str], positions: np.ndarray, charge: int, multiplicity: int,
                 method: str = "GFN2-xTB") -> np.ndarray:
     """GFN2-xTB Mulliken charges (e) of a molecule (positions in Å), in vacuum."""
+    from tblite.ase import TBLite
+
     atoms = Atoms(symbols=list(symbols), positions=np.asarray(positions, float))
     atoms.calc = TBLite(method=method, charge=int(charge), multiplicity=int(multiplicity), verbosity=0)
     return np.asarray(atoms.get_charges(), float)
