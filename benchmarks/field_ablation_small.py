@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few frames and epochs (smoke test)")
     parser.add_argument("--out", default="benchmarks/results/field_ablation_small.json")
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=300)
     args = parser.parse_args()
     n_train, n_test, epochs, members = (12, 4, 2, 1) if args.quick else (80, 30, args.epochs, 2)
     settings = {
