@@ -182,3 +182,26 @@ def test_ensemble_compute(model, frame):
     spread = np.linalg.norm(np.std(mixed["member_forces"], axis=0, ddof=1), axis=-1).max()
     assert mixed["sigma_force"] == pytest.approx(spread, rel=1e-9) and spread > 0
     assert mixed["energy"] == pytest.approx(np.mean(mixed["energies"]))
+
+
+def test_without_field_is_blind_to_mm(frame):
+    """use_field=False (ablation): no field input module, E independent of MM sites and charges,
+    zero MM forces, QM forces still -dE/dR."""
+    torch.manual_seed(3)
+    blind = build_model({**SETTINGS, "use_field": False}).double().eval()
+    assert not any(isinstance(m, MMField) for m in blind.input_modules)
+    e0, f0 = evaluate(blind, frame)
+    moved = frame.copy()
+    moved.positions[3:] += 0.7
+    moved.set_initial_charges(-moved.get_initial_charges())
+    e1, f1 = evaluate(blind, moved)
+    assert e1 == pytest.approx(e0, abs=1e-12) and np.abs(f1[3:]).max() == 0.0
+    e_vac, f_vac = evaluate(blind, frame_with([]))
+    assert e_vac == pytest.approx(e0, abs=1e-12)
+    np.testing.assert_allclose(f_vac, f0[:3], atol=1e-12)
+    h = 1e-5
+    shifted = [frame.copy(), frame.copy()]
+    shifted[0].positions[1, 0] += h
+    shifted[1].positions[1, 0] -= h
+    numeric = -(evaluate(blind, shifted[0])[0] - evaluate(blind, shifted[1])[0]) / (2 * h)
+    assert f0[1, 0] == pytest.approx(numeric, abs=1e-6)

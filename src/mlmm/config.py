@@ -141,7 +141,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 def training_settings(training: dict[str, Any], num_threads: int) -> dict[str, Any]:
     """Map the config's training section to the keyword names of :func:`mlmm.model.train.train_member`."""
     rename = {"cutoff": "cutoff_ang", "field_cutoff": "field_cutoff_ang", "field_switch_on": "field_switch_on_ang"}
-    skip = {"n_members", "seed"}
+    skip = {"n_members", "seed", "field_ablation"}
     settings = {rename.get(k, k): v for k, v in training.items() if k not in skip}
     settings["num_threads"] = num_threads
     return settings

@@ -88,3 +88,18 @@ def production_models(wildcards) -> list:
 
 
 METAD_REPLICAS = list(range(config["production"]["metadynamics"]["replicas"]))
+
+# Training data (issue 4): Δ-learning trains on corrections to a baseline.
+DELTA = config["training"]["delta"]
+ABLATION = config["training"]["field_ablation"]
+
+
+def training_db(labels_db: str) -> str:
+    """The DB a member trains on: the labels, or their corrections to the Δ baseline."""
+    if DELTA == "none":
+        return labels_db
+    return labels_db[: -len("labels.db")] + f"delta_{DELTA}.db"
+
+
+def training_dbs_up_to(it: int) -> list:
+    return [training_db(p) for p in label_dbs_up_to(it)]

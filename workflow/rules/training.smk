@@ -1,7 +1,32 @@
+wildcard_constraints:
+    labelset=r"labels/it\d+|ablation/heldout",
+
+
+rule delta_labels:
+    """Δ-learning targets: PySCF reference minus the GFN2-xTB (point-charge embedding) baseline."""
+    input:
+        f"{R}/{{labelset}}/labels.db",
+    output:
+        db=f"{R}/{{labelset}}/delta_{{baseline}}.db",
+        stats=f"{R}/{{labelset}}/delta_{{baseline}}.json",
+    log:
+        f"{LOGS}/training/delta/{{labelset}}_{{baseline}}.log",
+    benchmark:
+        f"{R}/benchmarks/training/delta_{{labelset}}_{{baseline}}.tsv"
+    conda:
+        f"{ENVS}/training.yaml"
+    threads: config["threads"]["labeling"]
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        f"{SCRIPTS}/delta_labels.py"
+
+
 rule train_member:
     """One ensemble member on all labels up to this iteration (own seed and train/val split)."""
     input:
-        dbs=lambda wc: label_dbs_up_to(int(wc.it)),
+        dbs=lambda wc: training_dbs_up_to(int(wc.it)),
         selection=lambda wc: selection_of(int(wc.it)),
         previous=lambda wc: (
             [f"{R}/models/it{int(wc.it) - 1}/member{wc.member}.pt"]
@@ -32,7 +57,7 @@ rule evaluate_ensemble:
     """Ensemble errors on the held-out test frames of all labels so far (never trained on)."""
     input:
         models=lambda wc: member_models(int(wc.it)),
-        dbs=lambda wc: label_dbs_up_to(int(wc.it)),
+        dbs=lambda wc: training_dbs_up_to(int(wc.it)),
     output:
         f"{R}/models/it{{it}}/ensemble.json",
     log:
@@ -47,3 +72,185 @@ rule evaluate_ensemble:
         training=config["training"],
     script:
         f"{SCRIPTS}/evaluate_ensemble.py"
+
+
+rule calibrate:
+    """σ vs true max force error on the held-out frames: Spearman ρ and the σ scale factor."""
+    input:
+        models=lambda wc: member_models(int(wc.it)),
+        dbs=lambda wc: training_dbs_up_to(int(wc.it)),
+    output:
+        f"{R}/models/it{{it}}/calibration.json",
+    log:
+        f"{LOGS}/training/it{{it}}/calibrate.log",
+    conda:
+        f"{ENVS}/training.yaml"
+    threads: config["threads"]["training"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        training=config["training"],
+    script:
+        f"{SCRIPTS}/calibrate.py"
+
+
+rule training_plots:
+    """Learning curves, parity plots (energy, QM and MM forces) and σ calibration for the report."""
+    input:
+        metrics=[f"{R}/models/it{N_ITER}/member{m}.json" for m in MEMBERS],
+        models=member_models(N_ITER),
+        dbs=training_dbs_up_to(N_ITER),
+        calibrations=[f"{R}/models/it{i}/calibration.json" for i in ITERATIONS],
+    output:
+        learning=report(
+            f"{R}/plots/training_learning_curves.png",
+            caption="../report/training_learning_curves.rst",
+            category="Training",
+        ),
+        parity=report(
+            f"{R}/plots/training_parity.png",
+            caption="../report/training_parity.rst",
+            category="Training",
+        ),
+        calibration=report(
+            f"{R}/plots/training_calibration.png",
+            caption="../report/training_calibration.rst",
+            category="Training",
+        ),
+        index=f"{R}/plots/training_plots.json",
+    log:
+        f"{LOGS}/training/plots.log",
+    conda:
+        f"{ENVS}/training.yaml"
+    threads: config["threads"]["training"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        training=config["training"],
+    script:
+        f"{SCRIPTS}/training_plots.py"
+
+
+rule ablation_sample:
+    """Held-out frames from a separate xTB trajectory (own seed) for the field ablation."""
+    input:
+        structure=config["system"]["structure"],
+        system=rules.prepare_system.output.info,
+    output:
+        frames=f"{R}/ablation/heldout/frames.extxyz",
+        stats=f"{R}/ablation/heldout/sampling.json",
+    log:
+        f"{LOGS}/ablation/sample.log",
+    conda:
+        f"{ENVS}/sampling.yaml"
+    threads: config["threads"]["sampling"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        system=config["system"],
+        sampler={
+            **config["sampling"]["xtb_md"],
+            "seed": ABLATION["seed"],
+            "n_frames": ABLATION["n_frames"],
+        },
+    script:
+        f"{SCRIPTS}/sample_xtb_md.py"
+
+
+rule ablation_label:
+    """PySCF labels of the held-out frames (one chunk)."""
+    input:
+        frames=rules.ablation_sample.output.frames,
+    output:
+        db=f"{R}/ablation/heldout/chunk{{chunk}}.db",
+        report=f"{R}/ablation/heldout/chunk{{chunk}}.json",
+    log:
+        f"{LOGS}/ablation/label_chunk{{chunk}}.log",
+    conda:
+        f"{ENVS}/labeling.yaml"
+    threads: config["threads"]["labeling"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        level=config["labeling"]["level"],
+        chunk_size=ABLATION["n_frames"],
+    script:
+        f"{SCRIPTS}/label_chunk.py"
+
+
+rule ablation_labels_db:
+    """The held-out labels under the name the Δ rule expects."""
+    input:
+        dbs=[f"{R}/ablation/heldout/chunk0.db"],
+        reports=[f"{R}/ablation/heldout/chunk0.json"],
+    output:
+        db=f"{R}/ablation/heldout/labels.db",
+        report=f"{R}/ablation/heldout/report.json",
+    log:
+        f"{LOGS}/ablation/merge.log",
+    conda:
+        f"{ENVS}/labeling.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        f"{SCRIPTS}/merge_labels.py"
+
+
+rule train_member_nofield:
+    """Ablation member: same data, settings and seed as the final member, but no MM field input."""
+    input:
+        dbs=training_dbs_up_to(N_ITER),
+        selection=[],
+        previous=[],
+    output:
+        model=f"{R}/ablation/nofield/it{{it}}/member{{member}}.pt",
+        metrics=f"{R}/ablation/nofield/it{{it}}/member{{member}}.json",
+    log:
+        f"{LOGS}/ablation/nofield_it{{it}}_member{{member}}.log",
+    benchmark:
+        f"{R}/benchmarks/ablation/nofield_it{{it}}_member{{member}}.tsv"
+    conda:
+        f"{ENVS}/training.yaml"
+    threads: config["threads"]["training"]
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    params:
+        training={**config["training"], "use_field": False, "warm_start": False},
+        logdir=lambda wc: f"{LOGS}/ablation/nofield_it{wc.it}_member{wc.member}",
+    script:
+        f"{SCRIPTS}/train_member.py"
+
+
+rule field_ablation:
+    """Held-out errors (separate trajectory and test split) of the ensembles with and without field."""
+    input:
+        field=member_models(N_ITER),
+        nofield=[f"{R}/ablation/nofield/it{N_ITER}/member{m}.pt" for m in MEMBERS],
+        heldout=training_db(f"{R}/ablation/heldout/labels.db"),
+        dbs=training_dbs_up_to(N_ITER),
+    output:
+        f"{R}/ablation/field_ablation.json",
+    log:
+        f"{LOGS}/ablation/field_ablation.log",
+    conda:
+        f"{ENVS}/training.yaml"
+    threads: config["threads"]["training"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        training=config["training"],
+    script:
+        f"{SCRIPTS}/field_ablation.py"
+
+
+SUMMARY_EXTRAS["calibration"] = f"{R}/models/it{N_ITER}/calibration.json"
+SUMMARY_EXTRAS["training_plots"] = rules.training_plots.output.index
+if ABLATION["activate"]:
+    SUMMARY_EXTRAS["field_ablation"] = rules.field_ablation.output[0]

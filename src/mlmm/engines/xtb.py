@@ -1,19 +1,29 @@
-"""GFN2-xTB (tblite) for the QM region of a Frame, in vacuum, in eV and Å.
+"""GFN2-xTB for the QM region of a Frame, in eV and Å.
 
-tblite has no point-charge embedding, so the term sees only the QM atoms; the QM–MM
-electrostatics of the xTB sampler are a fixed-charge mechanical embedding in
+:class:`XTBTerm` (tblite, in-process) has no point-charge embedding, so it sees only the QM atoms;
+the QM–MM electrostatics of the xTB sampler are a fixed-charge mechanical embedding in
 :class:`mlmm.mm.MMForceField` (charges from :func:`xtb_charges`).
+
+:class:`XTBEmbeddingTerm` runs the ``xtb`` program (Debian xtb 6.5.1) with its ``$embedding``
+point charges: electrostatic embedding like the PySCF labels, with forces on the MM sites. That
+build reads the point-charge file in Å and writes ``pcgrad`` in Eh/Bohr (pinned in
+tests/test_delta.py); it is the Δ-learning baseline (``training.delta: xtb``).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
-from tblite.ase import TBLite
 
 from mlmm.frames import qm_mask
+from mlmm.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
 
 class XTBTerm:
@@ -38,6 +48,8 @@ class XTBTerm:
         """The cached QM Atoms with its tblite calculator; rebuilt when composition/charge/spin change."""
         key = (tuple(numbers), int(charge), int(multiplicity))
         if self._atoms is None or key != self._key:
+            from tblite.ase import TBLite  # imported here: the xtb-program term needs no tblite
+
             self._atoms = Atoms(numbers=numbers, positions=positions_ang)
             self._atoms.calc = TBLite(
                 method=self.method,
@@ -67,6 +79,78 @@ class XTBTerm:
 def xtb_charges(symbols: Sequence[str], positions: np.ndarray, charge: int, multiplicity: int,
                 method: str = "GFN2-xTB") -> np.ndarray:
     """GFN2-xTB Mulliken charges (e) of a molecule (positions in Å), in vacuum."""
+    from tblite.ase import TBLite
+
     atoms = Atoms(symbols=list(symbols), positions=np.asarray(positions, float))
     atoms.calc = TBLite(method=method, charge=int(charge), multiplicity=int(multiplicity), verbosity=0)
     return np.asarray(atoms.get_charges(), float)
+
+
+class XTBEmbeddingTerm:
+    """GFN2-xTB of the QM atoms in the frame's MM point charges via the ``xtb`` program.
+
+    ``compute(frame)`` returns ``energy`` (eV; QM electrons and nuclei in the field of the MM
+    charges, no MM–MM term — the same quantity as the PySCF labels) and ``forces`` (eV/Å) on QM
+    atoms and MM sites (zero on uncharged sites). One scratch directory is reused per instance.
+    """
+
+    def __init__(self, executable: str = "xtb", *, accuracy: float = 1.0,
+                 electronic_temperature_K: float = 300.0, timeout_s: float = 600.0) -> None:
+        path = shutil.which(executable)
+        if path is None:
+            raise FileNotFoundError(f"{executable!r} not found on PATH (Debian: apt-get install xtb)")
+        self.executable = path
+        self.accuracy = float(accuracy)
+        self.electronic_temperature_K = float(electronic_temperature_K)
+        self.timeout_s = float(timeout_s)
+        self._scratch = tempfile.TemporaryDirectory(prefix="mlmm_xtb_")
+        self.workdir = Path(self._scratch.name)
+
+    def compute(self, frame: Atoms) -> dict[str, Any]:
+        """Energy (eV) and forces (eV/Å, all frame atoms) of the QM region in the MM charges."""
+        mask = qm_mask(frame)
+        charges = np.asarray(frame.get_initial_charges(), float)
+        sites = np.flatnonzero(~mask & (charges != 0.0))
+        qm_numbers, qm_pos = frame.numbers[mask], frame.positions[mask]
+        work = self.workdir
+        for name in ("pcgrad", "gradient", "energy", "coord.engrad", "xtbrestart", "charges", "wbo"):
+            (work / name).unlink(missing_ok=True)
+        lines = [str(len(qm_numbers)), "mlmm QM region (Angstrom)"]
+        lines += [f"{z} {x:.10f} {y:.10f} {w:.10f}" for z, (x, y, w) in zip(qm_numbers, qm_pos)]
+        (work / "coord.xyz").write_text("\n".join(lines) + "\n")
+        control = [f"$chrg {int(frame.info['qm_charge'])}", f"$spin {int(frame.info['multiplicity']) - 1}",
+                   "$scc", f"   temp={self.electronic_temperature_K}"]
+        if len(sites):
+            # q x y z γ: positions in Å for this build; γ = 99 marks a pure point charge (no hardness)
+            pc = [str(len(sites))] + [
+                f"{charges[k]:.8f} {x:.10f} {y:.10f} {w:.10f} 99" for k, (x, y, w) in zip(sites, frame.positions[sites])
+            ]
+            (work / "pc.txt").write_text("\n".join(pc) + "\n")
+            control += ["$embedding", "   input=pc.txt", "   gradient=pcgrad"]
+        (work / "xcontrol").write_text("\n".join(control + ["$end"]) + "\n")
+        cmd = [self.executable, "coord.xyz", "--gfn", "2", "--grad", "--input", "xcontrol",
+               "--chrg", str(int(frame.info["qm_charge"])), "--uhf", str(int(frame.info["multiplicity"]) - 1),
+               "--acc", str(self.accuracy), "--norestart"]
+        env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), OMP_STACKSIZE="200M")
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=self.timeout_s, env=env)
+        if proc.returncode != 0 or not (work / "coord.engrad").exists():
+            raise RuntimeError(f"xtb failed ({proc.returncode}): {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        energy_eh, grad_eh_bohr = _read_engrad(work / "coord.engrad", len(qm_numbers))
+        forces = np.zeros((len(frame), 3))
+        forces[np.flatnonzero(mask)] = -grad_eh_bohr * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+        if len(sites):
+            pcgrad = np.loadtxt(work / "pcgrad", ndmin=2)  # Eh/Bohr
+            if pcgrad.shape != (len(sites), 3):
+                raise RuntimeError(f"xtb pcgrad has shape {pcgrad.shape}, expected {(len(sites), 3)}")
+            forces[sites] = -pcgrad * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+        return {"energy": energy_eh * HARTREE_TO_EV, "forces": forces}
+
+
+def _read_engrad(path: Path, n_atoms: int) -> tuple[float, np.ndarray]:
+    """Energy (Eh) and gradient ((n,3) Eh/Bohr) from xtb's ``.engrad`` file (ORCA layout)."""
+    values = [line.split()[0] for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if int(values[0]) != n_atoms:
+        raise RuntimeError(f"{path}: {values[0]} atoms, expected {n_atoms}")
+    energy = float(values[1])
+    grad = np.array([float(v) for v in values[2 : 2 + 3 * n_atoms]]).reshape(n_atoms, 3)
+    return energy, grad

@@ -2,7 +2,8 @@
 
 σ (eV/Å) = max over atoms of the norm of the per-atom force standard deviation across members
 (QM atoms and MM sites), as in DESIGN.md §2. :meth:`Ensemble.compute` implements the QM-term
-protocol of docs/CONTRACTS.md for MLP/MM dynamics.
+protocol of docs/CONTRACTS.md for MLP/MM dynamics; for Δ-learned members (``mlmm_settings["delta"]``
+not "none") it adds the baseline (:mod:`mlmm.model.baseline`), so MD sees baseline + correction.
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ class Ensemble:
         # pairs up to the largest member cutoff; a member's cutoff function zeroes the longer ones
         self.cutoff_ang = max(float(m.mlmm_settings["cutoff_ang"]) for m in self.models)
         self.pair_list = QMPairList(self.cutoff_ang)
+        deltas = {str(m.mlmm_settings.get("delta", "none")) for m in self.models}
+        if len(deltas) != 1:
+            raise ValueError(f"ensemble members were trained on different Δ baselines: {sorted(deltas)}")
+        self.delta = deltas.pop()
+        self._baseline: Any = None  # created on first use: evaluate_db never needs it
+
+    @property
+    def baseline(self) -> Any:
+        """The Δ-learning baseline QM term (None when the members learned the reference directly)."""
+        if self._baseline is None and self.delta != "none":
+            from mlmm.model.baseline import make_baseline
+
+            self._baseline = make_baseline(self.delta)
+        return self._baseline
 
     @classmethod
     def load(cls, model_paths: Sequence[str | Path], device: str = "cpu") -> "Ensemble":
@@ -82,33 +97,53 @@ class Ensemble:
     def _to_device(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in inputs.items()}
 
-    def compute(self, frame: Atoms) -> dict[str, Any]:
+    def compute(self, frame: Atoms, with_baseline: bool = True) -> dict[str, Any]:
         """QM term of one Frame: ``energy`` (eV, member mean), ``forces`` ((n_atoms,3) eV/Å, mean),
-        ``sigma_force`` (eV/Å), ``energies`` (per member, eV), ``member_forces`` ((M,n_atoms,3) eV/Å)."""
+        ``sigma_force`` (eV/Å), ``energies`` (per member, eV), ``member_forces`` ((M,n_atoms,3) eV/Å).
+
+        For Δ-learned members the baseline is added (``with_baseline=False``: the correction alone).
+        """
         inputs = self._to_device(frame_to_inputs(frame, self.pair_list, self.dtype))
         energies, forces = predict(self.models, inputs)
-        return {
+        result = {
             "energy": float(energies.mean()),
             "forces": forces.mean(0).double().cpu().numpy(),
             "sigma_force": float(force_spread(forces).max()),
             "energies": energies[:, 0].double().cpu().numpy(),
             "member_forces": forces.double().cpu().numpy(),
         }
+        if with_baseline and self.baseline is not None:
+            base = self.baseline.compute(frame)
+            e0, f0 = float(base["energy"]), np.asarray(base["forces"], float)
+            result["energy"] += e0
+            result["forces"] = result["forces"] + f0
+            result["energies"] = result["energies"] + e0
+            result["member_forces"] = result["member_forces"] + f0[None]
+            result["baseline_energy"] = e0
+        return result
 
     def evaluate_db(
-        self, db_path: str | Path, indices: Sequence[int] | None = None, batch_size: int = 16
+        self,
+        db_path: str | Path,
+        indices: Sequence[int] | None = None,
+        batch_size: int = 16,
+        return_arrays: bool = False,
     ) -> dict[str, Any]:
         """Ensemble-mean errors against a labels DB (rows ``indices``, 0-based; all if None).
 
         Returns ``energy_mae`` (eV), ``force_mae_qm`` / ``force_mae_mm`` (eV/Å, mean absolute
         Cartesian component error on QM atoms / MM sites; None if there are none), ``n_frames`` and
         per-frame lists ``sigma_force`` (eV/Å), ``max_force_error`` (eV/Å, max over atoms of the
-        error-vector norm) and ``energy_error`` (eV, prediction − reference).
+        error-vector norm) and ``energy_error`` (eV, prediction − reference). ``return_arrays`` adds
+        NumPy arrays for parity plots: ``energy_ref`` (eV), ``forces_ref_qm``/``forces_pred_qm`` and
+        ``forces_ref_mm``/``forces_pred_mm`` (eV/Å, Cartesian components). Labels of a Δ DB give
+        the errors of the correction, which equal those of baseline + correction.
         """
         data = db_dataset(db_path, self.cutoff_ang, float32=self.dtype == torch.float32)
         if indices is not None:
             data = data.subset([int(i) for i in indices])
         sigmas, max_errors, energy_errors = [], [], []
+        arrays: dict[str, list[np.ndarray]] = {k: [] for k in ("energy_ref", "qm_ref", "qm_pred", "mm_ref", "mm_pred")}
         abs_sum = {"qm": 0.0, "mm": 0.0}
         count = {"qm": 0, "mm": 0}
         for batch in AtomsLoader(data, batch_size=batch_size, shuffle=False):
@@ -124,8 +159,22 @@ class Ensemble:
             sigmas += per_frame_max(force_spread(forces), idx_m, n_frames).tolist()
             max_errors += per_frame_max(torch.linalg.vector_norm(error, dim=-1), idx_m, n_frames).tolist()
             energy_errors += (energies.mean(0) - batch[properties.energy]).tolist()
+            if return_arrays:
+                arrays["energy_ref"].append(batch[properties.energy].double().cpu().numpy())
+                for key, sel in (("qm", is_qm), ("mm", ~is_qm)):
+                    arrays[f"{key}_ref"].append(batch[properties.forces][sel].double().cpu().numpy().ravel())
+                    arrays[f"{key}_pred"].append(forces.mean(0)[sel].double().cpu().numpy().ravel())
         e = np.abs(energy_errors)
+        extra = {}
+        if return_arrays:
+            cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in arrays.items()}
+            extra = {
+                "energy_ref": cat["energy_ref"],
+                "forces_ref_qm": cat["qm_ref"], "forces_pred_qm": cat["qm_pred"],
+                "forces_ref_mm": cat["mm_ref"], "forces_pred_mm": cat["mm_pred"],
+            }
         return {
+            **extra,
             "n_frames": len(energy_errors),
             "energy_mae": float(e.mean()) if len(e) else None,
             "force_mae_qm": abs_sum["qm"] / count["qm"] if count["qm"] else None,

@@ -35,6 +35,7 @@ ARCHITECTURE_DEFAULTS: dict[str, Any] = {
     "cutoff_ang": 5.0,
     "field_cutoff_ang": 10.0,
     "field_switch_on_ang": 8.0,
+    "use_field": True,
 }
 MAX_Z = 100
 #: Smoothing of |E| in the invariant field feature sqrt(|E|² + ε²) (V/Å), so it is differentiable at E = 0.
@@ -74,9 +75,10 @@ class QMRepresentation(nn.Module):
             properties.Rij: inputs[properties.Rij],
             properties.idx_i: compact[inputs[properties.idx_i]],
             properties.idx_j: compact[inputs[properties.idx_j]],
-            FIELD_POTENTIAL: inputs[FIELD_POTENTIAL][qm],
-            FIELD_VECTOR: inputs[FIELD_VECTOR][qm],
         }
+        if FIELD_POTENTIAL in inputs:
+            sub[FIELD_POTENTIAL] = inputs[FIELD_POTENTIAL][qm]
+            sub[FIELD_VECTOR] = inputs[FIELD_VECTOR][qm]
         x_qm = self.schnet(sub)["scalar_representation"]
         x = torch.zeros((is_qm.shape[0], x_qm.shape[1]), dtype=x_qm.dtype, device=x_qm.device)
         inputs["scalar_representation"] = x.index_copy(0, qm, x_qm)
@@ -87,9 +89,12 @@ class FieldCoupledEnergy(nn.Module):
     """Energy (eV) of the QM region in the MM field: atomic energies plus charge, dipole and
     polarisability couplings to V_i and E_i (see module docstring); sums over QM atoms per frame."""
 
-    def __init__(self, n_atom_basis: int, cutoff_ang: float, energy_key: str = properties.energy) -> None:
+    def __init__(
+        self, n_atom_basis: int, cutoff_ang: float, energy_key: str = properties.energy, use_field: bool = True
+    ) -> None:
         super().__init__()
         self.energy_key = energy_key
+        self.use_field = bool(use_field)
         self.model_outputs = [energy_key]
         self.energy_net = build_mlp(n_atom_basis, 1, n_layers=2)
         self.charge_net = build_mlp(n_atom_basis, 1, n_layers=2)
@@ -103,6 +108,12 @@ class FieldCoupledEnergy(nn.Module):
         x = inputs["scalar_representation"]
         qm = torch.nonzero(inputs[QM_MASK] > 0.5).squeeze(-1)
         x_qm = x[qm]
+        atomic = self.energy_net(x_qm).squeeze(-1) * self.energy_scale_ev + self.atomref_ev[inputs[properties.Z][qm]]
+        n_frames = inputs[properties.n_atoms].shape[0]
+        energy = torch.zeros(n_frames, dtype=atomic.dtype, device=atomic.device)
+        if not self.use_field:  # ablation: the QM region in vacuum, blind to the MM environment
+            inputs[self.energy_key] = energy.index_add(0, inputs[properties.idx_m][qm], atomic)
+            return inputs
         V = inputs[FIELD_POTENTIAL][qm]
         E = inputs[FIELD_VECTOR]
         idx_i, idx_j = inputs[properties.idx_i], inputs[properties.idx_j]
@@ -111,12 +122,9 @@ class FieldCoupledEnergy(nn.Module):
         m_ij = self.dipole_net(torch.cat([x[idx_i], x[idx_j]], -1)).squeeze(-1) * self.cutoff_fn(d_ij)
         mu = torch.zeros_like(E).index_add(0, idx_i, (m_ij / d_ij)[:, None] * r_ij)  # e·Å
         E = E[qm]
-        atomic = self.energy_net(x_qm).squeeze(-1) * self.energy_scale_ev + self.atomref_ev[inputs[properties.Z][qm]]
         charge = self.charge_net(x_qm).squeeze(-1)
         alpha = F.softplus(self.polarizability_net(x_qm).squeeze(-1))
         e_i = atomic + charge * V - (mu[qm] * E).sum(-1) - 0.5 * alpha * (E**2).sum(-1)
-        n_frames = inputs[properties.n_atoms].shape[0]
-        energy = torch.zeros(n_frames, dtype=e_i.dtype, device=e_i.device)
         inputs[self.energy_key] = energy.index_add(0, inputs[properties.idx_m][qm], e_i)
         return inputs
 
@@ -157,21 +165,27 @@ def build_model(settings: Mapping[str, Any]) -> NeuralNetworkPotential:
     """Field-aware SchNet NeuralNetworkPotential: outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms; also split into ``forces_qm``/``forces_mm``).
 
     ``settings`` may hold any :data:`ARCHITECTURE_DEFAULTS` key; the resolved values are kept on
-    the model as ``model.mlmm_settings`` so a saved model knows its cutoffs.
+    the model as ``model.mlmm_settings`` so a saved model knows its cutoffs. ``use_field: False``
+    builds the ablation model: same SchNet and atomic energies, no MM field input at all (zero
+    forces on MM sites).
     """
     s = {**ARCHITECTURE_DEFAULTS, **{k: settings[k] for k in ARCHITECTURE_DEFAULTS if k in settings}}
     n = int(s["n_atom_basis"])
+    use_field = bool(s["use_field"])
     schnet = SchNet(
         n_atom_basis=n,
         n_interactions=int(s["n_interactions"]),
         radial_basis=GaussianRBF(n_rbf=int(s["n_rbf"]), cutoff=float(s["cutoff_ang"])),
         cutoff_fn=CosineCutoff(float(s["cutoff_ang"])),
-        electronic_embeddings=[FieldEmbedding(n)],
+        electronic_embeddings=[FieldEmbedding(n)] if use_field else [],
     )
+    inputs: list[nn.Module] = [PairwiseDistances()]
+    if use_field:
+        inputs.append(MMField(float(s["field_cutoff_ang"]), float(s["field_switch_on_ang"])))
     model = NeuralNetworkPotential(
         representation=QMRepresentation(schnet),
-        input_modules=[PairwiseDistances(), MMField(float(s["field_cutoff_ang"]), float(s["field_switch_on_ang"]))],
-        output_modules=[FieldCoupledEnergy(n, float(s["cutoff_ang"])), Forces(), SplitForces()],
+        input_modules=inputs,
+        output_modules=[FieldCoupledEnergy(n, float(s["cutoff_ang"]), use_field=use_field), Forces(), SplitForces()],
     )
     model.mlmm_settings = s
     return model

@@ -53,6 +53,7 @@ def train_member(
         seed=training_cfg["seed"] + member,
         settings=training_settings(training_cfg, threads),
         log_dir=log_dir,
+        init_from=previous_model[0] if previous_model and training_cfg.get("warm_start") else None,
     )
     metrics.update(iteration=iteration, member=member)
     write_json(metrics_out, metrics)
@@ -76,4 +77,102 @@ def evaluate_ensemble(
     result = {k: v for k, v in result.items() if not isinstance(v, (list, np.ndarray))}
     result.update(n_test=len(test_idx), models=list(models))
     log.info("ensemble test errors: %s", result)
+    write_json(out, result)
+
+
+def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str, log_path: str, threads: int = 1) -> None:
+    """Labels DB of corrections reference − baseline (Δ-learning) and the baseline's errors."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.model.baseline import write_delta_db
+
+    write_json(stats_out, write_delta_db(labels_db, out_db, baseline))
+
+
+def _held_out(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Ensemble evaluation (with per-atom arrays) on the held-out test frames of ``dbs``."""
+    from mlmm.model.ensemble import Ensemble
+    from mlmm.model.train import held_out_test_set
+
+    ensemble = Ensemble.load(list(models))
+    db_path, test_idx, workdir = held_out_test_set(list(dbs), test_fraction=training_cfg["test_fraction"])
+    try:
+        result = ensemble.evaluate_db(db_path, indices=test_idx, return_arrays=True) if len(test_idx) else {}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["n_test"] = len(test_idx)
+    return result
+
+
+def calibrate_ensemble(
+    models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any], iteration: int, out: str,
+    log_path: str, threads: int = 1,
+) -> None:
+    """models/it{i}/calibration.json: Spearman ρ of σ vs max force error and the σ scale factor."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.model.calibration import calibrate
+
+    result = _held_out(models, dbs, training_cfg)
+    calibration = calibrate(result.get("sigma_force", []), result.get("max_force_error", []))
+    calibration.update(
+        iteration=iteration,
+        sigma_force=result.get("sigma_force", []),
+        max_force_error=result.get("max_force_error", []),
+        frames="held-out test frames of all labels so far (never trained on by any member)",
+    )
+    log.info("calibration it%d: rho %s, scale %.3f on %d frames", iteration, calibration["spearman_rho"],
+             calibration["scale"], calibration["n_frames"])
+    write_json(out, calibration)
+
+
+def training_plots(
+    metrics: Sequence[str], models: Sequence[str], dbs: Sequence[str], calibrations: Sequence[str],
+    training_cfg: dict[str, Any], learning_png: str, parity_png: str, calibration_png: str,
+    index_out: str, log_path: str, threads: int = 1,
+) -> None:
+    """Learning curves of every member, parity plots (energy, QM forces, MM forces) on the held-out
+    frames, and σ vs error per AL iteration, as PNGs for the report."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.model.plots import plot_calibration, plot_learning_curves, plot_parity
+
+    plot_learning_curves([read_json(m) for m in metrics], learning_png)
+    held_out = _held_out(models, dbs, training_cfg)
+    plot_parity(held_out, parity_png)
+    plot_calibration([read_json(c) for c in calibrations], calibration_png)
+    write_json(index_out, {
+        "learning_curves": learning_png, "parity": parity_png, "calibration": calibration_png,
+        "n_test": held_out["n_test"],
+    })
+
+
+def _errors(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result.get(k) for k in ("n_frames", "energy_mae", "force_mae_qm", "force_mae_mm")}
+
+
+def field_ablation(
+    field_models: Sequence[str], nofield_models: Sequence[str], heldout_db: str, dbs: Sequence[str],
+    training_cfg: dict[str, Any], out: str, log_path: str, threads: int = 1,
+) -> None:
+    """Errors (eV, eV/Å) of the ensembles with and without the MM field input on frames of a separate
+    trajectory (never trained on) and on the held-out test split of the training labels."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.model.ensemble import Ensemble
+
+    result: dict[str, Any] = {"units": {"energy": "eV", "force": "eV/Ang"}}
+    for name, models in (("with_field", field_models), ("without_field", nofield_models)):
+        ensemble = Ensemble.load(list(models))
+        result[name] = {
+            "separate_trajectory": _errors(ensemble.evaluate_db(heldout_db)),
+            "test_split": _errors(_held_out(models, dbs, training_cfg)),
+        }
+    sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
+    result["field_improves"] = {
+        k: sep["with_field"][k] < sep["without_field"][k]
+        for k in ("energy_mae", "force_mae_qm", "force_mae_mm")
+        if sep["with_field"][k] is not None and sep["without_field"][k] is not None
+    }
+    log.info("field ablation: %s", result)
     write_json(out, result)

@@ -55,7 +55,12 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "val_fraction": 0.1,
     "test_fraction": 0.1,
     "num_threads": 1,
+    "lr_schedule": "plateau",
+    "warm_start": False,
+    "delta": "none",
 }
+#: Learning-rate schedules: ReduceLROnPlateau on val_loss, cosine decay to MIN_LR over max_epochs, constant.
+LR_SCHEDULES = ("plateau", "cosine", "constant")
 #: ReduceLROnPlateau: halve the learning rate after patience // 2 epochs without improvement.
 LR_FACTOR = 0.5
 MIN_LR = 1.0e-6
@@ -132,20 +137,71 @@ def split_indices(
 
 def _read_val_losses(csv_path: Path) -> list[float]:
     """Per-epoch validation losses from Lightning's CSV log."""
+    return _read_epoch_column(csv_path, "val_loss")
+
+
+def _read_epoch_column(csv_path: Path, column: str) -> list[float]:
+    """Per-epoch means of a column of Lightning's CSV log (train_loss is logged per step)."""
     lines = csv_path.read_text().splitlines()
     header = lines[0].split(",")
-    col = header.index("val_loss")
-    return [float(v[col]) for v in (line.split(",") for line in lines[1:]) if v[col]]
+    if column not in header or "epoch" not in header:
+        return []
+    col, ep = header.index(column), header.index("epoch")
+    per_epoch: dict[int, list[float]] = {}
+    for v in (line.split(",") for line in lines[1:]):
+        if v[col]:
+            per_epoch.setdefault(int(float(v[ep])), []).append(float(v[col]))
+    return [float(np.mean(per_epoch[e])) for e in sorted(per_epoch)]
+
+
+def _scheduler(s: Mapping[str, Any]) -> dict[str, Any]:
+    """AtomisticTask keyword arguments of the learning-rate schedule ``s["lr_schedule"]``."""
+    if s["lr_schedule"] == "plateau":
+        return {
+            "scheduler_cls": torch.optim.lr_scheduler.ReduceLROnPlateau,
+            "scheduler_args": {"factor": LR_FACTOR, "patience": max(1, s["patience"] // 2), "min_lr": MIN_LR},
+            "scheduler_monitor": "val_loss",
+        }
+    if s["lr_schedule"] == "cosine":  # stepped once per epoch by Lightning
+        return {
+            "scheduler_cls": torch.optim.lr_scheduler.CosineAnnealingLR,
+            "scheduler_args": {"T_max": max(1, int(s["max_epochs"])), "eta_min": MIN_LR},
+        }
+    if s["lr_schedule"] == "constant":
+        return {}
+    raise ValueError(f"unknown lr_schedule {s['lr_schedule']!r}; known: {LR_SCHEDULES}")
+
+
+def _warm_start(model: torch.nn.Module, init_from: str | Path) -> bool:
+    """Copy weights and energy reference of a previous member into ``model`` if the architectures match."""
+    previous = load_model(init_from)
+    same = previous.mlmm_settings == model.mlmm_settings and {
+        k: v.shape for k, v in previous.state_dict().items()
+    } == {k: v.shape for k, v in model.state_dict().items()}
+    if not same:
+        log.warning("warm start skipped: %s has a different architecture", init_from)
+        return False
+    model.load_state_dict(previous.state_dict())
+    return True
 
 
 def train_member(
-    db_paths: Sequence[str], model_out: str, *, seed: int, settings: Mapping[str, Any], log_dir: str
+    db_paths: Sequence[str],
+    model_out: str,
+    *,
+    seed: int,
+    settings: Mapping[str, Any],
+    log_dir: str,
+    init_from: str | None = None,
 ) -> dict[str, Any]:
     """Train one member on the labels DBs and save the best model (``torch.save``) to ``model_out``.
 
     Loss: ``energy_weight`` · MSE(E) + ``forces_weight`` · MSE(F on QM atoms) + ``mm_forces_weight`` ·
-    MSE(F on MM sites) (separate terms, see :class:`mlmm.model.nn.SplitForces`); Adam,
-    ReduceLROnPlateau and early stopping on the validation loss; the best epoch is kept. Returns (and
+    MSE(F on MM sites) (separate terms, see :class:`mlmm.model.nn.SplitForces`); Adam with the
+    ``lr_schedule`` and early stopping on the validation loss; the best epoch is kept. With
+    ``warm_start`` and ``init_from`` (the previous iteration's member) training starts from those
+    weights instead of a fresh initialisation. ``delta`` names the baseline the DBs' labels are
+    corrections to; it is stored on the model so :class:`Ensemble` adds it back. Returns (and
     writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
     ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
     (per epoch), best_val_loss, seconds, n_parameters, seed, energy_reference, settings; test entries
@@ -169,7 +225,9 @@ def train_member(
         val_frames = [split_force_targets(data[i]) for i in val_idx]
 
         model = build_model(s)
+        model.mlmm_settings["delta"] = str(s["delta"])
         reference = fit_energy_reference(model, train_frames)
+        warm = bool(s["warm_start"] and init_from and _warm_start(model, init_from))
         outputs = [
             ModelOutput(properties.energy, torch.nn.MSELoss(), s["energy_weight"], {"MAE": MeanAbsoluteError()}),
             ModelOutput(FORCES_QM, torch.nn.MSELoss(), s["forces_weight"], {"MAE": MeanAbsoluteError()}),
@@ -180,9 +238,7 @@ def train_member(
             outputs,
             optimizer_cls=torch.optim.Adam,
             optimizer_args={"lr": s["lr"]},
-            scheduler_cls=torch.optim.lr_scheduler.ReduceLROnPlateau,
-            scheduler_args={"factor": LR_FACTOR, "patience": max(1, s["patience"] // 2), "min_lr": MIN_LR},
-            scheduler_monitor="val_loss",
+            **_scheduler(s),
         )
         best_path = log_path / "best_model.pt"
         best_path.unlink(missing_ok=True)  # never pick up a stale model from an earlier run
@@ -220,6 +276,8 @@ def train_member(
         "n_test": len(test_idx),
         "epochs": int(trainer.current_epoch),
         "val_losses": _read_val_losses(Path(logger.log_dir) / "metrics.csv"),
+        "train_losses": _read_epoch_column(Path(logger.log_dir) / "metrics.csv", "train_loss"),
+        "warm_started_from": str(init_from) if warm else None,
         "best_val_loss": float(checkpoint.best_model_score),
         "seconds": time.perf_counter() - t0,
         "n_parameters": sum(p.numel() for p in best.parameters()),

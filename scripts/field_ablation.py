@@ -1,0 +1,18 @@
+"""Rule glue for `field_ablation`: held-out errors with and without the MM field input."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from mlmm.model import stages  # noqa: E402
+
+stages.field_ablation(
+    field_models=list(snakemake.input.field),
+    nofield_models=list(snakemake.input.nofield),
+    heldout_db=snakemake.input.heldout,
+    dbs=list(snakemake.input.dbs),
+    training_cfg=snakemake.params.training,
+    out=snakemake.output[0],
+    log_path=snakemake.log[0],
+    threads=snakemake.threads,
+)

@@ -1,0 +1,82 @@
+"""Δ-learning baselines: the model learns reference − baseline; MD evaluates baseline + model.
+
+``training.delta: xtb`` (Gómez-Flores et al., JCTC 2022, with GFN2-xTB in place of DFTB): the
+baseline is GFN2-xTB of the QM region in the MM point charges (electrostatic embedding via the
+``xtb`` program, :class:`mlmm.engines.xtb.XTBEmbeddingTerm`), the same energy decomposition as the
+PySCF labels, so the correction is a smooth, small function of the QM geometry and the MM field.
+
+:func:`write_delta_db` turns a labels DB into a labels DB of corrections (same contract, level
+metadata tagged with the baseline); :class:`mlmm.model.ensemble.Ensemble` adds the baseline back
+at run time for members trained on corrections.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import numpy as np
+from ase import Atoms
+
+from mlmm.labeling.db import db_level, read_labelled_frames, write_label_db
+
+log = logging.getLogger(__name__)
+
+#: Baselines selectable with ``training.delta`` ("none" = learn the reference directly).
+BASELINES = ("none", "xtb")
+
+
+class QMTerm(Protocol):
+    def compute(self, frame: Atoms) -> dict[str, Any]: ...
+
+
+def make_baseline(name: str) -> QMTerm | None:
+    """The baseline QM term for ``training.delta`` (None for "none")."""
+    if name == "none":
+        return None
+    if name == "xtb":
+        from mlmm.engines.xtb import XTBEmbeddingTerm
+
+        return XTBEmbeddingTerm()
+    raise ValueError(f"unknown Δ-learning baseline {name!r}; known: {BASELINES}")
+
+
+def write_delta_db(labels_db: str, out_db: str, baseline: str) -> dict[str, Any]:
+    """Labels DB of corrections: energy/forces = reference − baseline (eV, eV/Å) for every row.
+
+    The level metadata gains ``delta: <baseline>`` so corrections never merge with plain labels.
+    Returns statistics (eV, eV/Å): mean/std of the energy correction and the force MAE of the
+    baseline against the reference on QM atoms and on MM sites.
+    """
+    term = make_baseline(baseline)
+    if term is None:
+        raise ValueError("write_delta_db needs a baseline, got 'none'")
+    rows, de, qm_err, mm_err = [], [], [], []
+    for frame in read_labelled_frames(labels_db):
+        ref_e, ref_f = float(frame.get_potential_energy()), np.asarray(frame.get_forces(), float)
+        base = term.compute(frame)
+        mask = np.asarray(frame.arrays["qm_mask"], bool)
+        props = {
+            "energy": np.array([ref_e - float(base["energy"])]),
+            "forces": ref_f - np.asarray(base["forces"], float),
+            "qm_mask": mask.astype(float),
+            "mm_charges": np.asarray(frame.get_initial_charges(), float),
+        }
+        meta = {k: frame.info[k] for k in frame.info if isinstance(frame.info[k], (str, int, float, bool))}
+        rows.append((frame, props, meta))
+        de.append(props["energy"][0])
+        qm_err.append(np.abs(props["forces"][mask]).ravel())
+        mm_err.append(np.abs(props["forces"][~mask]).ravel())
+    level = {**(db_level(labels_db) or {}), "delta": baseline}
+    write_label_db(out_db, rows, level=level)
+    stats = {
+        "baseline": baseline,
+        "n_frames": len(rows),
+        "energy_correction_mean_ev": float(np.mean(de)) if de else None,
+        "energy_correction_std_ev": float(np.std(de)) if de else None,
+        "baseline_force_mae_qm": float(np.concatenate(qm_err).mean()) if qm_err else None,
+        "baseline_force_mae_mm": float(np.concatenate(mm_err).mean()) if mm_err and sum(map(len, mm_err)) else None,
+    }
+    log.info("%s: Δ labels written to %s: %s", labels_db, out_db, stats)
+    return stats
+

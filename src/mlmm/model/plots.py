@@ -1,0 +1,81 @@
+"""Training figures for the Snakemake report: learning curves, parity plots, σ calibration."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mlmm.frames import atomic_write  # noqa: E402
+
+
+def _save(fig, path: str) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def plot_learning_curves(metrics: Sequence[Mapping[str, Any]], path: str) -> None:
+    """Per-epoch train and validation loss of every member (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in metrics:
+        label = f"member {m.get('member', m.get('seed'))}"
+        val = m.get("val_losses") or []
+        line = ax.plot(np.arange(1, len(val) + 1), val, label=f"{label} val")[0]
+        train = m.get("train_losses") or []
+        if train:
+            ax.plot(np.arange(1, len(train) + 1), train, ls="--", color=line.get_color(), label=f"{label} train")
+    ax.set(xlabel="epoch", ylabel="loss (weighted MSE, eV², (eV/Å)²)", yscale="log", title="Learning curves")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _parity(ax, ref: np.ndarray, pred: np.ndarray, title: str, unit: str) -> None:
+    if len(ref):
+        ax.scatter(ref, pred, s=4, alpha=0.5)
+        lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        ax.set_title(f"{title}\nMAE {np.mean(np.abs(pred - ref)):.3g} {unit}", fontsize=9)
+    else:
+        ax.set_title(f"{title}\n(no data)", fontsize=9)
+    ax.set(xlabel=f"reference ({unit})", ylabel=f"ensemble ({unit})")
+
+
+def plot_parity(result: Mapping[str, Any], path: str) -> None:
+    """Ensemble vs reference on held-out frames: energy (relative to the mean reference), QM and MM forces."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    e_ref = np.asarray(result.get("energy_ref", []), float)
+    e_pred = e_ref + np.asarray(result.get("energy_error", []), float) if len(e_ref) else e_ref
+    shift = e_ref.mean() if len(e_ref) else 0.0
+    _parity(axes[0], e_ref - shift, e_pred - shift, "energy (minus mean reference)", "eV")
+    _parity(axes[1], np.asarray(result.get("forces_ref_qm", [])), np.asarray(result.get("forces_pred_qm", [])),
+            "forces on QM atoms", "eV/Å")
+    _parity(axes[2], np.asarray(result.get("forces_ref_mm", [])), np.asarray(result.get("forces_pred_mm", [])),
+            "forces on MM sites", "eV/Å")
+    fig.suptitle(f"Held-out frames: {result.get('n_test', 0)}")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_calibration(calibrations: Sequence[Mapping[str, Any]], path: str) -> None:
+    """σ vs max force error on held-out frames, one colour per AL iteration, with ρ and scale."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    top = 0.0
+    for c in calibrations:
+        s, e = np.asarray(c.get("sigma_force", []), float), np.asarray(c.get("max_force_error", []), float)
+        if not len(s):
+            continue
+        rho = c.get("spearman_rho")
+        label = f"it{c.get('iteration')}: ρ={rho:.2f}, scale={c['scale']:.2f}" if rho is not None else f"it{c.get('iteration')}"
+        ax.scatter(s, e, s=10, label=label)
+        top = max(top, float(s.max()), float(e.max()))
+    if top > 0:
+        ax.plot([0, top], [0, top], "k:", lw=0.8)
+        ax.legend(fontsize=7)
+    ax.set(xlabel="ensemble σ (eV/Å)", ylabel="max force error (eV/Å)", title="Uncertainty calibration")
+    fig.tight_layout()
+    _save(fig, path)

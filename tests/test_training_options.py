@@ -1,0 +1,83 @@
+"""Training options on real HF/STO-3G labels: warm start, lr schedules, learning-curve logs, and the
+field-ablation stage (ensembles with and without field input on frames of a separate draw)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mlmm.model.ensemble import Ensemble, load_model
+from mlmm.model.stages import field_ablation
+from mlmm.model.train import train_member
+from test_delta import write_labels_db
+from test_training import SETTINGS, water_in_charges
+
+FAST = {**SETTINGS, "max_epochs": 4, "test_fraction": 0.0}
+
+
+@pytest.fixture(scope="module")
+def dbs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("options")
+    write_labels_db(root / "train.db", [water_in_charges(rng) for rng in [np.random.default_rng(21)] for _ in range(20)])
+    write_labels_db(root / "heldout.db", [water_in_charges(rng) for rng in [np.random.default_rng(22)] for _ in range(6)])
+    return {"root": root, "train": str(root / "train.db"), "heldout": str(root / "heldout.db")}
+
+
+@pytest.fixture(scope="module")
+def first(dbs) -> dict:
+    path = dbs["root"] / "first.pt"
+    metrics = train_member([dbs["train"]], str(path), seed=0, settings=FAST, log_dir=str(dbs["root"] / "log_first"))
+    return {"path": str(path), "metrics": metrics}
+
+
+def test_learning_curves_logged(first):
+    """One train and one val loss per epoch; no warm start without init_from."""
+    m = first["metrics"]
+    assert len(m["val_losses"]) == len(m["train_losses"]) == FAST["max_epochs"]
+    assert m["warm_started_from"] is None and m["settings"]["lr_schedule"] == "plateau"
+
+
+def test_warm_start_continues_from_previous(dbs, first):
+    """warm_start copies the previous weights: its first epoch starts near where the previous run
+    ended, clearly below a fresh start's first epoch; the cosine schedule runs."""
+    settings = {**FAST, "warm_start": True, "lr_schedule": "cosine", "max_epochs": 2}
+    warm = train_member([dbs["train"]], str(dbs["root"] / "warm.pt"), seed=0, settings=settings,
+                        log_dir=str(dbs["root"] / "log_warm"), init_from=first["path"])
+    assert warm["warm_started_from"] == first["path"]
+    assert warm["val_losses"][0] < 1.1 * first["metrics"]["best_val_loss"]
+    cold = train_member([dbs["train"]], str(dbs["root"] / "cold.pt"), seed=0, settings={**settings, "warm_start": False},
+                        log_dir=str(dbs["root"] / "log_cold"), init_from=first["path"])
+    assert cold["warm_started_from"] is None
+    assert warm["train_losses"][0] < 0.8 * cold["train_losses"][0]
+    assert warm["val_losses"][0] < 0.9 * cold["val_losses"][0]
+
+
+def test_warm_start_skips_other_architecture(dbs, first):
+    """A previous member with another architecture is not loaded (fresh initialisation instead)."""
+    settings = {**FAST, "warm_start": True, "n_atom_basis": 8, "max_epochs": 1}
+    m = train_member([dbs["train"]], str(dbs["root"] / "other.pt"), seed=0, settings=settings,
+                     log_dir=str(dbs["root"] / "log_other"), init_from=first["path"])
+    assert m["warm_started_from"] is None
+
+
+def test_field_ablation_stage(dbs, first, tmp_path):
+    """Both ensembles evaluated on the separate frames; the blind model predicts zero MM forces,
+    so its MM-force MAE is exactly the mean |F_MM| of the reference."""
+    blind = tmp_path / "blind.pt"
+    train_member([dbs["train"]], str(blind), seed=0, settings={**FAST, "use_field": False},
+                 log_dir=str(tmp_path / "log"))
+    assert not load_model(blind).mlmm_settings["use_field"]
+    out = tmp_path / "ablation.json"
+    cfg = {"test_fraction": 0.3}
+    field_ablation([first["path"]], [str(blind)], dbs["heldout"], [dbs["train"]], cfg, str(out), str(tmp_path / "a.log"))
+    result = json.loads(out.read_text())
+    sep = result["without_field"]["separate_trajectory"]
+    ref = Ensemble.load([blind]).evaluate_db(dbs["heldout"], return_arrays=True)
+    assert sep["n_frames"] == 6 and result["with_field"]["separate_trajectory"]["n_frames"] == 6
+    assert sep["force_mae_mm"] == pytest.approx(np.abs(ref["forces_ref_mm"]).mean(), rel=1e-6)
+    assert np.abs(ref["forces_pred_mm"]).max() == 0.0
+    assert set(result["field_improves"]) == {"energy_mae", "force_mae_qm", "force_mae_mm"}
+    assert result["with_field"]["test_split"]["n_frames"] > 0
