@@ -94,6 +94,14 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: training.val_fraction + training.test_fraction: must leave frames to train on (< 0.9)")
     if not any(s.get("activate", False) for s in config["sampling"].values()):
         raise ConfigError(f"{source}: sampling: no sampler has activate: true")
+    ex = config["excited"]
+    if ex["td"]["window"] > ex["td"]["n_states"]:
+        raise ConfigError(f"{source}: excited.td.window: must not exceed excited.td.n_states "
+                          f"({ex['td']['window']} > {ex['td']['n_states']})")
+    if ex["level"]["density_fit"]:
+        raise ConfigError(f"{source}: excited.level.density_fit: PySCF has no density-fitted TDA/TDDFT gradients")
+    if ex["spectra"]["e_min"] >= ex["spectra"]["e_max"]:
+        raise ConfigError(f"{source}: excited.spectra.e_min: must be below excited.spectra.e_max")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
