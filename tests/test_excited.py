@@ -182,3 +182,20 @@ def test_labelled_rows_follow_the_labels_contract(tmp_path):
     assert back[0].get_potential_energy() == pytest.approx(records[0]["bright_energy_ev"])
     assert back[0].info["bright_state"] == 2
     assert np.abs(back[0].get_forces()[4:]).max() > 0
+
+
+def test_tracking_follows_the_state_when_the_molecule_tumbles():
+    # the same frame rotated by 90° about two axes: the lab-frame transition dipole turns with it,
+    # the reference is carried along by the Kabsch alignment, so |cos| stays 1 and nothing is flagged
+    fr = frame()
+    rotated = fr.copy()
+    rotated.rotate(90, "y", center=(0, 0, 0))
+    rotated.rotate(90, "x", center=(0, 0, 0))
+    settings = ExcitedSettings(n_states=4, window=4, tracking="first")
+    _, records = label_excited_frames([fr, rotated], HF, settings, forces=False)
+    assert [r["bright_state"] for r in records] == [2, 2]
+    assert records[1]["bright_score"] == pytest.approx(1.0, abs=1e-6)
+    assert not records[1]["bright_ambiguous"]
+    mu0, mu1 = (np.array(r["transition_dipoles_e_ang"][2]) for r in records)
+    assert abs(mu0 @ mu1) / (np.linalg.norm(mu0) * np.linalg.norm(mu1)) < 0.5  # lab frame really rotated
+    assert records[1]["bright_excitation_energy_ev"] == pytest.approx(records[0]["bright_excitation_energy_ev"], abs=1e-5)

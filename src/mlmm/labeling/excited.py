@@ -24,7 +24,9 @@ Bright-state tracking (:func:`assign_bright_state`): without a reference the bri
 state with the largest oscillator strength among the lowest ``window`` states; with a reference
 transition dipole (the previous frame's bright state, or the equilibrium geometry's) the state
 whose transition dipole is most parallel to it is followed (transition dipoles have an arbitrary
-sign, so |cos| is used), which keeps following the same diabatic state through a crossing.
+sign, so |cos| is used), which keeps following the same diabatic state through a crossing. The
+reference is first rotated into the current frame's orientation (Kabsch alignment of the QM
+atoms), since the molecule tumbles between frames.
 Ambiguous assignments (two candidates nearly tied) are flagged, not hidden.
 
 Units: eV, Å, e; transition dipoles in e·Å. PySCF's Hartree/Bohr are converted here.
@@ -55,6 +57,8 @@ __all__ = [
     "TDNotConverged",
     "BrightAssignment",
     "assign_bright_state",
+    "kabsch_rotation",
+    "track_bright_states",
     "excited_state_labels",
     "oscillator_strengths",
 ]
@@ -203,6 +207,20 @@ def assign_bright_state(
                             "; ".join(reasons) or "transition-dipole overlap")
 
 
+def kabsch_rotation(reference_ang: np.ndarray, current_ang: np.ndarray) -> np.ndarray:
+    """Proper rotation U (3×3) that best maps the centred ``reference`` onto the centred ``current``.
+
+    Used to carry a reference transition dipole into the orientation of the current frame:
+    the molecule tumbles between frames, and a lab-frame dipole comparison would mistake a
+    rotation for a change of state.
+    """
+    a = np.asarray(reference_ang, float) - np.mean(reference_ang, axis=0)
+    b = np.asarray(current_ang, float) - np.mean(current_ang, axis=0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    return (u @ np.diag([1.0, 1.0, d]) @ vt).T
+
+
 class _CaptureRelaxedDensity:
     """``extra_force`` hook: keeps PySCF's relaxed excited-state density from ``grad_elec``."""
 
@@ -313,6 +331,7 @@ def track_bright_states(
     oscillator_strengths_seq: list[np.ndarray],
     transition_dipoles_seq: list[np.ndarray],
     settings: ExcitedSettings,
+    qm_positions_seq: list[np.ndarray] | None = None,
 ) -> list[BrightAssignment]:
     """Bright-state assignment along a sequence of frames (see ``settings.tracking``).
 
@@ -323,14 +342,18 @@ def track_bright_states(
     """
     out: list[BrightAssignment] = []
     reference: np.ndarray | None = None
-    for f, mu in zip(oscillator_strengths_seq, transition_dipoles_seq):
+    ref_positions: np.ndarray | None = None
+    for k, (f, mu) in enumerate(zip(oscillator_strengths_seq, transition_dipoles_seq)):
         ref = None if settings.tracking == "none" else reference
+        if ref is not None and qm_positions_seq is not None:
+            ref = kabsch_rotation(ref_positions, qm_positions_seq[k]) @ ref
         assignment = assign_bright_state(f, mu, settings, ref)
         out.append(assignment)
-        if settings.tracking == "previous" and not assignment.ambiguous:
+        if (settings.tracking == "previous" and not assignment.ambiguous) or (
+            settings.tracking == "first" and reference is None
+        ):
             reference = np.asarray(mu[assignment.index], float)
-        elif settings.tracking == "first" and reference is None:
-            reference = np.asarray(mu[assignment.index], float)
+            ref_positions = None if qm_positions_seq is None else qm_positions_seq[k]
     return out
 
 
@@ -381,8 +404,11 @@ def label_excited_frames(
     rows: list[tuple[Atoms, dict[str, np.ndarray], dict[str, Any]]] = []
     records: list[dict[str, Any]] = []
     reference: np.ndarray | None = None
+    ref_positions: np.ndarray | None = None
     for i, frame in enumerate(frames):
         ref = None if settings.tracking == "none" else reference
+        if ref is not None:  # carry the reference into this frame's orientation
+            ref = kabsch_rotation(ref_positions, frame.positions[qm_mask(frame)]) @ ref
         result, reason = None, ""
         for stabilised in (False, True):
             try:
@@ -402,10 +428,11 @@ def label_excited_frames(
         log.info("frame %d: bright S%d dE = %.3f eV f = %.3f%s", i, result.bright.index + 1,
                  result.bright_excitation_energy_ev, result.bright_oscillator_strength,
                  " (ambiguous: " + result.bright.reason + ")" if result.bright.ambiguous else "")
-        if settings.tracking == "previous" and not result.bright.ambiguous:
+        if (settings.tracking == "previous" and not result.bright.ambiguous) or (
+            settings.tracking == "first" and reference is None
+        ):
             reference = result.bright_transition_dipole_e_ang
-        elif settings.tracking == "first" and reference is None:
-            reference = result.bright_transition_dipole_e_ang
+            ref_positions = frame.positions[qm_mask(frame)].copy()
         if forces and not result.bright.ambiguous:
             props = label_properties(frame, _as_qmmm_like(result))
             meta = {**label_metadata(frame, level), "level": f"{'tda' if settings.tda else 'tddft'}-{level.label}",
