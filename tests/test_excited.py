@@ -199,3 +199,13 @@ def test_tracking_follows_the_state_when_the_molecule_tumbles():
     mu0, mu1 = (np.array(r["transition_dipoles_e_ang"][2]) for r in records)
     assert abs(mu0 @ mu1) / (np.linalg.norm(mu0) * np.linalg.norm(mu1)) < 0.5  # lab frame really rotated
     assert records[1]["bright_excitation_energy_ev"] == pytest.approx(records[0]["bright_excitation_energy_ev"], abs=1e-5)
+
+
+def test_a_weak_state_polarised_like_the_bright_one_is_not_confused_with_it():
+    # measured on acrolein in water (B3LYP/STO-3G): S4 (f ≈ 0.02) is polarised within 25° of the
+    # bright S3 (f ≈ 0.4); a direction-only criterion flags such frames, the norm-weighted overlap not
+    s = ExcitedSettings(n_states=4, window=4)
+    mu = np.array([[0.0, 0.01, 0.0], [0.0, 0.0, 0.05], [-0.66, -0.24, -0.15], [-0.16, -0.07, 0.04]])
+    f = oscillator_strengths(np.array([3.4, 7.4, 8.2, 8.5]), mu)
+    got = assign_bright_state(f, mu, s, reference_dipole_e_ang=np.array([0.72, 0.25, 0.15]))
+    assert got.index == 2 and not got.ambiguous and got.runner_up_score < 0.3

@@ -79,8 +79,9 @@ class ExcitedSettings:
     TDDFT/TDHF; ``window``: the bright state is searched among the lowest ``window`` states;
     ``f_min``: minimum oscillator strength for a state to count as bright; ``ambiguity_ratio``:
     without a reference, flag when the runner-up has f ≥ ratio·f_best; ``min_overlap`` and
-    ``overlap_margin``: with a reference transition dipole, flag when the best |cos| is below
-    ``min_overlap`` or within ``overlap_margin`` of the runner-up; ``conv_tol``: Davidson
+    ``overlap_margin``: with a reference transition dipole, flag when the best overlap
+    |μ·μ_ref|/max(|μ|,|μ_ref|)² is below ``min_overlap`` or within ``overlap_margin`` of the
+    runner-up; ``conv_tol``: Davidson
     convergence (Hartree); ``tracking``: reference transition dipole for a sequence of frames,
     'previous' (the previous frame's bright state: trajectories), 'first' (the first frame's:
     an ensemble around one geometry) or 'none' (largest f in every frame).
@@ -171,9 +172,9 @@ def assign_bright_state(
 
     Without ``reference_dipole_e_ang``: largest oscillator strength; ambiguous if the runner-up
     has f ≥ ``ambiguity_ratio``·f_best or f_best < ``f_min``. With a reference: the state whose
-    transition dipole has the largest |cos| with the reference among the states with f ≥ f_min
-    (all states if none is); ambiguous if that |cos| < ``min_overlap`` or the runner-up is within
-    ``overlap_margin``.
+    transition dipole has the largest overlap |μ·μ_ref| / max(|μ|, |μ_ref|)² with the reference
+    among the states with f ≥ f_min (all states if none is); ambiguous if that overlap is below
+    ``min_overlap`` or the runner-up is within ``overlap_margin``.
     """
     f = np.asarray(oscillator_strengths_, float)[: settings.window]
     mu = np.asarray(transition_dipoles_e_ang, float)[: settings.window]
@@ -189,7 +190,9 @@ def assign_bright_state(
     ref = np.asarray(reference_dipole_e_ang, float)
     ref_norm = np.linalg.norm(ref)
     norms = np.linalg.norm(mu, axis=1)
-    cos = np.abs(mu @ ref) / np.maximum(norms * ref_norm, 1e-300)
+    # |μ·μ_ref| / max(|μ|, |μ_ref|)² = |cos| × (smaller/larger norm): 1 for the same transition,
+    # small for an orthogonal one *and* for a weak state that happens to be polarised alike
+    cos = np.abs(mu @ ref) / np.maximum(np.maximum(norms, ref_norm) ** 2, 1e-300)
     candidates = np.flatnonzero(f >= settings.f_min)
     if len(candidates) == 0:
         candidates = np.arange(len(f))
