@@ -17,4 +17,6 @@ stages.excited_spectra(
     emission_png=snakemake.output.emission_png,
     summary_out=snakemake.output.summary,
     log_path=snakemake.log[0],
+    property_metrics=snakemake.input.get("property_metrics"),
+    dynamics_stats=snakemake.input.get("dynamics_stats"),
 )

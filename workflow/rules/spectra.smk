@@ -152,6 +152,8 @@ if config["excited"]["activate"]:
             absorption=rules.excited_labels.output.records,
             predictions=rules.excited_predict.output[0],
             reference=rules.excited_reference.output.records,
+            property_metrics=rules.excited_property_model.output.metrics,
+            dynamics_stats=rules.excited_dynamics.output.stats,
         output:
             absorption_csv=f"{EXC}/spectra/absorption.csv",
             emission_csv=f"{EXC}/spectra/emission.csv",

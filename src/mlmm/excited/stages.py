@@ -151,8 +151,12 @@ def predict_properties(frames_path: str, model_path: str, out: str, log_path: st
 
 def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
                     absorption_csv: str, emission_csv: str, absorption_png: str, emission_png: str,
-                    summary_out: str, log_path: str) -> None:
-    """Absorption (TDDFT, ground-state ensemble), ML emission, TDDFT reference emission, comparison."""
+                    summary_out: str, log_path: str, property_metrics: str | None = None,
+                    dynamics_stats: str | None = None) -> None:
+    """Absorption (TDDFT, ground-state ensemble), ML emission, TDDFT reference emission, comparison.
+
+    ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary.
+    """
     setup_logging(log_path)
     from mlmm.spectra import ensemble as sp
 
@@ -199,5 +203,12 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
                       "mae_oscillator_strength": float(np.abs(f_err).mean())},
         "broadening": {"fwhm_ev": fwhm, "shape": shape},
     }
+    labels = read_json(absorption_records)
+    summary["labels"] = {k: labels.get(k) for k in ("n_frames", "n_ok", "n_ambiguous", "bright_state_counts",
+                                                      "n_training_rows")}
+    if property_metrics:
+        summary["property_model"] = read_json(property_metrics)
+    if dynamics_stats:
+        summary["dynamics"] = read_json(dynamics_stats)
     log.info("spectra: %s", summary)
     write_json(summary_out, summary)
