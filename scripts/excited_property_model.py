@@ -7,8 +7,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 from mlmm.excited import stages  # noqa: E402
 
 stages.train_property_model(
-    db_path=snakemake.input.db,
-    records_path=snakemake.input.records,
+    db_paths=list(snakemake.input.dbs),
+    records_paths=list(snakemake.input.records),
     cfg=snakemake.params.cfg,
     model_out=snakemake.output.model,
     metrics_out=snakemake.output.metrics,

@@ -19,4 +19,5 @@ stages.excited_spectra(
     log_path=snakemake.log[0],
     property_metrics=snakemake.input.get("property_metrics"),
     dynamics_stats=snakemake.input.get("dynamics_stats"),
+    selections=list(snakemake.input.get("selections", [])),
 )

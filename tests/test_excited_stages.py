@@ -85,7 +85,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     assert records["n_frames"] == 36 and records["n_ok"] == 36
     assert records["bright_state_counts"] == {"2": 36}  # S3 (pi-pi*) throughout; ambiguous frames included
     assert len(read_labelled_frames(tmp_path / "bright.db")) == records["n_training_rows"] == 36 - records["n_ambiguous"]
-    stages.train_property_model(str(tmp_path / "bright.db"), str(tmp_path / "records.json"),
+    stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
                                 {"val_fraction": 0.2, "seed": 0}, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"), log)
     stages.predict_properties(str(traj), str(tmp_path / "pm.npz"), str(tmp_path / "pred.json"), log)
     stages.label_excited(str(traj), 8, LEVEL, TD, str(tmp_path / "ref.json"), log)

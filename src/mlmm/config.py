@@ -100,6 +100,9 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
                           f"({ex['td']['window']} > {ex['td']['n_states']})")
     if ex["level"]["density_fit"]:
         raise ConfigError(f"{source}: excited.level.density_fit: PySCF has no density-fitted TDA/TDDFT gradients")
+    xal = ex["al"]
+    if not xal["sigma_lo"] < xal["sigma_hi"] <= xal["sigma_stop"]:
+        raise ConfigError(f"{source}: excited.al.sigma_lo/sigma_hi/sigma_stop: expected sigma_lo < sigma_hi <= sigma_stop")
     if ex["spectra"]["e_min"] >= ex["spectra"]["e_max"]:
         raise ConfigError(f"{source}: excited.spectra.e_min: must be below excited.spectra.e_max")
 

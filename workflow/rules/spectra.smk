@@ -2,8 +2,8 @@
 ensemble, bright-state ensemble and property model, excited-state MLP/MM MD, absorption and
 emission spectra, and the TDDFT reference check on trajectory frames."""
 
-EXC = f"{R}/excited"
-EXC_MEMBERS = list(range(config["excited"]["training"]["n_members"]))
+
+include: "excited_common.smk"
 
 
 if config["excited"]["activate"]:
@@ -33,16 +33,22 @@ if config["excited"]["activate"]:
             f"{SCRIPTS}/excited_label.py"
 
     rule excited_train_member:
-        """Bright-state ensemble member: the ordinary field-aware SchNet training on the bright-state labels."""
+        """Bright-state ensemble member of iteration `it`: the ordinary field-aware SchNet training on all bright-state labels so far."""
         input:
-            db=rules.excited_labels.output.db,
+            dbs=lambda wc: exc_dbs_up_to(int(wc.it)),
+            selection=lambda wc: exc_selection_of(int(wc.it)),
+            previous=lambda wc: (
+                [f"{EXC}/models/it{int(wc.it) - 1}/member{wc.member}.pt"]
+                if int(wc.it) >= 1
+                else []
+            ),
         output:
-            model=f"{EXC}/models/member{{member}}.pt",
-            metrics=f"{EXC}/models/member{{member}}.json",
+            model=f"{EXC}/models/it{{it}}/member{{member}}.pt",
+            metrics=f"{EXC}/models/it{{it}}/member{{member}}.json",
         log:
-            f"{LOGS}/excited/train_member{{member}}.log",
+            f"{LOGS}/excited/training/it{{it}}/member{{member}}.log",
         benchmark:
-            f"{R}/benchmarks/excited/train_member{{member}}.tsv"
+            f"{R}/benchmarks/excited/train_it{{it}}_member{{member}}.tsv"
         conda:
             f"{ENVS}/training.yaml"
         threads: config["threads"]["training"]
@@ -50,23 +56,88 @@ if config["excited"]["activate"]:
             mem_mb=8000,
             runtime=720,
         params:
-            training={
-                **config["training"],
-                **{
-                    k: v
-                    for k, v in config["excited"]["training"].items()
-                    if k != "n_members"
-                },
-            },
-            logdir=lambda wc: f"{LOGS}/excited/training/member{wc.member}",
+            training=EXC_TRAINING,
+            logdir=lambda wc: f"{LOGS}/excited/training/it{wc.it}/member{wc.member}",
         script:
-            f"{SCRIPTS}/excited_train_member.py"
+            f"{SCRIPTS}/train_member.py"
+
+    rule excited_explore:
+        """Active learning on the bright-state surface: MLP/MM MD walker with the previous bright-state ensemble."""
+        input:
+            structure=config["system"]["structure"],
+            models=lambda wc: exc_models(int(wc.it) - 1),
+            previous=lambda wc: exc_selection_of(int(wc.it) - 1),
+        output:
+            frames=f"{EXC}/al/it{{it}}/walker{{walker}}.extxyz",
+            stats=f"{EXC}/al/it{{it}}/walker{{walker}}.json",
+        log:
+            f"{LOGS}/excited/al/it{{it}}/walker{{walker}}.log",
+        conda:
+            f"{ENVS}/md.yaml"
+        threads: config["threads"]["md"]
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        params:
+            al=EXC_AL,
+            system=config["system"],
+        script:
+            f"{SCRIPTS}/explore.py"
+
+    rule excited_select:
+        """Trust window on the bright-state ensemble σ, diversity, cap; decides convergence of the bright-state loop."""
+        input:
+            frames=expand(
+                f"{EXC}/al/it{{{{it}}}}/walker{{walker}}.extxyz", walker=EXC_WALKERS
+            ),
+            stats=expand(
+                f"{EXC}/al/it{{{{it}}}}/walker{{walker}}.json", walker=EXC_WALKERS
+            ),
+            previous=lambda wc: exc_selection_of(int(wc.it) - 1),
+        output:
+            selected=f"{EXC}/al/it{{it}}/selected.extxyz",
+            selection=f"{EXC}/al/it{{it}}/selection.json",
+        log:
+            f"{LOGS}/excited/al/it{{it}}/select.log",
+        conda:
+            f"{ENVS}/md.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            al=EXC_AL,
+        script:
+            f"{SCRIPTS}/select.py"
+
+    rule excited_label_selected:
+        """TDA/TDDFT bright-state labels (energy, forces on QM atoms and MM charges) of the selected frames."""
+        input:
+            frames=f"{EXC}/al/it{{it}}/selected.extxyz",
+        output:
+            records=f"{EXC}/al/it{{it}}/records.json",
+            db=f"{EXC}/al/it{{it}}/bright.db",
+        log:
+            f"{LOGS}/excited/al/it{{it}}/label.log",
+        benchmark:
+            f"{R}/benchmarks/excited/label_it{{it}}.tsv"
+        conda:
+            f"{ENVS}/labeling.yaml"
+        threads: config["threads"]["labeling"]
+        resources:
+            mem_mb=8000,
+            runtime=600,
+        params:
+            n_frames=config["excited"]["al"]["max_selected"],
+            level=config["excited"]["level"],
+            td=config["excited"]["td"],
+        script:
+            f"{SCRIPTS}/excited_label.py"
 
     rule excited_property_model:
         """Kernel-ridge model of the bright state's excitation energy and oscillator strength (geometry + MM potential)."""
         input:
-            db=rules.excited_labels.output.db,
-            records=rules.excited_labels.output.records,
+            dbs=exc_dbs_up_to(EXC_N_ITER),
+            records=exc_records_up_to(EXC_N_ITER),
         output:
             model=f"{EXC}/property_model.npz",
             metrics=f"{EXC}/property_model.json",
@@ -86,7 +157,7 @@ if config["excited"]["activate"]:
         """Bright-state MLP/MM MD from the ground-state structure (vertical excitation); relaxation discarded."""
         input:
             structure=config["system"]["structure"],
-            models=expand(f"{EXC}/models/member{{member}}.pt", member=EXC_MEMBERS),
+            models=exc_models(EXC_N_ITER),
         output:
             frames=f"{EXC}/dynamics/frames.extxyz",
             stats=f"{EXC}/dynamics/stats.json",
@@ -154,6 +225,9 @@ if config["excited"]["activate"]:
             reference=rules.excited_reference.output.records,
             property_metrics=rules.excited_property_model.output.metrics,
             dynamics_stats=rules.excited_dynamics.output.stats,
+            selections=[
+                f"{EXC}/al/it{i}/selection.json" for i in range(1, EXC_N_ITER + 1)
+            ],
         output:
             absorption_csv=f"{EXC}/spectra/absorption.csv",
             emission_csv=f"{EXC}/spectra/emission.csv",

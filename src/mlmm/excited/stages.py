@@ -76,15 +76,16 @@ def label_excited(
     log.info("done: %d ok, %d ambiguous, %s", summary["n_ok"], summary["n_ambiguous"], summary["bright_state_counts"])
 
 
-def train_property_model(db_path: str, records_path: str, cfg: dict[str, Any], model_out: str, metrics_out: str,
-                         log_path: str) -> None:
-    """Fit the bright-state property model on the labelled frames of the bright-state DB."""
+def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], cfg: dict[str, Any], model_out: str,
+                         metrics_out: str, log_path: str) -> None:
+    """Fit the bright-state property model on the labelled frames of the bright-state DBs
+    (initial ensemble and the frames added by the bright-state active learning)."""
     setup_logging(log_path)
     from mlmm.excited.property_model import fit_property_model
     from mlmm.labeling.db import frame_id, read_labelled_frames
 
-    by_id = {r["frame_id"]: r for r in read_json(records_path)["records"] if r["status"] == "ok"}
-    frames = [f for f in read_labelled_frames(db_path) if frame_id(f) in by_id]
+    by_id = {r["frame_id"]: r for p in records_paths for r in read_json(p)["records"] if r["status"] == "ok"}
+    frames = [f for p in db_paths for f in read_labelled_frames(p) if frame_id(f) in by_id]
     de = [by_id[frame_id(f)]["bright_excitation_energy_ev"] for f in frames]
     osc = [by_id[frame_id(f)]["bright_oscillator_strength"] for f in frames]
     model, metrics = fit_property_model(frames, de, osc, val_fraction=cfg["val_fraction"], seed=cfg["seed"])
@@ -152,7 +153,7 @@ def predict_properties(frames_path: str, model_path: str, out: str, log_path: st
 def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
                     absorption_csv: str, emission_csv: str, absorption_png: str, emission_png: str,
                     summary_out: str, log_path: str, property_metrics: str | None = None,
-                    dynamics_stats: str | None = None) -> None:
+                    dynamics_stats: str | None = None, selections: Sequence[str] = ()) -> None:
     """Absorption (TDDFT, ground-state ensemble), ML emission, TDDFT reference emission, comparison.
 
     ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary.
@@ -210,5 +211,10 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
         summary["property_model"] = read_json(property_metrics)
     if dynamics_stats:
         summary["dynamics"] = read_json(dynamics_stats)
+    if selections:
+        summary["active_learning"] = [
+            {k: v for k, v in read_json(p).items() if isinstance(v, (int, float, str, bool)) or v is None}
+            for p in selections
+        ]
     log.info("spectra: %s", summary)
     write_json(summary_out, summary)
