@@ -65,6 +65,9 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
     ref_f = np.array([r["bright_oscillator_strength"] for r in rec_test])
     assert np.abs(pred_de - ref_de).mean() < 0.5 * np.abs(ref_de - np.mean(de)).mean()
     assert np.abs(pred_f - ref_f).mean() < np.abs(ref_f - np.mean(f)).mean()
+    assert model.coverage(test).min() > 0.5  # test frames are drawn like the training frames
+    far = displaced_frames(3, 5, qm_amp=0.4)
+    assert model.coverage(far).max() < model.coverage(test).min()
     model.save(tmp_path / "m.npz")
     again = PropertyModel.load(tmp_path / "m.npz")
     np.testing.assert_allclose(again.predict(test)[0], pred_de)

@@ -69,6 +69,12 @@ class PropertyModel:
         y[:, 1] = np.maximum(y[:, 1], 0.0)
         return y
 
+    def coverage(self, frames: Sequence[Atoms]) -> np.ndarray:
+        """Kernel value (0–1) to the nearest training frame: near 0 means extrapolation, where a
+        KRR prediction falls back to the training mean."""
+        x = (np.array([descriptor(f) for f in frames]) - self.x_mean) / self.x_std
+        return self._kernel(x).max(axis=1)
+
     def predict(self, frames: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:
         """Bright excitation energies (eV) and oscillator strengths of ``frames``."""
         for fr in frames:

@@ -20,6 +20,10 @@ from mlmm.logutil import setup_logging
 
 log = logging.getLogger(__name__)
 
+#: Property-model kernel value to the nearest training frame below which a prediction counts as
+#: extrapolated (reported, not hidden).
+COVERAGE_MIN: float = 0.5
+
 
 def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
     """Indices of ``n_wanted`` frames spread evenly over ``n_total`` (all if fewer)."""
@@ -143,11 +147,16 @@ def predict_properties(frames_path: str, model_path: str, out: str, log_path: st
     from mlmm.labeling.db import frame_id
 
     frames = read_frames(frames_path)
-    de, f = PropertyModel.load(model_path).predict(frames)
-    write_json(out, {"frames": frames_path, "records": [
-        {"index": i, "frame_id": frame_id(fr), "bright_excitation_energy_ev": float(e), "bright_oscillator_strength": float(o)}
-        for i, (fr, e, o) in enumerate(zip(frames, de, f))]})
-    log.info("%d frames: ΔE %.3f ± %.3f eV, f %.3f ± %.3f", len(frames), de.mean(), de.std(), f.mean(), f.std())
+    model = PropertyModel.load(model_path)
+    de, f = model.predict(frames)
+    cov = model.coverage(frames)
+    n_out = int((cov < COVERAGE_MIN).sum())
+    write_json(out, {"frames": frames_path, "n_extrapolated": n_out, "coverage_min": COVERAGE_MIN, "records": [
+        {"index": i, "frame_id": frame_id(fr), "bright_excitation_energy_ev": float(e), "bright_oscillator_strength": float(o),
+         "coverage": float(c)}
+        for i, (fr, e, o, c) in enumerate(zip(frames, de, f, cov))]})
+    log.info("%d frames: ΔE %.3f ± %.3f eV, f %.3f ± %.3f; %d outside the training data (coverage < %.2f)",
+             len(frames), de.mean(), de.std(), f.mean(), f.std(), n_out, COVERAGE_MIN)
 
 
 def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
@@ -196,7 +205,8 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
                     f"overlap {comparison['overlap']:.2f}")
     summary = {
         "absorption": {**sp.spectrum_summary(grid, absorption), "n_frames": len(absr)},
-        "emission_ml": {**sp.spectrum_summary(grid, emission_ml), "n_frames": len(pred)},
+        "emission_ml": {**sp.spectrum_summary(grid, emission_ml), "n_frames": len(pred),
+                        "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred))},
         "stokes": stokes,
         "reference": {**comparison, "n_frames": len(same),
                       "n_ambiguous": sum(bool(r["bright_ambiguous"]) for r in same),
