@@ -10,6 +10,7 @@ stages.explore(
     structure=snakemake.input.structure,
     models=list(snakemake.input.models),
     previous_selection=list(snakemake.input.previous),
+    calibration=list(snakemake.input.calibration),
     iteration=int(snakemake.wildcards.it),
     walker=int(snakemake.wildcards.walker),
     al_cfg=snakemake.params.al,

@@ -1,4 +1,4 @@
-"""Rule glue for `production`: MLP/MM production MD with the final ensemble."""
+"""Rule glue for `production`: one NVT MLP/MM replica with the final or initial ensemble."""
 
 import sys
 from pathlib import Path
@@ -11,9 +11,12 @@ stages.production(
     models=list(snakemake.input.models),
     production_cfg=snakemake.params.production,
     system_cfg=snakemake.params.system,
+    model_label=snakemake.wildcards.model,
+    replica=int(snakemake.wildcards.replica),
     trajectory_out=snakemake.output.trajectory,
     topology_out=snakemake.output.topology,
-    sigma_out=snakemake.output.sigma,
+    timeseries_out=snakemake.output.timeseries,
+    handback_out=snakemake.output.handback,
     stats_out=snakemake.output.stats,
     log_path=snakemake.log[0],
     threads=snakemake.threads,

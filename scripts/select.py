@@ -10,6 +10,8 @@ stages.select(
     frames=list(snakemake.input.frames),
     stats=list(snakemake.input.stats),
     previous_selection=list(snakemake.input.previous),
+    evaluations=list(snakemake.input.evaluations),
+    calibration=list(snakemake.input.calibration),
     iteration=int(snakemake.wildcards.it),
     al_cfg=snakemake.params.al,
     selected_out=snakemake.output.selected,

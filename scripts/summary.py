@@ -12,8 +12,6 @@ stages.summary(
     evaluations=list(snakemake.input.evaluations),
     selections=list(snakemake.input.selections),
     models=list(snakemake.input.models),
-    production_stats=snakemake.input.production,
-    trajectory=snakemake.input.trajectory,
     extras=dict(zip(snakemake.params.extra_keys, snakemake.input.extras)),
     out=snakemake.output[0],
     log_path=snakemake.log[0],

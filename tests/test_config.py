@@ -54,3 +54,43 @@ def test_config_readme_is_generated_from_schema() -> None:
 
     out = subprocess.run([sys.executable, str(ROOT / "tools" / "config_doc.py")], capture_output=True, text=True, check=True).stdout
     assert (ROOT / "config" / "README.md").read_text() == out, "run: python tools/config_doc.py > config/README.md"
+
+
+def test_schema_has_only_json_schema_keywords() -> None:
+    """A comma in an unquoted YAML flow-mapping description silently splits it into a bogus key."""
+    import yaml
+
+    known = {"type", "default", "description", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+             "enum", "items", "properties", "additionalProperties", "required", "$schema", "title",
+             "minItems", "maxItems", "minLength", "maxLength", "pattern", "oneOf", "anyOf", "const"}
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    bad = []
+
+    def walk(node: dict, path: str) -> None:
+        for key, value in node.items():
+            if path.endswith(".properties"):
+                walk(value, f"{path}.{key}")
+                continue
+            if key not in known:
+                bad.append(f"{path}: {key!r}")
+            if isinstance(value, dict):
+                walk(value, f"{path}.{key}")
+
+    walk(schema, "")
+    assert not bad, bad
+
+
+def test_metadynamics_needs_a_plumed_input() -> None:
+    config = {"production": {"metadynamics": {"activate": True}}}
+    with pytest.raises(ConfigError, match="production.metadynamics.plumed: activate is true"):
+        validate_config(config, source="my.yaml")
+
+
+def test_command_line_strings_become_typed_values() -> None:
+    # what `snakemake --config al='{max_iterations: 4, sigma_lo: 0.2}' sampling='{pca: {activate: true}}'` passes
+    config = {"al": {"max_iterations": "4", "sigma_lo": "0.2"}, "sampling": {"pca": {"activate": "true"}}}
+    validate_config(config)
+    assert config["al"]["max_iterations"] == 4 and config["al"]["sigma_lo"] == 0.2
+    assert config["sampling"]["pca"]["activate"] is True
+    with pytest.raises(ConfigError, match="al.max_iterations: 'two' is not of type 'integer'"):
+        validate_config({"al": {"max_iterations": "two"}})

@@ -49,7 +49,14 @@ TINY = {
         "batch_size": 8, "field_cutoff": 8.0, "field_switch_on": 6.5, "test_fraction": 0.2, "val_fraction": 0.2,
     },
     "al": {"max_iterations": 1, "n_walkers": 1, "steps": 30, "stride": 5, "max_selected": 4},
-    "production": {"steps": 40, "stride": 10},
+    "production": {
+        "steps": 40, "stride": 10, "replicas": 2, "nve_steps": 30, "nve_equilibration_steps": 10, "sigma_action": "warn",
+        "max_force": 500.0,
+        "metadynamics": {"activate": True, "replicas": 2, "steps": 40, "bins": 30,
+                         "plumed": "phi: TORSION ATOMS=4,3,2,1\nMETAD ARG=phi PACE=5 HEIGHT=1.0 SIGMA=0.35 FILE=HILLS\n"
+                                   "PRINT ARG=phi STRIDE=5 FILE=COLVAR"},
+        "cv_distances": [{"name": "C-O", "selection1": "resname ETH and name C1", "selection2": "resname ETH and name O1"}],
+    },
 }
 
 
@@ -68,14 +75,28 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     assert summary["test_errors_final"]["n_test"] >= 1
     assert np.isfinite(summary["test_errors_final"]["energy_mae"])
     prod = summary["production"]
-    assert prod["steps_done"] > 0 and prod["sigma_max"] is not None
+    assert len(prod["replicas"]) == 2 and all(r["steps_done"] == 40 for r in prod["replicas"])  # action warn never stops
     for path in summary["final_models"] + summary["label_databases"]:
         assert (work / path).exists()
-    traj = work / summary["production_trajectory"]
-    frames = read(traj, index=":")
-    universe = mda.Universe(str(work / "results" / "production" / "topology.pdb"), str(traj), format="XYZ")
-    assert len(universe.trajectory) == len(frames)
-    assert universe.atoms.n_atoms == len(frames[0])
+    co = []
+    for traj, replica in zip(prod["trajectories"], prod["replicas"]):
+        universe = mda.Universe(str(work / prod["topology"]), str(work / traj))
+        assert universe.trajectory.n_frames == replica["n_frames"] == 4
+        assert universe.atoms.n_atoms == len(read(work / "data/demo/ethanol_water.pdb"))
+        co += [float(np.linalg.norm(universe.atoms.positions[0] - universe.atoms.positions[2])) for _ in universe.trajectory]
+    assert prod["cv_distances"]["C-O"]["mean_ang"] == pytest.approx(np.mean(co), abs=1e-4)  # atoms 0, 2 = C1, O1
+    assert prod["rdf"]["n_frames"] == 8 and prod["rdf"]["first_peak_ang"] > 2.0
+    assert np.isfinite(prod["nve"]["drift_eV_per_atom_per_ps"]) and prod["nve"]["steps"] == 30
+    stability = summary["production_stability"]
+    assert stability["final"]["replicas"] == 2 and stability["initial"]["replicas"] == 1
+    metad = summary["metadynamics"]
+    assert metad["replicas"] == 2 and metad["periodic"] and metad["cv_range"] == pytest.approx([-np.pi, np.pi])
+    assert all(run["steps_done"] == 40 for run in metad["runs"])
+    hills = np.loadtxt(work / "results/production/metadynamics/replica0/HILLS", comments="#")
+    assert len(hills) == 8 and hills[-1, 3] < hills[0, 3]  # a hill every 5 steps; well-tempered heights shrink
+    assert (work / "results/production/metadynamics/fes.png").stat().st_size > 1000
+    for png in ("rdf", "sigma", "energy", "cvs"):
+        assert (work / f"results/production/{png}.png").stat().st_size > 1000
     # rerunning is a no-op
     out = run_snakemake(work, "-n").stdout
     assert "Nothing to be done" in out

@@ -47,7 +47,7 @@ def _rows(schema: dict[str, Any], prefix: str = "") -> list[str]:
 def _row(name: str, sub: dict[str, Any]) -> str:
     typ = sub.get("type", "")
     typ = " or ".join(typ) if isinstance(typ, list) else typ
-    default = sub.get("default", "")
+    default = str(sub.get("default", "")).strip().replace("\n", " ⏎ ")  # multi-line defaults (PLUMED input) on one row
     return f"| `{name}` | {typ} | `{default}` | {sub.get('description', '').strip()} |"
 
 

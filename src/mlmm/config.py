@@ -37,6 +37,33 @@ def _fill_defaults(instance: dict[str, Any], schema: dict[str, Any]) -> None:
             _fill_defaults(instance[key], sub)
 
 
+_SCALAR_TYPES = {"integer": int, "number": (int, float), "boolean": bool}
+
+
+def _coerce_strings(instance: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Turn strings into the numbers/booleans the schema asks for, in place.
+
+    ``snakemake --config al='{max_iterations: 4}'`` parses nested values with YAML's BaseLoader,
+    which leaves every scalar a string; a string that reads (as YAML) as the expected type is
+    converted, anything else is left for validation to report.
+    """
+    for key, sub in schema.get("properties", {}).items():
+        value = instance.get(key)
+        if isinstance(value, dict):
+            _coerce_strings(value, sub)
+            continue
+        types = sub.get("type")
+        wanted = [t for t in (types if isinstance(types, list) else [types]) if t in _SCALAR_TYPES]
+        if not isinstance(value, str) or not wanted or "string" in (types if isinstance(types, list) else [types]):
+            continue
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            continue
+        if any(isinstance(parsed, _SCALAR_TYPES[t]) and not (t != "boolean" and isinstance(parsed, bool)) for t in wanted):
+            instance[key] = parsed
+
+
 def _field(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
@@ -56,6 +83,7 @@ def validate_config(
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(config).__name__}")
     schema = load_schema(schema_path)
+    _coerce_strings(config, schema)
     _fill_defaults(config, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -94,6 +122,9 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: training.val_fraction + training.test_fraction: must leave frames to train on (< 0.9)")
     if not any(s.get("activate", False) for s in config["sampling"].values()):
         raise ConfigError(f"{source}: sampling: no sampler has activate: true")
+    metad = config["production"]["metadynamics"]
+    if metad["activate"] and "METAD" not in metad["plumed"]:
+        raise ConfigError(f"{source}: production.metadynamics.plumed: activate is true but the PLUMED input has no METAD action")
     ex = config["excited"]
     if ex["td"]["window"] > ex["td"]["n_states"]:
         raise ConfigError(f"{source}: excited.td.window: must not exceed excited.td.n_states "

@@ -89,23 +89,23 @@ def summary(
     evaluations: Sequence[str],
     selections: Sequence[str],
     models: Sequence[str],
-    production_stats: str,
-    trajectory: str,
     extras: dict[str, str],
     out: str,
     log_path: str,
 ) -> None:
-    """Collect the paths of the final products and the key figures into one JSON file."""
+    """Collect the paths of the final products and the key figures into one JSON file.
+
+    ``extras`` maps summary keys to JSON files registered by rule files (production analysis,
+    stability comparison, ...); each is included whole.
+    """
     setup_logging(log_path)
     reports = [read_json(p) for p in label_reports]
     evals = [read_json(p) for p in evaluations]
     sels = [read_json(p) for p in selections]
-    prod = read_json(production_stats)
     converged_at = next((s["converged_at"] for s in sels if s["converged"]), None)
     data = {
         "final_models": list(models),
         "label_databases": list(label_dbs),
-        "production_trajectory": trajectory,
         "labels_per_iteration": [r["n_ok"] for r in reports],
         "failed_labels_per_iteration": [r["n_failed"] for r in reports],
         "labels_total": int(sum(r["n_ok"] for r in reports)),
@@ -115,8 +115,9 @@ def summary(
         "al_iterations_with_new_labels": sum(s["n_selected"] > 0 for s in sels),
         "converged": converged_at is not None,
         "converged_at_iteration": converged_at,
-        "selection_per_iteration": [{k: s.get(k) for k in ("iteration", "n_explored", "n_selected", "fraction_accurate", "any_breach", "reason")} for s in sels],
-        "production": prod,
+        "selection_per_iteration": [
+            {k: s.get(k) for k in ("iteration", "n_explored", "n_selected", "fraction_accurate", "any_breach", "criteria", "reason")} for s in sels
+        ],
         "units": {"energy": "eV", "force": "eV/Å", "sigma": "eV/Å", "length": "Å", "time": "fs"},
     }
     for key, path in extras.items():

@@ -4,6 +4,7 @@ rule explore:
         structure=config["system"]["structure"],
         models=lambda wc: member_models(int(wc.it) - 1),
         previous=lambda wc: selection_of(int(wc.it) - 1),
+        calibration=lambda wc: calibration_of(int(wc.it) - 1),
     output:
         frames=f"{R}/al/it{{it}}/walker{{walker}}.extxyz",
         stats=f"{R}/al/it{{it}}/walker{{walker}}.json",
@@ -25,11 +26,13 @@ rule explore:
 
 
 rule select:
-    """Trust window on σ, then farthest-point diversity, capped; decides convergence."""
+    """Trust window on σ, then farthest-point diversity, capped; decides convergence (σ, breaches, validation)."""
     input:
         frames=expand(f"{R}/al/it{{{{it}}}}/walker{{walker}}.extxyz", walker=WALKERS),
         stats=expand(f"{R}/al/it{{{{it}}}}/walker{{walker}}.json", walker=WALKERS),
         previous=lambda wc: selection_of(int(wc.it) - 1),
+        evaluations=lambda wc: evaluations_before(int(wc.it)),
+        calibration=lambda wc: calibration_of(int(wc.it) - 1),
     output:
         selected=f"{R}/al/it{{it}}/selected.extxyz",
         selection=f"{R}/al/it{{it}}/selection.json",

@@ -18,6 +18,8 @@ SUMMARY_EXTRAS = {}
 
 wildcard_constraints:
     it=r"\d+",
+    model="final|initial",
+    replica=r"\d+",
     chunk=r"\d+",
     member=r"\d+",
     walker=r"\d+",
@@ -54,3 +56,35 @@ def member_models(it: int) -> list:
 def selection_of(it: int) -> list:
     """Selection record of iteration `it` (none for the initial iteration 0)."""
     return [f"{R}/al/it{it}/selection.json"] if it >= 1 else []
+
+
+def evaluations_before(it: int) -> list:
+    """Held-out test errors of the models trained before iteration `it` (oldest first)."""
+    return [f"{R}/models/it{i}/ensemble.json" for i in range(it)]
+
+
+def calibration_of(it: int) -> list:
+    """σ calibration of iteration `it`'s ensemble, when the trust levels are calibrated."""
+    if config["al"]["calibrated_thresholds"]:
+        return [f"{R}/models/it{it}/calibration.json"]
+    return []
+
+
+PROD = f"{R}/production"
+PRODUCTION_MODELS = ["final"] + (
+    ["initial"] if config["production"]["compare_initial_model"] else []
+)
+
+
+def production_replicas(model: str) -> list:
+    """Replica directories of one ensemble (the initial ensemble runs replica 0 only)."""
+    n = config["production"]["replicas"] if model == "final" else 1
+    return [f"{PROD}/{model}/replica{r}" for r in range(n)]
+
+
+def production_models(wildcards) -> list:
+    """Members of the ensemble a production replica runs with (final or iteration 0)."""
+    return member_models(N_ITER if wildcards.model == "final" else 0)
+
+
+METAD_REPLICAS = list(range(config["production"]["metadynamics"]["replicas"]))

@@ -67,6 +67,7 @@ if config["excited"]["activate"]:
             structure=config["system"]["structure"],
             models=lambda wc: exc_models(int(wc.it) - 1),
             previous=lambda wc: exc_selection_of(int(wc.it) - 1),
+            calibration=[],
         output:
             frames=f"{EXC}/al/it{{it}}/walker{{walker}}.extxyz",
             stats=f"{EXC}/al/it{{it}}/walker{{walker}}.json",
@@ -94,6 +95,8 @@ if config["excited"]["activate"]:
                 f"{EXC}/al/it{{{{it}}}}/walker{{walker}}.json", walker=EXC_WALKERS
             ),
             previous=lambda wc: exc_selection_of(int(wc.it) - 1),
+            evaluations=[],
+            calibration=[],
         output:
             selected=f"{EXC}/al/it{{it}}/selected.extxyz",
             selection=f"{EXC}/al/it{{it}}/selection.json",

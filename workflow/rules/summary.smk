@@ -6,8 +6,6 @@ rule summary:
         evaluations=[f"{R}/models/it{i}/ensemble.json" for i in ITERATIONS],
         selections=[f"{R}/al/it{i}/selection.json" for i in ITERATIONS[1:]],
         models=member_models(N_ITER),
-        production=rules.production.output.stats,
-        trajectory=rules.production.output.trajectory,
         extras=lambda wc: list(SUMMARY_EXTRAS.values()),
     output:
         f"{R}/summary.json",

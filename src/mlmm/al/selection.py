@@ -92,8 +92,25 @@ def select_frames(
     return sorted(int(cand[i]) for i in picked), counts
 
 
-def is_converged(counts: WindowCounts, any_breach: bool, converged_fraction: float) -> bool:
-    """Converged when enough explored frames are accurate and no walker breached."""
+def validation_stalled(test_errors: list[dict], tolerance: float) -> tuple[bool, str]:
+    """Whether the held-out QM-force MAE stopped improving over the last two models.
+
+    ``test_errors`` are the ``models/it*/ensemble.json`` records of the models trained so far,
+    oldest first. With fewer than two models there is no trend, which does not block convergence.
+    Stalled means the newest MAE is not lower than the previous one by more than ``tolerance``
+    (relative).
+    """
+    maes = [e.get("force_mae_qm") for e in test_errors[-2:]]
+    if len(maes) < 2 or None in maes:
+        return True, "fewer than two evaluated models: no validation trend"
+    previous, latest = maes
+    stalled = latest >= (1.0 - tolerance) * previous
+    verdict = "stopped improving" if stalled else "still improving"
+    return stalled, f"held-out QM-force MAE {previous:.4f} -> {latest:.4f} eV/Å ({verdict}, tolerance {tolerance:.0%})"
+
+
+def is_converged(counts: WindowCounts, any_breach: bool, converged_fraction: float, validation_stalled: bool = True) -> bool:
+    """Converged when enough explored frames are accurate, no walker breached and validation stalled."""
     if counts.total == 0:
         return False
-    return (counts.accurate / counts.total) >= converged_fraction and not any_breach
+    return (counts.accurate / counts.total) >= converged_fraction and not any_breach and validation_stalled

@@ -24,6 +24,7 @@ def explore(
     structure: str,
     models: Sequence[str],
     previous_selection: Sequence[str],
+    calibration: Sequence[str],
     iteration: int,
     walker: int,
     al_cfg: dict[str, Any],
@@ -33,7 +34,11 @@ def explore(
     log_path: str,
     threads: int = 1,
 ) -> None:
-    """One MLP/MM MD walker; records σ per saved frame and where/why it stopped."""
+    """One MLP/MM MD walker; records σ per saved frame and where/why it stopped.
+
+    Walker ``w`` runs at ``al.temperatures[w % len]`` (``al.temperature`` if that list is empty)
+    with its own seed; σ is scaled as in :func:`sigma_scale` before it meets ``sigma_stop``.
+    """
     setup_logging(log_path)
     set_threads(threads)
     done = converged_before(previous_selection)
@@ -44,19 +49,23 @@ def explore(
         return
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.model.ensemble import Ensemble
+    from mlmm.sampling.uncertainty import biased_term
 
     system = system_from_config(structure, system_cfg)
     seed = al_cfg["seed"] + 1000 * iteration + walker
+    temperatures = al_cfg["temperatures"] or [al_cfg["temperature"]]
+    temperature_K = float(temperatures[walker % len(temperatures)])
+    scale = sigma_scale(calibration, al_cfg)
     result = run_mlp_md(
         system,
-        Ensemble.load(list(models)),
+        biased_term(Ensemble.load(list(models)), al_cfg.get("bias")),  # optional σ_E² bias (al.bias)
         steps=al_cfg["steps"],
         timestep_fs=al_cfg["timestep"],
-        temperature_K=al_cfg["temperature"],
+        temperature_K=temperature_K,
         friction_per_fs=al_cfg["friction"],
         stride=al_cfg["stride"],
         seed=seed,
-        sigma_stop=al_cfg["sigma_stop"],
+        sigma_stop=al_cfg["sigma_stop"] / scale,
         max_force=al_cfg["max_force"],
         cutoff_ang=system_cfg["embedding_cutoff"],
         sampler="al_explore",
@@ -69,8 +78,10 @@ def explore(
         {
             "skipped": False,
             "seed": seed,
+            "temperature_K": temperature_K,
             "steps_requested": al_cfg["steps"],
             "steps_done": result.steps_done,
+            "time_ps": result.steps_done * al_cfg["timestep"] / 1000.0,
             "stop_reason": result.stop_reason,
             "breach": result.stop_reason is not None,
             "sigmas": result.sigmas,
@@ -79,25 +90,48 @@ def explore(
     )
 
 
+def sigma_scale(calibration: Sequence[str], al_cfg: dict[str, Any]) -> float:
+    """Factor applied to the raw ensemble σ before it meets the trust levels.
+
+    1 unless ``al.calibrated_thresholds`` is on; then the ``scale`` fitted by the calibration
+    step of the exploring model (σ·scale ≈ observed max force error, eV/Å), so the thresholds
+    mean expected errors instead of raw committee spreads.
+    """
+    if not al_cfg["calibrated_thresholds"] or not calibration:
+        return 1.0
+    scale = float(read_json(calibration[0])["scale"])
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"{calibration[0]}: calibration scale must be a positive number, got {scale}")
+    return scale
+
+
 def select(
     frames: Sequence[str],
     stats: Sequence[str],
     previous_selection: Sequence[str],
+    evaluations: Sequence[str],
+    calibration: Sequence[str],
     iteration: int,
     al_cfg: dict[str, Any],
     selected_out: str,
     selection_out: str,
     log_path: str,
 ) -> None:
-    """Trust window + diversity over all walkers; writes the selected Frames and the convergence flag."""
+    """Trust window + diversity over all walkers; writes the selected Frames and the convergence flag.
+
+    Convergence (the flag later iterations obey): the fraction of explored frames with σ below
+    ``sigma_lo`` reaches ``converged_fraction``, no walker breached, and the held-out error of
+    the models trained so far (``evaluations``, oldest first) stopped improving.
+    """
     setup_logging(log_path)
-    from mlmm.al.selection import is_converged, select_frames
+    from mlmm.al.selection import is_converged, select_frames, validation_stalled
 
     done = converged_before(previous_selection)
     all_frames = [f for path in frames for f in read_frames(path)]
     walker_stats = [read_json(p) for p in stats]
-    sigmas = np.array([s for st in walker_stats for s in st["sigmas"]], float)
-    record: dict[str, Any] = {"iteration": iteration, "n_explored": len(all_frames)}
+    scale = sigma_scale(calibration, al_cfg)
+    sigmas = scale * np.array([s for st in walker_stats for s in st["sigmas"]], float)
+    record: dict[str, Any] = {"iteration": iteration, "n_explored": len(all_frames), "sigma_scale": scale}
     if done is not None:
         record.update(converged=True, converged_at=done["converged_at"], n_selected=0, reason=f"converged at iteration {done['converged_at']}")
         write_frames(selected_out, [])
@@ -107,13 +141,16 @@ def select(
         all_frames, sigmas, sigma_lo=al_cfg["sigma_lo"], sigma_hi=al_cfg["sigma_hi"], max_selected=al_cfg["max_selected"]
     )
     breach = any(st["breach"] for st in walker_stats)
-    converged = is_converged(counts, breach, al_cfg["converged_fraction"])
+    test_errors = [read_json(p) for p in evaluations]
+    stalled, validation_note = validation_stalled(test_errors, al_cfg["validation_tolerance"])
+    converged = is_converged(counts, breach, al_cfg["converged_fraction"], stalled)
     if converged:
         picked = []
     selected = [all_frames[i] for i in picked]
     for frame in selected:
         frame.info["iteration"] = iteration
     write_frames(selected_out, selected)
+    fraction = counts.accurate / counts.total if counts.total else 0.0
     record.update(
         converged=converged,
         converged_at=iteration if converged else None,
@@ -122,9 +159,15 @@ def select(
         accurate=counts.accurate,
         candidate=counts.candidate,
         failed=counts.failed,
-        fraction_accurate=counts.accurate / counts.total if counts.total else 0.0,
+        fraction_accurate=fraction,
+        criteria={
+            "fraction_accurate": {"met": fraction >= al_cfg["converged_fraction"], "value": fraction, "target": al_cfg["converged_fraction"]},
+            "no_breach": {"met": not breach},
+            "validation": {"met": stalled, "note": validation_note},
+        },
         any_breach=breach,
-        walkers=[{k: st.get(k) for k in ("steps_done", "steps_requested", "stop_reason")} for st in walker_stats],
+        validation_force_mae_qm=[e.get("force_mae_qm") for e in test_errors],
+        walkers=[{k: st.get(k) for k in ("temperature_K", "steps_done", "steps_requested", "time_ps", "stop_reason")} for st in walker_stats],
         sigma_max=float(sigmas.max()) if len(sigmas) else None,
         sigma_mean=float(sigmas.mean()) if len(sigmas) else None,
     )

@@ -3,7 +3,9 @@
 E = E_ML(QM atoms | MM charges) + E_TIP3P(MM–MM) + E_LJ(QM–MM). The ensemble sees the Frame cut
 around the QM region (whole molecules within the embedding cutoff); its forces on QM atoms and
 MM sites are mapped back onto the full system. σ (ensemble force spread, eV/Å) is recorded at
-every saved frame; the run stops cleanly at a σ breach or a force blow-up.
+every saved frame. What a σ above ``sigma_stop`` does is the ``sigma_action``: ``stop`` ends the
+run cleanly (exploration, default), ``warn`` logs and counts it, ``collect`` keeps the Frame for
+labeling and goes on. A force blow-up always stops the run.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
 
 from mlmm.dynamics.md import run_langevin
 from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
 
 log = logging.getLogger(__name__)
+
+SIGMA_ACTIONS = ("stop", "warn", "collect")
 
 
 @dataclass
@@ -29,7 +35,12 @@ class MLPMDResult:
     sigmas: list[float] = field(default_factory=list)  #: eV/Å
     times_fs: list[float] = field(default_factory=list)
     potential_energies: list[float] = field(default_factory=list)  #: eV, full system
+    kinetic_energies: list[float] = field(default_factory=list)  #: eV, full system
+    temperatures_K: list[float] = field(default_factory=list)  #: instantaneous, from the kinetic energy
+    sigma_exceeded_steps: list[int] = field(default_factory=list)  #: steps with σ > sigma_stop
+    collected: list[Atoms] = field(default_factory=list)  #: Frames with σ > sigma_stop (action "collect")
     snapshots: list[Atoms] = field(default_factory=list)  #: full system (if kept)
+    final_state: Atoms | None = None  #: full system with momenta at the end (restart point)
     steps_done: int = 0
     stop_reason: str | None = None
     ms_per_step: float = float("nan")
@@ -52,14 +63,29 @@ def run_mlp_md(
     iteration: int,
     source: str,
     keep_full_system: bool = False,
+    sigma_action: str = "stop",
+    start: Atoms | None = None,
+    wrap_calculator: Callable[[Calculator, Atoms], Calculator] | None = None,
 ) -> MLPMDResult:
-    """Langevin MLP/MM MD from the system's current positions; see module docstring."""
+    """Langevin MLP/MM MD (friction 0: NVE velocity Verlet); see module docstring.
+
+    Starts from the system's positions with Maxwell–Boltzmann momenta, or from ``start``
+    (positions and momenta of a previous run's ``final_state``). ``wrap_calculator`` may put a
+    bias around the MLP/MM calculator (e.g. ASE ``Plumed``); σ and the recorded potential
+    energies are always those of the unbiased MLP/MM calculator.
+    """
+    if sigma_action not in SIGMA_ACTIONS:
+        raise ValueError(f"sigma_action must be one of {SIGMA_ACTIONS}, got {sigma_action!r}")
     atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, ensemble, MMForceField(system, cutoff_ang=default_mm_cutoff(system)), cutoff_ang)
+    if start is not None:
+        atoms.set_positions(start.get_positions())
+        atoms.set_momenta(start.get_momenta(), apply_constraint=False)
+    qmmm = QMMMCalculator(system, ensemble, MMForceField(system, cutoff_ang=default_mm_cutoff(system)), cutoff_ang)
+    atoms.calc = wrap_calculator(qmmm, atoms) if wrap_calculator is not None else qmmm
     result = MLPMDResult()
 
     def on_frame(step: int, current: Atoms) -> str | None:
-        sigma = float(current.calc.results["sigma_force"])
+        sigma = float(qmmm.results["sigma_force"])
         frame, _ = system.cut_frame(
             current.positions,
             cutoff_ang,
@@ -72,15 +98,27 @@ def run_mlp_md(
         result.frames.append(frame)
         result.sigmas.append(sigma)
         result.times_fs.append(step * timestep_fs)
-        result.potential_energies.append(float(current.get_potential_energy()))
+        result.potential_energies.append(float(qmmm.results["energy"]))
+        ekin = float(current.get_kinetic_energy())
+        result.kinetic_energies.append(ekin)
+        result.temperatures_K.append(2.0 * ekin / (n_dof * units.kB))
         if keep_full_system:
             snap = current.copy()
             snap.calc = None
             result.snapshots.append(snap)
-        if sigma > sigma_stop:
-            return f"sigma breach: {sigma:.3f} eV/Å > sigma_stop {sigma_stop} eV/Å at step {step}"
+        if sigma <= sigma_stop:
+            return None
+        message = f"sigma breach: {sigma:.3f} eV/Å > sigma_stop {sigma_stop} eV/Å at step {step}"
+        result.sigma_exceeded_steps.append(step)
+        if sigma_action == "stop":
+            return message
+        if sigma_action == "collect":
+            result.collected.append(frame)
+        log.warning("%s (%s, continuing)", message, sigma_action)
         return None
 
+    constraints = system.water_constraints()
+    n_dof = 3 * len(atoms) - sum(c.get_removed_dof(atoms) for c in constraints)
     t0 = time.perf_counter()
     reason, steps_done = run_langevin(
         atoms,
@@ -91,10 +129,14 @@ def run_mlp_md(
         seed=seed,
         stride=stride,
         on_frame=on_frame,
-        constraints=system.water_constraints(),
+        constraints=constraints,
         max_force_ev_ang=max_force,
         progress_desc=f"{sampler} MLP/MM MD",
+        maxwell_boltzmann=start is None,
     )
+    final = atoms.copy()
+    final.calc = None
+    result.final_state = final
     result.steps_done = steps_done
     result.stop_reason = reason
     result.ms_per_step = 1e3 * (time.perf_counter() - t0) / max(steps_done, 1)

@@ -1,4 +1,5 @@
-"""Stage function of the production rule: MLP/MM MD with the final ensemble."""
+"""Stage functions of the production rules: NVT replicas, the NVE energy check, the stability
+comparison of the initial and final ensembles."""
 
 from __future__ import annotations
 
@@ -7,11 +8,32 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlmm.frames import atomic_write
-from mlmm.jobs import set_threads, system_from_config, write_json
+from mlmm.frames import atomic_write, write_frames
+from mlmm.jobs import read_json, set_threads, system_from_config, write_json
 from mlmm.logutil import setup_logging
 
 log = logging.getLogger(__name__)
+
+TIMESERIES_HEADER = "time_fs,sigma_force_eV_per_A,potential_energy_eV,kinetic_energy_eV,total_energy_eV,temperature_K"
+
+
+def _write_timeseries(path: str, result) -> None:
+    """σ and energies at every saved step as CSV (units in the header)."""
+    epot = np.asarray(result.potential_energies)
+    ekin = np.asarray(result.kinetic_energies)
+    table = np.column_stack([result.times_fs, result.sigmas, epot, ekin, epot + ekin, result.temperatures_K])
+
+    def writer(tmp: str) -> None:
+        np.savetxt(tmp, table.reshape(-1, 6), delimiter=",", header=TIMESERIES_HEADER, comments="")
+
+    atomic_write(path, writer)
+
+
+def read_timeseries(path: str) -> dict[str, np.ndarray]:
+    """Columns of a production time series CSV by header name."""
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    names = TIMESERIES_HEADER.split(",")
+    return {name: data[:, i] if len(data) else np.zeros(0) for i, name in enumerate(names)}
 
 
 def production(
@@ -19,24 +41,27 @@ def production(
     models: Sequence[str],
     production_cfg: dict[str, Any],
     system_cfg: dict[str, Any],
+    model_label: str,
+    replica: int,
     trajectory_out: str,
     topology_out: str,
-    sigma_out: str,
+    timeseries_out: str,
+    handback_out: str,
     stats_out: str,
     log_path: str,
     threads: int = 1,
 ) -> None:
-    """MLP/MM MD of the full system; trajectory in the input's atom order (+ PDB topology) and σ(t)."""
+    """One NVT replica of MLP/MM MD: DCD trajectory (input atom order) + PDB topology, σ and
+    energies per saved step, Frames handed back to labeling (action ``collect``), and stats."""
     setup_logging(log_path)
     set_threads(threads)
-    import MDAnalysis as mda
-    from ase.io import write
-
     from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.dynamics.trajectory import write_dcd, write_topology
     from mlmm.model.ensemble import Ensemble
 
     system = system_from_config(structure, system_cfg)
     cfg = production_cfg
+    seed = cfg["seed"] + replica
     result = run_mlp_md(
         system,
         Ensemble.load(list(models)),
@@ -45,40 +70,243 @@ def production(
         temperature_K=cfg["temperature"],
         friction_per_fs=cfg["friction"],
         stride=cfg["stride"],
-        seed=cfg["seed"],
+        seed=seed,
         sigma_stop=cfg["sigma_stop"],
         max_force=cfg["max_force"],
         cutoff_ang=system_cfg["embedding_cutoff"],
-        sampler="production",
+        sampler=f"production_{model_label}",
         iteration=-1,
-        source=f"{structure}:production",
+        source=f"{structure}:production:{model_label}:replica{replica}",
         keep_full_system=True,
+        sigma_action=cfg["sigma_action"],
     )
     snapshots = [system.to_input_order(a) for a in result.snapshots]
-    atomic_write(trajectory_out, lambda tmp: write(tmp, snapshots, format="extxyz"))
-    universe = mda.Universe(structure)
-    atomic_write(topology_out, lambda tmp: universe.atoms.write(tmp, file_format="PDB"))
-
-    def write_sigma(tmp: str) -> None:
-        np.savetxt(
-            tmp,
-            np.column_stack([result.times_fs, result.sigmas, result.potential_energies]),
-            delimiter=",",
-            header="time_fs,sigma_force_eV_per_A,potential_energy_eV",
-            comments="",
-        )
-
-    atomic_write(sigma_out, write_sigma)
+    write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg["stride"] * cfg["timestep"] / 1000.0)
+    write_topology(structure, topology_out)
+    _write_timeseries(timeseries_out, result)
+    write_frames(handback_out, result.collected)
+    exceeded = result.sigma_exceeded_steps
     write_json(
         stats_out,
         {
+            "model": model_label,
+            "models": list(models),
+            "replica": replica,
+            "seed": seed,
+            "ensemble": "NVT",
+            "temperature_K": cfg["temperature"],
             "steps_requested": cfg["steps"],
             "steps_done": result.steps_done,
             "length_ps": result.steps_done * cfg["timestep"] / 1000.0,
+            "completed": result.steps_done == cfg["steps"],
             "stop_reason": result.stop_reason,
-            "sigma_max": float(np.max(result.sigmas)) if len(result.sigmas) else None,
-            "sigma_mean": float(np.mean(result.sigmas)) if len(result.sigmas) else None,
+            "sigma_action": cfg["sigma_action"],
+            "sigma_stop": cfg["sigma_stop"],
+            "n_sigma_exceeded": len(exceeded),
+            "first_sigma_exceeded_ps": exceeded[0] * cfg["timestep"] / 1000.0 if exceeded else None,
+            "n_handed_back": len(result.collected),
+            "sigma_max": float(np.max(result.sigmas)) if result.sigmas else None,
+            "sigma_mean": float(np.mean(result.sigmas)) if result.sigmas else None,
+            "temperature_mean_K": float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
             "n_frames": len(snapshots),
             "ms_per_step": result.ms_per_step,
         },
     )
+
+
+def energy_drift(times_fs: np.ndarray, total_energy_ev: np.ndarray, n_atoms: int) -> dict[str, float]:
+    """Linear drift of the total energy: slope in eV/ps (whole system and per atom) and the
+    RMS fluctuation about the fit (eV)."""
+    t_ps = np.asarray(times_fs, float) / 1000.0
+    e = np.asarray(total_energy_ev, float)
+    if len(t_ps) < 2:
+        raise ValueError("energy drift needs at least two saved steps")
+    slope, intercept = np.polyfit(t_ps, e, 1)
+    return {
+        "drift_eV_per_ps": float(slope),
+        "drift_eV_per_atom_per_ps": float(slope / n_atoms),
+        "rms_fluctuation_eV": float(np.sqrt(np.mean((e - (slope * t_ps + intercept)) ** 2))),
+        "n_atoms": int(n_atoms),
+        "length_ps": float(t_ps[-1] - t_ps[0]),
+    }
+
+
+def production_nve(
+    structure: str,
+    models: Sequence[str],
+    production_cfg: dict[str, Any],
+    system_cfg: dict[str, Any],
+    timeseries_out: str,
+    stats_out: str,
+    log_path: str,
+    threads: int = 1,
+) -> None:
+    """NVT equilibration, then NVE (friction 0) with the final ensemble; total-energy drift."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.model.ensemble import Ensemble
+
+    system = system_from_config(structure, system_cfg)
+    ensemble = Ensemble.load(list(models))
+    cfg = production_cfg
+    common = dict(
+        timestep_fs=cfg["timestep"],
+        temperature_K=cfg["temperature"],
+        stride=cfg["stride"],
+        seed=cfg["seed"] + 10_000,
+        sigma_stop=cfg["sigma_stop"],
+        max_force=cfg["max_force"],
+        cutoff_ang=system_cfg["embedding_cutoff"],
+        iteration=-1,
+        source=f"{structure}:production:nve",
+        sigma_action="warn",
+    )
+    start = None
+    if cfg["nve_equilibration_steps"]:
+        equil = run_mlp_md(system, ensemble, steps=cfg["nve_equilibration_steps"], friction_per_fs=cfg["friction"], sampler="nve_equilibration", **common)
+        start = equil.final_state  # a stop here shows up as a stop of the NVE run itself
+    result = run_mlp_md(system, ensemble, steps=cfg["nve_steps"], friction_per_fs=0.0, sampler="nve", start=start, **common)
+    _write_timeseries(timeseries_out, result)
+    series = read_timeseries(timeseries_out)
+    # a run that blew up is reported, not fatal: the drift up to the stop is still informative
+    drift = energy_drift(series["time_fs"], series["total_energy_eV"], len(system.atoms)) if len(series["time_fs"]) >= 2 else {}
+    drift.update(
+        steps_requested=cfg["nve_steps"],
+        steps=result.steps_done,
+        completed=result.stop_reason is None,
+        stop_reason=result.stop_reason,
+        timestep_fs=cfg["timestep"],
+        temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
+        n_sigma_exceeded=len(result.sigma_exceeded_steps),
+        sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
+        ms_per_step=result.ms_per_step,
+    )
+    log.info("NVE check: %s", drift)
+    write_json(stats_out, drift)
+
+
+def stability(final_stats: Sequence[str], initial_stats: Sequence[str], out: str, log_path: str) -> None:
+    """Production stability of the final ensemble vs the iteration-0 ensemble (same settings)."""
+    setup_logging(log_path)
+
+    def describe(paths: Sequence[str]) -> dict[str, Any] | None:
+        if not paths:
+            return None
+        runs = [read_json(p) for p in paths]
+        return {
+            "replicas": len(runs),
+            "completed": sum(r["completed"] and r["n_sigma_exceeded"] == 0 for r in runs),
+            "length_ps": [r["length_ps"] for r in runs],
+            "first_sigma_exceeded_ps": [r["first_sigma_exceeded_ps"] for r in runs],
+            "sigma_mean": [r["sigma_mean"] for r in runs],
+            "sigma_max": [r["sigma_max"] for r in runs],
+            "stop_reason": [r["stop_reason"] for r in runs],
+        }
+
+    data = {"final": describe(final_stats), "initial": describe(initial_stats)}
+    log.info("stability: %s", data)
+    write_json(out, data)
+
+
+def production_metadynamics(
+    structure: str,
+    models: Sequence[str],
+    production_cfg: dict[str, Any],
+    system_cfg: dict[str, Any],
+    replica: int,
+    out_dir: str,
+    timeseries_out: str,
+    stats_out: str,
+    log_path: str,
+    threads: int = 1,
+) -> None:
+    """One MLP/MM well-tempered metaD replica with the final ensemble (HILLS, COLVAR, σ(t))."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.dynamics.metadynamics import run_mlp_metadynamics
+    from mlmm.model.ensemble import Ensemble
+
+    system = system_from_config(structure, system_cfg)
+    cfg, metad = production_cfg, production_cfg["metadynamics"]
+    result = run_mlp_metadynamics(
+        system,
+        Ensemble.load(list(models)),
+        plumed_input=metad["plumed"],
+        biasfactor=metad["biasfactor"],
+        out_dir=out_dir,
+        steps=metad["steps"],
+        timestep_fs=cfg["timestep"],
+        temperature_K=cfg["temperature"],
+        friction_per_fs=cfg["friction"],
+        stride=cfg["stride"],
+        seed=cfg["seed"] + 20_000 + replica,
+        sigma_stop=cfg["sigma_stop"],
+        max_force=cfg["max_force"],
+        cutoff_ang=system_cfg["embedding_cutoff"],
+        sampler="production_metad",
+        iteration=-1,
+        source=f"{structure}:metad:replica{replica}",
+        sigma_action=metad["sigma_action"],
+    )
+    _write_timeseries(timeseries_out, result)
+    write_json(
+        stats_out,
+        {
+            "replica": replica,
+            "steps_requested": metad["steps"],
+            "steps_done": result.steps_done,
+            "completed": result.stop_reason is None,
+            "stop_reason": result.stop_reason,
+            "n_sigma_exceeded": len(result.sigma_exceeded_steps),
+            "sigma_max": float(np.max(result.sigmas)) if result.sigmas else None,
+            "ms_per_step": result.ms_per_step,
+        },
+    )
+
+
+def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins: int, csv_out: str, png_out: str, json_out: str, log_path: str) -> None:
+    """Free-energy profile (kJ/mol) along the metaD CV: replica mean ± standard error; CSV, plot, JSON."""
+    setup_logging(log_path)
+    from pathlib import Path
+
+    from mlmm.dynamics.metadynamics import free_energy_profile
+
+    fes = free_energy_profile(list(hills), Path(csv_out).parent, n_bins)
+    cv, f, err = fes["cv"], fes["free_energy_kJ_mol"], fes["standard_error_kJ_mol"]
+
+    def write_csv(tmp: str) -> None:
+        np.savetxt(tmp, np.column_stack([cv, f, err]), delimiter=",", header="cv,free_energy_kJ_mol,standard_error_kJ_mol", comments="")
+
+    atomic_write(csv_out, write_csv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    for k, profile in enumerate(fes["replicas"]):
+        ax.plot(cv, profile - profile.min(), lw=0.7, alpha=0.6, label=f"replica {k}")
+    ax.plot(cv, f, "k", lw=1.5, label="mean")
+    ax.fill_between(cv, f - err, f + err, color="k", alpha=0.2, label="± standard error")
+    ax.set_xlabel("CV (PLUMED units)")
+    ax.set_ylabel("free energy (kJ/mol)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(png_out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    runs = [read_json(p) for p in replica_stats]
+    i_min = int(np.argmin(f))
+    data = {
+        "replicas": len(hills),
+        "cv_min_location": float(cv[i_min]),
+        "free_energy_span_kJ_mol": float(np.nanmax(f)),
+        "max_standard_error_kJ_mol": float(np.nanmax(err)),
+        "mean_standard_error_kJ_mol": float(np.nanmean(err)),
+        "periodic": fes["periodic"],
+        "cv_range": list(fes["cv_range"]),
+        "runs": runs,
+        "profile_csv": csv_out,
+    }
+    log.info("metadynamics FES: %s", data)
+    write_json(json_out, data)

@@ -56,3 +56,142 @@ def collect_frames(inputs: Sequence[str], frames_out: str, log_path: str) -> Non
     frames = [f for path in inputs for f in read_frames(path)]
     log.info("collected %d frames from %s", len(frames), list(inputs))
     write_frames(frames_out, frames)
+
+
+def _finish(sampler: str, frames: list, stats: dict, seconds: float, frames_out: str, stats_out: str) -> None:
+    """Write the Frames and the stats JSON (with n_frames and wall_s)."""
+    write_frames(frames_out, frames)
+    write_json(stats_out, {"sampler": sampler, "n_frames": len(frames), "wall_s": seconds, **stats})
+    log.info("%s: %d frames in %.1f s", sampler, len(frames), seconds)
+
+
+def sample_metadynamics(structure: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any], frames_out: str,
+                        stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+    """Well-tempered PLUMED metadynamics on xTB/MM; HILLS, COLVAR, fes.dat next to the frames."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from pathlib import Path
+
+    from mlmm.sampling.metadynamics import read_plumed_table, sample_metadynamics as run, sum_hills
+    from mlmm.sampling.plots import plot_metadynamics
+
+    system = system_from_config(structure, system_cfg)
+    out_dir = Path(frames_out).parent
+    t0 = time.perf_counter()
+    frames, stats = run(
+        system, plumed_input=sampler_cfg["plumed"], out_dir=out_dir, n_frames=sampler_cfg["n_frames"],
+        stride=sampler_cfg["stride"], equilibration_steps=sampler_cfg["equilibration_steps"],
+        timestep_fs=sampler_cfg["timestep"], temperature_K=sampler_cfg["temperature"],
+        friction_per_fs=sampler_cfg["friction"], cutoff_ang=system_cfg["embedding_cutoff"],
+        seed=sampler_cfg["seed"], biasfactor=sampler_cfg["biasfactor"], log=log,
+    )
+    fes = sum_hills(out_dir / "HILLS", out_dir / "fes.dat")
+    seconds = time.perf_counter() - t0
+    plot_metadynamics(read_plumed_table(out_dir / "COLVAR"), fes, plot_out)
+    _finish("metadynamics", frames, stats, seconds, frames_out, stats_out)
+
+
+def _references(path: str, n_max: int = 50) -> list:
+    """Environment snapshots (Frames) for re-embedding, at most ``n_max`` spread over the file."""
+    import numpy as np
+
+    frames = read_frames(path)
+    if len(frames) > n_max:
+        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, n_max).round().astype(int)]
+    return frames
+
+
+def sample_normal_modes(structure: str, environment_frames: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any],
+                        frames_out: str, stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+    """Normal-mode sampling of the QM region, re-embedded in the given environment snapshots."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.sampling.normal_modes import sample_normal_modes as run
+    from mlmm.sampling.plots import plot_energy_distribution
+
+    system = system_from_config(structure, system_cfg)
+    t0 = time.perf_counter()
+    frames, stats = run(
+        system, _references(environment_frames), n_frames=sampler_cfg["n_frames"],
+        temperature_K=sampler_cfg["temperature"], environment=sampler_cfg["environment"],
+        distribution=sampler_cfg["distribution"], cutoff_ang=system_cfg["embedding_cutoff"],
+        seed=sampler_cfg["seed"], min_distance_ang=sampler_cfg["min_distance"], log=log,
+    )
+    seconds = time.perf_counter() - t0
+    plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
+                             f"normal modes ({sampler_cfg['distribution']}, {sampler_cfg['temperature']:g} K)", plot_out)
+    _finish("normal_modes", frames, stats, seconds, frames_out, stats_out)
+
+
+def sample_wigner(structure: str, environment_frames: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any],
+                  frames_out: str, stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+    """Wigner sampling (positions and momenta) of the QM region, re-embedded in environment snapshots."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.sampling.plots import plot_energy_distribution
+    from mlmm.sampling.wigner import sample_wigner as run
+
+    system = system_from_config(structure, system_cfg)
+    t0 = time.perf_counter()
+    frames, stats = run(
+        system, _references(environment_frames), n_frames=sampler_cfg["n_frames"],
+        temperature_K=sampler_cfg["temperature"], environment=sampler_cfg["environment"],
+        cutoff_ang=system_cfg["embedding_cutoff"], seed=sampler_cfg["seed"],
+        min_distance_ang=sampler_cfg["min_distance"], log=log,
+    )
+    seconds = time.perf_counter() - t0
+    plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
+                             f"Wigner ({sampler_cfg['temperature']:g} K)", plot_out, kinetic_ev=stats["kinetic_energy_ev"])
+    _finish("wigner", frames, stats, seconds, frames_out, stats_out)
+
+
+def sample_pca(trajectory_frames: str, sampler_cfg: dict[str, Any], frames_out: str, stats_out: str, plot_out: str,
+               log_path: str) -> None:
+    """PCA-based sampling along the leading components of a sampler's trajectory Frames."""
+    setup_logging(log_path)
+    from mlmm.sampling.pca import sample_pca as run
+    from mlmm.sampling.plots import plot_pca
+
+    t0 = time.perf_counter()
+    frames, stats = run(read_frames(trajectory_frames), n_frames=sampler_cfg["n_frames"],
+                        n_components=sampler_cfg["n_components"], extend=sampler_cfg["extend"],
+                        seed=sampler_cfg["seed"], min_distance_ang=sampler_cfg["min_distance"], log=log)
+    seconds = time.perf_counter() - t0
+    plot_pca(stats["trajectory_projections"], stats["sample_projections"], plot_out)
+    _finish("pca", frames, stats, seconds, frames_out, stats_out)
+
+
+def sample_adaptive(structure: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any], frames_out: str,
+                    stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+    """Adaptive sampling: short xTB/MM runs restarted from the least-visited CV bins."""
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.sampling.adaptive import sample_adaptive as run
+    from mlmm.sampling.plots import plot_adaptive
+
+    system = system_from_config(structure, system_cfg)
+    t0 = time.perf_counter()
+    frames, stats = run(
+        system, cvs=sampler_cfg["cvs"], n_frames=sampler_cfg["n_frames"], n_walkers=sampler_cfg["n_walkers"],
+        steps=sampler_cfg["steps"], stride=sampler_cfg["stride"], max_rounds=sampler_cfg["max_rounds"],
+        min_growth=sampler_cfg["min_growth"], bin_width_ang=sampler_cfg["bin_width_ang"],
+        bin_width_deg=sampler_cfg["bin_width_deg"], timestep_fs=sampler_cfg["timestep"],
+        temperature_K=sampler_cfg["temperature"], friction_per_fs=sampler_cfg["friction"],
+        cutoff_ang=system_cfg["embedding_cutoff"], seed=sampler_cfg["seed"], log=log,
+    )
+    seconds = time.perf_counter() - t0
+    plot_adaptive(stats["coverage_per_round"], stats["cv_values"], stats["picked"], plot_out)
+    _finish("adaptive", frames, stats, seconds, frames_out, stats_out)
+
+
+def summarize_samplers(stats: Sequence[str], summary_out: str, log_path: str) -> None:
+    """Per active sampler: frames and wall time (for results/summary.json)."""
+    setup_logging(log_path)
+    from mlmm.jobs import read_json
+
+    table = {}
+    for path in stats:
+        s = read_json(path)
+        table[s["sampler"]] = {"n_frames": s["n_frames"], "wall_s": s["wall_s"]}
+    log.info("samplers: %s", table)
+    write_json(summary_out, {"samplers": table, "n_frames": sum(v["n_frames"] for v in table.values())})

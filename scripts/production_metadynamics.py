@@ -1,0 +1,20 @@
+"""Rule glue for `production_metadynamics`: one MLP/MM metaD replica."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from mlmm.dynamics import stages  # noqa: E402
+
+stages.production_metadynamics(
+    structure=snakemake.input.structure,
+    models=list(snakemake.input.models),
+    production_cfg=snakemake.params.production,
+    system_cfg=snakemake.params.system,
+    replica=int(snakemake.wildcards.replica),
+    out_dir=snakemake.params.out_dir,
+    timeseries_out=snakemake.output.timeseries,
+    stats_out=snakemake.output.stats,
+    log_path=snakemake.log[0],
+    threads=snakemake.threads,
+)

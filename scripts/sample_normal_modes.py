@@ -1,0 +1,19 @@
+"""Rule glue for `sample_normal_modes` (see mlmm.sampling.stages.sample_normal_modes)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+from mlmm.sampling import stages  # noqa: E402
+
+stages.sample_normal_modes(
+    structure=snakemake.input.structure,
+    environment_frames=snakemake.input.environment,
+    system_cfg=snakemake.params.system,
+    sampler_cfg=snakemake.params.sampler,
+    frames_out=snakemake.output.frames,
+    stats_out=snakemake.output.stats,
+    plot_out=snakemake.output.plot,
+    log_path=snakemake.log[0],
+    threads=snakemake.threads,
+)

@@ -1,0 +1,1 @@
+"""Analysis of MLP/MM trajectories (MDAnalysis) and their plots."""

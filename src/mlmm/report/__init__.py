@@ -1,0 +1,1 @@
+"""Overview figures and tables for `snakemake --report` (σ per AL iteration, AL table)."""

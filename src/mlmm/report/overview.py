@@ -1,0 +1,114 @@
+"""Overview of an active-learning run for `snakemake --report`, built only from existing stage outputs.
+
+Figure: ensemble force disagreement σ (eV/Å) seen by the walkers of every AL iteration against the
+trust window. Table: one row per iteration (labels, test errors, selection). A JSON with the same
+numbers goes into results/summary.json under "report". Production σ(t) is plotted by the
+production analysis rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mlmm.frames import atomic_write  # noqa: E402
+from mlmm.jobs import read_json, write_json  # noqa: E402
+from mlmm.logutil import setup_logging  # noqa: E402
+
+log = logging.getLogger("mlmm.report")
+
+TABLE_COLUMNS = [
+    "iteration", "labels", "failed_labels", "test_frames", "energy_mae_eV", "force_mae_qm_eV_per_A",
+    "force_mae_mm_eV_per_A", "explored_frames", "sigma_mean_eV_per_A", "sigma_max_eV_per_A",
+    "accurate", "candidate", "failed", "selected", "walker_ps_before_stop", "walkers_breached", "converged",
+]
+
+
+def walker_sigmas(stats_files: Sequence[str | Path]) -> np.ndarray:
+    """All per-frame σ (eV/Å) recorded by the walkers of one iteration (skipped walkers have none)."""
+    values = [np.asarray(read_json(path).get("sigmas", []), float) for path in stats_files]
+    return np.concatenate(values) if values else np.zeros(0)
+
+
+def al_table(label_reports: Sequence[str | Path], evaluations: Sequence[str | Path],
+             selections: Sequence[str | Path]) -> list[dict]:
+    """One row per iteration: label counts (report.json), test errors (ensemble.json), selection."""
+    rows = []
+    for it, (lab_path, ev_path) in enumerate(zip(label_reports, evaluations, strict=True)):
+        lab, ev = read_json(lab_path), read_json(ev_path)
+        row: dict = {
+            "iteration": it, "labels": lab.get("n_ok"), "failed_labels": lab.get("n_failed"),
+            "test_frames": ev.get("n_test"), "energy_mae_eV": ev.get("energy_mae"),
+            "force_mae_qm_eV_per_A": ev.get("force_mae_qm"), "force_mae_mm_eV_per_A": ev.get("force_mae_mm"),
+        }
+        if it >= 1:
+            sel = read_json(selections[it - 1])
+            row.update({
+                "explored_frames": sel.get("n_explored"), "sigma_mean_eV_per_A": sel.get("sigma_mean"),
+                "sigma_max_eV_per_A": sel.get("sigma_max"), "accurate": sel.get("accurate"),
+                "candidate": sel.get("candidate"), "failed": sel.get("failed"),
+                "selected": sel.get("n_selected"), "converged": sel.get("converged"),
+                "walker_ps_before_stop": "/".join(f"{w['time_ps']:.3f}" for w in sel.get("walkers", []) if w.get("time_ps") is not None),
+                "walkers_breached": sum(bool(w.get("stop_reason")) for w in sel.get("walkers", [])),
+            })
+        rows.append({col: row.get(col) for col in TABLE_COLUMNS})
+    return rows
+
+
+def plot_sigma_histograms(sigmas: Sequence[np.ndarray], al_cfg: dict, out: str | Path) -> None:
+    """Histogram of walker σ per AL iteration with sigma_lo / sigma_hi / sigma_stop marked."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    finite = [s[np.isfinite(s)] for s in sigmas]
+    top = max([al_cfg["sigma_stop"] * 1.2] + [float(s.max()) for s in finite if s.size])
+    bins = np.linspace(0.0, top, 40)
+    for it, s in enumerate(finite, start=1):
+        if s.size:
+            ax.hist(s, bins=bins, histtype="step", lw=1.8, label=f"iteration {it} ({s.size} frames)")
+    for key, style in (("sigma_lo", ":"), ("sigma_hi", "--"), ("sigma_stop", "-")):
+        ax.axvline(al_cfg[key], color="k", ls=style, lw=1, label=f"{key} = {al_cfg[key]:g} eV/Å")
+    ax.set_xlabel("ensemble force σ (eV/Å)")
+    ax.set_ylabel("frames")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def write_table(rows: list[dict], out: str | Path) -> None:
+    """CSV table (empty cells where an iteration has no value, e.g. selection of iteration 0)."""
+
+    def writer(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS)
+            w.writeheader()
+            w.writerows([{k: ("" if v is None else v) for k, v in row.items()} for row in rows])
+
+    atomic_write(out, writer)
+
+
+def overview(walker_stats: Sequence[Sequence[str | Path]], label_reports: Sequence[str | Path],
+             evaluations: Sequence[str | Path], selections: Sequence[str | Path], al_cfg: dict,
+             sigma_png: str | Path, table_csv: str | Path, json_out: str | Path,
+             log_path: str | Path | None = None) -> None:
+    """Stage `report_overview`: all overview figures/tables plus their numbers as JSON."""
+    setup_logging(log_path)
+    # σ as the selection compared it with the trust window (calibrated scale when al.calibrated_thresholds)
+    scales = [read_json(path).get("sigma_scale", 1.0) for path in selections]
+    sigmas = [scale * walker_sigmas(files) for scale, files in zip(scales, walker_stats, strict=True)]
+    plot_sigma_histograms(sigmas, al_cfg, sigma_png)
+    rows = al_table(label_reports, evaluations, selections)
+    write_table(rows, table_csv)
+    log.info("overview: %d AL iterations, %d walker frames", len(sigmas), sum(s.size for s in sigmas))
+    write_json(json_out, {
+        "al_table": rows,
+        "walker_sigma_counts": [int(s.size) for s in sigmas],
+        "walker_sigma_max_eV_per_A": [float(s.max()) if s.size else None for s in sigmas],
+    })

@@ -1,0 +1,140 @@
+"""Well-tempered metadynamics on the xTB/MM potential with a real PLUMED kernel (ASE ``Plumed``).
+
+The CVs and the bias are plain PLUMED input (pasted from the config). Atom numbers there are
+PLUMED's 1-based indices of mlmm's full-system order: the QM atoms first (1..n_QM, in the order
+of the structure file), then the MM molecules. PLUMED runs inside ``out_dir``, so relative
+``FILE=`` names (HILLS, COLVAR) land there. A ``METAD`` line without ``BIASFACTOR`` gets the
+configured one (well-tempered by default). The free-energy surface comes from PLUMED's own
+``sum_hills`` on the HILLS file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+
+from mlmm.dynamics.md import run_langevin
+from mlmm.engines.plumed import find_plumed_kernel, run_plumed
+from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.system import System
+
+_log = logging.getLogger(__name__)
+
+
+def prepare_plumed_input(text: str, biasfactor: float | None) -> list[str]:
+    """PLUMED input lines; ``BIASFACTOR=<biasfactor>`` appended to METAD lines without one.
+
+    Raises ValueError when there is no METAD action or its HILLS file is not named ``HILLS``.
+    """
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    metad = [i for i, ln in enumerate(lines) if re.search(r"(^|\s|:)METAD(\s|$)", ln)]
+    if not metad:
+        raise ValueError("metadynamics.plumed: no METAD action in the PLUMED input")
+    for i in metad:
+        if "BIASFACTOR" not in lines[i] and biasfactor is not None:
+            lines[i] += f" BIASFACTOR={biasfactor:g}"
+        m = re.search(r"\bFILE=(\S+)", lines[i])
+        if m is not None and m.group(1) != "HILLS":
+            raise ValueError(f"metadynamics.plumed: METAD must write FILE=HILLS (got FILE={m.group(1)})")
+    return lines
+
+
+def read_plumed_table(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Column names (from ``#! FIELDS``) and the numeric rows of a PLUMED COLVAR/HILLS/FES file."""
+    names: list[str] = []
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#! FIELDS"):
+            names = line.split()[2:]
+        elif line.strip() and not line.startswith("#"):
+            rows.append([float(x) for x in line.split()])
+    return names, np.array(rows, float).reshape(-1, len(names))
+
+
+def sum_hills(hills: str | Path, fes_out: str | Path) -> tuple[list[str], np.ndarray]:
+    """Free-energy surface (kJ/mol, minimum 0) from a HILLS file with PLUMED's ``sum_hills``."""
+    hills, fes_out = Path(hills).resolve(), Path(fes_out).resolve()
+    run_plumed(["sum_hills", "--hills", str(hills), "--outfile", str(fes_out), "--mintozero"], cwd=fes_out.parent)
+    return read_plumed_table(fes_out)
+
+
+def sample_metadynamics(
+    system: System,
+    *,
+    plumed_input: str,
+    out_dir: str | Path,
+    n_frames: int,
+    stride: int,
+    equilibration_steps: int,
+    timestep_fs: float,
+    temperature_K: float,
+    friction_per_fs: float,
+    cutoff_ang: float,
+    seed: int,
+    biasfactor: float | None = 10.0,
+    max_force_ev_ang: float = 50.0,
+    log: logging.Logger | None = None,
+) -> tuple[list[Atoms], dict]:
+    """Biased xTB/MM Langevin MD; a Frame every ``stride`` steps after ``equilibration_steps``
+    (the bias acts from step 0). Writes HILLS, COLVAR, plumed.log (and whatever else the input
+    names) into ``out_dir``. Returns (frames, stats) with per-frame biased/unbiased energies (eV)."""
+    log = log or _log
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("HILLS", "COLVAR"):
+        (out_dir / stale).unlink(missing_ok=True)
+    lines = prepare_plumed_input(plumed_input, biasfactor)
+    kernel = find_plumed_kernel()
+    log.info("metadynamics: PLUMED kernel %s; input:\n  %s", kernel, "\n  ".join(lines))
+    from ase.calculators.plumed import Plumed
+
+    atoms = xtb_mm_atoms(system, cutoff_ang)
+    inner = atoms.calc
+    frames: list[Atoms] = []
+    e_unbiased: list[float] = []
+    e_bias: list[float] = []
+
+    def on_frame(step: int, current: Atoms) -> str | None:
+        k = step - equilibration_steps
+        if k <= 0 or k % stride:
+            return None
+        frame, _ = system.cut_frame(current.positions, cutoff_ang, sampler="metadynamics", iteration=0,
+                                    source=f"{system.source}:step{step}", seed=seed)
+        e_total = float(current.get_potential_energy())
+        e0 = float(inner.results["energy"])
+        frame.info["metad_bias_ev"] = e_total - e0
+        frames.append(frame)
+        e_unbiased.append(e0)
+        e_bias.append(e_total - e0)
+        return None
+
+    steps = equilibration_steps + n_frames * stride
+    t0 = time.perf_counter()
+    with contextlib.chdir(out_dir):
+        calc = Plumed(calc=inner, input=lines, timestep=timestep_fs * units.fs, atoms=atoms,
+                      kT=units.kB * temperature_K, log=str(out_dir / "plumed.log"))
+        with calc:
+            atoms.calc = calc
+            reason, done = run_langevin(
+                atoms, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature_K,
+                friction_per_fs=friction_per_fs, seed=seed, stride=1, on_frame=on_frame,
+                constraints=system.water_constraints(), max_force_ev_ang=max_force_ev_ang,
+                progress_desc="metadynamics",
+            )
+    seconds = time.perf_counter() - t0
+    if reason:
+        raise RuntimeError(f"metadynamics on {system.source}: {reason}")
+    if not (out_dir / "HILLS").is_file():
+        raise RuntimeError(f"metadynamics: PLUMED wrote no HILLS file in {out_dir}")
+    log.info("metadynamics: %d steps, %.1f ms/step, %d frames, final bias %.3f eV",
+             done, 1e3 * seconds / max(done, 1), len(frames), e_bias[-1] if e_bias else float("nan"))
+    stats = {"md_steps": done, "md_wall_s": seconds, "ms_per_step": 1e3 * seconds / max(done, 1),
+             "unbiased_energy_ev": e_unbiased, "bias_ev": e_bias, "plumed_kernel": str(kernel),
+             "plumed_input": lines}
+    return frames, stats

@@ -1,0 +1,94 @@
+"""Production helpers: energy drift fit and DCD trajectories MDAnalysis reads back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlmm.dynamics.stages import energy_drift
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo" / "ethanol_water.pdb"
+
+
+def test_energy_drift_recovers_a_known_slope() -> None:
+    t_fs = np.arange(0, 2001, 10.0)
+    rng = np.random.default_rng(0)
+    e = -100.0 + 0.03 * t_fs / 1000.0 + 1e-3 * rng.standard_normal(len(t_fs))  # 0.03 eV/ps
+    d = energy_drift(t_fs, e, n_atoms=300)
+    assert d["drift_eV_per_ps"] == pytest.approx(0.03, abs=2e-3)
+    assert d["drift_eV_per_atom_per_ps"] == pytest.approx(1e-4, abs=7e-6)
+    assert d["rms_fluctuation_eV"] == pytest.approx(1e-3, rel=0.3)
+    assert d["length_ps"] == pytest.approx(2.0)
+
+
+def test_dcd_round_trip_in_input_order(tmp_path: Path) -> None:
+    import MDAnalysis as mda
+    from ase.io import read
+
+    from mlmm.dynamics.trajectory import write_dcd, write_topology
+
+    atoms = read(DEMO)
+    snaps = []
+    for k in range(3):
+        snap = atoms.copy()
+        snap.positions += 0.1 * k
+        snaps.append(snap)
+    write_dcd(str(DEMO), snaps, str(tmp_path / "t.dcd"), timestep_ps=0.005)
+    write_topology(str(DEMO), str(tmp_path / "top.pdb"))
+    u = mda.Universe(str(tmp_path / "top.pdb"), str(tmp_path / "t.dcd"))
+    assert u.trajectory.n_frames == 3
+    assert u.trajectory.dt == pytest.approx(0.005)
+    for k, ts in enumerate(u.trajectory):
+        np.testing.assert_allclose(u.atoms.positions, atoms.positions + 0.1 * k, atol=1e-4)
+        np.testing.assert_allclose(ts.dimensions[:3], atoms.cell.lengths(), atol=1e-4)
+    assert list(u.atoms.names[:3]) == ["C1", "C2", "O1"]
+
+
+def test_rdf_first_minimum_is_local() -> None:
+    from mlmm.analysis.production import first_minimum_after
+
+    r = np.linspace(0.05, 8.0, 80)
+    g = 1.0 + 1.5 * np.exp(-((r - 2.8) ** 2) / 0.05) - 0.6 * np.exp(-((r - 3.4) ** 2) / 0.1) - 0.8 * np.exp(-((r - 7.5) ** 2) / 0.05)
+    peak = int(np.argmax(g))
+    assert abs(r[first_minimum_after(g, peak)] - 3.4) < 0.15  # not the deeper minimum at 7.5 Å
+
+
+HILLS = """#! FIELDS time d1 sigma_d1 height biasf
+#! SET multivariate false
+#! SET kerneltype stretched-gaussian
+ 0.1 0.30 0.02 1.2 10
+ 0.2 0.32 0.02 1.0 10
+ 0.3 0.35 0.02 0.8 10
+ 0.4 0.31 0.02 0.7 10
+"""
+
+
+def test_sum_hills_profile_is_minus_the_deposited_bias(tmp_path: Path) -> None:
+    """PLUMED's sum_hills on a shared grid gives F(s) = -Σ hills (heights in HILLS are already
+    rescaled by γ/(γ-1) in well-tempered runs), minimum shifted to 0."""
+    from mlmm.dynamics.metadynamics import hills_cv_range, replica_fes
+
+    (tmp_path / "HILLS").write_text(HILLS)
+    lo, hi, periodic = hills_cv_range([tmp_path / "HILLS"])
+    assert not periodic and lo == pytest.approx(0.24) and hi == pytest.approx(0.41)
+    grid, fes = replica_fes(tmp_path / "HILLS", tmp_path / "fes.dat", lo, hi, 50)
+    h = np.loadtxt(tmp_path / "HILLS")
+    bias = (h[:, 3] * np.exp(-((grid[:, None] - h[:, 1]) ** 2) / (2 * h[:, 2] ** 2))).sum(axis=1)
+    expected = -bias - (-bias).min()
+    np.testing.assert_allclose(fes, expected, atol=0.01)  # kJ/mol
+
+
+def test_combined_profile_mean_and_standard_error() -> None:
+    from mlmm.dynamics.metadynamics import combine_fes
+
+    a = np.array([3.0, 1.0, 0.0, 2.0])
+    b = np.array([5.0, 2.0, 1.0, 4.0])  # minus its minimum: [4, 1, 0, 3]
+    mean, err = combine_fes([a, b])
+    np.testing.assert_allclose(mean, [3.5, 1.0, 0.0, 2.5])
+    np.testing.assert_allclose(err, [0.5, 0.0, 0.0, 0.5])
+    mean1, err1 = combine_fes([a])
+    np.testing.assert_allclose(mean1, a)
+    np.testing.assert_allclose(err1, 0.0)

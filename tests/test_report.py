@@ -1,0 +1,57 @@
+"""The overview stage of `snakemake --report`: AL table and σ histograms from stage outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mlmm.report.overview import TABLE_COLUMNS, overview
+
+AL = {"sigma_lo": 0.05, "sigma_hi": 0.5, "sigma_stop": 1.0}
+
+
+def _json(path: Path, data: dict) -> str:
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    # iteration 1: two walkers, one skipped-like (no σ); iteration 2: one walker
+    walkers = [
+        [_json(tmp_path / "w10.json", {"sigmas": list(rng.uniform(0.01, 0.6, 30))}),
+         _json(tmp_path / "w11.json", {"sigmas": []})],
+        [_json(tmp_path / "w20.json", {"sigmas": list(rng.uniform(0.0, 0.04, 12))})],
+    ]
+    reports = [_json(tmp_path / f"r{i}.json", {"n_ok": 16 - i, "n_failed": i}) for i in range(3)]
+    evals = [_json(tmp_path / f"e{i}.json", {"n_test": 3, "energy_mae": 0.1 / (i + 1), "force_mae_qm": 0.2,
+                                             "force_mae_mm": 0.02}) for i in range(3)]
+    sels = [
+        _json(tmp_path / "s1.json", {"n_explored": 30, "sigma_mean": 0.3, "sigma_max": 0.6, "accurate": 2,
+                                     "candidate": 25, "failed": 3, "n_selected": 4, "converged": False,
+                                     "walkers": [{"time_ps": 0.02, "stop_reason": "sigma breach"},
+                                                 {"time_ps": 0.25, "stop_reason": None}]}),
+        _json(tmp_path / "s2.json", {"n_explored": 12, "sigma_mean": 0.02, "sigma_max": 0.04, "accurate": 12,
+                                     "candidate": 0, "failed": 0, "n_selected": 0, "converged": True,
+                                     "sigma_scale": 2.0}),
+    ]
+    out = tmp_path / "out"
+    out.mkdir()
+    overview(walkers, reports, evals, sels, AL, out / "sigma.png", out / "table.csv", out / "overview.json",
+             log_path=out / "log.txt")
+
+    assert (out / "sigma.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "table.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == TABLE_COLUMNS
+    assert [r["labels"] for r in rows] == ["16", "15", "14"]
+    assert rows[0]["selected"] == "" and rows[1]["selected"] == "4" and rows[2]["converged"] == "True"
+    assert rows[1]["walker_ps_before_stop"] == "0.020/0.250" and rows[1]["walkers_breached"] == "1"
+    data = json.loads((out / "overview.json").read_text())
+    assert data["walker_sigma_counts"] == [30, 12]
+    # iteration 2's selection compared σ after the calibration scale 2: so does the histogram
+    assert np.isclose(data["walker_sigma_max_eV_per_A"][0], max(json.loads((tmp_path / "w10.json").read_text())["sigmas"]))
+    assert np.isclose(data["walker_sigma_max_eV_per_A"][1], 2 * max(json.loads((tmp_path / "w20.json").read_text())["sigmas"]))
