@@ -24,6 +24,7 @@ include: "workflow/rules/labeling.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/active_learning.smk"
 include: "workflow/rules/production.smk"
+include: "workflow/rules/spectra.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/summary.smk"
 

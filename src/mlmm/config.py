@@ -125,6 +125,17 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
     metad = config["production"]["metadynamics"]
     if metad["activate"] and "METAD" not in metad["plumed"]:
         raise ConfigError(f"{source}: production.metadynamics.plumed: activate is true but the PLUMED input has no METAD action")
+    ex = config["excited"]
+    if ex["td"]["window"] > ex["td"]["n_states"]:
+        raise ConfigError(f"{source}: excited.td.window: must not exceed excited.td.n_states "
+                          f"({ex['td']['window']} > {ex['td']['n_states']})")
+    if ex["level"]["density_fit"]:
+        raise ConfigError(f"{source}: excited.level.density_fit: PySCF has no density-fitted TDA/TDDFT gradients")
+    xal = ex["al"]
+    if not xal["sigma_lo"] < xal["sigma_hi"] <= xal["sigma_stop"]:
+        raise ConfigError(f"{source}: excited.al.sigma_lo/sigma_hi/sigma_stop: expected sigma_lo < sigma_hi <= sigma_stop")
+    if ex["spectra"]["e_min"] >= ex["spectra"]["e_max"]:
+        raise ConfigError(f"{source}: excited.spectra.e_min: must be below excited.spectra.e_max")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

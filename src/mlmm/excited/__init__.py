@@ -1,0 +1,1 @@
+"""Bright-state workflow: property model, excited-state MLP/MM dynamics, spectra stages."""

@@ -1,0 +1,230 @@
+"""Stage functions of the excited-state rules (workflow/rules/spectra.smk): paths in, paths out.
+
+Chain: TDA/TDDFT labels of the ground-state ensemble (all states → absorption; bright state
+energy/forces → bright-state label DB) → bright-state SchNet ensemble (the ordinary training
+code on that DB) and property model (bright ΔE, f) → excited-state MLP/MM MD (vertical
+excitation from the ground-state structure, relaxation discarded) → ML emission spectrum from
+the property model on the trajectory frames → TDDFT reference on a subset of those frames →
+spectra, Stokes shift and ML-vs-TDDFT comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+
+from mlmm.jobs import read_json, set_threads, system_from_config, write_json
+from mlmm.logutil import setup_logging
+
+log = logging.getLogger(__name__)
+
+#: Property-model kernel value to the nearest training frame below which a prediction counts as
+#: extrapolated (reported, not hidden).
+COVERAGE_MIN: float = 0.5
+
+
+def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
+    """Indices of ``n_wanted`` frames spread evenly over ``n_total`` (all if fewer)."""
+    if n_wanted >= n_total:
+        return list(range(n_total))
+    return sorted({int(round(i)) for i in np.linspace(0, n_total - 1, n_wanted)})
+
+
+def label_excited(
+    frames_path: str,
+    n_frames: int,
+    level_cfg: dict[str, Any],
+    td_cfg: dict[str, Any],
+    records_out: str,
+    log_path: str,
+    db_out: str | None = None,
+    threads: int = 1,
+) -> None:
+    """TDA/TDDFT of ``n_frames`` evenly spaced frames of ``frames_path``.
+
+    Writes the per-frame records (all states, f, transition dipoles, bright state and its flag)
+    as JSON and, when ``db_out`` is given, the bright state's energy/forces as a label DB in the
+    ordinary labels contract (unambiguous frames only).
+    """
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.engines.pyscf_qmmm import LevelOfTheory
+    from mlmm.frames import read_frames
+    from mlmm.labeling.db import write_label_db
+    from mlmm.labeling.excited import ExcitedSettings, label_excited_frames
+
+    level = LevelOfTheory.from_config(level_cfg, source="excited.level")
+    settings = ExcitedSettings.from_config(td_cfg)
+    frames = read_frames(frames_path)
+    picked = evenly_spaced(len(frames), n_frames)
+    subset = [frames[i] for i in picked]
+    log.info("%s: %d of %d frames, %s %s", frames_path, len(subset), len(frames),
+             "TDA" if settings.tda else "TDDFT", level.label)
+    rows, records = label_excited_frames(subset, level, settings, forces=db_out is not None, log=log)
+    for rec in records:
+        rec["source_index"] = picked[rec["index"]]
+    ok = [r for r in records if r["status"] == "ok"]
+    summary = {
+        "level": level.as_dict(), "td": settings.as_dict(), "frames": frames_path,
+        "n_frames": len(subset), "n_ok": len(ok),
+        "n_ambiguous": sum(bool(r["bright_ambiguous"]) for r in ok),
+        "bright_state_counts": {str(k): int(v) for k, v in zip(*np.unique([r["bright_state"] for r in ok], return_counts=True))} if ok else {},
+        "records": records,
+    }
+    if db_out is not None:
+        write_label_db(db_out, rows, level.as_dict())
+        summary["n_training_rows"] = len(rows)
+    write_json(records_out, summary)
+    log.info("done: %d ok, %d ambiguous, %s", summary["n_ok"], summary["n_ambiguous"], summary["bright_state_counts"])
+
+
+def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], cfg: dict[str, Any], model_out: str,
+                         metrics_out: str, log_path: str) -> None:
+    """Fit the bright-state property model on the labelled frames of the bright-state DBs
+    (initial ensemble and the frames added by the bright-state active learning)."""
+    setup_logging(log_path)
+    from mlmm.excited.property_model import fit_property_model
+    from mlmm.labeling.db import frame_id, read_labelled_frames
+
+    by_id = {r["frame_id"]: r for p in records_paths for r in read_json(p)["records"] if r["status"] == "ok"}
+    frames = [f for p in db_paths for f in read_labelled_frames(p) if frame_id(f) in by_id]
+    de = [by_id[frame_id(f)]["bright_excitation_energy_ev"] for f in frames]
+    osc = [by_id[frame_id(f)]["bright_oscillator_strength"] for f in frames]
+    model, metrics = fit_property_model(frames, de, osc, val_fraction=cfg["val_fraction"], seed=cfg["seed"])
+    model.save(model_out)
+    log.info("property model: %s", metrics)
+    write_json(metrics_out, metrics)
+
+
+def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, Any], system_cfg: dict[str, Any],
+                     frames_out: str, stats_out: str, log_path: str, threads: int = 1) -> None:
+    """Bright-state MLP/MM MD replicas from the ground-state structure (vertical excitation).
+
+    Replica r uses seed ``seed + r``; frames before ``relaxation`` fs are discarded (the
+    relaxation from the Franck–Condon region); the rest are written as Frames.
+    """
+    setup_logging(log_path)
+    set_threads(threads)
+    from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.frames import write_frames
+    from mlmm.model.ensemble import Ensemble
+
+    system = system_from_config(structure, system_cfg)
+    ensemble = Ensemble.load(list(models))
+    kept, replicas = [], []
+    for r in range(dyn_cfg["n_replicas"]):
+        res = run_mlp_md(
+            system, ensemble, steps=dyn_cfg["steps"], timestep_fs=dyn_cfg["timestep"],
+            temperature_K=dyn_cfg["temperature"], friction_per_fs=dyn_cfg["friction"], stride=dyn_cfg["stride"],
+            seed=dyn_cfg["seed"] + r, sigma_stop=dyn_cfg["sigma_stop"], max_force=dyn_cfg["max_force"],
+            cutoff_ang=system_cfg["embedding_cutoff"], sampler="excited_md", iteration=r,
+            source=f"{structure}:excited_replica{r}",
+        )
+        n_before = len(kept)
+        for frame, t in zip(res.frames, res.times_fs):
+            if t >= dyn_cfg["relaxation"]:
+                frame.info["time_fs"] = float(t)
+                frame.info["replica"] = r
+                kept.append(frame)
+        replicas.append({"replica": r, "steps_done": res.steps_done, "stop_reason": res.stop_reason,
+                         "n_frames_kept": len(kept) - n_before, "sigma_max": float(max(res.sigmas, default=0.0)),
+                         "ms_per_step": res.ms_per_step})
+        log.info("replica %d: %s", r, replicas[-1])
+    if not kept:
+        raise RuntimeError("excited-state MD kept no frames after the relaxation period; "
+                           "lower excited.dynamics.relaxation or raise steps")
+    write_frames(frames_out, kept)
+    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn_cfg["relaxation"], "replicas": replicas})
+
+
+def predict_properties(frames_path: str, model_path: str, out: str, log_path: str) -> None:
+    """Property-model ΔE (eV) and f of the bright state on every trajectory frame."""
+    setup_logging(log_path)
+    from mlmm.excited.property_model import PropertyModel
+    from mlmm.frames import read_frames
+    from mlmm.labeling.db import frame_id
+
+    frames = read_frames(frames_path)
+    model = PropertyModel.load(model_path)
+    de, f = model.predict(frames)
+    cov = model.coverage(frames)
+    n_out = int((cov < COVERAGE_MIN).sum())
+    write_json(out, {"frames": frames_path, "n_extrapolated": n_out, "coverage_min": COVERAGE_MIN, "records": [
+        {"index": i, "frame_id": frame_id(fr), "bright_excitation_energy_ev": float(e), "bright_oscillator_strength": float(o),
+         "coverage": float(c)}
+        for i, (fr, e, o, c) in enumerate(zip(frames, de, f, cov))]})
+    log.info("%d frames: ΔE %.3f ± %.3f eV, f %.3f ± %.3f; %d outside the training data (coverage < %.2f)",
+             len(frames), de.mean(), de.std(), f.mean(), f.std(), n_out, COVERAGE_MIN)
+
+
+def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
+                    absorption_csv: str, emission_csv: str, absorption_png: str, emission_png: str,
+                    summary_out: str, log_path: str, property_metrics: str | None = None,
+                    dynamics_stats: str | None = None, selections: Sequence[str] = ()) -> None:
+    """Absorption (TDDFT, ground-state ensemble), ML emission, TDDFT reference emission, comparison.
+
+    ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary.
+    """
+    setup_logging(log_path)
+    from mlmm.spectra import ensemble as sp
+
+    grid = sp.energy_grid(cfg["e_min"], cfg["e_max"], cfg["n_points"])
+    fwhm, shape = cfg["fwhm"], cfg["shape"]
+    absr = [r for r in read_json(absorption_records)["records"] if r["status"] == "ok"]
+    absorption = sp.absorption_spectrum([r["excitation_energies_ev"] for r in absr],
+                                        [r["oscillator_strengths"] for r in absr], grid, fwhm, shape)
+    pred = read_json(predictions)["records"]
+    emission_ml = sp.emission_spectrum([r["bright_excitation_energy_ev"] for r in pred],
+                                       [r["bright_oscillator_strength"] for r in pred], grid, fwhm, shape)
+    ref = [r for r in read_json(reference_records)["records"] if r["status"] == "ok"]
+    pred_by_id = {r["frame_id"]: r for r in pred}
+    same = [r for r in ref if r["frame_id"] in pred_by_id]
+    if not same:
+        raise RuntimeError(f"{reference_records}: no reference frame matches a predicted trajectory frame")
+    emission_ref = sp.emission_spectrum([r["bright_excitation_energy_ev"] for r in same],
+                                        [r["bright_oscillator_strength"] for r in same], grid, fwhm, shape)
+    emission_ml_same = sp.emission_spectrum([pred_by_id[r["frame_id"]]["bright_excitation_energy_ev"] for r in same],
+                                            [pred_by_id[r["frame_id"]]["bright_oscillator_strength"] for r in same],
+                                            grid, fwhm, shape)
+    de_err = np.array([pred_by_id[r["frame_id"]]["bright_excitation_energy_ev"] - r["bright_excitation_energy_ev"]
+                       for r in same])
+    f_err = np.array([pred_by_id[r["frame_id"]]["bright_oscillator_strength"] - r["bright_oscillator_strength"]
+                      for r in same])
+    sp.write_spectrum_csv(absorption_csv, grid, {"absorption": absorption})
+    sp.write_spectrum_csv(emission_csv, grid, {"emission_ml": emission_ml, "emission_ml_reference_frames": emission_ml_same,
+                                               "emission_tddft_reference_frames": emission_ref})
+    stokes = sp.stokes_shift(grid, absorption, emission_ml)
+    comparison = sp.compare_spectra(grid, emission_ml_same, emission_ref)
+    sp.plot_spectra(absorption_png, grid, {"absorption (TDDFT, ground-state ensemble)": absorption,
+                                           "emission (ML, excited-state MD)": emission_ml},
+                    "Absorption and emission", {"abs": stokes["absorption_peak_ev"], "em": stokes["emission_peak_ev"]})
+    sp.plot_spectra(emission_png, grid, {"ML (property model)": emission_ml_same, "TDDFT": emission_ref},
+                    f"Emission on the {len(same)} reference frames: shift {comparison['peak_shift_ev']:+.3f} eV, "
+                    f"overlap {comparison['overlap']:.2f}")
+    summary = {
+        "absorption": {**sp.spectrum_summary(grid, absorption), "n_frames": len(absr)},
+        "emission_ml": {**sp.spectrum_summary(grid, emission_ml), "n_frames": len(pred),
+                        "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred))},
+        "stokes": stokes,
+        "reference": {**comparison, "n_frames": len(same),
+                      "n_ambiguous": sum(bool(r["bright_ambiguous"]) for r in same),
+                      "mae_excitation_energy_ev": float(np.abs(de_err).mean()),
+                      "mae_oscillator_strength": float(np.abs(f_err).mean())},
+        "broadening": {"fwhm_ev": fwhm, "shape": shape},
+    }
+    labels = read_json(absorption_records)
+    summary["labels"] = {k: labels.get(k) for k in ("n_frames", "n_ok", "n_ambiguous", "bright_state_counts",
+                                                      "n_training_rows")}
+    if property_metrics:
+        summary["property_model"] = read_json(property_metrics)
+    if dynamics_stats:
+        summary["dynamics"] = read_json(dynamics_stats)
+    if selections:
+        summary["active_learning"] = [
+            {k: v for k, v in read_json(p).items() if isinstance(v, (int, float, str, bool)) or v is None}
+            for p in selections
+        ]
+    log.info("spectra: %s", summary)
+    write_json(summary_out, summary)

@@ -1,0 +1,1 @@
+"""Spectra from ensembles of vertical excitations: broadening, absorption, emission, comparison."""

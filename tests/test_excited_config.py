@@ -1,0 +1,48 @@
+"""Excited-state config section and DAG: defaults, cross-field rules, the chromophore dry run."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import ROOT, SNAKEMAKE
+from mlmm.config import ConfigError, load_config, validate_config
+
+
+def test_excited_is_off_by_default_and_the_demo_turns_it_on():
+    assert validate_config({})["excited"]["activate"] is False
+    chromo = load_config(ROOT / "config" / "examples" / "chromophore.yaml")
+    assert chromo["excited"]["activate"] is True
+    assert chromo["excited"]["level"]["density_fit"] is False
+
+
+@pytest.mark.parametrize(
+    "section,match",
+    [
+        ({"td": {"n_states": 3, "window": 4}}, r"excited\.td\.window"),
+        ({"level": {"density_fit": True}}, r"excited\.level\.density_fit"),
+        ({"spectra": {"e_min": 9.0, "e_max": 3.0}}, r"excited\.spectra\.e_min"),
+        ({"td": {"tracking": "nearest"}}, r"excited\.td\.tracking"),
+    ],
+)
+def test_bad_excited_settings_name_the_field(section, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config({"excited": section})
+
+
+def test_chromophore_dry_run_has_the_excited_chain(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "examples" / "chromophore.yaml").read_text())
+    cfg["results_dir"] = str(tmp_path / "res")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([SNAKEMAKE, "-n", "--configfile", str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for rule in ("excited_labels", "excited_train_member", "excited_property_model", "excited_dynamics",
+                 "excited_predict", "excited_reference", "spectra"):
+        assert f"rule {rule}:" in proc.stdout
+    assert "excited/spectra/summary.json" in proc.stdout
+    demo = subprocess.run([SNAKEMAKE, "-n"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0 and "rule excited_labels:" not in demo.stdout

@@ -1,0 +1,115 @@
+"""Excited-state stages on a tiny real system: labels -> property model -> predictions -> spectra.
+
+Formaldehyde + one TIP3P water, HF/STO-3G TDA (~0.1 s per frame). The "trajectory" here is a set
+of randomly displaced frames (no MLP dynamics: that needs a trained bright-state ensemble and is
+covered by the workflow run), so the stages are checked with real TDA numbers end to end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlmm.engines.pyscf_qmmm import LevelOfTheory
+from mlmm.excited import stages
+from mlmm.excited.property_model import PropertyModel, descriptor, fit_property_model
+from mlmm.frames import make_frame, read_frames, write_frames
+from mlmm.jobs import read_json
+from mlmm.labeling.db import read_labelled_frames
+from mlmm.labeling.excited import ExcitedSettings, label_excited_frames
+from mlmm.spectra.ensemble import read_spectrum_csv
+
+QM_SYMBOLS = ["C", "O", "H", "H"]
+QM_POS = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.21], [0.94, 0.0, -0.59], [-0.94, 0.0, -0.59]])
+MM_SYMBOLS = ["O", "H", "H"]
+MM_POS = np.array([[0.3, 0.2, 3.1], [0.9, 0.5, 3.7], [-0.5, 0.1, 3.6]])
+MM_Q = np.array([-0.834, 0.417, 0.417])
+LEVEL = {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9}
+TD = {"n_states": 4, "window": 4, "tracking": "first"}
+
+
+def displaced_frames(n, seed, qm_amp=0.04, mm_amp=0.4):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        frames.append(make_frame(QM_SYMBOLS, QM_POS + rng.normal(0, qm_amp, QM_POS.shape), MM_SYMBOLS,
+                                 MM_POS + rng.normal(0, mm_amp, (1, 3)), MM_Q, qm_charge=0, multiplicity=1,
+                                 sampler="test", iteration=0, source=f"test:{seed}:{i}", seed=seed))
+    return frames
+
+
+def test_descriptor_is_invariant_to_rotation_and_sees_the_environment():
+    fr = displaced_frames(1, 0)[0]
+    rotated = fr.copy()
+    rotated.rotate(37, "x", center=(0, 0, 0))
+    rotated.rotate(-71, "z", center=(0, 0, 0))
+    np.testing.assert_allclose(descriptor(rotated), descriptor(fr), atol=1e-10)
+    moved = fr.copy()
+    moved.positions[4:] += 1.0
+    assert np.abs(descriptor(moved) - descriptor(fr))[6:].max() > 1e-2  # the MM potential part
+    np.testing.assert_allclose(descriptor(moved)[:6], descriptor(fr)[:6])
+
+
+def test_property_model_beats_the_mean_and_round_trips(tmp_path):
+    level = LevelOfTheory.from_config(LEVEL)
+    settings = ExcitedSettings.from_config(TD)
+    train = displaced_frames(40, 1)
+    test = displaced_frames(12, 2)
+    _, rec_train = label_excited_frames(train, level, settings, forces=False)
+    _, rec_test = label_excited_frames(test, level, settings, forces=False)
+    de = [r["bright_excitation_energy_ev"] for r in rec_train]
+    f = [r["bright_oscillator_strength"] for r in rec_train]
+    model, metrics = fit_property_model(train, de, f, seed=0)
+    pred_de, pred_f = model.predict(test)
+    ref_de = np.array([r["bright_excitation_energy_ev"] for r in rec_test])
+    ref_f = np.array([r["bright_oscillator_strength"] for r in rec_test])
+    assert np.abs(pred_de - ref_de).mean() < 0.5 * np.abs(ref_de - np.mean(de)).mean()
+    assert np.abs(pred_f - ref_f).mean() < np.abs(ref_f - np.mean(f)).mean()
+    assert model.coverage(test).min() > 0.5  # test frames are drawn like the training frames
+    far = displaced_frames(3, 5, qm_amp=0.4)
+    assert model.coverage(far).max() < model.coverage(test).min()
+    model.save(tmp_path / "m.npz")
+    again = PropertyModel.load(tmp_path / "m.npz")
+    np.testing.assert_allclose(again.predict(test)[0], pred_de)
+    water = make_frame(["O", "H", "H"], MM_POS, [], np.zeros((0, 3)), [], qm_charge=0, multiplicity=1,
+                       sampler="t", iteration=0, source="t", seed=0)
+    with pytest.raises(ValueError, match="trained for QM atoms"):
+        model.predict([water])
+
+
+def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
+    ground = tmp_path / "ground.extxyz"
+    write_frames(ground, displaced_frames(40, 3))
+    traj = tmp_path / "traj.extxyz"
+    write_frames(traj, displaced_frames(16, 4))
+    log = str(tmp_path / "log.txt")
+    stages.label_excited(str(ground), 36, LEVEL, TD, str(tmp_path / "records.json"), log, db_out=str(tmp_path / "bright.db"))
+    records = read_json(tmp_path / "records.json")
+    assert records["n_frames"] == 36 and records["n_ok"] == 36
+    assert records["bright_state_counts"] == {"2": 36}  # S3 (pi-pi*) throughout; ambiguous frames included
+    assert len(read_labelled_frames(tmp_path / "bright.db")) == records["n_training_rows"] == 36 - records["n_ambiguous"]
+    stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
+                                {"val_fraction": 0.2, "seed": 0}, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"), log)
+    stages.predict_properties(str(traj), str(tmp_path / "pm.npz"), str(tmp_path / "pred.json"), log)
+    stages.label_excited(str(traj), 8, LEVEL, TD, str(tmp_path / "ref.json"), log)
+    assert "n_training_rows" not in read_json(tmp_path / "ref.json")
+    out = {k: str(tmp_path / f"{k}") for k in ("a.csv", "e.csv", "a.png", "e.png", "s.json")}
+    cfg = {"e_min": 5.0, "e_max": 16.0, "n_points": 1101, "fwhm": 0.5, "shape": "gaussian"}
+    stages.excited_spectra(str(tmp_path / "records.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"), cfg,
+                           out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"], log,
+                           property_metrics=str(tmp_path / "pm.json"))
+    summary = read_json(out["s.json"])
+    ref = summary["reference"]
+    assert ref["n_frames"] == 8
+    # the ML spectrum on the reference frames must resemble the TDDFT one (same molecule, small model error)
+    # measured: shift +0.18 eV, overlap 0.82, MAE(ΔE) 0.16 eV
+    assert abs(ref["peak_shift_ev"]) < 0.3 and ref["overlap"] > 0.6
+    assert ref["mae_excitation_energy_ev"] < 0.3
+    assert summary["stokes"]["stokes_shift_ev"] == pytest.approx(
+        summary["absorption"]["peak_ev"] - summary["emission_ml"]["peak_ev"])
+    assert summary["property_model"]["n_frames"] == records["n_training_rows"]
+    assert summary["labels"]["n_ok"] == 36
+    cols = read_spectrum_csv(out["e.csv"])
+    assert {"emission_ml_per_ev", "emission_tddft_reference_frames_per_nm"} <= set(cols)
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    assert len(read_frames(traj)) == 16

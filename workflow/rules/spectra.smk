@@ -1,0 +1,260 @@
+"""Excited states (active with `excited.activate: true`): TDA/TDDFT labels of the ground-state
+ensemble, bright-state ensemble and property model, excited-state MLP/MM MD, absorption and
+emission spectra, and the TDDFT reference check on trajectory frames."""
+
+
+include: "excited_common.smk"
+
+
+if config["excited"]["activate"]:
+
+    rule excited_labels:
+        """TDA/TDDFT in the MM charges on the ground-state ensemble: all states (absorption) and the bright state's energy and forces (QM atoms and MM charges)."""
+        input:
+            frames=f"{R}/sampling/frames.extxyz",
+        output:
+            records=f"{EXC}/labels/records.json",
+            db=f"{EXC}/labels/bright.db",
+        log:
+            f"{LOGS}/excited/labels.log",
+        benchmark:
+            f"{R}/benchmarks/excited/labels.tsv"
+        conda:
+            f"{ENVS}/labeling.yaml"
+        threads: config["threads"]["labeling"]
+        resources:
+            mem_mb=8000,
+            runtime=600,
+        params:
+            n_frames=config["excited"]["n_label_frames"],
+            level=config["excited"]["level"],
+            td=config["excited"]["td"],
+        script:
+            f"{SCRIPTS}/excited_label.py"
+
+    rule excited_train_member:
+        """Bright-state ensemble member of iteration `it`: the ordinary field-aware SchNet training on all bright-state labels so far."""
+        input:
+            dbs=lambda wc: exc_dbs_up_to(int(wc.it)),
+            selection=lambda wc: exc_selection_of(int(wc.it)),
+            previous=lambda wc: (
+                [f"{EXC}/models/it{int(wc.it) - 1}/member{wc.member}.pt"]
+                if int(wc.it) >= 1
+                else []
+            ),
+        output:
+            model=f"{EXC}/models/it{{it}}/member{{member}}.pt",
+            metrics=f"{EXC}/models/it{{it}}/member{{member}}.json",
+        log:
+            f"{LOGS}/excited/training/it{{it}}/member{{member}}.log",
+        benchmark:
+            f"{R}/benchmarks/excited/train_it{{it}}_member{{member}}.tsv"
+        conda:
+            f"{ENVS}/training.yaml"
+        threads: config["threads"]["training"]
+        resources:
+            mem_mb=8000,
+            runtime=720,
+        params:
+            training=EXC_TRAINING,
+            logdir=lambda wc: f"{LOGS}/excited/training/it{wc.it}/member{wc.member}",
+        script:
+            f"{SCRIPTS}/train_member.py"
+
+    rule excited_explore:
+        """Active learning on the bright-state surface: MLP/MM MD walker with the previous bright-state ensemble."""
+        input:
+            structure=config["system"]["structure"],
+            models=lambda wc: exc_models(int(wc.it) - 1),
+            previous=lambda wc: exc_selection_of(int(wc.it) - 1),
+            calibration=[],
+        output:
+            frames=f"{EXC}/al/it{{it}}/walker{{walker}}.extxyz",
+            stats=f"{EXC}/al/it{{it}}/walker{{walker}}.json",
+        log:
+            f"{LOGS}/excited/al/it{{it}}/walker{{walker}}.log",
+        conda:
+            f"{ENVS}/md.yaml"
+        threads: config["threads"]["md"]
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        params:
+            al=EXC_AL,
+            system=config["system"],
+        script:
+            f"{SCRIPTS}/explore.py"
+
+    rule excited_select:
+        """Trust window on the bright-state ensemble σ, diversity, cap; decides convergence of the bright-state loop."""
+        input:
+            frames=expand(
+                f"{EXC}/al/it{{{{it}}}}/walker{{walker}}.extxyz", walker=EXC_WALKERS
+            ),
+            stats=expand(
+                f"{EXC}/al/it{{{{it}}}}/walker{{walker}}.json", walker=EXC_WALKERS
+            ),
+            previous=lambda wc: exc_selection_of(int(wc.it) - 1),
+            evaluations=[],
+            calibration=[],
+        output:
+            selected=f"{EXC}/al/it{{it}}/selected.extxyz",
+            selection=f"{EXC}/al/it{{it}}/selection.json",
+        log:
+            f"{LOGS}/excited/al/it{{it}}/select.log",
+        conda:
+            f"{ENVS}/md.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            al=EXC_AL,
+        script:
+            f"{SCRIPTS}/select.py"
+
+    rule excited_label_selected:
+        """TDA/TDDFT bright-state labels (energy, forces on QM atoms and MM charges) of the selected frames."""
+        input:
+            frames=f"{EXC}/al/it{{it}}/selected.extxyz",
+        output:
+            records=f"{EXC}/al/it{{it}}/records.json",
+            db=f"{EXC}/al/it{{it}}/bright.db",
+        log:
+            f"{LOGS}/excited/al/it{{it}}/label.log",
+        benchmark:
+            f"{R}/benchmarks/excited/label_it{{it}}.tsv"
+        conda:
+            f"{ENVS}/labeling.yaml"
+        threads: config["threads"]["labeling"]
+        resources:
+            mem_mb=8000,
+            runtime=600,
+        params:
+            n_frames=config["excited"]["al"]["max_selected"],
+            level=config["excited"]["level"],
+            td=config["excited"]["td"],
+        script:
+            f"{SCRIPTS}/excited_label.py"
+
+    rule excited_property_model:
+        """Kernel-ridge model of the bright state's excitation energy and oscillator strength (geometry + MM potential)."""
+        input:
+            dbs=exc_dbs_up_to(EXC_N_ITER),
+            records=exc_records_up_to(EXC_N_ITER),
+        output:
+            model=f"{EXC}/property_model.npz",
+            metrics=f"{EXC}/property_model.json",
+        log:
+            f"{LOGS}/excited/property_model.log",
+        conda:
+            f"{ENVS}/training.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            cfg=config["excited"]["property_model"],
+        script:
+            f"{SCRIPTS}/excited_property_model.py"
+
+    rule excited_dynamics:
+        """Bright-state MLP/MM MD from the ground-state structure (vertical excitation); relaxation discarded."""
+        input:
+            structure=config["system"]["structure"],
+            models=exc_models(EXC_N_ITER),
+        output:
+            frames=f"{EXC}/dynamics/frames.extxyz",
+            stats=f"{EXC}/dynamics/stats.json",
+        log:
+            f"{LOGS}/excited/dynamics.log",
+        benchmark:
+            f"{R}/benchmarks/excited/dynamics.tsv"
+        conda:
+            f"{ENVS}/md.yaml"
+        threads: config["threads"]["md"]
+        resources:
+            mem_mb=4000,
+            runtime=240,
+        params:
+            dynamics=config["excited"]["dynamics"],
+            system=config["system"],
+        script:
+            f"{SCRIPTS}/excited_dynamics.py"
+
+    rule excited_predict:
+        """Property-model excitation energy and oscillator strength on every excited-state trajectory frame."""
+        input:
+            frames=rules.excited_dynamics.output.frames,
+            model=rules.excited_property_model.output.model,
+        output:
+            f"{EXC}/dynamics/predictions.json",
+        log:
+            f"{LOGS}/excited/predict.log",
+        conda:
+            f"{ENVS}/training.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        script:
+            f"{SCRIPTS}/excited_predict.py"
+
+    rule excited_reference:
+        """TDA/TDDFT directly on a subset of the excited-state trajectory frames (reference check)."""
+        input:
+            frames=rules.excited_dynamics.output.frames,
+        output:
+            records=f"{EXC}/reference/records.json",
+        log:
+            f"{LOGS}/excited/reference.log",
+        benchmark:
+            f"{R}/benchmarks/excited/reference.tsv"
+        conda:
+            f"{ENVS}/labeling.yaml"
+        threads: config["threads"]["labeling"]
+        resources:
+            mem_mb=8000,
+            runtime=600,
+        params:
+            n_frames=config["excited"]["reference"]["n_frames"],
+            level=config["excited"]["level"],
+            td=config["excited"]["td"],
+        script:
+            f"{SCRIPTS}/excited_label.py"
+
+    rule spectra:
+        """Absorption (nuclear ensemble), ML emission, Stokes shift; ML vs TDDFT emission on the same frames."""
+        input:
+            absorption=rules.excited_labels.output.records,
+            predictions=rules.excited_predict.output[0],
+            reference=rules.excited_reference.output.records,
+            property_metrics=rules.excited_property_model.output.metrics,
+            dynamics_stats=rules.excited_dynamics.output.stats,
+            selections=[
+                f"{EXC}/al/it{i}/selection.json" for i in range(1, EXC_N_ITER + 1)
+            ],
+        output:
+            absorption_csv=f"{EXC}/spectra/absorption.csv",
+            emission_csv=f"{EXC}/spectra/emission.csv",
+            absorption_png=report(
+                f"{EXC}/spectra/absorption_emission.png",
+                caption="../report/spectra_absorption.rst",
+                category="Excited states",
+            ),
+            emission_png=report(
+                f"{EXC}/spectra/emission_reference.png",
+                caption="../report/spectra_reference.rst",
+                category="Excited states",
+            ),
+            summary=f"{EXC}/spectra/summary.json",
+        log:
+            f"{LOGS}/excited/spectra.log",
+        conda:
+            f"{ENVS}/md.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            spectra=config["excited"]["spectra"],
+        script:
+            f"{SCRIPTS}/spectra.py"
+
+    SUMMARY_EXTRAS["excited"] = rules.spectra.output.summary
