@@ -92,3 +92,14 @@ def test_combined_profile_mean_and_standard_error() -> None:
     mean1, err1 = combine_fes([a])
     np.testing.assert_allclose(mean1, a)
     np.testing.assert_allclose(err1, 0.0)
+
+
+def test_first_shell_peak_is_the_first_maximum_above_bulk() -> None:
+    from mlmm.analysis.production import first_shell_peak
+
+    r = np.linspace(0.05, 8.0, 80)
+    # a hydration peak at 2.8 Å (g = 1.6), then a dip, then a higher long-range maximum at 7.5 Å
+    g = np.clip(1.6 * np.exp(-((r - 2.8) ** 2) / 0.05) + np.where(r > 3.2, 0.8 + 0.12 * (r - 3.2), 0.0), 0, None)
+    g[r > 7.4] = 1.4
+    assert abs(r[first_shell_peak(g)] - 2.8) < 0.1
+    assert first_shell_peak(np.array([0.0, 0.2, 0.5, 0.8, 0.9])) == 4  # never above 1: global maximum

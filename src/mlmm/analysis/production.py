@@ -40,10 +40,19 @@ def first_minimum_after(g: np.ndarray, start: int) -> int:
     return len(g) - 1
 
 
-def solvent_rdf(replica_dirs: Sequence[Path], qm_selection: str, solvent_selection: str, r_max_ang: float, n_bins: int = 80) -> dict[str, Any]:
-    """g(r) of solvent atoms around the QM heavy atoms, averaged over frames of all replicas.
+def first_shell_peak(g: np.ndarray) -> int:
+    """Index of the first solvation-shell maximum: the first local maximum with g ≥ 1 (above
+    bulk density), or the global maximum if g never peaks above 1."""
+    for i in range(1, len(g) - 1):
+        if g[i] >= 1.0 and g[i] >= g[i - 1] and g[i] > g[i + 1]:
+            return i
+    return int(np.argmax(g))
 
-    Returns bin centres (Å), g(r), the first-maximum position (Å) and the running coordination
+
+def solvent_rdf(replica_dirs: Sequence[Path], reference_selection: str, solvent_selection: str, r_max_ang: float, n_bins: int = 80) -> dict[str, Any]:
+    """g(r) of solvent atoms around the reference atoms, averaged over frames of all replicas.
+
+    Returns bin centres (Å), g(r), the first-shell maximum (Å) and the running coordination
     number at the first minimum after it.
     """
     from MDAnalysis.analysis.rdf import InterRDF
@@ -54,7 +63,7 @@ def solvent_rdf(replica_dirs: Sequence[Path], qm_selection: str, solvent_selecti
         u = _universe(d)
         if u.trajectory.n_frames == 0:
             continue
-        ref = _select(u, f"({qm_selection}) and not element H", "QM heavy atoms")
+        ref = _select(u, reference_selection, "rdf_reference")
         solvent = _select(u, solvent_selection, "rdf_solvent")
         rdf = InterRDF(ref, solvent, nbins=n_bins, range=(0.0, r_max_ang)).run()
         weight = u.trajectory.n_frames
@@ -65,7 +74,7 @@ def solvent_rdf(replica_dirs: Sequence[Path], qm_selection: str, solvent_selecti
     if counts is None:
         return {"r_ang": [], "g": [], "n_frames": 0}
     g = counts / n_frames
-    peak = int(np.argmax(g))
+    peak = first_shell_peak(g)
     after = first_minimum_after(g, peak)
     dr = bins[1] - bins[0]
     shell = 4.0 * np.pi * bins**2 * dr * density * g
@@ -134,8 +143,8 @@ def _plot_rdf(rdf: dict[str, Any], path: str) -> None:
     if rdf["n_frames"]:
         ax.plot(rdf["r_ang"], rdf["g"])
     ax.set_xlabel("r (Å)")
-    ax.set_ylabel("g(r), solvent around QM heavy atoms")
-    ax.set_title(f"{rdf['n_frames']} frames")
+    ax.set_ylabel("g(r)")
+    ax.set_title(f"solvent around {rdf.get('reference', '')}, {rdf['n_frames']} frames", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -213,7 +222,9 @@ def analyse(
     initial = [(Path(p).parent, read_json(p)) for p in initial_stats]
     nve = read_json(nve_stats[0]) if nve_stats else None
     dirs = [d for d, _ in final]
-    rdf = solvent_rdf(dirs, system_cfg["qm_selection"], production_cfg["rdf_solvent"], production_cfg["rdf_range"])
+    reference = production_cfg["rdf_reference"] or f"({system_cfg['qm_selection']}) and not element H"
+    rdf = solvent_rdf(dirs, reference, production_cfg["rdf_solvent"], production_cfg["rdf_range"])
+    rdf["reference"] = reference
     cvs = cv_series(dirs, production_cfg["cv_distances"], production_cfg["stride"] * production_cfg["timestep"] / 1000.0)
     _plot_rdf(rdf, rdf_png)
     _plot_sigma({"final": final, "initial": initial}, production_cfg["sigma_stop"], sigma_png)
