@@ -74,7 +74,8 @@ def test_convergence_flag_stops_labeling_and_carries_models_forward(tmp_path: Pa
         "training": TINY_TRAINING,
         "al": {"max_iterations": 2, "n_walkers": 1, "steps": 20, "stride": 5, "max_selected": 4,
                "sigma_lo": 50.0, "sigma_hi": 60.0, "sigma_stop": 100.0, "max_force": 500.0},
-        "production": {"steps": 10, "stride": 5, "sigma_stop": 100.0, "max_force": 500.0},
+        "production": {"steps": 10, "stride": 5, "sigma_stop": 100.0, "max_force": 500.0, "replicas": 1,
+                       "nve_steps": 10, "nve_equilibration_steps": 5},
     }
     work = make_workdir(tmp_path, config)
     run_snakemake(work, "--cores", "2")

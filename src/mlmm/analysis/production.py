@@ -157,8 +157,11 @@ def _plot_energy(nve_dir: Path | None, nve: dict | None, final: list[tuple[Path,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    if nve_dir is not None and nve is not None:
-        ts = read_timeseries(str(nve_dir / "timeseries.csv"))
+    ts = read_timeseries(str(nve_dir / "timeseries.csv")) if nve_dir is not None else None
+    if ts is not None and len(ts["time_fs"]) < 2:
+        ax.text(0.5, 0.5, f"NVE check run has no data: {nve.get('stop_reason')}", ha="center", va="center", wrap=True, fontsize=8)
+        ax.set_title("NVE check run, final ensemble")
+    elif ts is not None:
         t = ts["time_fs"] / 1000.0
         e0 = ts["total_energy_eV"][0]
         ax.plot(t, ts["total_energy_eV"] - e0, label="total")

@@ -144,7 +144,7 @@ def production_nve(
     """NVT equilibration, then NVE (friction 0) with the final ensemble; total-energy drift."""
     setup_logging(log_path)
     set_threads(threads)
-    from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.dynamics.mlp_md import MLPMDResult, run_mlp_md
     from mlmm.model.ensemble import Ensemble
 
     system = system_from_config(structure, system_cfg)
@@ -165,7 +165,12 @@ def production_nve(
     start = None
     if cfg["nve_equilibration_steps"]:
         equil = run_mlp_md(system, ensemble, steps=cfg["nve_equilibration_steps"], friction_per_fs=cfg["friction"], sampler="nve_equilibration", **common)
-        start = equil.final_state  # a stop here shows up as a stop of the NVE run itself
+        if equil.stop_reason:  # no NVE run from a blown-up state: report why instead
+            _write_timeseries(timeseries_out, MLPMDResult())
+            write_json(stats_out, {"steps_requested": cfg["nve_steps"], "steps": 0, "completed": False,
+                                   "stop_reason": f"NVT equilibration: {equil.stop_reason}"})
+            return
+        start = equil.final_state
     result = run_mlp_md(system, ensemble, steps=cfg["nve_steps"], friction_per_fs=0.0, sampler="nve", start=start, **common)
     _write_timeseries(timeseries_out, result)
     series = read_timeseries(timeseries_out)
