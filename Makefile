@@ -11,7 +11,7 @@ demo: env
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES)
 
 test: env
-	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest
+	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest --durations=12
 
 lint: env
 	$(VENV)/bin/snakemake --lint
