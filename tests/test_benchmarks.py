@@ -19,10 +19,10 @@ def _load(name: str):
     return module
 
 
-def _finished_results() -> Path | None:
-    """A finished run's results dir: $MLMM_BENCH_RESULTS, else ./results if it has production output."""
-    for cand in (os.environ.get("MLMM_BENCH_RESULTS"), ROOT / "results"):
-        if cand and (Path(cand) / "production" / "stability.json").exists():
+def _finished_run_dir(marker: str) -> Path | None:
+    """A finished run's directory holding ``marker``: $MLMM_BENCH_RUN_DIR (e.g. a demo run), else this checkout."""
+    for cand in (os.environ.get("MLMM_BENCH_RUN_DIR"), ROOT):
+        if cand and (Path(cand) / "config" / "config.yaml").exists() and (Path(cand) / marker).exists():
             return Path(cand)
     return None
 
@@ -43,16 +43,29 @@ def test_step_cost_quick(tmp_path):
 
 def test_workflow_overhead_quick(tmp_path):
     out = tmp_path / "wo.json"
-    result = _load("workflow_overhead").main(["--quick", "--out", str(out)])
+    run = _finished_run_dir("results/benchmarks")
+    result = _load("workflow_overhead").main(["--quick", "--out", str(out)] + (["--run-dir", str(run)] if run else []))
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["dry_run"]["jobs"] > 10 and result["dry_run"]["wall_s"] > 0
 
 
 def test_stability_quick(tmp_path):
-    results = _finished_results()
-    if results is None:
-        pytest.skip("stability reads a finished run (no results/production/stability.json; set MLMM_BENCH_RESULTS)")
+    run = _finished_run_dir("results/production/stability.json")
+    if run is None:
+        pytest.skip("stability reads a finished run (no results/production/stability.json; set MLMM_BENCH_RUN_DIR)")
     out = tmp_path / "stab.json"
-    result = _load("stability").main(["--quick", "--results", str(results), "--out", str(out)])
+    result = _load("stability").main(["--quick", "--results", str(run / "results"), "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert {"initial", "final"} <= set(result["production"])
+
+
+
+def test_label_efficiency_quick(tmp_path):
+    run = _finished_run_dir("results/labels/it1/labels.db")
+    if run is None:
+        pytest.skip("label efficiency trains on a finished run's labels (no results/labels/it1; set MLMM_BENCH_RUN_DIR)")
+    out = tmp_path / "le.json"
+    result = _load("label_efficiency").main(["--quick", "--run-dir", str(run), "--workdir", str(tmp_path / "w"), "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert [r["n_labels"] for r in result["arms"]["md"]] == [10, 20]
+    assert all(r["force_mae_qm"] > 0 for arm in result["arms"].values() for r in arm)
