@@ -1,25 +1,33 @@
-"""Per-step cost of the MLP/MM calculator vs GFN2-xTB and PySCF HF/DFT on the same demo frames.
+"""Per-step cost of the MLP/MM calculator vs GFN2-xTB and PySCF HF/DFT on the same frames.
 
-Frames: the demo system (config) with seeded 0.02 Å displacements, cut around the QM region
-(``system.embedding_cutoff``). Timed per frame (wall clock, torch/BLAS threads as set by
-OMP_NUM_THREADS):
+Two systems, each with seeded 0.02 Å displacements, cut around the QM region:
+
+* ``demo``: the demo config's system (ethanol, 9 QM atoms) at ``system.embedding_cutoff``;
+* ``at_pair``: the adenine–thymine pair (30 QM atoms) in TIP3P water, data/bench/at_pair_water.pdb
+  (tools/build_bench_system.py), cut at ``--at-cutoff`` Å (7.5 Å: ≈500 MM point charges).
+
+Timed per frame (wall clock, torch/BLAS threads as set by OMP_NUM_THREADS):
 
 * ``mlpmm_step``: one full MLP/MM force call (cut + ensemble + TIP3P/LJ force field), as in MD;
 * ``ensemble`` / ``single_member``: the ML QM term alone (all members / one member);
-* ``mm_forcefield``: the classical part alone;
+* ``mm_forcefield``: the classical part alone; ``cut_frame``: building the embedded Frame;
 * ``xtb_embedding``: GFN2-xTB in the MM point charges (xtb program), ``tblite_vacuum``: GFN2-xTB
   of the QM atoms only (tblite, in-process);
-* ``pyscf_<method>``: PySCF QM/MM energy + forces (electrostatic embedding) at the labeling basis.
+* ``pyscf_<method>/<basis>``: PySCF QM/MM energy + forces (electrostatic embedding), one call.
 
-Ratios are QM-term time / ensemble time. Members are trained models (``--models``) or, without
-them, untrained members with the config's architecture (identical cost). Prints a table, writes JSON.
+Ratios are time / ensemble time; ``targets`` compares the at_pair ensemble with the issue's goals
+(≥ 1e4× faster than B3LYP/def2-SVP, ≥ 5× faster than xtb). ``profile``: the cProfile top functions
+(cumulative time) of ``--profile-steps`` MLP/MM steps. Members are trained models (``--models``)
+or, without them, untrained members with the config's architecture (identical cost).
 Usage: OMP_NUM_THREADS=1 python benchmarks/step_cost.py [--quick] [--models m0.pt m1.pt ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import shutil
 import sys
 import time
@@ -29,6 +37,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+AT_PAIR_PDB = ROOT / "data" / "bench" / "at_pair_water.pdb"
 
 
 def _time(fn, repeats: int) -> float:
@@ -40,14 +50,106 @@ def _time(fn, repeats: int) -> float:
     return 1e3 * (time.perf_counter() - t0) / repeats
 
 
+def _profile(fn, steps: int, top: int = 12) -> list[dict]:
+    """cProfile ``steps`` calls of ``fn``; the ``top`` functions by cumulative time (ms per call)."""
+    fn()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        fn()
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    rows = []
+    for (path, line, name), (_cc, ncalls, tottime, cumtime, _callers) in stats.items():
+        rows.append({"function": f"{Path(path).name}:{line}({name})", "cum_ms_per_step": 1e3 * cumtime / steps,
+                     "self_ms_per_step": 1e3 * tottime / steps, "calls_per_step": ncalls / steps})
+    rows.sort(key=lambda r: -r["cum_ms_per_step"])
+    return rows[:top]
+
+
+def bench_system(name, system, cutoff, ensemble, levels, *, n_frames, repeats, profile_steps, rng,
+                 quick_skip_pyscf: bool = False) -> dict:
+    """Time every method on ``n_frames`` displaced frames of ``system``; returns the JSON section."""
+    from mlmm.engines.pyscf_qmmm import LevelOfTheory, qmmm_energy_forces
+    from mlmm.engines.xtb import XTBEmbeddingTerm, XTBTerm
+    from mlmm.model.ensemble import Ensemble
+    from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
+
+    single = Ensemble(ensemble.models[:1])
+    mm_ff = MMForceField(system, cutoff_ang=default_mm_cutoff(system))
+    atoms = system.atoms.copy()
+    atoms.calc = QMMMCalculator(system, ensemble, mm_ff, cutoff)
+    positions = [system.atoms.positions + rng.normal(scale=0.02, size=system.atoms.positions.shape) for _ in range(n_frames)]
+
+    def cut(p):
+        return system.cut_frame(p, cutoff, sampler="benchmark", iteration=0, source="step_cost", seed=0)[0]
+
+    frames = [cut(p) for p in positions]
+    times: dict[str, list[float]] = {}
+
+    def record(key: str, ms: float) -> None:
+        times.setdefault(key, []).append(ms)
+
+    def jittered(frame):
+        """The frame with a 1e-6 Å displacement, so no calculator can return a cached result."""
+        moved = frame.copy()
+        moved.positions = moved.positions + 1e-6 * rng.normal(size=moved.positions.shape)
+        return moved
+
+    def step(p):
+        atoms.positions = p + 1e-6 * rng.normal(size=p.shape)  # a new geometry every call
+        atoms.get_forces()
+
+    xtb_pc = XTBEmbeddingTerm() if shutil.which("xtb") else None
+    tblite = XTBTerm()
+    for pos, frame in zip(positions, frames):
+        record("mlpmm_step", _time(lambda p=pos: step(p), repeats))
+        record("ensemble", _time(lambda f=frame: ensemble.compute(jittered(f)), repeats))
+        record("single_member", _time(lambda f=frame: single.compute(jittered(f)), repeats))
+        record("mm_forcefield", _time(lambda p=pos: mm_ff.energy_forces(p), repeats))
+        record("cut_frame", _time(lambda p=pos: cut(p), repeats))
+        if xtb_pc is not None:
+            record("xtb_embedding", _time(lambda f=frame: xtb_pc.compute(jittered(f)), max(1, repeats // 4)))
+        record("tblite_vacuum", _time(lambda f=frame: tblite.compute(jittered(f)), max(1, repeats // 4)))
+        for method, basis in ([] if quick_skip_pyscf else levels):
+            level = LevelOfTheory.from_config({"method": method, "basis": basis, "grid_level": 3})
+            t0 = time.perf_counter()
+            qmmm_energy_forces(frame, level)
+            record(f"pyscf_{method}/{basis}", 1e3 * (time.perf_counter() - t0))
+            print(f"  {name}: pyscf {method}/{basis} {times[f'pyscf_{method}/{basis}'][-1]:.0f} ms", flush=True)
+
+    mean = {k: float(np.mean(v)) for k, v in times.items()}
+    step_ms = mean["mlpmm_step"]
+    return {
+        "ms_per_call": mean,
+        "ratio_to_ensemble": {k: mean[k] / mean["ensemble"] for k in mean if k != "ensemble"},
+        "step_breakdown_fraction": {k: mean[k] / step_ms for k in ("ensemble", "mm_forcefield", "cut_frame")},
+        "profile": _profile(lambda: step(positions[0]), profile_steps),
+        "n_frames": n_frames,
+        "n_atoms_full": len(atoms),
+        "n_atoms_frame": [len(f) for f in frames],
+        "n_qm": int(frames[0].arrays["qm_mask"].sum()),
+        "n_mm_charges": [int((~f.arrays["qm_mask"]).sum()) for f in frames],
+        "embedding_cutoff_ang": cutoff,
+    }
+
+
+def _levels(spec: str) -> list[tuple[str, str]]:
+    """'hf/6-31g,b3lyp/def2-svp' -> [('hf', '6-31g'), ('b3lyp', 'def2-svp')]."""
+    return [tuple(item.split("/", 1)) for item in spec.split(",") if item]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     parser.add_argument("--models", nargs="*", default=None, help="trained member files (default: untrained)")
-    parser.add_argument("--frames", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per frame for the fast methods")
-    parser.add_argument("--methods", default="hf,b3lyp", help="PySCF methods at the labeling basis")
-    parser.add_argument("--quick", action="store_true", help="1 frame, few repeats, HF/STO-3G only (smoke test)")
+    parser.add_argument("--frames", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per frame for the fast methods")
+    parser.add_argument("--levels", default="hf/6-31g,b3lyp/def2-svp", help="PySCF method/basis list")
+    parser.add_argument("--at-cutoff", type=float, default=7.5, help="embedding cutoff (Å) of the A–T system")
+    parser.add_argument("--systems", default="demo,at_pair")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 frame, few repeats, HF/STO-3G on the demo only, no PySCF on at_pair (smoke test)")
     parser.add_argument("--out", default="benchmarks/results/step_cost.json")
     args = parser.parse_args(argv)
 
@@ -55,23 +157,15 @@ def main(argv: list[str] | None = None) -> dict:
     import yaml
 
     from mlmm.config import training_settings, validate_config
-    from mlmm.engines.pyscf_qmmm import LevelOfTheory, qmmm_energy_forces
-    from mlmm.engines.xtb import XTBEmbeddingTerm, XTBTerm
     from mlmm.jobs import system_from_config
-    from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.nn import build_model
+    from mlmm.system import load_system
 
     torch.set_num_threads(1)
     cfg = validate_config(yaml.safe_load(Path(args.config).read_text()), source=args.config)
-    structure = cfg["system"]["structure"]
-    if not Path(structure).is_absolute() and not Path(structure).exists():
-        structure = str(ROOT / structure)
-    system = system_from_config(structure, cfg["system"])
-    cutoff = cfg["system"]["embedding_cutoff"]
-    n_frames, repeats = (1, 3) if args.quick else (args.frames, args.repeats)
-    methods = ["hf"] if args.quick else [m for m in args.methods.split(",") if m]
-    basis = "sto-3g" if args.quick else cfg["labeling"]["level"]["basis"]
+    n_frames, repeats, profile_steps = (1, 2, 2) if args.quick else (args.frames, args.repeats, 10)
+    levels = [("hf", "sto-3g")] if args.quick else _levels(args.levels)
 
     if args.models:
         ensemble = Ensemble.load(args.models)
@@ -82,64 +176,49 @@ def main(argv: list[str] | None = None) -> dict:
             torch.manual_seed(k)
             members.append(build_model(settings).eval())
         ensemble = Ensemble(members)
-    single = Ensemble(ensemble.models[:1])
-    mm_ff = MMForceField(system, cutoff_ang=default_mm_cutoff(system))
-    atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, ensemble, mm_ff, cutoff)
 
     rng = np.random.default_rng(0)
-    positions = [system.atoms.positions + rng.normal(scale=0.02, size=system.atoms.positions.shape) for _ in range(n_frames)]
-    frames = [system.cut_frame(p, cutoff, sampler="benchmark", iteration=0, source="step_cost", seed=0)[0] for p in positions]
+    result: dict = {"n_members": len(ensemble.models), "trained_models": bool(args.models),
+                    "torch_threads": torch.get_num_threads(), "quick": args.quick, "systems": {}}
+    for name in [s for s in args.systems.split(",") if s]:
+        if name == "demo":
+            structure = cfg["system"]["structure"]
+            if not Path(structure).is_absolute() and not Path(structure).exists():
+                structure = str(ROOT / structure)
+            system, cutoff = system_from_config(structure, cfg["system"]), cfg["system"]["embedding_cutoff"]
+        elif name == "at_pair":
+            system, cutoff = load_system(AT_PAIR_PDB, "resname ADE THY"), args.at_cutoff
+        else:
+            raise ValueError(f"unknown system {name!r} (demo, at_pair)")
+        print(f"{name}: timing …", flush=True)
+        result["systems"][name] = bench_system(name, system, cutoff, ensemble, levels, n_frames=n_frames,
+                                               repeats=repeats, profile_steps=profile_steps, rng=rng,
+                                               quick_skip_pyscf=args.quick and name == "at_pair")
 
-    times: dict[str, list[float]] = {}
+    at = result["systems"].get("at_pair")
+    if at is not None:
+        ms = at["ms_per_call"]
+        targets = {}
+        if "pyscf_b3lyp/def2-svp" in ms:
+            targets["b3lyp_def2svp_over_ensemble"] = {"value": ms["pyscf_b3lyp/def2-svp"] / ms["ensemble"], "target": 1e4}
+        if "xtb_embedding" in ms:
+            targets["xtb_embedding_over_ensemble"] = {"value": ms["xtb_embedding"] / ms["ensemble"], "target": 5.0}
+            targets["xtb_embedding_over_mlpmm_step"] = {"value": ms["xtb_embedding"] / ms["mlpmm_step"], "target": 5.0}
+        for t in targets.values():
+            t["met"] = bool(t["value"] >= t["target"])
+        result["targets_at_pair"] = targets
 
-    def record(name: str, ms: float) -> None:
-        times.setdefault(name, []).append(ms)
-
-    def jittered(frame):
-        """The frame with a 1e-6 Å displacement, so no calculator can return a cached result."""
-        moved = frame.copy()
-        moved.positions = moved.positions + 1e-6 * rng.normal(size=moved.positions.shape)
-        return moved
-
-    xtb_pc = XTBEmbeddingTerm() if shutil.which("xtb") else None
-    tblite = XTBTerm()
-    for pos, frame in zip(positions, frames):
-        def step(p=pos):
-            atoms.positions = p + 1e-6 * rng.normal(size=p.shape)  # a new geometry every call
-            atoms.get_forces()
-
-        record("mlpmm_step", _time(step, repeats))
-        record("ensemble", _time(lambda f=frame: ensemble.compute(jittered(f)), repeats))
-        record("single_member", _time(lambda f=frame: single.compute(jittered(f)), repeats))
-        record("mm_forcefield", _time(lambda p=pos: mm_ff.energy_forces(p), repeats))
-        if xtb_pc is not None:
-            record("xtb_embedding", _time(lambda f=frame: xtb_pc.compute(jittered(f)), max(1, repeats // 4)))
-        record("tblite_vacuum", _time(lambda f=frame: tblite.compute(jittered(f)), max(1, repeats // 4)))
-        for method in methods:
-            level = LevelOfTheory.from_config({"method": method, "basis": basis, "grid_level": 3})
-            t0 = time.perf_counter()
-            qmmm_energy_forces(frame, level)
-            record(f"pyscf_{method}", 1e3 * (time.perf_counter() - t0))
-
-    mean = {k: float(np.mean(v)) for k, v in times.items()}
-    ratios = {k: mean[k] / mean["ensemble"] for k in mean if k != "ensemble"}
-    result = {
-        "ms_per_call": mean,
-        "ratio_to_ensemble": ratios,
-        "n_frames": n_frames,
-        "n_atoms_full": len(atoms),
-        "n_atoms_frame": [len(f) for f in frames],
-        "n_qm": int(frames[0].arrays["qm_mask"].sum()),
-        "n_members": len(ensemble.models),
-        "trained_models": bool(args.models),
-        "pyscf_basis": basis,
-        "torch_threads": torch.get_num_threads(),
-        "quick": args.quick,
-    }
-    print(f"{'method':<16}{'ms/call':>12}{'× ensemble':>12}")
-    for k, v in sorted(mean.items(), key=lambda kv: kv[1]):
-        print(f"{k:<16}{v:>12.2f}{v / mean['ensemble']:>12.2f}")
+    for name, sec in result["systems"].items():
+        mean = sec["ms_per_call"]
+        print(f"\n{name}: {sec['n_qm']} QM atoms, {sec['n_mm_charges'][0]} MM charges, {result['n_members']} members")
+        print(f"{'method':<26}{'ms/call':>12}{'× ensemble':>12}")
+        for k, v in sorted(mean.items(), key=lambda kv: kv[1]):
+            print(f"{k:<26}{v:>12.2f}{v / mean['ensemble']:>12.2f}")
+        print("profile (cumulative ms per MLP/MM step):")
+        for row in sec["profile"][:8]:
+            print(f"  {row['cum_ms_per_step']:9.2f}  {row['function']}")
+    for key, t in result.get("targets_at_pair", {}).items():
+        print(f"target {key}: {t['value']:.1f} (≥ {t['target']:g}) {'met' if t['met'] else 'NOT met'}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     return result

@@ -1,0 +1,71 @@
+"""Smoke tests: every benchmark's --quick mode runs and writes valid JSON (no timing assertions)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finished_run_dir(marker: str) -> Path | None:
+    """A finished run's directory holding ``marker``: $MLMM_BENCH_RUN_DIR (e.g. a demo run), else this checkout."""
+    for cand in (os.environ.get("MLMM_BENCH_RUN_DIR"), ROOT):
+        if cand and (Path(cand) / "config" / "config.yaml").exists() and (Path(cand) / marker).exists():
+            return Path(cand)
+    return None
+
+
+def test_step_cost_quick(tmp_path):
+    out = tmp_path / "step_cost.json"
+    result = _load("step_cost").main(["--quick", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    demo, at = result["systems"]["demo"], result["systems"]["at_pair"]
+    for key in ("mlpmm_step", "ensemble", "single_member", "mm_forcefield", "cut_frame", "tblite_vacuum", "pyscf_hf/sto-3g"):
+        assert demo["ms_per_call"][key] > 0
+    assert demo["ratio_to_ensemble"]["pyscf_hf/sto-3g"] == demo["ms_per_call"]["pyscf_hf/sto-3g"] / demo["ms_per_call"]["ensemble"]
+    assert demo["n_qm"] == 9 and demo["n_atoms_frame"][0] < demo["n_atoms_full"]
+    # the ~30-atom benchmark system: A–T pair with ≈500 MM point charges in the 7.5 Å cutoff
+    assert at["n_qm"] == 30 and 400 <= at["n_mm_charges"][0] <= 600
+    assert at["profile"] and at["profile"][0]["cum_ms_per_step"] > 0
+
+
+def test_workflow_overhead_quick(tmp_path):
+    out = tmp_path / "wo.json"
+    run = _finished_run_dir("results/benchmarks")
+    result = _load("workflow_overhead").main(["--quick", "--out", str(out)] + (["--run-dir", str(run)] if run else []))
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert result["dry_run"]["jobs"] > 10 and result["dry_run"]["wall_s"] > 0
+
+
+def test_stability_quick(tmp_path):
+    run = _finished_run_dir("results/production/stability.json")
+    if run is None:
+        pytest.skip("stability reads a finished run (no results/production/stability.json; set MLMM_BENCH_RUN_DIR)")
+    out = tmp_path / "stab.json"
+    result = _load("stability").main(["--quick", "--results", str(run / "results"), "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert {"initial", "final"} <= set(result["production"])
+
+
+
+def test_label_efficiency_quick(tmp_path):
+    run = _finished_run_dir("results/labels/it1/labels.db")
+    if run is None:
+        pytest.skip("label efficiency trains on a finished run's labels (no results/labels/it1; set MLMM_BENCH_RUN_DIR)")
+    out = tmp_path / "le.json"
+    result = _load("label_efficiency").main(["--quick", "--run-dir", str(run), "--workdir", str(tmp_path / "w"), "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert [r["n_labels"] for r in result["arms"]["md"]] == [10, 20]
+    assert all(r["force_mae_qm"] > 0 for arm in result["arms"].values() for r in arm)
