@@ -29,6 +29,20 @@ def _write_timeseries(path: str, result) -> None:
     atomic_write(path, writer)
 
 
+def production_md_settings(production_cfg: dict[str, Any], system_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :func:`run_mlp_md` shared by all production runs (NVT, NVE, metaD)."""
+    cfg = production_cfg
+    return dict(
+        timestep_fs=cfg["timestep"],
+        temperature_K=cfg["temperature"],
+        stride=cfg["stride"],
+        sigma_stop=cfg["sigma_stop"],
+        max_force=cfg["max_force"],
+        cutoff_ang=system_cfg["embedding_cutoff"],
+        iteration=-1,
+    )
+
+
 def read_timeseries(path: str) -> dict[str, np.ndarray]:
     """Columns of a production time series CSV by header name."""
     data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
@@ -66,19 +80,13 @@ def production(
         system,
         Ensemble.load(list(models)),
         steps=cfg["steps"],
-        timestep_fs=cfg["timestep"],
-        temperature_K=cfg["temperature"],
         friction_per_fs=cfg["friction"],
-        stride=cfg["stride"],
         seed=seed,
-        sigma_stop=cfg["sigma_stop"],
-        max_force=cfg["max_force"],
-        cutoff_ang=system_cfg["embedding_cutoff"],
         sampler=f"production_{model_label}",
-        iteration=-1,
         source=f"{structure}:production:{model_label}:replica{replica}",
         keep_full_system=True,
         sigma_action=cfg["sigma_action"],
+        **production_md_settings(cfg, system_cfg),
     )
     snapshots = [system.to_input_order(a) for a in result.snapshots]
     write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg["stride"] * cfg["timestep"] / 1000.0)
@@ -151,16 +159,10 @@ def production_nve(
     ensemble = Ensemble.load(list(models))
     cfg = production_cfg
     common = dict(
-        timestep_fs=cfg["timestep"],
-        temperature_K=cfg["temperature"],
-        stride=cfg["stride"],
         seed=cfg["seed"] + 10_000,
-        sigma_stop=cfg["sigma_stop"],
-        max_force=cfg["max_force"],
-        cutoff_ang=system_cfg["embedding_cutoff"],
-        iteration=-1,
         source=f"{structure}:production:nve",
         sigma_action="warn",
+        **production_md_settings(cfg, system_cfg),
     )
     start = None
     if cfg["nve_equilibration_steps"]:
@@ -241,18 +243,12 @@ def production_metadynamics(
         biasfactor=metad["biasfactor"],
         out_dir=out_dir,
         steps=metad["steps"],
-        timestep_fs=cfg["timestep"],
-        temperature_K=cfg["temperature"],
         friction_per_fs=cfg["friction"],
-        stride=cfg["stride"],
         seed=cfg["seed"] + 20_000 + replica,
-        sigma_stop=cfg["sigma_stop"],
-        max_force=cfg["max_force"],
-        cutoff_ang=system_cfg["embedding_cutoff"],
         sampler="production_metad",
-        iteration=-1,
         source=f"{structure}:metad:replica{replica}",
         sigma_action=metad["sigma_action"],
+        **production_md_settings(cfg, system_cfg),
     )
     _write_timeseries(timeseries_out, result)
     write_json(
