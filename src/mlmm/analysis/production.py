@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlmm.dynamics.stages import read_timeseries
+from mlmm.dynamics.stages import ran_without_breach, read_timeseries
 from mlmm.jobs import read_json, write_json
 from mlmm.logutil import setup_logging
 
@@ -236,7 +236,7 @@ def analyse(
     replicas = [stats for _, stats in final]
     data = {
         "replicas": replicas,
-        "replicas_completed_without_breach": sum(s["completed"] and s["n_sigma_exceeded"] == 0 for s in replicas),
+        "replicas_completed_without_breach": sum(ran_without_breach(s) for s in replicas),
         "total_length_ps": float(sum(s["length_ps"] for s in replicas)),
         "sigma_max": max((s["sigma_max"] for s in replicas if s["sigma_max"] is not None), default=None),
         "ms_per_step": float(np.mean([s["ms_per_step"] for s in replicas])),

@@ -43,6 +43,11 @@ def production_md_settings(production_cfg: dict[str, Any], system_cfg: dict[str,
     )
 
 
+def ran_without_breach(stats: dict[str, Any]) -> bool:
+    """A production replica ran its full length and σ never exceeded sigma_stop."""
+    return bool(stats["completed"] and stats["n_sigma_exceeded"] == 0)
+
+
 def read_timeseries(path: str) -> dict[str, np.ndarray]:
     """Columns of a production time series CSV by header name."""
     data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
@@ -203,7 +208,7 @@ def stability(final_stats: Sequence[str], initial_stats: Sequence[str], out: str
         runs = [read_json(p) for p in paths]
         return {
             "replicas": len(runs),
-            "completed": sum(r["completed"] and r["n_sigma_exceeded"] == 0 for r in runs),
+            "completed": sum(ran_without_breach(r) for r in runs),
             "length_ps": [r["length_ps"] for r in runs],
             "first_sigma_exceeded_ps": [r["first_sigma_exceeded_ps"] for r in runs],
             "sigma_mean": [r["sigma_mean"] for r in runs],
