@@ -15,7 +15,7 @@ from schnetpack.data.loader import _atoms_collate_fn
 
 from mlmm.frames import make_frame
 from mlmm.model.ensemble import Ensemble
-from mlmm.model.field import MMField, QMPairList, frame_to_inputs, smooth_switch
+from mlmm.model.field import FIELD_POTENTIAL, MMField, QMPairList, frame_to_inputs, smooth_switch
 from mlmm.model.nn import build_model, energy_head
 
 WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
@@ -205,3 +205,52 @@ def test_without_field_is_blind_to_mm(frame):
     shifted[1].positions[1, 0] -= h
     numeric = -(evaluate(blind, shifted[0])[0] - evaluate(blind, shifted[1])[0]) / (2 * h)
     assert f0[1, 0] == pytest.approx(numeric, abs=1e-6)
+
+
+class ShiftPotential(torch.nn.Module):
+    """Input module adding a uniform potential ΔV (eV/e) at every atom: what a distant charged shell does."""
+
+    def __init__(self, shift_v: float) -> None:
+        super().__init__()
+        self.shift_v = shift_v
+
+    def forward(self, inputs: dict) -> dict:
+        inputs[FIELD_POTENTIAL] = inputs[FIELD_POTENTIAL] + self.shift_v
+        return inputs
+
+
+@pytest.mark.parametrize("qm_charge_e", [0, 1])
+def test_uniform_potential_shift_changes_energy_by_charge(frame, qm_charge_e):
+    """Gauge: a uniform shift ΔV changes the QM/MM energy by exactly Q·ΔV (the reference does the same).
+
+    Fails if the atomic charges do not sum to the QM charge or the features see the absolute potential.
+    """
+    torch.manual_seed(5)
+    m = build_model({**SETTINGS, "qm_charge_e": qm_charge_e}).double().eval()
+    e0, _ = evaluate(m, frame)
+    for shift_v in (-3.0, 2.5):
+        shifted = copy.deepcopy(m)
+        shifted.input_modules.append(ShiftPotential(shift_v))
+        e1, _ = evaluate(shifted, frame)
+        assert e1 - e0 == pytest.approx(qm_charge_e * shift_v, abs=1e-9)
+
+
+def test_training_reads_qm_charge_from_labels(tmp_path):
+    """The charge constraint comes from the labels DB; a DB mixing QM charges is refused by name."""
+    from mlmm.labeling.db import write_label_db
+    from mlmm.model.train import db_qm_charge
+
+    def labelled(q: int, k: int) -> tuple:
+        f = frame_with([np.array([2.8, 0.5, 0.3])])
+        f.info["qm_charge"] = q
+        props = {"energy": np.zeros(1), "forces": np.zeros((len(f), 3)), "qm_mask": f.arrays["qm_mask"].astype(float),
+                 "mm_charges": f.get_initial_charges()}
+        meta = {"level": "test", "status": "ok", "pyscf_version": "x", "frame_id": f"frame-{q}-{k}", "sampler": "t",
+                "iteration": 0, "source": "t", "seed": 0, "qm_charge": q, "multiplicity": 1}
+        return f, props, meta
+
+    write_label_db(tmp_path / "one.db", [labelled(1, 0), labelled(1, 1)], level={"method": "hf"})
+    assert db_qm_charge(tmp_path / "one.db") == 1
+    write_label_db(tmp_path / "mixed.db", [labelled(0, 0), labelled(1, 1)], level={"method": "hf"})
+    with pytest.raises(ValueError, match="mixed.db.*qm_charge"):
+        db_qm_charge(tmp_path / "mixed.db")

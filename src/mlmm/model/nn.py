@@ -3,8 +3,12 @@
 E = Σ_{i∈QM} [σ e_i + E_ref(Z_i)] + Σ_i q_i V_i − Σ_i μ_i·E_i − ½ Σ_i α_i |E_i|²   (eV)
 
 x_i are SchNet features of the QM atoms (neighbours: QM atoms only) whose embeddings also receive
-the invariant field features (V_i, |E_i|); e_i, q_i (e), α_i ≥ 0 (e·Å²/V) are read out of x_i and
-μ_i = Σ_j m(x_i, x_j) f_cut(r_ij) r̂_ij (e·Å) is an equivariant atomic dipole. V_i (eV/e) and E_i (V/Å)
+the invariant field features (V_i − V̄, |E_i|), V̄ the mean potential over the frame's QM atoms;
+e_i, q_i (e), α_i ≥ 0 (e·Å²/V) are read out of x_i and μ_i = Σ_j m(x_i, x_j) f_cut(r_ij) r̂_ij (e·Å)
+is an equivariant atomic dipole. The charges are shifted per frame so that Σ_i q_i equals the QM
+region's total charge Q (``qm_charge_e``). Together these make the model gauge-correct: a uniform
+shift ΔV of the MM potential changes E by exactly Q·ΔV, as it changes the reference QM/MM energy,
+so the model cannot fit a spurious coupling to the (cutoff-dependent, noisy) absolute potential. V_i (eV/e) and E_i (V/Å)
 come from the MM charges (:class:`mlmm.model.field.MMField`), so ``forces = -dE/dR`` (eV/Å) act on
 the QM atoms and the MM sites. E_ref (eV per element) and σ (eV) are buffers fitted on the training
 set (:func:`fit_energy_reference`); schnetpack's RemoveOffsets is not used because ``_n_atoms``
@@ -36,14 +40,25 @@ ARCHITECTURE_DEFAULTS: dict[str, Any] = {
     "field_cutoff_ang": 10.0,
     "field_switch_on_ang": 8.0,
     "use_field": True,
+    "qm_charge_e": 0,
 }
 MAX_Z = 100
 #: Smoothing of |E| in the invariant field feature sqrt(|E|² + ε²) (V/Å), so it is differentiable at E = 0.
 FIELD_NORM_EPS = 1.0e-2
 
 
+def frame_mean(values: torch.Tensor, idx_m: torch.Tensor) -> torch.Tensor:
+    """Mean of per-atom ``values`` over the atoms of each frame, broadcast back to the atoms."""
+    n_frames = int(idx_m.max()) + 1 if idx_m.numel() else 0
+    total = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(0, idx_m, values)
+    count = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(
+        0, idx_m, torch.ones_like(values)
+    )
+    return (total / count)[idx_m]
+
+
 class FieldEmbedding(nn.Module):
-    """Additive atom embedding from the invariant field features (V_i in eV/e, |E_i| in V/Å).
+    """Additive atom embedding from the invariant field features (V_i − V̄ in eV/e, |E_i| in V/Å).
 
     Plugs into SchNet as an ``electronic_embeddings`` entry (called as ``f(x, inputs)``), so the MM
     environment shapes the SchNet features of every QM atom, not only the explicit coupling terms.
@@ -77,7 +92,9 @@ class QMRepresentation(nn.Module):
             properties.idx_j: compact[inputs[properties.idx_j]],
         }
         if FIELD_POTENTIAL in inputs:
-            sub[FIELD_POTENTIAL] = inputs[FIELD_POTENTIAL][qm]
+            # potential relative to the frame's QM mean: a uniform shift of V carries no information
+            V = inputs[FIELD_POTENTIAL][qm]
+            sub[FIELD_POTENTIAL] = V - frame_mean(V, inputs[properties.idx_m][qm])
             sub[FIELD_VECTOR] = inputs[FIELD_VECTOR][qm]
         x_qm = self.schnet(sub)["scalar_representation"]
         x = torch.zeros((is_qm.shape[0], x_qm.shape[1]), dtype=x_qm.dtype, device=x_qm.device)
@@ -90,11 +107,17 @@ class FieldCoupledEnergy(nn.Module):
     polarisability couplings to V_i and E_i (see module docstring); sums over QM atoms per frame."""
 
     def __init__(
-        self, n_atom_basis: int, cutoff_ang: float, energy_key: str = properties.energy, use_field: bool = True
+        self,
+        n_atom_basis: int,
+        cutoff_ang: float,
+        energy_key: str = properties.energy,
+        use_field: bool = True,
+        qm_charge_e: float = 0.0,
     ) -> None:
         super().__init__()
         self.energy_key = energy_key
         self.use_field = bool(use_field)
+        self.qm_charge_e = float(qm_charge_e)
         self.model_outputs = [energy_key]
         self.energy_net = build_mlp(n_atom_basis, 1, n_layers=2)
         self.charge_net = build_mlp(n_atom_basis, 1, n_layers=2)
@@ -122,7 +145,10 @@ class FieldCoupledEnergy(nn.Module):
         m_ij = self.dipole_net(torch.cat([x[idx_i], x[idx_j]], -1)).squeeze(-1) * self.cutoff_fn(d_ij)
         mu = torch.zeros_like(E).index_add(0, idx_i, (m_ij / d_ij)[:, None] * r_ij)  # e·Å
         E = E[qm]
-        charge = self.charge_net(x_qm).squeeze(-1)
+        raw = self.charge_net(x_qm).squeeze(-1)
+        idx_m_qm = inputs[properties.idx_m][qm]
+        n_qm = torch.bincount(idx_m_qm)[idx_m_qm].to(raw.dtype)  # QM atoms in each atom's frame
+        charge = raw - frame_mean(raw, idx_m_qm) + self.qm_charge_e / n_qm  # Σ_i q_i = Q per frame
         alpha = F.softplus(self.polarizability_net(x_qm).squeeze(-1))
         e_i = atomic + charge * V - (mu[qm] * E).sum(-1) - 0.5 * alpha * (E**2).sum(-1)
         inputs[self.energy_key] = energy.index_add(0, inputs[properties.idx_m][qm], e_i)
@@ -185,7 +211,11 @@ def build_model(settings: Mapping[str, Any]) -> NeuralNetworkPotential:
     model = NeuralNetworkPotential(
         representation=QMRepresentation(schnet),
         input_modules=inputs,
-        output_modules=[FieldCoupledEnergy(n, float(s["cutoff_ang"]), use_field=use_field), Forces(), SplitForces()],
+        output_modules=[
+            FieldCoupledEnergy(n, float(s["cutoff_ang"]), use_field=use_field, qm_charge_e=float(s["qm_charge_e"])),
+            Forces(),
+            SplitForces(),
+        ],
     )
     model.mlmm_settings = s
     return model

@@ -98,6 +98,17 @@ def prepare_db(db_paths: Sequence[str | Path], workdir: str | Path) -> str:
     return merge_dbs(db_paths, Path(workdir) / "merged.db")
 
 
+def db_qm_charge(db_path: str | Path) -> int:
+    """The total charge (e) of the QM region shared by all rows of a labels DB.
+
+    The model constrains its atomic charges to sum to it; a DB mixing QM charges cannot train one model.
+    """
+    charges = {int(row.get("qm_charge", 0)) for row in connect(str(db_path), use_lock_file=False).select()}
+    if len(charges) > 1:
+        raise ValueError(f"{db_path}: rows have different qm_charge values {sorted(charges)}; one model needs one")
+    return charges.pop() if charges else 0
+
+
 def frame_hash_fraction(numbers: np.ndarray, positions_ang: np.ndarray) -> float:
     """Deterministic number in [0, 1) from a frame's content (atomic numbers, float64 positions)."""
     digest = hashlib.sha256(np.asarray(numbers, np.int64).tobytes() + np.asarray(positions_ang, np.float64).tobytes())
@@ -224,6 +235,7 @@ def train_member(
         train_frames = [split_force_targets(data[i]) for i in train_idx]
         val_frames = [split_force_targets(data[i]) for i in val_idx]
 
+        s["qm_charge_e"] = db_qm_charge(db_path)
         model = build_model(s)
         model.mlmm_settings["delta"] = str(s["delta"])
         reference = fit_energy_reference(model, train_frames)
