@@ -103,6 +103,24 @@ def test_water_water_equals_ase_tip3p(demo):
     assert np.all(f[:9] == 0)
 
 
+def test_verlet_pair_list_matches_fresh_neighbour_search(demo):
+    """Reused pairs (skin 1 Å) give the same energy and forces as a search every step, through
+    moves that bring new pairs inside the cutoff (fails if the list is not rebuilt in time)."""
+    reused = MMForceField(demo, cutoff_ang=9.0, pair_skin_ang=1.0)
+    fresh = MMForceField(demo, cutoff_ang=9.0, pair_skin_ang=0.0)
+    rng = np.random.default_rng(4)
+    pos = demo.atoms.positions.copy()
+    drift = rng.normal(0.0, 1.0, (len(pos), 3))
+    drift[demo.water_molecules] = drift[demo.water_molecules][:, :1]  # rigid translation per water
+    for step in range(12):
+        pos = pos + 0.08 * drift
+        e_reused, f_reused = reused.energy_forces(pos)
+        e_fresh, f_fresh = fresh.energy_forces(pos)
+        assert e_reused == pytest.approx(e_fresh, rel=1e-12, abs=1e-9), step
+        assert np.allclose(f_reused, f_fresh, rtol=1e-10, atol=1e-9)
+    assert 1 < reused.pair_list.n_builds < fresh.pair_list.n_builds == 12
+
+
 def test_mm_forces_finite_differences_pbc(demo, qm_charges):
     """F = -dE/dR for TIP3P + QM–MM LJ + fixed-charge Coulomb in the periodic box, including
     atoms inside the switching shells (QM–O and O–O distances in [cutoff - width, cutoff])."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import numba
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
@@ -50,8 +51,106 @@ def default_mm_cutoff(system: System, preferred_ang: float = 9.0) -> float:
     return preferred_ang if box is None else min(preferred_ang, 0.5 * float(box.min()))
 
 
+class VerletPairList:
+    """O–O pairs within cutoff + skin (Å), reused until an oxygen has moved more than skin/2.
+
+    Between rebuilds no pair can come closer than the cutoff unnoticed: two O atoms that each moved
+    less than skin/2 changed their distance by less than the skin. Minimum image in an orthorhombic
+    box (``box_ang``; None: no PBC). Positions jumping by a box vector (re-wrapping) force a rebuild.
+    """
+
+    def __init__(self, cutoff_ang: float, skin_ang: float, box_ang: np.ndarray | None) -> None:
+        if skin_ang < 0:
+            raise ValueError(f"VerletPairList: skin must be >= 0 Å, got {skin_ang}")
+        self.reach_ang = float(cutoff_ang) + float(skin_ang)
+        self.skin_ang = float(skin_ang)
+        self.box = box_ang
+        self._reference: np.ndarray | None = None
+        self._pairs = np.zeros((0, 2), np.int64)
+        self.n_builds = 0
+
+    def pairs(self, oxygens_ang: np.ndarray) -> np.ndarray:
+        """(P, 2) index pairs i < j whose O–O distance may be below the cutoff."""
+        if self._reference is None or self._reference.shape != oxygens_ang.shape or (
+            np.max(np.sum((oxygens_ang - self._reference) ** 2, axis=1)) > (0.5 * self.skin_ang) ** 2
+        ):
+            self._build(oxygens_ang)
+        return self._pairs
+
+    def _build(self, oxygens_ang: np.ndarray) -> None:
+        if self.box is not None:
+            wrapped = np.mod(oxygens_ang, self.box)
+            tree = cKDTree(np.where(wrapped >= self.box, 0.0, wrapped), boxsize=self.box)
+        else:
+            tree = cKDTree(oxygens_ang)
+        self._pairs = tree.query_pairs(self.reach_ang, output_type="ndarray").astype(np.int64)
+        self._reference = oxygens_ang.copy()
+        self.n_builds += 1
+
+
+@numba.njit(cache=True)
+def _water_water_kernel(
+    sites: np.ndarray, pairs: np.ndarray, box: np.ndarray, periodic: bool, charges: np.ndarray,
+    sigma_o: float, epsilon_o: float, cutoff: float, width: float, ke: float, forces: np.ndarray,
+) -> float:  # pragma: no cover - compiled; checked against ASE's TIP3P and finite differences
+    """Switched TIP3P water–water energy (eV) over candidate O–O ``pairs``; adds site forces (eV/Å).
+
+    Same terms as ase.calculators.tip3p: 9 site–site Coulomb terms + O–O LJ per molecule pair,
+    times the cubic switch of the O–O distance (``switch``); pairs beyond ``cutoff`` are skipped.
+    """
+    energy = 0.0
+    d = np.empty(3)
+    v = np.empty(3)
+    f_i = np.empty((3, 3))
+    f_j = np.empty((3, 3))
+    for p in range(pairs.shape[0]):
+        i, j = pairs[p, 0], pairs[p, 1]
+        for k in range(3):
+            d[k] = sites[j, 0, k] - sites[i, 0, k]
+            if periodic:
+                d[k] -= box[k] * np.round(d[k] / box[k])
+        r_oo = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        if r_oo >= cutoff:
+            continue
+        y = min(max((r_oo - cutoff + width) / width, 0.0), 1.0)
+        t = 1.0 - y * y * (3.0 - 2.0 * y)
+        dt = -6.0 * y * (1.0 - y) / width
+        e_pair = 0.0
+        f_i[:] = 0.0
+        f_j[:] = 0.0
+        for a in range(3):
+            for b in range(3):
+                for k in range(3):  # site a of i -> site b of j, in j's image next to i
+                    v[k] = sites[j, b, k] - sites[j, 0, k] + d[k] + sites[i, 0, k] - sites[i, a, k]
+                r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+                e = ke * charges[i, a] * charges[j, b] / np.sqrt(r2)
+                fmag = e / r2
+                if a == 0 and b == 0:
+                    c6 = (sigma_o * sigma_o / r2) ** 3
+                    e += 4.0 * epsilon_o * (c6 * c6 - c6)
+                    fmag += 24.0 * epsilon_o * (2.0 * c6 * c6 - c6) / r2
+                e_pair += e
+                for k in range(3):
+                    f_j[b, k] += t * fmag * v[k]
+                    f_i[a, k] -= t * fmag * v[k]
+        energy += t * e_pair
+        for k in range(3):
+            f_sw = -e_pair * dt / r_oo * d[k]  # switching force on O_j
+            f_j[0, k] += f_sw
+            f_i[0, k] -= f_sw
+        for a in range(3):
+            for k in range(3):
+                forces[i, a, k] += f_i[a, k]
+                forces[j, a, k] += f_j[a, k]
+    return energy
+
+
 class MMForceField:
-    """TIP3P water–water + QM–MM LJ (+ fixed-charge QM–MM Coulomb); energies eV, forces eV/Å."""
+    """TIP3P water–water + QM–MM LJ (+ fixed-charge QM–MM Coulomb); energies eV, forces eV/Å.
+
+    The water–water term is a compiled loop over a Verlet pair list (``pair_skin_ang``), so an MD
+    step does not rebuild the O–O neighbour search nor allocate per-pair arrays.
+    """
 
     def __init__(
         self,
@@ -59,6 +158,7 @@ class MMForceField:
         cutoff_ang: float = 9.0,
         switch_width_ang: float = 1.0,
         qm_charges_e: np.ndarray | None = None,
+        pair_skin_ang: float = 1.0,
     ) -> None:
         is_water = np.zeros(len(system.atoms), bool)
         is_water[np.asarray(system.water_molecules, int).ravel()] = True
@@ -83,6 +183,7 @@ class MMForceField:
         self.qm_charges_e = qm_charges_e
         self.box = box
         self.water = np.asarray(system.water_molecules, int).reshape(-1, 3)  # (M, 3) O, H, H
+        self.pair_list = VerletPairList(self.cutoff_ang, pair_skin_ang, box)
         self.site_charges = system.charges_e[self.water]  # (M, 3)
         sigma, eps = system.lj_sigma_ang, system.lj_epsilon_ev
         qs, qe = system.qm_lj_params
@@ -101,47 +202,15 @@ class MMForceField:
 
     def _water_water(self, sites: np.ndarray, forces_sites: np.ndarray) -> float:
         """Switched TIP3P water–water energy (eV); adds site forces into ``forces_sites``."""
-        oxy = sites[:, 0]
-        rc, w = self.cutoff_ang, self.switch_width_ang
-        if self.box is not None:
-            wrapped = np.mod(oxy, self.box)
-            tree = cKDTree(np.where(wrapped >= self.box, 0.0, wrapped), boxsize=self.box)
-        else:
-            tree = cKDTree(oxy)
-        pairs = tree.query_pairs(rc, output_type="ndarray")
+        pairs = self.pair_list.pairs(sites[:, 0])
         if len(pairs) == 0:
             return 0.0
-        i, j = pairs[:, 0], pairs[:, 1]
-        d_oo_raw = oxy[j] - oxy[i]
-        d_oo = minimum_image(d_oo_raw, self.box)
-        shift = d_oo - d_oo_raw
-        r_oo = np.linalg.norm(d_oo, axis=1)
-        t, dt = switch(r_oo, rc, w)
-        # site-site vectors (P, 3a, 3b, 3): from site a of i to site b of j
-        vec = sites[j][:, None, :, :] + shift[:, None, None, :] - sites[i][:, :, None, :]
-        r2 = np.einsum("pabk,pabk->pab", vec, vec)
-        r = np.sqrt(r2)
-        qq = COULOMB_EV_ANGSTROM * self.site_charges[i][:, :, None] * self.site_charges[j][:, None, :]
-        e_coul = qq / r
-        sig_o = self.system.lj_sigma_ang[self.water[0, 0]]
-        eps_o = self.system.lj_epsilon_ev[self.water[0, 0]]
-        c6 = (sig_o**2 / r2[:, 0, 0]) ** 3
-        e_lj = 4.0 * eps_o * (c6 * c6 - c6)
-        e_pair = e_coul.reshape(-1, 9).sum(axis=1) + e_lj
-        energy = float(np.dot(t, e_pair))
-        # -dE/dvec for site pairs (force on site b of j; opposite on site a of i)
-        fmag = e_coul / r2
-        fmag[:, 0, 0] += 24.0 * eps_o * (2.0 * c6 * c6 - c6) / r2[:, 0, 0]
-        weight = t[:, None, None] * fmag
-        f_j = np.einsum("pab,pabk->pbk", weight, vec)  # (P, 3b, 3)
-        f_i = -np.einsum("pab,pabk->pak", weight, vec)  # (P, 3a, 3)
-        f_sw = -(e_pair * dt / r_oo)[:, None] * d_oo  # switching force on O_j
-        f_j[:, 0] += f_sw
-        f_i[:, 0] -= f_sw
-        flat = forces_sites.reshape(-1, 3)
-        _accumulate(flat, (3 * j[:, None] + np.arange(3)).ravel(), f_j.reshape(-1, 3))
-        _accumulate(flat, (3 * i[:, None] + np.arange(3)).ravel(), f_i.reshape(-1, 3))
-        return energy
+        o = self.water[0, 0]
+        return _water_water_kernel(
+            sites, pairs, np.zeros(3) if self.box is None else self.box, self.box is not None,
+            self.site_charges, float(self.system.lj_sigma_ang[o]), float(self.system.lj_epsilon_ev[o]),
+            self.cutoff_ang, self.switch_width_ang, COULOMB_EV_ANGSTROM, forces_sites,
+        )
 
     def _qm_water(self, qm: np.ndarray, sites: np.ndarray, forces_qm: np.ndarray, forces_sites: np.ndarray) -> float:
         """Switched QM–water LJ (+ fixed-charge Coulomb) energy (eV); adds forces in place."""
