@@ -12,7 +12,8 @@ import pytest
 
 from mlmm.engines.plumed import find_plumed_kernel, kernel_candidates
 from mlmm.frames import validate_frame
-from mlmm.sampling.metadynamics import prepare_plumed_input, read_plumed_table, sample_metadynamics, sum_hills
+from mlmm.engines.plumed import prepare_plumed_input, read_plumed_table
+from mlmm.sampling.metadynamics import sample_metadynamics, sum_hills
 
 from test_sampling_modes import small_system
 

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from mlmm.model.ensemble import Ensemble, load_model
 from mlmm.model.stages import field_ablation

@@ -9,16 +9,13 @@ CV values in PLUMED's units (nm for distances, rad for angles).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from ase import units
 
-from mlmm.engines.plumed import find_plumed_kernel, run_plumed
-from mlmm.sampling.metadynamics import prepare_plumed_input, read_plumed_table
+from mlmm.engines.plumed import biased_calculator, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
 
 log = logging.getLogger(__name__)
 
@@ -26,32 +23,22 @@ log = logging.getLogger(__name__)
 def run_mlp_metadynamics(system, ensemble, *, plumed_input: str, biasfactor: float | None, out_dir: str | Path, **md_kwargs: Any):
     """One biased MLP/MM replica (``md_kwargs`` as for :func:`run_mlp_md`); PLUMED files land
     in ``out_dir``. Returns the :class:`MLPMDResult` (σ and energies unbiased)."""
-    from ase.calculators.plumed import Plumed
-
     from mlmm.dynamics.mlp_md import run_mlp_md
 
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("HILLS", "COLVAR"):
-        (out_dir / stale).unlink(missing_ok=True)
     lines = prepare_plumed_input(plumed_input, biasfactor)
-    log.info("MLP/MM metadynamics: PLUMED kernel %s; input:\n  %s", find_plumed_kernel(), "\n  ".join(lines))
-    biased: list[Plumed] = []
+    log.info("MLP/MM metadynamics input:\n  %s", "\n  ".join(lines))
+    biased: list[Any] = []
 
     def wrap(calc, atoms):
-        plumed = Plumed(calc=calc, input=lines, timestep=md_kwargs["timestep_fs"] * units.fs, atoms=atoms,
-                        kT=units.kB * md_kwargs["temperature_K"], log=str(out_dir / "plumed.log"))
-        biased.append(plumed)
-        return plumed
+        biased.append(biased_calculator(calc, atoms, lines, md_kwargs["timestep_fs"], md_kwargs["temperature_K"]))
+        return biased[-1]
 
-    with contextlib.chdir(out_dir):
+    with plumed_run_dir(out_dir, "MLP/MM metadynamics", log):
         try:
             result = run_mlp_md(system, ensemble, wrap_calculator=wrap, **md_kwargs)
         finally:
             for plumed in biased:
                 plumed.plumed.finalize()
-    if not (out_dir / "HILLS").is_file():
-        raise RuntimeError(f"MLP/MM metadynamics: PLUMED wrote no HILLS file in {out_dir}")
     return result
 
 

@@ -11,16 +11,26 @@ Anything else is one :class:`PlumedNotFound` error that lists the places tried. 
 ``plumed`` executable (for ``sum_hills``) is taken from next to the kernel (``../bin/plumed``)
 or from ``PATH``; it gets ``PLUMED_KERNEL``, ``PLUMED_ROOT`` and ``LD_LIBRARY_PATH`` set so
 the bundled binary finds its own library.
+
+Biased runs (xTB/MM sampling and MLP/MM production) share :func:`prepare_plumed_input`,
+:func:`plumed_run_dir` and :func:`biased_calculator`: PLUMED runs inside the output folder, so the
+input's relative ``FILE=`` names (HILLS, COLVAR) land there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+if TYPE_CHECKING:  # numpy is imported where needed: finding a kernel must work without site-packages
+    import numpy as np
 
 KERNEL_NAME = "libplumedKernel.so"
 
@@ -88,3 +98,66 @@ def run_plumed(args: Sequence[str], cwd: str | os.PathLike | None = None) -> str
     if proc.returncode != 0:
         raise RuntimeError(f"plumed {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc.stdout
+
+
+def prepare_plumed_input(text: str, biasfactor: float | None) -> list[str]:
+    """PLUMED input lines; ``BIASFACTOR=<biasfactor>`` appended to METAD lines without one.
+
+    Raises ValueError when there is no METAD action or its HILLS file is not named ``HILLS``.
+    """
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    metad = [i for i, ln in enumerate(lines) if re.search(r"(^|\s|:)METAD(\s|$)", ln)]
+    if not metad:
+        raise ValueError("metadynamics.plumed: no METAD action in the PLUMED input")
+    for i in metad:
+        if "BIASFACTOR" not in lines[i] and biasfactor is not None:
+            lines[i] += f" BIASFACTOR={biasfactor:g}"
+        m = re.search(r"\bFILE=(\S+)", lines[i])
+        if m is not None and m.group(1) != "HILLS":
+            raise ValueError(f"metadynamics.plumed: METAD must write FILE=HILLS (got FILE={m.group(1)})")
+    return lines
+
+
+def read_plumed_table(path: str | Path) -> tuple[list[str], "np.ndarray"]:
+    """Column names (from ``#! FIELDS``) and the numeric rows of a PLUMED COLVAR/HILLS/FES file."""
+    import numpy as np
+
+    names: list[str] = []
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#! FIELDS"):
+            names = line.split()[2:]
+        elif line.strip() and not line.startswith("#"):
+            rows.append([float(x) for x in line.split()])
+    return names, np.array(rows, float).reshape(-1, len(names))
+
+
+@contextlib.contextmanager
+def plumed_run_dir(out_dir: str | os.PathLike, who: str, log: logging.Logger) -> Iterator[Path]:
+    """Work inside ``out_dir`` for a biased run; yields the PLUMED kernel path.
+
+    Stale HILLS/COLVAR of an earlier run are removed first (PLUMED would append to them), and a
+    run that leaves no HILLS file is an error naming ``who`` and the folder.
+    """
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("HILLS", "COLVAR"):
+        (out / stale).unlink(missing_ok=True)
+    kernel = find_plumed_kernel()
+    log.info("%s: PLUMED kernel %s, files in %s", who, kernel, out)
+    with contextlib.chdir(out):
+        yield kernel
+    if not (out / "HILLS").is_file():
+        raise RuntimeError(f"{who}: PLUMED wrote no HILLS file in {out}")
+
+
+def biased_calculator(calc: Any, atoms: Any, lines: Sequence[str], timestep_fs: float, temperature_K: float) -> Any:
+    """ASE ``Plumed`` calculator biasing ``calc`` (log to plumed.log in the working directory).
+
+    Use it as a context manager (or call ``.plumed.finalize()``) so PLUMED flushes HILLS/COLVAR.
+    """
+    from ase import units
+    from ase.calculators.plumed import Plumed
+
+    return Plumed(calc=calc, input=list(lines), timestep=timestep_fs * units.fs, atoms=atoms,
+                  kT=units.kB * temperature_K, log=str(Path.cwd() / "plumed.log"))

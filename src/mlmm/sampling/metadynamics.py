@@ -10,51 +10,19 @@ configured one (well-tempered by default). The free-energy surface comes from PL
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import re
 import time
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 
 from mlmm.dynamics.md import run_langevin
-from mlmm.engines.plumed import find_plumed_kernel, run_plumed
+from mlmm.engines.plumed import biased_calculator, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
 from mlmm.sampling.common import xtb_mm_atoms
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
-
-
-def prepare_plumed_input(text: str, biasfactor: float | None) -> list[str]:
-    """PLUMED input lines; ``BIASFACTOR=<biasfactor>`` appended to METAD lines without one.
-
-    Raises ValueError when there is no METAD action or its HILLS file is not named ``HILLS``.
-    """
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("#")]
-    metad = [i for i, ln in enumerate(lines) if re.search(r"(^|\s|:)METAD(\s|$)", ln)]
-    if not metad:
-        raise ValueError("metadynamics.plumed: no METAD action in the PLUMED input")
-    for i in metad:
-        if "BIASFACTOR" not in lines[i] and biasfactor is not None:
-            lines[i] += f" BIASFACTOR={biasfactor:g}"
-        m = re.search(r"\bFILE=(\S+)", lines[i])
-        if m is not None and m.group(1) != "HILLS":
-            raise ValueError(f"metadynamics.plumed: METAD must write FILE=HILLS (got FILE={m.group(1)})")
-    return lines
-
-
-def read_plumed_table(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Column names (from ``#! FIELDS``) and the numeric rows of a PLUMED COLVAR/HILLS/FES file."""
-    names: list[str] = []
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        if line.startswith("#! FIELDS"):
-            names = line.split()[2:]
-        elif line.strip() and not line.startswith("#"):
-            rows.append([float(x) for x in line.split()])
-    return names, np.array(rows, float).reshape(-1, len(names))
 
 
 def sum_hills(hills: str | Path, fes_out: str | Path) -> tuple[list[str], np.ndarray]:
@@ -85,15 +53,7 @@ def sample_metadynamics(
     (the bias acts from step 0). Writes HILLS, COLVAR, plumed.log (and whatever else the input
     names) into ``out_dir``. Returns (frames, stats) with per-frame biased/unbiased energies (eV)."""
     log = log or _log
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("HILLS", "COLVAR"):
-        (out_dir / stale).unlink(missing_ok=True)
     lines = prepare_plumed_input(plumed_input, biasfactor)
-    kernel = find_plumed_kernel()
-    log.info("metadynamics: PLUMED kernel %s; input:\n  %s", kernel, "\n  ".join(lines))
-    from ase.calculators.plumed import Plumed
-
     atoms = xtb_mm_atoms(system, cutoff_ang)
     inner = atoms.calc
     frames: list[Atoms] = []
@@ -116,10 +76,8 @@ def sample_metadynamics(
 
     steps = equilibration_steps + n_frames * stride
     t0 = time.perf_counter()
-    with contextlib.chdir(out_dir):
-        calc = Plumed(calc=inner, input=lines, timestep=timestep_fs * units.fs, atoms=atoms,
-                      kT=units.kB * temperature_K, log=str(out_dir / "plumed.log"))
-        with calc:
+    with plumed_run_dir(out_dir, "metadynamics", log) as kernel:
+        with biased_calculator(inner, atoms, lines, timestep_fs, temperature_K) as calc:
             atoms.calc = calc
             reason, done = run_langevin(
                 atoms, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature_K,
@@ -130,8 +88,6 @@ def sample_metadynamics(
     seconds = time.perf_counter() - t0
     if reason:
         raise RuntimeError(f"metadynamics on {system.source}: {reason}")
-    if not (out_dir / "HILLS").is_file():
-        raise RuntimeError(f"metadynamics: PLUMED wrote no HILLS file in {out_dir}")
     log.info("metadynamics: %d steps, %.1f ms/step, %d frames, final bias %.3f eV",
              done, 1e3 * seconds / max(done, 1), len(frames), e_bias[-1] if e_bias else float("nan"))
     stats = {"md_steps": done, "md_wall_s": seconds, "ms_per_step": 1e3 * seconds / max(done, 1),

@@ -72,7 +72,8 @@ def sample_metadynamics(structure: str, system_cfg: dict[str, Any], sampler_cfg:
     set_threads(threads)
     from pathlib import Path
 
-    from mlmm.sampling.metadynamics import read_plumed_table, sample_metadynamics as run, sum_hills
+    from mlmm.engines.plumed import read_plumed_table
+    from mlmm.sampling.metadynamics import sample_metadynamics as run, sum_hills
     from mlmm.sampling.plots import plot_metadynamics
 
     system = system_from_config(structure, system_cfg)
