@@ -1,4 +1,4 @@
-"""Rule glue for `field_ablation`: held-out errors with and without the MM field input."""
+"""Rule glue for `field_ablation`: held-out errors and environment scan with and without the MM field input."""
 
 import sys
 from pathlib import Path
@@ -10,8 +10,10 @@ stages.field_ablation(
     field_models=list(snakemake.input.field),
     nofield_models=list(snakemake.input.nofield),
     heldout_db=snakemake.input.heldout,
+    heldout_frames=snakemake.input.heldout_frames,
     dbs=list(snakemake.input.dbs),
     training_cfg=snakemake.params.training,
+    level_cfg=snakemake.params.level,
     out=snakemake.output[0],
     log_path=snakemake.log[0],
     threads=snakemake.threads,

@@ -228,24 +228,26 @@ rule train_member_nofield:
 
 
 rule field_ablation:
-    """Held-out errors (separate trajectory and test split) of the ensembles with and without field."""
+    """Held-out errors (separate trajectory and test split) and environment scan, with and without field."""
     input:
         field=member_models(N_ITER),
         nofield=[f"{R}/ablation/nofield/it{N_ITER}/member{m}.pt" for m in MEMBERS],
         heldout=training_db(f"{R}/ablation/heldout/labels.db"),
+        heldout_frames=rules.ablation_sample.output.frames,
         dbs=training_dbs_up_to(N_ITER),
     output:
         f"{R}/ablation/field_ablation.json",
     log:
         f"{LOGS}/ablation/field_ablation.log",
     conda:
-        f"{ENVS}/training.yaml"
+        f"{ENVS}/labeling.yaml"
     threads: config["threads"]["training"]
     resources:
         mem_mb=4000,
         runtime=30,
     params:
         training=config["training"],
+        level=config["labeling"]["level"],
     script:
         f"{SCRIPTS}/field_ablation.py"
 

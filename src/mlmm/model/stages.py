@@ -152,22 +152,30 @@ def _errors(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def field_ablation(
-    field_models: Sequence[str], nofield_models: Sequence[str], heldout_db: str, dbs: Sequence[str],
-    training_cfg: dict[str, Any], out: str, log_path: str, threads: int = 1,
+    field_models: Sequence[str], nofield_models: Sequence[str], heldout_db: str, heldout_frames: str,
+    dbs: Sequence[str], training_cfg: dict[str, Any], level_cfg: dict[str, Any], out: str, log_path: str,
+    threads: int = 1,
 ) -> None:
     """Errors (eV, eV/Å) of the ensembles with and without the MM field input on frames of a separate
-    trajectory (never trained on) and on the held-out test split of the training labels."""
+    trajectory (never trained on) and on the held-out test split of the training labels, plus the
+    environment scan (:mod:`mlmm.model.environment_scan`) on the first separate-trajectory frame."""
     setup_logging(log_path)
     set_threads(threads)
+    from mlmm.engines.pyscf_qmmm import LevelOfTheory
+    from mlmm.frames import read_frames
     from mlmm.model.ensemble import Ensemble
+    from mlmm.model.environment_scan import environment_scan
 
     result: dict[str, Any] = {"units": {"energy": "eV", "force": "eV/Ang"}}
+    ensembles = {}
     for name, models in (("with_field", field_models), ("without_field", nofield_models)):
-        ensemble = Ensemble.load(list(models))
+        ensembles[name] = ensemble = Ensemble.load(list(models))
         result[name] = {
             "separate_trajectory": _errors(ensemble.evaluate_db(heldout_db)),
             "test_split": _errors(_held_out(models, dbs, training_cfg)),
         }
+    level = LevelOfTheory.from_config(level_cfg)
+    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], level, ensembles)
     sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
     result["field_improves"] = {
         k: sep["with_field"][k] < sep["without_field"][k]
