@@ -57,3 +57,14 @@ def test_scan_reference_and_models(frame):
     assert np.allclose(out["models"]["without_field"]["curve_ev"], 0.0)  # blind to the environment
     assert out["models"]["without_field"]["mad_ev"] == pytest.approx(np.mean(np.abs(ref)))
     assert np.ptp(out["models"]["with_field"]["curve_ev"]) > 1e-4  # responds to the moved charges
+
+
+def test_energy_error_analysis_separates_offset_and_environment():
+    """A constant offset has no offset-free error; an error that grows as water approaches has ρ < 0."""
+    from mlmm.model.stages import energy_error_analysis
+
+    closest = np.array([1.8, 2.0, 2.4, 2.9, 3.5])
+    constant = energy_error_analysis(np.full(5, 0.1), closest)
+    assert constant["mean_error"] == pytest.approx(0.1) and constant["offset_free_mae"] == pytest.approx(0.0)
+    blind = energy_error_analysis(0.3 / closest, closest)
+    assert blind["rho_closest_mm"] == pytest.approx(-1.0) and blind["offset_free_mae"] > 0.01
