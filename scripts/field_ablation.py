@@ -14,7 +14,8 @@ stages.field_ablation(
     dbs=list(snakemake.input.dbs),
     training_cfg=snakemake.params.training,
     level_cfg=snakemake.params.level,
-    out=snakemake.output[0],
+    out=snakemake.output.json,
+    scan_png=snakemake.output.scan,
     log_path=snakemake.log[0],
     threads=snakemake.threads,
 )

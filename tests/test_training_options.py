@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from mlmm.frames import write_frames
 from mlmm.model.ensemble import Ensemble, load_model
 from mlmm.model.stages import field_ablation
 from mlmm.model.train import train_member
@@ -21,8 +22,11 @@ FAST = {**SETTINGS, "max_epochs": 4, "test_fraction": 0.0}
 def dbs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("options")
     write_labels_db(root / "train.db", [water_in_charges(rng) for rng in [np.random.default_rng(21)] for _ in range(20)])
-    write_labels_db(root / "heldout.db", [water_in_charges(rng) for rng in [np.random.default_rng(22)] for _ in range(6)])
-    return {"root": root, "train": str(root / "train.db"), "heldout": str(root / "heldout.db")}
+    heldout = [water_in_charges(rng) for rng in [np.random.default_rng(22)] for _ in range(6)]
+    write_labels_db(root / "heldout.db", heldout)
+    write_frames(root / "heldout.extxyz", heldout)
+    return {"root": root, "train": str(root / "train.db"), "heldout": str(root / "heldout.db"),
+            "heldout_frames": str(root / "heldout.extxyz")}
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +75,14 @@ def test_field_ablation_stage(dbs, first, tmp_path):
     assert not load_model(blind).mlmm_settings["use_field"]
     out = tmp_path / "ablation.json"
     cfg = {"test_fraction": 0.3}
-    field_ablation([first["path"]], [str(blind)], dbs["heldout"], [dbs["train"]], cfg, str(out), str(tmp_path / "a.log"))
+    field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], [dbs["train"]], cfg,
+                   {"method": "hf", "basis": "sto-3g"}, str(out), str(tmp_path / "scan.png"), str(tmp_path / "a.log"))
     result = json.loads(out.read_text())
+    scan = result["environment_scan"]  # the blind model is flat; the reference is not
+    assert np.allclose(scan["models"]["without_field"]["curve_ev"], 0.0) and np.ptp(scan["reference_ev"]) > 0.01
+    assert (tmp_path / "scan.png").stat().st_size > 1000
+    for name in ("with_field", "without_field"):
+        assert set(result[name]["separate_trajectory"]) >= {"mean_error", "offset_free_mae", "rho_closest_mm"}
     sep = result["without_field"]["separate_trajectory"]
     ref = Ensemble.load([blind]).evaluate_db(dbs["heldout"], return_arrays=True)
     assert sep["n_frames"] == 6 and result["with_field"]["separate_trajectory"]["n_frames"] == 6

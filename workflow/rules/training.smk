@@ -236,7 +236,12 @@ rule field_ablation:
         heldout_frames=rules.ablation_sample.output.frames,
         dbs=training_dbs_up_to(N_ITER),
     output:
-        f"{R}/ablation/field_ablation.json",
+        json=f"{R}/ablation/field_ablation.json",
+        scan=report(
+            f"{R}/plots/environment_scan.png",
+            caption="../report/training_environment_scan.rst",
+            category="Training",
+        ),
     log:
         f"{LOGS}/ablation/field_ablation.log",
     conda:
@@ -255,4 +260,4 @@ rule field_ablation:
 SUMMARY_EXTRAS["calibration"] = f"{R}/models/it{N_ITER}/calibration.json"
 SUMMARY_EXTRAS["training_plots"] = rules.training_plots.output.index
 if ABLATION["activate"]:
-    SUMMARY_EXTRAS["field_ablation"] = rules.field_ablation.output[0]
+    SUMMARY_EXTRAS["field_ablation"] = rules.field_ablation.output.json

@@ -79,3 +79,18 @@ def plot_calibration(calibrations: Sequence[Mapping[str, Any]], path: str) -> No
     ax.set(xlabel="ensemble σ (eV/Å)", ylabel="max force error (eV/Å)", title="Uncertainty calibration")
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_environment_scan(scan: Mapping[str, Any], path: str) -> None:
+    """Energy vs distance of the scanned MM molecule: PySCF reference and each model (eV, relative to the farthest point)."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    d = np.asarray(scan["distances_ang"], float)
+    ax.plot(d, scan["reference_ev"], "ko-", label="reference (PySCF)")
+    for name, model in scan["models"].items():
+        ax.plot(d, model["curve_ev"], "s--", label=f"{name} (MAD {model['mad_ev']:.3f} eV)")
+    ax.axhline(0.0, color="0.7", lw=0.8)
+    ax.set_xlabel("anchor site – QM heavy atom distance (Å)")
+    ax.set_ylabel("energy relative to farthest point (eV)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)

@@ -181,8 +181,8 @@ def energy_error_analysis(energy_errors_ev: Sequence[float], closest_ang: np.nda
 
 def field_ablation(
     field_models: Sequence[str], nofield_models: Sequence[str], heldout_db: str, heldout_frames: str,
-    dbs: Sequence[str], training_cfg: dict[str, Any], level_cfg: dict[str, Any], out: str, log_path: str,
-    threads: int = 1,
+    dbs: Sequence[str], training_cfg: dict[str, Any], level_cfg: dict[str, Any], out: str, scan_png: str,
+    log_path: str, threads: int = 1,
 ) -> None:
     """Errors (eV, eV/Å) of the ensembles with and without the MM field input on frames of a separate
     trajectory (never trained on) and on the held-out test split of the training labels, plus the
@@ -206,6 +206,9 @@ def field_ablation(
         }
     level = LevelOfTheory.from_config(level_cfg)
     result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], level, ensembles)
+    from mlmm.model.plots import plot_environment_scan
+
+    plot_environment_scan(result["environment_scan"], scan_png)
     sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
     result["field_improves"] = {
         k: sep["with_field"][k] < sep["without_field"][k]
