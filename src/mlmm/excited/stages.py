@@ -3,7 +3,7 @@
 Chain: TDA/TDDFT labels of the ground-state ensemble (all states → absorption; bright state
 energy/forces → bright-state label DB) → bright-state SchNet ensemble (the ordinary training
 code on that DB) and property model (bright ΔE, f) → excited-state MLP/MM MD (vertical
-excitation from the ground-state structure, relaxation discarded) → ML emission spectrum from
+excitation from Wigner samples or the ground-state structure, relaxation discarded) → ML emission spectrum from
 the property model on the trajectory frames → TDDFT reference on a subset of those frames →
 spectra, Stokes shift and ML-vs-TDDFT comparison.
 """
@@ -100,8 +100,11 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
 
 def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, Any], system_cfg: dict[str, Any],
                      frames_out: str, stats_out: str, log_path: str, threads: int = 1) -> None:
-    """Bright-state MLP/MM MD replicas from the ground-state structure (vertical excitation).
+    """Bright-state MLP/MM MD replicas, vertically excited from the ground state.
 
+    ``initial``: 'wigner' starts replica r from the r-th Wigner sample of the QM region (positions
+    and momenta at ``temperature``, GFN2-xTB Hessian in ``wigner_environment``; MM momenta
+    Maxwell–Boltzmann), 'ground_state' from the input structure with Maxwell–Boltzmann momenta.
     Replica r uses seed ``seed + r``; frames before ``relaxation`` fs are discarded (the
     relaxation from the Franck–Condon region); the rest are written as Frames.
     """
@@ -113,6 +116,9 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
 
     system = system_from_config(structure, system_cfg)
     ensemble = Ensemble.load(list(models))
+    starts, initial = initial_states(system, dyn_cfg["initial"], n=dyn_cfg["n_replicas"],
+                                     temperature_K=dyn_cfg["temperature"], seed=dyn_cfg["seed"],
+                                     environment=dyn_cfg["wigner_environment"], cutoff_ang=system_cfg["embedding_cutoff"])
     kept, replicas = [], []
     for r in range(dyn_cfg["n_replicas"]):
         res = run_mlp_md(
@@ -120,7 +126,7 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
             temperature_K=dyn_cfg["temperature"], friction_per_fs=dyn_cfg["friction"], stride=dyn_cfg["stride"],
             seed=dyn_cfg["seed"] + r, sigma_stop=dyn_cfg["sigma_stop"], max_force=dyn_cfg["max_force"],
             cutoff_ang=system_cfg["embedding_cutoff"], sampler="excited_md", iteration=r,
-            source=f"{structure}:excited_replica{r}",
+            source=f"{structure}:excited_replica{r}", start=starts[r],
         )
         n_before = len(kept)
         for frame, t in zip(res.frames, res.times_fs):
@@ -136,7 +142,23 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
         raise RuntimeError("excited-state MD kept no frames after the relaxation period; "
                            "lower excited.dynamics.relaxation or raise steps")
     write_frames(frames_out, kept)
-    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn_cfg["relaxation"], "replicas": replicas})
+    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn_cfg["relaxation"], "initial": initial,
+                           "replicas": replicas})
+
+
+def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: int, environment: str,
+                   cutoff_ang: float) -> tuple[list, dict]:
+    """Start states of ``n`` excited-state MD runs: Wigner samples (``initial='wigner'``, see
+    :func:`mlmm.sampling.wigner.wigner_starts`) or ``None`` each (``'ground_state'``: the input
+    structure with Maxwell–Boltzmann momenta drawn by the MD); and a record of how."""
+    if initial == "ground_state":
+        return [None] * n, {"initial": "ground_state"}
+    if initial != "wigner":
+        raise ValueError(f"excited dynamics: initial must be 'wigner' or 'ground_state', got {initial!r}")
+    from mlmm.sampling.wigner import wigner_starts
+
+    return wigner_starts(system, n=n, temperature_K=temperature_K, seed=seed, environment=environment,
+                         cutoff_ang=cutoff_ang, log=log)
 
 
 def predict_properties(frames_path: str, model_path: str, out: str, log_path: str) -> None:
