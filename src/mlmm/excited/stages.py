@@ -162,7 +162,8 @@ def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: 
 
 
 def predict_properties(frames_path: str, model_path: str, out: str, log_path: str) -> None:
-    """Property-model ΔE (eV) and f of the bright state on every trajectory frame."""
+    """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless) and
+    the kernel coverage, on every trajectory frame."""
     setup_logging(log_path)
     from mlmm.excited.property_model import PropertyModel
     from mlmm.frames import read_frames
@@ -170,15 +171,18 @@ def predict_properties(frames_path: str, model_path: str, out: str, log_path: st
 
     frames = read_frames(frames_path)
     model = PropertyModel.load(model_path)
-    de, f = model.predict(frames)
+    de, f, sigma_de, sigma_f = model.predict_with_sigma(frames)
     cov = model.coverage(frames)
     n_out = int((cov < COVERAGE_MIN).sum())
-    write_json(out, {"frames": frames_path, "n_extrapolated": n_out, "coverage_min": COVERAGE_MIN, "records": [
+    write_json(out, {"frames": frames_path, "n_extrapolated": n_out, "coverage_min": COVERAGE_MIN,
+                     "mean_sigma_excitation_energy_ev": float(sigma_de.mean()),
+                     "mean_sigma_oscillator_strength": float(sigma_f.mean()), "records": [
         {"index": i, "frame_id": frame_id(fr), "bright_excitation_energy_ev": float(e), "bright_oscillator_strength": float(o),
-         "coverage": float(c)}
-        for i, (fr, e, o, c) in enumerate(zip(frames, de, f, cov))]})
-    log.info("%d frames: ΔE %.3f ± %.3f eV, f %.3f ± %.3f; %d outside the training data (coverage < %.2f)",
-             len(frames), de.mean(), de.std(), f.mean(), f.std(), n_out, COVERAGE_MIN)
+         "sigma_excitation_energy_ev": float(se), "sigma_oscillator_strength": float(sf), "coverage": float(c)}
+        for i, (fr, e, o, se, sf, c) in enumerate(zip(frames, de, f, sigma_de, sigma_f, cov))]})
+    log.info("%d frames: ΔE %.3f ± %.3f eV (mean committee σ %.3f eV), f %.3f ± %.3f (σ %.3f); %d outside the "
+             "training data (coverage < %.2f)", len(frames), de.mean(), de.std(), sigma_de.mean(), f.mean(), f.std(),
+             sigma_f.mean(), n_out, COVERAGE_MIN)
 
 
 def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
@@ -214,6 +218,7 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
                        for r in same])
     f_err = np.array([pred_by_id[r["frame_id"]]["bright_oscillator_strength"] - r["bright_oscillator_strength"]
                       for r in same])
+    de_sigma = np.array([pred_by_id[r["frame_id"]].get("sigma_excitation_energy_ev", 0.0) for r in same])
     sp.write_spectrum_csv(absorption_csv, grid, {"absorption": absorption})
     sp.write_spectrum_csv(emission_csv, grid, {"emission_ml": emission_ml, "emission_ml_reference_frames": emission_ml_same,
                                                "emission_tddft_reference_frames": emission_ref})
@@ -228,12 +233,17 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     summary = {
         "absorption": {**sp.spectrum_summary(grid, absorption), "n_frames": len(absr)},
         "emission_ml": {**sp.spectrum_summary(grid, emission_ml), "n_frames": len(pred),
-                        "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred))},
+                        "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred)),
+                        "mean_sigma_excitation_energy_ev": float(np.mean([r.get("sigma_excitation_energy_ev", 0.0)
+                                                                          for r in pred]))},
         "stokes": stokes,
         "reference": {**comparison, "n_frames": len(same),
                       "n_ambiguous": sum(bool(r["bright_ambiguous"]) for r in same),
                       "mae_excitation_energy_ev": float(np.abs(de_err).mean()),
-                      "mae_oscillator_strength": float(np.abs(f_err).mean())},
+                      "mae_oscillator_strength": float(np.abs(f_err).mean()),
+                      "mean_sigma_excitation_energy_ev": float(de_sigma.mean()),
+                      # how often the committee σ brackets the actual error (≈0.95 if σ were a calibrated Gaussian error)
+                      "fraction_within_2sigma": float(np.mean(np.abs(de_err) <= 2.0 * de_sigma))},
         "broadening": {"fwhm_ev": fwhm, "shape": shape},
     }
     labels = read_json(absorption_records)
