@@ -2,9 +2,9 @@
 """Build the chromophore demo: s-trans-1,3-butadiene (resname BUT) in the demo's box of TIP3P water.
 
 Butadiene (10 atoms) is the smallest polyene: its lowest singlet at the TDA level is the bright
-π→π* 1Bu state (f ≈ 1), which stays the lowest bright state as the molecule relaxes on it (bond
-length alternation inverts, C=C stretches, C–C shortens), so it fluoresces in the Kasha sense and
-the bright state is unambiguous. (The dark 2Ag double-excitation state that lies below 1Bu in
+π→π* 1Bu state (HF-TDA/6-31G in the box: 6.95 eV, f 1.23; S2 f 0.001), so the bright state is S1
+at the Franck–Condon geometry. On relaxation S1 stays the bright state but drops steeply (measured
+in the demo: 2–6 eV, f 0.14–1 within 150 fs; docs/EXCITED.md). (The dark 2Ag double-excitation state that lies below 1Bu in
 reality is absent from TDA/TDDFT; the demo shows the method, not butadiene's photophysics.)
 
 Reproducible: an idealised planar s-trans geometry (C=C 1.34 Å, C–C 1.46 Å, C–H 1.09 Å, 120–124°)
