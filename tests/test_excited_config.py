@@ -12,7 +12,9 @@ from mlmm.config import ConfigError, load_config, validate_config
 
 
 def test_excited_is_off_by_default_and_the_demo_turns_it_on():
-    assert validate_config({})["excited"]["activate"] is False
+    defaults = validate_config({})["excited"]
+    assert defaults["activate"] is False
+    assert defaults["dynamics"]["initial"] == "wigner" and defaults["al"]["initial"] == "wigner"
     chromo = load_config(ROOT / "config" / "examples" / "chromophore.yaml")
     assert chromo["excited"]["activate"] is True
     assert chromo["excited"]["level"]["density_fit"] is False
@@ -25,6 +27,7 @@ def test_excited_is_off_by_default_and_the_demo_turns_it_on():
         ({"level": {"density_fit": True}}, r"excited\.level\.density_fit"),
         ({"spectra": {"e_min": 9.0, "e_max": 3.0}}, r"excited\.spectra\.e_min"),
         ({"td": {"tracking": "nearest"}}, r"excited\.td\.tracking"),
+        ({"dynamics": {"initial": "boltzmann"}}, r"excited\.dynamics\.initial"),
     ],
 )
 def test_bad_excited_settings_name_the_field(section, match):

@@ -68,9 +68,19 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
     assert model.coverage(test).min() > 0.5  # test frames are drawn like the training frames
     far = displaced_frames(3, 5, qm_amp=0.4)
     assert model.coverage(far).max() < model.coverage(test).min()
+    # committee σ: the same predictions, an error scale like the actual one, larger away from the data
+    de2, f2, sig_de, sig_f = model.predict_with_sigma(test)
+    np.testing.assert_allclose(de2, pred_de)
+    mae = np.abs(pred_de - ref_de).mean()
+    print(f"test MAE {mae:.3f} eV, mean σ {sig_de.mean():.3f} eV; val σ {metrics['val_mean_sigma_excitation_energy_ev']:.3f}, "
+          f"far σ {model.predict_with_sigma(far)[2].mean():.3f}")
+    assert 0.2 * mae < sig_de.mean() < 5 * mae and sig_f.mean() > 0
+    assert model.predict_with_sigma(far)[2].mean() > 2 * sig_de.mean()
+    assert metrics["val_mean_sigma_excitation_energy_ev"] > 0 and metrics["n_committee"] > 1
     model.save(tmp_path / "m.npz")
     again = PropertyModel.load(tmp_path / "m.npz")
     np.testing.assert_allclose(again.predict(test)[0], pred_de)
+    np.testing.assert_allclose(again.predict_with_sigma(test)[2], sig_de)
     water = make_frame(["O", "H", "H"], MM_POS, [], np.zeros((0, 3)), [], qm_charge=0, multiplicity=1,
                        sampler="t", iteration=0, source="t", seed=0)
     with pytest.raises(ValueError, match="trained for QM atoms"):
@@ -105,6 +115,8 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     # measured: shift +0.18 eV, overlap 0.82, MAE(ΔE) 0.16 eV
     assert abs(ref["peak_shift_ev"]) < 0.3 and ref["overlap"] > 0.6
     assert ref["mae_excitation_energy_ev"] < 0.3
+    assert 0 < ref["mean_sigma_excitation_energy_ev"] < 1.0 and 0 <= ref["fraction_within_2sigma"] <= 1
+    assert all(r["sigma_excitation_energy_ev"] >= 0 for r in read_json(tmp_path / "pred.json")["records"])
     assert summary["stokes"]["stokes_shift_ev"] == pytest.approx(
         summary["absorption"]["peak_ev"] - summary["emission_ml"]["peak_ev"])
     assert summary["property_model"]["n_frames"] == records["n_training_rows"]

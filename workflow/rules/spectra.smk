@@ -157,7 +157,7 @@ if config["excited"]["activate"]:
             f"{SCRIPTS}/excited_property_model.py"
 
     rule excited_dynamics:
-        """Bright-state MLP/MM MD from the ground-state structure (vertical excitation); relaxation discarded."""
+        """Bright-state MLP/MM MD from Wigner samples or the ground-state structure (vertical excitation); relaxation discarded."""
         input:
             structure=config["system"]["structure"],
             models=exc_models(EXC_N_ITER),

@@ -37,7 +37,8 @@ def explore(
     """One MLP/MM MD walker; records σ per saved frame and where/why it stopped.
 
     Walker ``w`` runs at ``al.temperatures[w % len]`` (``al.temperature`` if that list is empty)
-    with its own seed; σ is scaled as in :func:`sigma_scale` before it meets ``sigma_stop``.
+    with its own seed, from the input structure (Maxwell–Boltzmann momenta) or, with
+    ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample; σ is scaled as in :func:`sigma_scale` before it meets ``sigma_stop``.
     """
     setup_logging(log_path)
     set_threads(threads)
@@ -56,6 +57,13 @@ def explore(
     temperatures = al_cfg["temperatures"] or [al_cfg["temperature"]]
     temperature_K = float(temperatures[walker % len(temperatures)])
     scale = sigma_scale(calibration, al_cfg)
+    start = None
+    if al_cfg.get("initial", "ground_state") != "ground_state":  # only excited.al has the key (bright-state walkers)
+        from mlmm.excited.stages import initial_states
+
+        starts, _ = initial_states(system, al_cfg["initial"], n=1, temperature_K=temperature_K, seed=seed,
+                                   environment=al_cfg["wigner_environment"], cutoff_ang=system_cfg["embedding_cutoff"])
+        start = starts[0]
     result = run_mlp_md(
         system,
         biased_term(Ensemble.load(list(models)), al_cfg.get("bias")),  # optional σ_E² bias (al.bias)
@@ -71,6 +79,7 @@ def explore(
         sampler="al_explore",
         iteration=iteration,
         source=f"{structure}:it{iteration}:walker{walker}",
+        start=start,
     )
     write_frames(frames_out, result.frames)
     write_json(

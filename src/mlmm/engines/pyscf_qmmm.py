@@ -32,7 +32,10 @@ __all__ = [
     "LevelOfTheoryError",
     "QMMMResult",
     "SCFNotConverged",
+    "build_molecule",
+    "make_scf",
     "qmmm_energy_forces",
+    "run_scf",
 ]
 
 #: Settings of the stabilised retry (see :func:`qmmm_energy_forces`).
@@ -164,7 +167,7 @@ def build_molecule(frame: Atoms, basis: str) -> gto.Mole:
     )
 
 
-def _make_scf(mol: gto.Mole, level: LevelOfTheory, mm_positions_ang: np.ndarray, mm_charges_e: np.ndarray):
+def make_scf(mol: gto.Mole, level: LevelOfTheory, mm_positions_ang: np.ndarray, mm_charges_e: np.ndarray):
     """SCF object (R/U HF or KS, optionally density fitted) embedded in the MM point charges."""
     closed_shell = mol.spin == 0
     if level.is_hf:
@@ -182,7 +185,7 @@ def _make_scf(mol: gto.Mole, level: LevelOfTheory, mm_positions_ang: np.ndarray,
     return mf
 
 
-def _run_scf(mf, level: LevelOfTheory, stabilised: bool) -> tuple[Any, int]:
+def run_scf(mf, level: LevelOfTheory, stabilised: bool) -> tuple[Any, int]:
     """Converge ``mf``; return the converged SCF object and the number of SCF iterations used.
 
     The stabilised route first runs damped, level-shifted DIIS from a superposition-of-atoms
@@ -230,7 +233,7 @@ def qmmm_energy_forces(frame: Atoms, level: LevelOfTheory, *, stabilised: bool =
     mm_pos = frame.positions[~mask]
     mm_q = mm_charges(frame)[~mask]
     mol = build_molecule(frame, level.basis)
-    mf, n_cycles = _run_scf(_make_scf(mol, level, mm_pos, mm_q), level, stabilised)
+    mf, n_cycles = run_scf(make_scf(mol, level, mm_pos, mm_q), level, stabilised)
     if not mf.converged:
         raise SCFNotConverged(
             f"SCF ({level.label}, {'stabilised' if stabilised else 'default'}) not converged to "

@@ -3,7 +3,7 @@
 Chain: TDA/TDDFT labels of the ground-state ensemble (all states → absorption; bright state
 energy/forces → bright-state label DB) → bright-state SchNet ensemble (the ordinary training
 code on that DB) and property model (bright ΔE, f) → excited-state MLP/MM MD (vertical
-excitation from the ground-state structure, relaxation discarded) → ML emission spectrum from
+excitation from Wigner samples or the ground-state structure, relaxation discarded) → ML emission spectrum from
 the property model on the trajectory frames → TDDFT reference on a subset of those frames →
 spectra, Stokes shift and ML-vs-TDDFT comparison.
 """
@@ -100,8 +100,11 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
 
 def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, Any], system_cfg: dict[str, Any],
                      frames_out: str, stats_out: str, log_path: str, threads: int = 1) -> None:
-    """Bright-state MLP/MM MD replicas from the ground-state structure (vertical excitation).
+    """Bright-state MLP/MM MD replicas, vertically excited from the ground state.
 
+    ``initial``: 'wigner' starts replica r from the r-th Wigner sample of the QM region (positions
+    and momenta at ``temperature``, GFN2-xTB Hessian in ``wigner_environment``; MM momenta
+    Maxwell–Boltzmann), 'ground_state' from the input structure with Maxwell–Boltzmann momenta.
     Replica r uses seed ``seed + r``; frames before ``relaxation`` fs are discarded (the
     relaxation from the Franck–Condon region); the rest are written as Frames.
     """
@@ -113,6 +116,9 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
 
     system = system_from_config(structure, system_cfg)
     ensemble = Ensemble.load(list(models))
+    starts, initial = initial_states(system, dyn_cfg["initial"], n=dyn_cfg["n_replicas"],
+                                     temperature_K=dyn_cfg["temperature"], seed=dyn_cfg["seed"],
+                                     environment=dyn_cfg["wigner_environment"], cutoff_ang=system_cfg["embedding_cutoff"])
     kept, replicas = [], []
     for r in range(dyn_cfg["n_replicas"]):
         res = run_mlp_md(
@@ -120,7 +126,7 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
             temperature_K=dyn_cfg["temperature"], friction_per_fs=dyn_cfg["friction"], stride=dyn_cfg["stride"],
             seed=dyn_cfg["seed"] + r, sigma_stop=dyn_cfg["sigma_stop"], max_force=dyn_cfg["max_force"],
             cutoff_ang=system_cfg["embedding_cutoff"], sampler="excited_md", iteration=r,
-            source=f"{structure}:excited_replica{r}",
+            source=f"{structure}:excited_replica{r}", start=starts[r],
         )
         n_before = len(kept)
         for frame, t in zip(res.frames, res.times_fs):
@@ -136,11 +142,28 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
         raise RuntimeError("excited-state MD kept no frames after the relaxation period; "
                            "lower excited.dynamics.relaxation or raise steps")
     write_frames(frames_out, kept)
-    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn_cfg["relaxation"], "replicas": replicas})
+    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn_cfg["relaxation"], "initial": initial,
+                           "replicas": replicas})
+
+
+def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: int, environment: str,
+                   cutoff_ang: float) -> tuple[list, dict]:
+    """Start states of ``n`` excited-state MD runs: Wigner samples (``initial='wigner'``, see
+    :func:`mlmm.sampling.wigner.wigner_starts`) or ``None`` each (``'ground_state'``: the input
+    structure with Maxwell–Boltzmann momenta drawn by the MD); and a record of how."""
+    if initial == "ground_state":
+        return [None] * n, {"initial": "ground_state"}
+    if initial != "wigner":
+        raise ValueError(f"excited dynamics: initial must be 'wigner' or 'ground_state', got {initial!r}")
+    from mlmm.sampling.wigner import wigner_starts
+
+    return wigner_starts(system, n=n, temperature_K=temperature_K, seed=seed, environment=environment,
+                         cutoff_ang=cutoff_ang, log=log)
 
 
 def predict_properties(frames_path: str, model_path: str, out: str, log_path: str) -> None:
-    """Property-model ΔE (eV) and f of the bright state on every trajectory frame."""
+    """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless) and
+    the kernel coverage, on every trajectory frame."""
     setup_logging(log_path)
     from mlmm.excited.property_model import PropertyModel
     from mlmm.frames import read_frames
@@ -148,15 +171,18 @@ def predict_properties(frames_path: str, model_path: str, out: str, log_path: st
 
     frames = read_frames(frames_path)
     model = PropertyModel.load(model_path)
-    de, f = model.predict(frames)
+    de, f, sigma_de, sigma_f = model.predict_with_sigma(frames)
     cov = model.coverage(frames)
     n_out = int((cov < COVERAGE_MIN).sum())
-    write_json(out, {"frames": frames_path, "n_extrapolated": n_out, "coverage_min": COVERAGE_MIN, "records": [
+    write_json(out, {"frames": frames_path, "n_extrapolated": n_out, "coverage_min": COVERAGE_MIN,
+                     "mean_sigma_excitation_energy_ev": float(sigma_de.mean()),
+                     "mean_sigma_oscillator_strength": float(sigma_f.mean()), "records": [
         {"index": i, "frame_id": frame_id(fr), "bright_excitation_energy_ev": float(e), "bright_oscillator_strength": float(o),
-         "coverage": float(c)}
-        for i, (fr, e, o, c) in enumerate(zip(frames, de, f, cov))]})
-    log.info("%d frames: ΔE %.3f ± %.3f eV, f %.3f ± %.3f; %d outside the training data (coverage < %.2f)",
-             len(frames), de.mean(), de.std(), f.mean(), f.std(), n_out, COVERAGE_MIN)
+         "sigma_excitation_energy_ev": float(se), "sigma_oscillator_strength": float(sf), "coverage": float(c)}
+        for i, (fr, e, o, se, sf, c) in enumerate(zip(frames, de, f, sigma_de, sigma_f, cov))]})
+    log.info("%d frames: ΔE %.3f ± %.3f eV (mean committee σ %.3f eV), f %.3f ± %.3f (σ %.3f); %d outside the "
+             "training data (coverage < %.2f)", len(frames), de.mean(), de.std(), sigma_de.mean(), f.mean(), f.std(),
+             sigma_f.mean(), n_out, COVERAGE_MIN)
 
 
 def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
@@ -192,6 +218,7 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
                        for r in same])
     f_err = np.array([pred_by_id[r["frame_id"]]["bright_oscillator_strength"] - r["bright_oscillator_strength"]
                       for r in same])
+    de_sigma = np.array([pred_by_id[r["frame_id"]].get("sigma_excitation_energy_ev", 0.0) for r in same])
     sp.write_spectrum_csv(absorption_csv, grid, {"absorption": absorption})
     sp.write_spectrum_csv(emission_csv, grid, {"emission_ml": emission_ml, "emission_ml_reference_frames": emission_ml_same,
                                                "emission_tddft_reference_frames": emission_ref})
@@ -206,12 +233,17 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     summary = {
         "absorption": {**sp.spectrum_summary(grid, absorption), "n_frames": len(absr)},
         "emission_ml": {**sp.spectrum_summary(grid, emission_ml), "n_frames": len(pred),
-                        "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred))},
+                        "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred)),
+                        "mean_sigma_excitation_energy_ev": float(np.mean([r.get("sigma_excitation_energy_ev", 0.0)
+                                                                          for r in pred]))},
         "stokes": stokes,
         "reference": {**comparison, "n_frames": len(same),
                       "n_ambiguous": sum(bool(r["bright_ambiguous"]) for r in same),
                       "mae_excitation_energy_ev": float(np.abs(de_err).mean()),
-                      "mae_oscillator_strength": float(np.abs(f_err).mean())},
+                      "mae_oscillator_strength": float(np.abs(f_err).mean()),
+                      "mean_sigma_excitation_energy_ev": float(de_sigma.mean()),
+                      # how often the committee σ brackets the actual error (≈0.95 if σ were a calibrated Gaussian error)
+                      "fraction_within_2sigma": float(np.mean(np.abs(de_err) <= 2.0 * de_sigma))},
         "broadening": {"fwhm_ev": fwhm, "shape": shape},
     }
     labels = read_json(absorption_records)

@@ -44,9 +44,9 @@ from ase import Atoms
 from mlmm.engines.pyscf_qmmm import (
     LevelOfTheory,
     SCFNotConverged,
-    _make_scf,
-    _run_scf,
     build_molecule,
+    make_scf,
+    run_scf,
 )
 from mlmm.frames import mm_charges, qm_mask, validate_frame
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
@@ -277,7 +277,7 @@ def excited_state_labels(
     mm_pos = frame.positions[~mask]
     mm_q = mm_charges(frame)[~mask]
     mol = build_molecule(frame, level.basis)
-    mf, n_cycles = _run_scf(_make_scf(mol, level, mm_pos, mm_q), level, stabilised)
+    mf, n_cycles = run_scf(make_scf(mol, level, mm_pos, mm_q), level, stabilised)
     if not mf.converged:
         raise SCFNotConverged(f"SCF ({level.label}) not converged before TD", n_cycles=n_cycles,
                               energy_ev=float(mf.e_tot) * HARTREE_TO_EV)

@@ -88,3 +88,77 @@ def sample_wigner(system: System, references: list[Atoms], *, n_frames: int, tem
              "minimum_energy_ev": modes.energy_ev, "harmonic_energy_ev": potential, "kinetic_energy_ev": kinetic,
              "expected_mean_harmonic_ev": expected, "zero_point_energy_ev": 0.5 * HBAR * float(modes.omegas.sum())}
     return frames, stats
+
+
+def wigner_initial_conditions(system: System, modes: Modes, *, n: int, temperature_K: float, seed: int,
+                              min_distance_ang: float = 0.7) -> tuple[list[Atoms], np.ndarray, np.ndarray]:
+    """``n`` full-system MD start states (positions and momenta) with a Wigner-sampled QM region.
+
+    The QM region is set to modes' minimum + a Wigner displacement (harmonic Wigner distribution
+    at ``temperature_K``, positions and momenta), rigidly aligned (mass-weighted Kabsch) onto the
+    system's QM atoms, momenta rotated with it; the MM sites keep the system's positions and get
+    Maxwell–Boltzmann momenta at ``temperature_K`` (rigid-water constraints applied, MM centre-of-
+    mass momentum removed). Draws with an atom pair involving a QM atom closer than
+    ``min_distance_ang`` (minimum image) are redrawn. Returns (start Atoms, accepted mass-weighted
+    amplitudes Q (n, N_f) Å·amu^½, momenta P (n, N_f)); momenta in ASE units (amu·Å/ASE time).
+    Used by the excited-state dynamics and the bright-state AL walkers (vertical excitation from
+    the ground-state Wigner distribution).
+    """
+    from ase.geometry import get_distances
+
+    from mlmm.sampling.common import kabsch
+
+    rng = np.random.default_rng(seed)
+    n_qm = system.n_qm
+    target = system.whole_qm_positions(system.atoms.positions)
+    masses = system.atoms.get_masses()
+    if not np.allclose(masses[:n_qm], modes.masses_amu):
+        raise ValueError("wigner: the modes' masses do not match the system's QM atoms")
+    kt = units.kB * temperature_K
+    starts: list[Atoms] = []
+    qs, ps = [], []
+    for _ in range(50 * n):
+        q, p = draw_wigner(modes.omegas, 1, temperature_K, rng)
+        qm = modes.positions_ang + modes.cartesian(q)[0]
+        rot, cm, ct = kabsch(qm, target, masses[:n_qm])
+        atoms = system.atoms.copy()
+        atoms.calc = None
+        pos = atoms.get_positions()
+        pos[:n_qm] = (qm - cm) @ rot.T + ct
+        _, d = get_distances(pos[:n_qm], pos, cell=atoms.cell, pbc=atoms.pbc)
+        d[np.arange(n_qm), np.arange(n_qm)] = np.inf
+        if d.min() < min_distance_ang:
+            continue
+        atoms.set_positions(pos, apply_constraint=False)
+        mom = np.sqrt(masses * kt)[:, None] * rng.standard_normal((len(atoms), 3))
+        if len(atoms) > n_qm:
+            mom[n_qm:] -= masses[n_qm:, None] * mom[n_qm:].sum(axis=0) / masses[n_qm:].sum()
+        mom[:n_qm] = (modes.cartesian(p)[0] * modes.masses_amu[:, None]) @ rot.T
+        atoms.set_constraint(system.water_constraints())
+        atoms.set_momenta(mom, apply_constraint=True)
+        atoms.set_constraint()
+        starts.append(atoms)
+        qs.append(q[0])
+        ps.append(p[0])
+        if len(starts) == n:
+            return starts, np.array(qs), np.array(ps)
+    raise RuntimeError(f"wigner: fewer than {n} start states pass min_distance {min_distance_ang} Å")
+
+
+def wigner_starts(system: System, *, n: int, temperature_K: float, seed: int, environment: str, cutoff_ang: float,
+                  log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
+    """GFN2-xTB modes of the QM region (``environment``: 'embedded' = in the fixed MM field, or
+    'vacuum') and ``n`` Wigner start states (:func:`wigner_initial_conditions`); also stats
+    (harmonic potential and QM kinetic energy per start, eV, and their expected mean)."""
+    log = log or _log
+    modes = qm_modes(system, environment=environment, cutoff_ang=cutoff_ang, log=log)
+    starts, q, p = wigner_initial_conditions(system, modes, n=n, temperature_K=temperature_K, seed=seed)
+    var_q, _ = wigner_variances(modes.omegas, temperature_K)
+    stats = {"initial": "wigner", "environment": environment, "temperature_K": temperature_K,
+             "n_modes": len(modes.omegas), "harmonic_energy_ev": modes.harmonic_energy(q).tolist(),
+             "kinetic_energy_ev": (0.5 * (p**2).sum(axis=1)).tolist(),
+             "expected_mean_harmonic_ev": 0.5 * float(np.sum(modes.omegas**2 * var_q))}
+    log.info("wigner starts (%s, %.0f K): harmonic %s eV, QM kinetic %s eV (expected mean %.3f eV each)", environment,
+             temperature_K, np.round(stats["harmonic_energy_ev"], 3).tolist(),
+             np.round(stats["kinetic_energy_ev"], 3).tolist(), stats["expected_mean_harmonic_ev"])
+    return starts, stats

@@ -1,0 +1,135 @@
+"""Wigner start states of the excited-state dynamics: butadiene + its nearest waters (xTB/MM).
+
+The QM region's positions and momenta must follow the harmonic Wigner distribution of the
+embedded GFN2-xTB modes (recovered from the full-system start states by undoing the alignment),
+every replica must start differently, and the MM momenta must be thermal and respect the rigid
+waters.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import MDAnalysis as mda
+import numpy as np
+import pytest
+from ase import units
+
+from mlmm.excited.stages import initial_states
+from mlmm.sampling.common import kabsch
+from mlmm.sampling.normal_modes import qm_modes
+from mlmm.sampling.wigner import wigner_initial_conditions, wigner_variances
+from mlmm.system import System, load_system
+
+BOX = Path(__file__).resolve().parents[1] / "data" / "chromophore" / "butadiene_water.pdb"
+N_STARTS = 400
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory) -> System:
+    """Butadiene + its 8 nearest waters, non-periodic."""
+    u = mda.Universe(str(BOX))
+    but = u.select_atoms("resname BUT")
+    oxygens = u.select_atoms("resname HOH and name O")
+    d = np.linalg.norm(oxygens.positions[:, None] - but.positions[None], axis=2).min(axis=1)
+    keep = but + sum((w.residue.atoms for w in oxygens[np.argsort(d)[:8]]), u.atoms[[]])
+    u.trajectory.ts.dimensions = None
+    path = tmp_path_factory.mktemp("wigner") / "but_small.pdb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keep.write(str(path))
+    return load_system(path, "resname BUT")
+
+
+@pytest.fixture(scope="module")
+def modes(system):
+    return qm_modes(system, environment="embedded", cutoff_ang=6.0)
+
+
+@pytest.fixture(scope="module")
+def starts(system, modes):
+    return wigner_initial_conditions(system, modes, n=N_STARTS, temperature_K=300.0, seed=5)
+
+
+def recovered_amplitudes(system, modes, atoms):
+    """Mass-weighted (Q, P) of a start state: its QM atoms aligned back onto the modes' minimum."""
+    n_qm, m = system.n_qm, modes.masses_amu
+    x = atoms.positions[:n_qm]
+    rot, cm, ct = kabsch(x, modes.positions_ang, m)
+    dx = (x - cm) @ rot.T + ct - modes.positions_ang
+    p = atoms.get_momenta()[:n_qm] @ rot.T
+    vec = modes.vectors.reshape(len(modes.omegas), -1)
+    q_rec = vec @ (dx * np.sqrt(m)[:, None]).ravel()
+    p_rec = vec @ (p / np.sqrt(m)[:, None]).ravel()
+    return q_rec, p_rec
+
+
+def test_butadiene_modes_in_water(modes):
+    """24 vibrations; C=C stretches near 1650 cm⁻¹, C–H stretches near 3100 cm⁻¹ (GFN2)."""
+    wn = modes.wavenumbers_cm
+    assert len(wn) == 24
+    assert 100 < wn.min() < 300 and 2950 < wn.max() < 3250
+    assert ((wn > 1550) & (wn < 1800)).sum() == 2
+
+
+def test_wigner_starts_follow_the_wigner_distribution(system, modes, starts):
+    """Recovered mode amplitudes and momenta: equal to the drawn ones, per-mode variances
+    ħ/2ω·coth and ħω/2·coth (300 K) within sampling error, positions and momenta uncorrelated."""
+    atoms, q, p = starts
+    rec = np.array([np.concatenate(recovered_amplitudes(system, modes, a)) for a in atoms])
+    n_f = len(modes.omegas)
+    q_rec, p_rec = rec[:, :n_f], rec[:, n_f:]
+    var_q, var_p = wigner_variances(modes.omegas, 300.0)
+    scale_q, scale_p = np.sqrt(var_q), np.sqrt(var_p)
+    # the alignment removes only rigid-body motion, which the modes have none of (up to 2nd order)
+    assert np.abs((q_rec - q) / scale_q).max() < 0.05
+    assert np.abs((p_rec - p) / scale_p).max() < 0.05
+    ratio_q, ratio_p = q_rec.var(axis=0) / var_q, p_rec.var(axis=0) / var_p
+    se = np.sqrt(2.0 / N_STARTS)  # relative standard error of one variance estimate
+    assert np.abs(ratio_q - 1).max() < 5 * se and np.abs(ratio_p - 1).max() < 5 * se
+    assert abs(ratio_q.mean() - 1) < 5 * se / np.sqrt(n_f) and abs(ratio_p.mean() - 1) < 5 * se / np.sqrt(n_f)
+    corr = (q_rec * p_rec).mean(axis=0) / np.sqrt(var_q * var_p)
+    assert np.abs(corr).max() < 5 / np.sqrt(N_STARTS)
+    # QM kinetic energy: mean Σ ħω/4·coth (half the Wigner vibrational energy)
+    ekin = np.array([a.get_kinetic_energy() - 0.5 * np.sum(a.get_momenta()[system.n_qm:] ** 2 /
+                     a.get_masses()[system.n_qm:, None]) for a in atoms])
+    assert ekin.mean() == pytest.approx(0.5 * np.sum(var_p), rel=0.1)
+
+
+def test_every_replica_starts_differently_and_the_mm_part_is_thermal(system, starts):
+    atoms, _, _ = starts
+    n_qm = system.n_qm
+    pos = np.array([a.positions[:n_qm] for a in atoms[:10]])
+    mom = np.array([a.get_momenta() for a in atoms[:10]])
+    for i in range(10):
+        for j in range(i):
+            assert np.abs(pos[i] - pos[j]).max() > 1e-3 and np.abs(mom[i] - mom[j]).max() > 1e-3
+    # MM sites stay where the structure has them
+    for a in atoms[:10]:
+        np.testing.assert_allclose(a.positions[n_qm:], system.atoms.positions[n_qm:])
+    # rigid waters: no velocity along O–H or H–H; 6 degrees of freedom each -> <E_kin> = 3 kT per water
+    masses = system.atoms.get_masses()
+    ekin_mm = []
+    for a in atoms:
+        v = a.get_momenta() / masses[:, None]
+        for o, h1, h2 in system.water_molecules:
+            for i, j in ((o, h1), (o, h2), (h1, h2)):
+                r = a.positions[i] - a.positions[j]
+                assert abs(np.dot(v[i] - v[j], r)) < 1e-8
+        ekin_mm.append(0.5 * np.sum(a.get_momenta()[n_qm:] ** 2 / masses[n_qm:, None]))
+    n_w = len(system.water_molecules)
+    expected = 0.5 * (6 * n_w - 3) * units.kB * 300.0  # minus the removed centre-of-mass motion
+    assert np.mean(ekin_mm) == pytest.approx(expected, rel=0.05)
+
+
+def test_initial_states_choices(system):
+    starts, record = initial_states(system, "ground_state", n=3, temperature_K=300.0, seed=1, environment="embedded",
+                                    cutoff_ang=6.0)
+    assert starts == [None, None, None] and record == {"initial": "ground_state"}
+    with pytest.raises(ValueError, match="initial must be"):
+        initial_states(system, "boltzmann", n=1, temperature_K=300.0, seed=1, environment="embedded", cutoff_ang=6.0)
+    starts, record = initial_states(system, "wigner", n=2, temperature_K=300.0, seed=1, environment="vacuum",
+                                    cutoff_ang=6.0)
+    assert len(starts) == 2 and record["initial"] == "wigner" and record["n_modes"] == 24
+    assert len(record["harmonic_energy_ev"]) == 2
