@@ -38,7 +38,8 @@ def explore(
 
     Walker ``w`` runs at ``al.temperatures[w % len]`` (``al.temperature`` if that list is empty)
     with its own seed, from the input structure (Maxwell–Boltzmann momenta) or, with
-    ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample; σ is scaled as in :func:`sigma_scale` before it meets ``sigma_stop``.
+    ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample; σ is scaled
+    as in :func:`sigma_scale` before it meets ``sigma_stop``.
     """
     setup_logging(log_path)
     set_threads(threads)
