@@ -16,6 +16,8 @@ from test_delta import write_labels_db
 from test_training import SETTINGS, water_in_charges
 
 FAST = {**SETTINGS, "max_epochs": 4, "test_fraction": 0.0}
+#: the member warm starts continue from: long enough that its weights are clearly better than a fresh start
+FIRST = {**FAST, "max_epochs": 12}
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +34,14 @@ def dbs(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def first(dbs) -> dict:
     path = dbs["root"] / "first.pt"
-    metrics = train_member([dbs["train"]], str(path), seed=0, settings=FAST, log_dir=str(dbs["root"] / "log_first"))
+    metrics = train_member([dbs["train"]], str(path), seed=0, settings=FIRST, log_dir=str(dbs["root"] / "log_first"))
     return {"path": str(path), "metrics": metrics}
 
 
 def test_learning_curves_logged(first):
     """One train and one val loss per epoch; no warm start without init_from."""
     m = first["metrics"]
-    assert len(m["val_losses"]) == len(m["train_losses"]) == FAST["max_epochs"]
+    assert len(m["val_losses"]) == len(m["train_losses"]) == FIRST["max_epochs"]
     assert m["warm_started_from"] is None and m["settings"]["lr_schedule"] == "plateau"
 
 
