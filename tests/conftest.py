@@ -15,6 +15,28 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
+def solute_with_nearest_waters(source: Path, resname: str, n_waters: int, out_path: Path):
+    """The ``resname`` solute of ``source`` plus its ``n_waters`` nearest waters (by O distance), written
+    as a non-periodic PDB at ``out_path`` and loaded as a System with that solute as QM region."""
+    import warnings
+
+    import MDAnalysis as mda
+    import numpy as np
+
+    from mlmm.system import load_system
+
+    u = mda.Universe(str(source))
+    solute = u.select_atoms(f"resname {resname}")
+    oxygens = u.select_atoms("resname HOH and name O")
+    d = np.linalg.norm(oxygens.positions[:, None] - solute.positions[None], axis=2).min(axis=1)
+    keep = solute + sum((w.residue.atoms for w in oxygens[np.argsort(d)[:n_waters]]), u.atoms[[]])
+    u.trajectory.ts.dimensions = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keep.write(str(out_path))
+    return load_system(out_path, f"resname {resname}")
+
+
 def make_workdir(tmp_path: Path, config: dict | None = None) -> Path:
     """A Snakemake working directory: demo data linked in, config/config.yaml written (demo if None)."""
     work = tmp_path / "work"

@@ -8,10 +8,8 @@ waters.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import MDAnalysis as mda
 import numpy as np
 import pytest
 from ase import units
@@ -20,7 +18,8 @@ from mlmm.excited.stages import initial_states
 from mlmm.sampling.common import kabsch
 from mlmm.sampling.normal_modes import qm_modes
 from mlmm.sampling.wigner import wigner_initial_conditions, wigner_variances
-from mlmm.system import System, load_system
+from conftest import solute_with_nearest_waters
+from mlmm.system import System
 
 BOX = Path(__file__).resolve().parents[1] / "data" / "chromophore" / "butadiene_water.pdb"
 N_STARTS = 400
@@ -29,17 +28,7 @@ N_STARTS = 400
 @pytest.fixture(scope="module")
 def system(tmp_path_factory) -> System:
     """Butadiene + its 8 nearest waters, non-periodic."""
-    u = mda.Universe(str(BOX))
-    but = u.select_atoms("resname BUT")
-    oxygens = u.select_atoms("resname HOH and name O")
-    d = np.linalg.norm(oxygens.positions[:, None] - but.positions[None], axis=2).min(axis=1)
-    keep = but + sum((w.residue.atoms for w in oxygens[np.argsort(d)[:8]]), u.atoms[[]])
-    u.trajectory.ts.dimensions = None
-    path = tmp_path_factory.mktemp("wigner") / "but_small.pdb"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        keep.write(str(path))
-    return load_system(path, "resname BUT")
+    return solute_with_nearest_waters(BOX, "BUT", 8, tmp_path_factory.mktemp("wigner") / "but_small.pdb")
 
 
 @pytest.fixture(scope="module")

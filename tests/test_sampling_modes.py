@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import MDAnalysis as mda
 import numpy as np
 import pytest
 from ase import units
@@ -13,24 +11,15 @@ from ase import units
 from mlmm.frames import qm_mask, read_frames, validate_frame, write_frames
 from mlmm.sampling.normal_modes import draw_amplitudes, harmonic_modes, qm_modes, qm_potential, sample_normal_modes
 from mlmm.sampling.wigner import HBAR, draw_wigner, sample_wigner_modes, wigner_variances
-from mlmm.system import System, load_system
+from conftest import solute_with_nearest_waters
+from mlmm.system import System
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
 
 
 def small_system(tmp_path: Path, n_waters: int = 10) -> System:
     """Ethanol + its nearest waters from the demo box, non-periodic."""
-    u = mda.Universe(str(DEMO))
-    eth = u.select_atoms("resname ETH")
-    waters = u.select_atoms("resname HOH and name O")
-    d = np.linalg.norm(waters.positions[:, None] - eth.positions[None], axis=2).min(axis=1)
-    keep = eth + sum((w.residue.atoms for w in waters[np.argsort(d)[:n_waters]]), u.atoms[[]])
-    u.trajectory.ts.dimensions = None
-    path = tmp_path / "eth_small.pdb"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        keep.write(str(path))
-    return load_system(path, "resname ETH")
+    return solute_with_nearest_waters(DEMO, "ETH", n_waters, tmp_path / "eth_small.pdb")
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import MDAnalysis as mda
 import numpy as np
 import pytest
 
@@ -14,7 +12,8 @@ from mlmm.engines.xtb import XTBTerm, xtb_charges
 from mlmm.frames import read_frames, validate_frame, write_frames
 from mlmm.mm import MMForceField, QMMMCalculator
 from mlmm.sampling.md_sampler import sample_xtb_md
-from mlmm.system import System, load_system
+from conftest import solute_with_nearest_waters
+from mlmm.system import System
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
 
@@ -22,17 +21,7 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pd
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> System:
     """Ethanol + its 30 nearest waters from the demo box, written as a non-periodic PDB."""
-    u = mda.Universe(str(DEMO))
-    eth = u.select_atoms("resname ETH")
-    waters = u.select_atoms("resname HOH and name O")
-    d = np.linalg.norm(waters.positions[:, None] - eth.positions[None], axis=2).min(axis=1)
-    keep = eth + sum((w.residue.atoms for w in waters[np.argsort(d)[:30]]), u.atoms[[]])
-    u.trajectory.ts.dimensions = None
-    path = tmp_path_factory.mktemp("small") / "eth30.pdb"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        keep.write(str(path))
-    system = load_system(path, "resname ETH")
+    system = solute_with_nearest_waters(DEMO, "ETH", 30, tmp_path_factory.mktemp("small") / "eth30.pdb")
     assert len(system.water_molecules) == 30 and not system.atoms.pbc.any()
     return system
 
