@@ -8,9 +8,9 @@ e_i, q_i (e), α_i ≥ 0 (e·Å²/V) are read out of x_i and μ_i = Σ_j m(x_i, 
 is an equivariant atomic dipole. The charges are shifted per frame so that Σ_i q_i equals the QM
 region's total charge Q (``qm_charge_e``). Together these make the model gauge-correct: a uniform
 shift ΔV of the MM potential changes E by exactly Q·ΔV, as it changes the reference QM/MM energy,
-so the model cannot fit a spurious coupling to the (cutoff-dependent, noisy) absolute potential. V_i (eV/e) and E_i (V/Å)
-come from the MM charges (:class:`mlmm.model.field.MMField`), so ``forces = -dE/dR`` (eV/Å) act on
-the QM atoms and the MM sites. E_ref (eV per element) and σ (eV) are buffers fitted on the training
+so the model cannot fit a spurious coupling to the (cutoff-dependent, noisy) absolute potential.
+V_i (eV/e) and E_i (V/Å) come from the MM charges (:class:`mlmm.model.field.MMField`), so
+``forces = -dE/dR`` (eV/Å) act on the QM atoms and the MM sites. E_ref (eV per element) and σ (eV) are buffers fitted on the training
 set (:func:`fit_energy_reference`); schnetpack's RemoveOffsets is not used because ``_n_atoms``
 counts MM sites.
 """
@@ -151,7 +151,7 @@ class FieldCoupledEnergy(nn.Module):
         charge = raw - frame_mean(raw, idx_m_qm) + self.qm_charge_e / n_qm  # Σ_i q_i = Q per frame
         alpha = F.softplus(self.polarizability_net(x_qm).squeeze(-1))
         e_i = atomic + charge * V - (mu[qm] * E).sum(-1) - 0.5 * alpha * (E**2).sum(-1)
-        inputs[self.energy_key] = energy.index_add(0, inputs[properties.idx_m][qm], e_i)
+        inputs[self.energy_key] = energy.index_add(0, idx_m_qm, e_i)
         return inputs
 
 

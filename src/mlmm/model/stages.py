@@ -193,6 +193,7 @@ def field_ablation(
     from mlmm.frames import read_frames
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.environment_scan import environment_scan
+    from mlmm.model.plots import plot_environment_scan
 
     result: dict[str, Any] = {"units": {"energy": "eV", "force": "eV/Ang"}}
     ensembles = {}
@@ -206,8 +207,6 @@ def field_ablation(
         }
     level = LevelOfTheory.from_config(level_cfg)
     result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], level, ensembles)
-    from mlmm.model.plots import plot_environment_scan
-
     plot_environment_scan(result["environment_scan"], scan_png)
     sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
     result["field_improves"] = {
