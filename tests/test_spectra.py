@@ -11,6 +11,7 @@ from mlmm.spectra.ensemble import (
     compare_spectra,
     emission_spectrum,
     energy_grid,
+    mean_energy,
     peak_position,
     read_spectrum_csv,
     spectral_overlap,
@@ -82,6 +83,9 @@ def test_peak_shift_overlap_and_stokes_shift():
     cmp = compare_spectra(grid, b, a)
     assert cmp["peak_shift_ev"] == pytest.approx(0.25, abs=1e-5)
     assert cmp["peak_shift_nm"] < 0
+    assert cmp["mean_shift_ev"] == pytest.approx(0.25, abs=1e-4)  # a pure shift moves the first moment alike
+    two = broaden([2.0, 4.0], [1.0, 3.0], grid, 0.3)
+    assert mean_energy(grid, two) == pytest.approx((2.0 + 3 * 4.0) / 4, abs=1e-4)
     assert spectral_overlap(grid, a, a * 3.0) == pytest.approx(1.0, abs=1e-9)
     # two unit-area Gaussians σ apart... here 0.25 eV at FWHM 0.3: overlap = erfc(d/(2√2σ))
     from math import erfc, log, sqrt

@@ -92,7 +92,7 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
     frames = [f for p in db_paths for f in read_labelled_frames(p) if frame_id(f) in by_id]
     de = [by_id[frame_id(f)]["bright_excitation_energy_ev"] for f in frames]
     osc = [by_id[frame_id(f)]["bright_oscillator_strength"] for f in frames]
-    model, metrics = fit_property_model(frames, de, osc, val_fraction=cfg["val_fraction"], seed=cfg["seed"])
+    model, metrics = fit_property_model(frames, de, osc, cv_folds=cfg["cv_folds"], seed=cfg["seed"])
     model.save(model_out)
     log.info("property model: %s", metrics)
     write_json(metrics_out, metrics)
@@ -228,8 +228,8 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
                                            "emission (ML, excited-state MD)": emission_ml},
                     "Absorption and emission", {"abs": stokes["absorption_peak_ev"], "em": stokes["emission_peak_ev"]})
     sp.plot_spectra(emission_png, grid, {"ML (property model)": emission_ml_same, "TDDFT": emission_ref},
-                    f"Emission on the {len(same)} reference frames: shift {comparison['peak_shift_ev']:+.3f} eV, "
-                    f"overlap {comparison['overlap']:.2f}")
+                    f"Emission on the {len(same)} reference frames: peak shift {comparison['peak_shift_ev']:+.3f} eV, "
+                    f"mean shift {comparison['mean_shift_ev']:+.3f} eV, overlap {comparison['overlap']:.2f}")
     summary = {
         "absorption": {**sp.spectrum_summary(grid, absorption), "n_frames": len(absr)},
         "emission_ml": {**sp.spectrum_summary(grid, emission_ml), "n_frames": len(pred),

@@ -79,14 +79,29 @@ def spectral_overlap(grid_ev: np.ndarray, a: np.ndarray, b: np.ndarray) -> float
     return float(np.trapezoid(np.minimum(np.asarray(a) / area_a, np.asarray(b) / area_b), x))
 
 
+def mean_energy(grid_ev: np.ndarray, spectrum: np.ndarray) -> float:
+    """Intensity-weighted mean energy (eV, first moment) of a spectrum on an energy grid."""
+    x, y = np.asarray(grid_ev, float), np.asarray(spectrum, float)
+    area = np.trapezoid(y, x)
+    if area <= 0:
+        raise ValueError("mean energy of a spectrum needs a positive area")
+    return float(np.trapezoid(x * y, x) / area)
+
+
 def compare_spectra(grid_ev: np.ndarray, test: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Peak shift (test − reference, eV and nm) and unit-area overlap of two spectra on one grid."""
+    """Peak shift (test − reference, eV and nm), shift of the intensity-weighted mean energy (eV;
+    with few frames the peak is set by two or three of them, the mean by all) and unit-area
+    overlap of two spectra on one grid."""
     p_test, p_ref = peak_position(grid_ev, test), peak_position(grid_ev, reference)
+    m_test, m_ref = mean_energy(grid_ev, test), mean_energy(grid_ev, reference)
     return {
         "peak_ev": p_test,
         "reference_peak_ev": p_ref,
         "peak_shift_ev": p_test - p_ref,
         "peak_shift_nm": float(ev_to_nm(p_test) - ev_to_nm(p_ref)),
+        "mean_ev": m_test,
+        "reference_mean_ev": m_ref,
+        "mean_shift_ev": m_test - m_ref,
         "overlap": spectral_overlap(grid_ev, test, reference),
     }
 
