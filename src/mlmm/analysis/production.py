@@ -19,7 +19,8 @@ from mlmm.logutil import setup_logging
 log = logging.getLogger(__name__)
 
 
-def _universe(replica_dir: Path):
+def replica_universe(replica_dir: Path):
+    """MDAnalysis Universe of one replica's topology.pdb + trajectory.dcd."""
     import MDAnalysis as mda
 
     return mda.Universe(str(replica_dir / "topology.pdb"), str(replica_dir / "trajectory.dcd"))
@@ -49,8 +50,9 @@ def first_shell_peak(g: np.ndarray) -> int:
     return int(np.argmax(g))
 
 
-def solvent_rdf(replica_dirs: Sequence[Path], reference_selection: str, solvent_selection: str, r_max_ang: float, n_bins: int = 80) -> dict[str, Any]:
-    """g(r) of solvent atoms around the reference atoms, averaged over frames of all replicas.
+def solvent_rdf(universes: Sequence[Any], reference_selection: str, solvent_selection: str, r_max_ang: float, n_bins: int = 80) -> dict[str, Any]:
+    """g(r) of solvent atoms around the reference atoms, averaged over frames of all replicas (one
+    Universe each, see :func:`replica_universe`).
 
     Returns bin centres (Å), g(r), the first-shell maximum (Å) and the running coordination
     number at the first minimum after it.
@@ -59,8 +61,7 @@ def solvent_rdf(replica_dirs: Sequence[Path], reference_selection: str, solvent_
 
     counts = None
     n_frames = 0
-    for d in replica_dirs:
-        u = _universe(d)
+    for u in universes:
         if u.trajectory.n_frames == 0:
             continue
         ref = _select(u, reference_selection, "rdf_reference")
@@ -88,15 +89,14 @@ def solvent_rdf(replica_dirs: Sequence[Path], reference_selection: str, solvent_
     }
 
 
-def cv_series(replica_dirs: Sequence[Path], cvs: Sequence[dict[str, str]], frame_dt_ps: float) -> dict[str, Any]:
-    """Centre-of-geometry distances (Å, minimum image) per replica and frame."""
+def cv_series(universes: Sequence[Any], cvs: Sequence[dict[str, str]], frame_dt_ps: float) -> dict[str, Any]:
+    """Centre-of-geometry distances (Å, minimum image) per replica (one Universe each) and frame."""
     from MDAnalysis.lib.distances import calc_bonds
 
     out: dict[str, Any] = {}
     for cv in cvs:
         series = []
-        for d in replica_dirs:
-            u = _universe(d)
+        for u in universes:
             a = _select(u, cv["selection1"], f"cv_distances[{cv['name']}].selection1")
             b = _select(u, cv["selection2"], f"cv_distances[{cv['name']}].selection2")
             values = [float(calc_bonds(a.center_of_geometry(), b.center_of_geometry(), box=ts.dimensions)) for ts in u.trajectory]
@@ -226,9 +226,10 @@ def analyse(
     nve = read_json(nve_stats[0]) if nve_stats else None
     dirs = [d for d, _ in final]
     reference = production_cfg["rdf_reference"] or f"({system_cfg['qm_selection']}) and not element H"
-    rdf = solvent_rdf(dirs, reference, production_cfg["rdf_solvent"], production_cfg["rdf_range"])
+    universes = [replica_universe(d) for d in dirs]  # read once, used by the RDF and the CVs
+    rdf = solvent_rdf(universes, reference, production_cfg["rdf_solvent"], production_cfg["rdf_range"])
     rdf["reference"] = reference
-    cvs = cv_series(dirs, production_cfg["cv_distances"], production_cfg["stride"] * production_cfg["timestep"] / 1000.0)
+    cvs = cv_series(universes, production_cfg["cv_distances"], production_cfg["stride"] * production_cfg["timestep"] / 1000.0)
     _plot_rdf(rdf, rdf_png)
     _plot_sigma({"final": final, "initial": initial}, production_cfg["sigma_stop"], sigma_png)
     _plot_energy(Path(nve_stats[0]).parent if nve_stats else None, nve, final, energy_png)
