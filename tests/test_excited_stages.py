@@ -184,6 +184,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     assert ref["mae_excitation_energy_ev"] < 0.1
     assert 0 < ref["mean_sigma_excitation_energy_ev"] < 1.0 and 0 <= ref["fraction_within_2sigma"] <= 1
     assert all(r["sigma_excitation_energy_ev"] >= 0 for r in read_json(tmp_path / "pred.json")["records"])
+    assert summary["emission_ml"]["fraction_outside_grid"] < 1e-3  # all lines lie well inside 5–16 eV
     assert summary["stokes"]["stokes_shift_ev"] == pytest.approx(
         summary["absorption"]["peak_ev"] - summary["emission_ml"]["peak_ev"])
     assert summary["property_model"]["n_frames"] == records["n_training_rows"]

@@ -15,6 +15,7 @@ from mlmm.spectra.ensemble import (
     peak_position,
     read_spectrum_csv,
     spectral_overlap,
+    spectrum_summary,
     stokes_shift,
     write_spectrum_csv,
 )
@@ -97,6 +98,15 @@ def test_peak_shift_overlap_and_stokes_shift():
     st = stokes_shift(grid, b, a)
     assert st["stokes_shift_ev"] == pytest.approx(0.25, abs=1e-5)
     assert st["stokes_shift_nm"] > 0 and st["stokes_shift_cm-1"] == pytest.approx(0.25 * 8065.544, rel=1e-4)
+
+
+def test_summary_reports_the_intensity_outside_the_grid():
+    grid = energy_grid(1.0, 6.0, 2001)
+    inside = broaden([3.0], [2.0], grid, 0.2)
+    assert spectrum_summary(grid, inside, 2.0)["fraction_outside_grid"] == pytest.approx(0.0, abs=1e-6)
+    half_out = broaden([3.0, 0.3], [1.0, 1.0], grid, 0.2)  # the second line lies below the grid
+    assert spectrum_summary(grid, half_out, 2.0)["fraction_outside_grid"] == pytest.approx(0.5, abs=1e-4)
+    assert "fraction_outside_grid" not in spectrum_summary(grid, inside)
 
 
 def test_spectrum_csv_round_trip(tmp_path):

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 #: Property-model kernel value to the nearest training frame below which a prediction counts as
 #: extrapolated (reported, not hidden).
 COVERAGE_MIN: float = 0.5
+#: fraction of a spectrum's line intensity outside the energy grid above which the spectra stage warns
+OUTSIDE_GRID_WARN: float = 0.01
 
 
 def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
@@ -230,9 +232,18 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     sp.plot_spectra(emission_png, grid, {"ML (property model)": emission_ml_same, "TDDFT": emission_ref},
                     f"Emission on the {len(same)} reference frames: peak shift {comparison['peak_shift_ev']:+.3f} eV, "
                     f"mean shift {comparison['mean_shift_ev']:+.3f} eV, overlap {comparison['overlap']:.2f}")
+    totals = {"absorption": float(np.mean([np.sum(r["oscillator_strengths"]) for r in absr])),
+              "emission_ml": float(np.mean([r["bright_oscillator_strength"] * r["bright_excitation_energy_ev"] ** 2
+                                            for r in pred]))}
+    summaries = {name: sp.spectrum_summary(grid, spectrum, totals[name])
+                 for name, spectrum in (("absorption", absorption), ("emission_ml", emission_ml))}
+    for name, s in summaries.items():
+        if s.get("fraction_outside_grid", 0.0) > OUTSIDE_GRID_WARN:
+            log.warning("%s: %.1f %% of the intensity lies outside excited.spectra.e_min..e_max = %g..%g eV; "
+                        "widen the grid", name, 100 * s["fraction_outside_grid"], cfg["e_min"], cfg["e_max"])
     summary = {
-        "absorption": {**sp.spectrum_summary(grid, absorption), "n_frames": len(absr)},
-        "emission_ml": {**sp.spectrum_summary(grid, emission_ml), "n_frames": len(pred),
+        "absorption": {**summaries["absorption"], "n_frames": len(absr)},
+        "emission_ml": {**summaries["emission_ml"], "n_frames": len(pred),
                         "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred)),
                         "mean_sigma_excitation_energy_ev": float(np.mean([r.get("sigma_excitation_energy_ev", 0.0)
                                                                           for r in pred]))},

@@ -183,7 +183,12 @@ def plot_spectra(path: str | os.PathLike, grid_ev: np.ndarray, spectra: dict[str
     plt.close(fig)
 
 
-def spectrum_summary(grid_ev: np.ndarray, spectrum: np.ndarray) -> dict[str, Any]:
-    """Peak (eV, nm) and integral of one spectrum."""
+def spectrum_summary(grid_ev: np.ndarray, spectrum: np.ndarray, total_intensity: float | None = None) -> dict[str, Any]:
+    """Peak (eV, nm) and integral of one spectrum; with the ``total_intensity`` of its lines (the
+    integral over all energies), also the fraction of it that falls outside the grid."""
     p = peak_position(grid_ev, spectrum)
-    return {"peak_ev": p, "peak_nm": float(ev_to_nm(p)), "integral": float(np.trapezoid(spectrum, grid_ev))}
+    integral = float(np.trapezoid(spectrum, grid_ev))
+    out = {"peak_ev": p, "peak_nm": float(ev_to_nm(p)), "integral": integral}
+    if total_intensity is not None and total_intensity > 0:
+        out["fraction_outside_grid"] = max(0.0, 1.0 - integral / total_intensity)
+    return out
