@@ -142,25 +142,33 @@ class PropertyModel:
         d = np.array([descriptor(fr, self.torsions) for fr in frames])
         return (d - self.x_mean) / self.x_std * self.scale
 
+    def _kernel(self, frames: Sequence[Atoms]) -> np.ndarray:
+        """Kernel of ``frames`` to the training frames, (n_frames, n_train)."""
+        return _gauss(self.features(frames), self.x_train, self.width)
+
+    def _predict_kernel(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = k @ self.alpha * self.y_std + self.y_mean
+        return y[:, 0], np.maximum(y[:, 1], 0.0)
+
     def predict(self, frames: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:
         """Bright excitation energies (eV) and oscillator strengths of ``frames``."""
-        y = _gauss(self.features(frames), self.x_train, self.width) @ self.alpha * self.y_std + self.y_mean
-        return y[:, 0], np.maximum(y[:, 1], 0.0)
+        return self._predict_kernel(self._kernel(frames))
 
     def predict_with_sigma(self, frames: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(ΔE eV, f, σ(ΔE) eV, σ(f)) of ``frames``; σ is the bootstrap committee's standard deviation
         times its calibration factor (zeros if the model has no committee)."""
-        de, f = self.predict(frames)
+        k = self._kernel(frames)  # descriptors and kernel once, for the prediction and the committee
+        de, f = self._predict_kernel(k)
         if self.committee is None or len(self.committee) < 2:
             return de, f, np.zeros_like(de), np.zeros_like(f)
-        sigma = _committee_sigma(_gauss(self.features(frames), self.x_train, self.width), self.committee,
-                                 self.y_mean, self.y_std) * (1.0 if self.sigma_scale is None else self.sigma_scale)
+        sigma = _committee_sigma(k, self.committee, self.y_mean, self.y_std) * (
+            1.0 if self.sigma_scale is None else self.sigma_scale)
         return de, f, sigma[:, 0], sigma[:, 1]
 
     def coverage(self, frames: Sequence[Atoms]) -> np.ndarray:
         """Kernel value (0–1) to the nearest training frame: near 0 means extrapolation, where a
         KRR prediction falls back to the training mean."""
-        return _gauss(self.features(frames), self.x_train, self.width).max(axis=1)
+        return self._kernel(frames).max(axis=1)
 
     def group_weights(self) -> dict[str, float]:
         """Weight of each descriptor group (those with features)."""
