@@ -18,5 +18,6 @@ stages.explore(
     frames_out=snakemake.output.frames,
     stats_out=snakemake.output.stats,
     log_path=snakemake.log[0],
+    device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
     threads=snakemake.threads,
 )

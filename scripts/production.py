@@ -19,5 +19,6 @@ stages.production(
     handback_out=snakemake.output.handback,
     stats_out=snakemake.output.stats,
     log_path=snakemake.log[0],
+    device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
     threads=snakemake.threads,
 )

@@ -14,5 +14,6 @@ stages.production_nve(
     timeseries_out=snakemake.output.timeseries,
     stats_out=snakemake.output.stats,
     log_path=snakemake.log[0],
+    device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
     threads=snakemake.threads,
 )

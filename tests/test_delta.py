@@ -17,6 +17,7 @@ from mlmm.labeling.db import db_level, frame_id, read_labelled_frames, write_lab
 from mlmm.model.baseline import write_delta_db
 from mlmm.model.ensemble import Ensemble
 from mlmm.model.train import train_member
+from mlmm.potentials import ensemble_potential_name, ensemble_term
 from test_training import SETTINGS, hf_qmmm_label, water_in_charges
 
 pytestmark = pytest.mark.skipif(shutil.which("xtb") is None, reason="needs the xtb program (apt-get install xtb)")
@@ -94,15 +95,17 @@ def test_delta_labels_are_reference_minus_baseline(delta_setup):
 
 
 def test_delta_ensemble_adds_baseline(delta_setup):
-    """MD term of a Δ ensemble = xtb baseline + learned correction, on training frames; σ unchanged;
-    its error against the reference equals the correction's error against the Δ labels."""
-    ensemble = Ensemble.load([delta_setup["model"]])
-    assert ensemble.delta == "xtb"
+    """MD term of a Δ ensemble (mlmm.potentials) = xtb baseline + learned correction, on training
+    frames; σ unchanged; its error against the reference equals the correction's error against the
+    Δ labels."""
+    ensemble = Ensemble.load([delta_setup["model"]], "cpu")
+    assert ensemble.delta == "xtb" and ensemble_potential_name(ensemble) == "delta"
     term = XTBEmbeddingTerm()
+    total_term = ensemble_term(ensemble)
     for ref, d in list(zip(read_labelled_frames(str(delta_setup["labels"])),
                            read_labelled_frames(str(delta_setup["delta"]))))[:4]:
-        total = ensemble.compute(ref)
-        correction = ensemble.compute(ref, with_baseline=False)
+        total = total_term.compute(ref)
+        correction = ensemble.compute(ref)
         base = term.compute(ref)
         assert total["energy"] == pytest.approx(base["energy"] + correction["energy"], abs=1e-6)
         np.testing.assert_allclose(total["forces"], base["forces"] + correction["forces"], atol=1e-6)

@@ -13,7 +13,8 @@ from ase.calculators.tip3p import TIP3P
 from ase.optimize import BFGS
 
 from mlmm.engines.xtb import XTBTerm, xtb_charges
-from mlmm.mm import MMForceField, QMMMCalculator
+from mlmm.mm import MMForceField
+from mlmm.potentials import QMMMCalculator
 from mlmm.system import TIP3P_HOH_DEG, TIP3P_ROH_ANG, System, load_system
 from mlmm.units import COULOMB_EV_ANGSTROM, KCAL_PER_MOL_TO_EV
 

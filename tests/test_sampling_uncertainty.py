@@ -95,14 +95,17 @@ def test_bias_pushes_towards_uncertainty(ensemble):
 def test_biased_mlp_md_runs_and_reports_unbiased_sigma(ensemble, tmp_path):
     """The wrapper is a drop-in QM term for the MLP/MM driver used by al.explore."""
     from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.potentials import build_potential
 
     from test_sampling_modes import small_system
 
     system = small_system(tmp_path, n_waters=4)
     kwargs = dict(steps=6, timestep_fs=0.25, temperature_K=300.0, friction_per_fs=0.01, stride=3, seed=1,
-                  sigma_stop=1e6, max_force=1e6, cutoff_ang=4.0, sampler="al_explore", iteration=1, source="t")
-    plain = run_mlp_md(system, ensemble, **kwargs)
-    biased = run_mlp_md(system, biased_term(ensemble, {"kind": "sigma", "strength": 1.0, "width": 0.3}), **kwargs)
+                  sigma_stop=1e6, max_force=1e6, sampler="al_explore", iteration=1, source="t")
+    bias = {"kind": "sigma", "strength": 1.0, "width": 0.3}
+    plain = run_mlp_md(system, build_potential("ensemble", system, cutoff_ang=4.0, ensemble=ensemble), **kwargs)
+    biased = run_mlp_md(system, build_potential("ensemble", system, cutoff_ang=4.0, ensemble=ensemble, bias=bias),
+                        **kwargs)
     assert plain.steps_done == biased.steps_done == 6 and len(biased.frames) == 2
     # same start: the first recorded σ differ only through the bias acting for 3 steps
     assert all(s > 0 for s in biased.sigmas) and biased.potential_energies != plain.potential_energies

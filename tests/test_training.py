@@ -155,7 +155,7 @@ def test_training_reduces_errors(labels, members):
 
 def test_ensemble_uncertainty(labels, members):
     """Reloaded members: σ > 0 on training frames and far larger on a squeezed water never seen in training."""
-    ensemble = Ensemble.load([m["model"] for m in members])
+    ensemble = Ensemble.load([m["model"] for m in members], "cpu")
     train_sigmas = [ensemble.compute(f)["sigma_force"] for f in labels["frames"][:10]]
     assert min(train_sigmas) > 0.0
     frame = labels["frames"][0].copy()

@@ -74,7 +74,7 @@ def test_field_ablation_stage(dbs, first, tmp_path):
     blind = tmp_path / "blind.pt"
     train_member([dbs["train"]], str(blind), seed=0, settings={**FAST, "use_field": False},
                  log_dir=str(tmp_path / "log"))
-    assert not load_model(blind).mlmm_settings["use_field"]
+    assert not load_model(blind, "cpu").mlmm_settings["use_field"]
     out = tmp_path / "ablation.json"
     cfg = {"test_fraction": 0.3}
     field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], [dbs["train"]], cfg,
@@ -86,7 +86,7 @@ def test_field_ablation_stage(dbs, first, tmp_path):
     for name in ("with_field", "without_field"):
         assert set(result[name]["separate_trajectory"]) >= {"mean_error", "offset_free_mae", "rho_closest_mm"}
     sep = result["without_field"]["separate_trajectory"]
-    ref = Ensemble.load([blind]).evaluate_db(dbs["heldout"], return_arrays=True)
+    ref = Ensemble.load([blind], "cpu").evaluate_db(dbs["heldout"], return_arrays=True)
     assert sep["n_frames"] == 6 and result["with_field"]["separate_trajectory"]["n_frames"] == 6
     assert sep["force_mae_mm"] == pytest.approx(np.abs(ref["forces_ref_mm"]).mean(), rel=1e-6)
     assert np.abs(ref["forces_pred_mm"]).max() == 0.0

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from mlmm.dynamics.md import run_langevin
-from mlmm.engines.xtb import XTBTerm, xtb_charges
 from mlmm.frames import read_frames, validate_frame, write_frames
-from mlmm.mm import MMForceField, QMMMCalculator
+from mlmm.sampling.common import xtb_mm_atoms
 from mlmm.sampling.md_sampler import sample_xtb_md
 from conftest import solute_with_nearest_waters
 from mlmm.system import System
@@ -24,14 +23,6 @@ def small(tmp_path_factory) -> System:
     system = solute_with_nearest_waters(DEMO, "ETH", 30, tmp_path_factory.mktemp("small") / "eth30.pdb")
     assert len(system.water_molecules) == 30 and not system.atoms.pbc.any()
     return system
-
-
-def xtb_mm_atoms(system: System):
-    """Full-system atoms with the xTB/MM calculator of the sampler (fixed Mulliken charges)."""
-    q = xtb_charges(system.atoms.get_chemical_symbols()[:9], system.atoms.positions[:9], 0, 1)
-    atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, XTBTerm(), MMForceField(system, qm_charges_e=q), 8.0)
-    return atoms
 
 
 def test_sampler_emits_valid_frames(small, tmp_path):
@@ -52,7 +43,7 @@ def test_sampler_emits_valid_frames(small, tmp_path):
 
 
 def _nve(system: System, steps: int, timestep_fs: float):
-    atoms = xtb_mm_atoms(system)
+    atoms = xtb_mm_atoms(system, 8.0)
     e_tot, e_pot = [], []
 
     def record(step, a):
@@ -86,7 +77,7 @@ def test_nve_conserves_energy_with_rigid_water(small):
 
 
 def test_driver_stops_on_callback_and_blow_up(small):
-    atoms = xtb_mm_atoms(small)
+    atoms = xtb_mm_atoms(small, 8.0)
     seen = []
 
     def stop_at_six(step, a):
@@ -108,7 +99,7 @@ def test_driver_stops_on_callback_and_blow_up(small):
 def test_driver_is_reproducible(small):
     runs = []
     for _ in range(2):
-        atoms = xtb_mm_atoms(small)
+        atoms = xtb_mm_atoms(small, 8.0)
         run_langevin(atoms, steps=5, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.02, seed=9,
                      constraints=small.water_constraints())
         runs.append(atoms.positions.copy())

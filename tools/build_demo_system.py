@@ -88,15 +88,12 @@ def relax(path: Path, *, seed: int, min_steps: int, md_steps: int) -> None:
     from ase.optimize import FIRE
 
     from mlmm.dynamics.md import run_langevin
-    from mlmm.engines.xtb import XTBTerm, xtb_charges
-    from mlmm.mm import MMForceField, QMMMCalculator
+    from mlmm.potentials import build_potential
     from mlmm.system import load_system
 
     system = load_system(path, "resname ETH")
-    qm_pos = system.whole_qm_positions(system.atoms.positions)
-    q = xtb_charges(system.atoms.get_chemical_symbols()[: system.n_qm], qm_pos, 0, 1)
     atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, XTBTerm(), MMForceField(system, qm_charges_e=q), cutoff_ang=8.0)
+    atoms.calc = build_potential("xtb", system, cutoff_ang=8.0)
     constraints = system.water_constraints(tip3p_geometry=True)
     atoms.set_constraint(constraints)
     atoms.set_positions(atoms.positions)  # snap waters onto exact TIP3P geometry

@@ -1,4 +1,4 @@
-"""Classical part of the QM/MM potential and the full-system ASE calculator.
+"""Classical (MM) part of the QM/MM potential: TIP3P water and the QM–MM Lennard-Jones terms.
 
 ``MMForceField`` = rigid TIP3P water–water (same functional form as ``ase.calculators.tip3p``:
 all 9 site–site Coulomb terms plus O–O Lennard-Jones, multiplied by a cubic switch of the O–O
@@ -7,29 +7,17 @@ between fixed QM charges and the MM charges. QM–MM terms are switched per (QM 
 pair on the distance between the QM atom and the molecule's O, so each neutral water enters or
 leaves as a whole and the energy is C¹-continuous. Minimum image in orthorhombic boxes.
 
-``QMMMCalculator`` adds a QM term (xTB or the ML ensemble) evaluated on the cut Frame.
+The QM term and the full-system calculator that combines both are in :mod:`mlmm.potentials`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 import numba
 import numpy as np
-from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
 from scipy.spatial import cKDTree
 
 from mlmm.system import System, minimum_image
 from mlmm.units import COULOMB_EV_ANGSTROM
-
-
-class QMTerm(Protocol):
-    """QM part of the potential evaluated on a Frame (see docs/CONTRACTS.md)."""
-
-    def compute(self, frame: Atoms) -> dict[str, Any]:
-        """Return ``energy`` (eV), ``forces`` ((n_frame, 3) eV/Å), optional ``sigma_force`` (eV/Å)."""
-        ...
 
 
 def switch(d_ang: np.ndarray, cutoff_ang: float, width_ang: float) -> tuple[np.ndarray, np.ndarray]:
@@ -259,42 +247,3 @@ class MMForceField:
         forces[:n_qm] = f_qm
         forces[self.water.ravel()] += f_sites.reshape(-1, 3)
         return energy, forces
-
-
-class QMMMCalculator(Calculator):
-    """ASE calculator for the full system: QM term on the cut Frame + MM force field.
-
-    ``results`` hold ``energy``/``forces`` (eV, eV/Å) plus ``qm_energy``, ``mm_energy`` and the QM
-    term's ``sigma_force`` (eV/Å) when it gives one.
-    """
-
-    implemented_properties = ["energy", "free_energy", "forces"]
-
-    def __init__(self, system: System, qm_term: QMTerm, mm_ff: MMForceField, cutoff_ang: float) -> None:
-        super().__init__()
-        self.system = system
-        self.qm_term = qm_term
-        self.mm_ff = mm_ff
-        self.cutoff_ang = float(cutoff_ang)
-
-    def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
-                  system_changes: list[str] = all_changes) -> None:
-        """Evaluate QM term on the cut Frame and the MM force field on all atoms."""
-        super().calculate(atoms, properties or ["energy"], system_changes)
-        pos = self.atoms.positions
-        frame, index = self.system.cut_frame(
-            pos, self.cutoff_ang, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
-        )
-        qm = self.qm_term.compute(frame)
-        e_mm, forces = self.mm_ff.energy_forces(pos)
-        forces[index] += np.asarray(qm["forces"], float)
-        e_qm = float(qm["energy"])
-        self.results = {
-            "energy": e_qm + e_mm,
-            "free_energy": e_qm + e_mm,
-            "forces": forces,
-            "qm_energy": e_qm,
-            "mm_energy": e_mm,
-        }
-        if qm.get("sigma_force") is not None:
-            self.results["sigma_force"] = float(qm["sigma_force"])

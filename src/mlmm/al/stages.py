@@ -32,6 +32,7 @@ def explore(
     frames_out: str,
     stats_out: str,
     log_path: str,
+    device: str,
     threads: int = 1,
 ) -> None:
     """One MLP/MM MD walker; records σ per saved frame and where/why it stopped.
@@ -39,7 +40,8 @@ def explore(
     Walker ``w`` runs at ``al.temperatures[w % len]`` (``al.temperature`` if that list is empty)
     with its own seed, from the input structure (Maxwell–Boltzmann momenta) or, with
     ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample; σ is scaled
-    as in :func:`sigma_scale` before it meets ``sigma_stop``.
+    as in :func:`sigma_scale` before it meets ``sigma_stop``. The ensemble runs on ``device``
+    (the ``training.device`` setting).
     """
     setup_logging(log_path)
     set_threads(threads)
@@ -50,8 +52,9 @@ def explore(
         write_json(stats_out, {"skipped": True, "converged_at": done["converged_at"], "sigmas": [], "breach": False})
         return
     from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
-    from mlmm.sampling.uncertainty import biased_term
+    from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_cfg)
     seed = al_cfg["seed"] + 1000 * iteration + walker
@@ -65,9 +68,11 @@ def explore(
         starts, _ = initial_states(system, al_cfg["initial"], n=1, temperature_K=temperature_K, seed=seed,
                                    environment=al_cfg["wigner_environment"], cutoff_ang=system_cfg["embedding_cutoff"])
         start = starts[0]
+    potential = ensemble_potential(system, Ensemble.load(list(models), resolve_device(device)),
+                                   cutoff_ang=system_cfg["embedding_cutoff"], bias=al_cfg.get("bias"))  # optional σ_E² bias
     result = run_mlp_md(
         system,
-        biased_term(Ensemble.load(list(models)), al_cfg.get("bias")),  # optional σ_E² bias (al.bias)
+        potential,
         steps=al_cfg["steps"],
         timestep_fs=al_cfg["timestep"],
         temperature_K=temperature_K,
@@ -76,7 +81,6 @@ def explore(
         seed=seed,
         sigma_stop=al_cfg["sigma_stop"] / scale,
         max_force=al_cfg["max_force"],
-        cutoff_ang=system_cfg["embedding_cutoff"],
         sampler="al_explore",
         iteration=iteration,
         source=f"{structure}:it{iteration}:walker{walker}",

@@ -20,8 +20,8 @@ from mlmm.engines.plumed import biased_calculator, plumed_run_dir, prepare_plume
 log = logging.getLogger(__name__)
 
 
-def run_mlp_metadynamics(system, ensemble, *, plumed_input: str, biasfactor: float | None, out_dir: str | Path, **md_kwargs: Any):
-    """One biased MLP/MM replica (``md_kwargs`` as for :func:`run_mlp_md`); PLUMED files land
+def run_mlp_metadynamics(system, potential, *, plumed_input: str, biasfactor: float | None, out_dir: str | Path, **md_kwargs: Any):
+    """One biased MLP/MM replica on ``potential`` (``md_kwargs`` as for :func:`run_mlp_md`); PLUMED files land
     in ``out_dir``. Returns the :class:`MLPMDResult` (σ and energies unbiased)."""
     from mlmm.dynamics.mlp_md import run_mlp_md
 
@@ -35,7 +35,7 @@ def run_mlp_metadynamics(system, ensemble, *, plumed_input: str, biasfactor: flo
 
     with plumed_run_dir(out_dir, "MLP/MM metadynamics", log):
         try:
-            result = run_mlp_md(system, ensemble, wrap_calculator=wrap, **md_kwargs)
+            result = run_mlp_md(system, potential, wrap_calculator=wrap, **md_kwargs)
         finally:
             for plumed in biased:
                 plumed.plumed.finalize()

@@ -1,8 +1,9 @@
 """MLP/MM molecular dynamics of the full system with an ensemble for the QM region.
 
-E = E_ML(QM atoms | MM charges) + E_TIP3P(MM–MM) + E_LJ(QM–MM). The ensemble sees the Frame cut
-around the QM region (whole molecules within the embedding cutoff); its forces on QM atoms and
-MM sites are mapped back onto the full system. σ (ensemble force spread, eV/Å) is recorded at
+E = E_ML(QM atoms | MM charges) + E_TIP3P(MM–MM) + E_LJ(QM–MM): the ``ensemble``/``delta``
+potential of :mod:`mlmm.potentials`. The ensemble sees the Frame cut around the QM region (whole
+molecules within the embedding cutoff); its forces on QM atoms and MM sites are mapped back onto
+the full system. σ (ensemble force spread, eV/Å) is recorded at
 every saved frame. What a σ above ``sigma_stop`` does is the ``sigma_action``: ``stop`` ends the
 run cleanly (exploration, default), ``warn`` logs and counts it, ``collect`` keeps the Frame for
 labeling and goes on. A force blow-up always stops the run.
@@ -20,7 +21,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 
 from mlmm.dynamics.md import run_langevin
-from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
+from mlmm.potentials import QMMMCalculator
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class MLPMDResult:
 
 def run_mlp_md(
     system,
-    ensemble,
+    potential: QMMMCalculator,
     *,
     steps: int,
     timestep_fs: float,
@@ -58,7 +59,6 @@ def run_mlp_md(
     seed: int,
     sigma_stop: float,
     max_force: float,
-    cutoff_ang: float,
     sampler: str,
     iteration: int,
     source: str,
@@ -67,9 +67,10 @@ def run_mlp_md(
     start: Atoms | None = None,
     wrap_calculator: Callable[[Calculator, Atoms], Calculator] | None = None,
 ) -> MLPMDResult:
-    """Langevin MLP/MM MD (friction 0: NVE velocity Verlet); see module docstring.
+    """Langevin MLP/MM MD (friction 0: NVE velocity Verlet) on ``potential`` (a fresh one per run,
+    from :func:`mlmm.potentials.ensemble_potential`); see module docstring.
 
-    Starts from the system's positions with Maxwell–Boltzmann momenta, or from ``start``
+    Saved Frames are cut with the potential's embedding cutoff. Starts from the system's positions with Maxwell–Boltzmann momenta, or from ``start``
     (positions and momenta of a previous run's ``final_state``). ``wrap_calculator`` may put a
     bias around the MLP/MM calculator (e.g. ASE ``Plumed``); σ and the recorded potential
     energies are always those of the unbiased MLP/MM calculator.
@@ -80,15 +81,14 @@ def run_mlp_md(
     if start is not None:
         atoms.set_positions(start.get_positions())
         atoms.set_momenta(start.get_momenta(), apply_constraint=False)
-    qmmm = QMMMCalculator(system, ensemble, MMForceField(system, cutoff_ang=default_mm_cutoff(system)), cutoff_ang)
-    atoms.calc = wrap_calculator(qmmm, atoms) if wrap_calculator is not None else qmmm
+    atoms.calc = wrap_calculator(potential, atoms) if wrap_calculator is not None else potential
     result = MLPMDResult()
 
     def on_frame(step: int, current: Atoms) -> str | None:
-        sigma = float(qmmm.results["sigma_force"])
+        sigma = float(potential.results["sigma_force"])
         frame, _ = system.cut_frame(
             current.positions,
-            cutoff_ang,
+            potential.cutoff_ang,
             sampler=sampler,
             iteration=iteration,
             source=f"{source}:step{step}",
@@ -98,7 +98,7 @@ def run_mlp_md(
         result.frames.append(frame)
         result.sigmas.append(sigma)
         result.times_fs.append(step * timestep_fs)
-        result.potential_energies.append(float(qmmm.results["energy"]))
+        result.potential_energies.append(float(potential.results["energy"]))
         ekin = float(current.get_kinetic_energy())
         result.kinetic_energies.append(ekin)
         result.temperatures_K.append(2.0 * ekin / (n_dof * units.kB))

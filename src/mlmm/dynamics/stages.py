@@ -29,7 +29,7 @@ def _write_timeseries(path: str, result) -> None:
     atomic_write(path, writer)
 
 
-def production_md_settings(production_cfg: dict[str, Any], system_cfg: dict[str, Any]) -> dict[str, Any]:
+def production_md_settings(production_cfg: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments of :func:`run_mlp_md` shared by all production runs (NVT, NVE, metaD)."""
     cfg = production_cfg
     return dict(
@@ -38,9 +38,16 @@ def production_md_settings(production_cfg: dict[str, Any], system_cfg: dict[str,
         stride=cfg["stride"],
         sigma_stop=cfg["sigma_stop"],
         max_force=cfg["max_force"],
-        cutoff_ang=system_cfg["embedding_cutoff"],
         iteration=-1,
     )
+
+
+def _load_ensemble(models: Sequence[str], device: str):
+    """The production members on the device of ``training.device``."""
+    from mlmm.model.device import resolve_device
+    from mlmm.model.ensemble import Ensemble
+
+    return Ensemble.load(list(models), resolve_device(device))
 
 
 def ran_without_breach(stats: dict[str, Any]) -> bool:
@@ -68,22 +75,24 @@ def production(
     handback_out: str,
     stats_out: str,
     log_path: str,
+    device: str,
     threads: int = 1,
 ) -> None:
     """One NVT replica of MLP/MM MD: DCD trajectory (input atom order) + PDB topology, σ and
-    energies per saved step, Frames handed back to labeling (action ``collect``), and stats."""
+    energies per saved step, Frames handed back to labeling (action ``collect``), and stats.
+    The ensemble runs on ``device`` (``training.device``)."""
     setup_logging(log_path)
     set_threads(threads)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.dynamics.trajectory import write_dcd, write_topology
-    from mlmm.model.ensemble import Ensemble
+    from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_cfg)
     cfg = production_cfg
     seed = cfg["seed"] + replica
     result = run_mlp_md(
         system,
-        Ensemble.load(list(models)),
+        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_cfg["embedding_cutoff"]),
         steps=cfg["steps"],
         friction_per_fs=cfg["friction"],
         seed=seed,
@@ -91,7 +100,7 @@ def production(
         source=f"{structure}:production:{model_label}:replica{replica}",
         keep_full_system=True,
         sigma_action=cfg["sigma_action"],
-        **production_md_settings(cfg, system_cfg),
+        **production_md_settings(cfg),
     )
     snapshots = [system.to_input_order(a) for a in result.snapshots]
     write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg["stride"] * cfg["timestep"] / 1000.0)
@@ -152,33 +161,39 @@ def production_nve(
     timeseries_out: str,
     stats_out: str,
     log_path: str,
+    device: str,
     threads: int = 1,
 ) -> None:
-    """NVT equilibration, then NVE (friction 0) with the final ensemble; total-energy drift."""
+    """NVT equilibration, then NVE (friction 0) with the final ensemble (on ``device``,
+    ``training.device``); total-energy drift."""
     setup_logging(log_path)
     set_threads(threads)
     from mlmm.dynamics.mlp_md import MLPMDResult, run_mlp_md
-    from mlmm.model.ensemble import Ensemble
+    from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_cfg)
-    ensemble = Ensemble.load(list(models))
+    ensemble = _load_ensemble(models, device)
+
+    def potential():  # a fresh calculator (and MM pair list) per run
+        return ensemble_potential(system, ensemble, cutoff_ang=system_cfg["embedding_cutoff"])
+
     cfg = production_cfg
     common = dict(
         seed=cfg["seed"] + 10_000,
         source=f"{structure}:production:nve",
         sigma_action="warn",
-        **production_md_settings(cfg, system_cfg),
+        **production_md_settings(cfg),
     )
     start = None
     if cfg["nve_equilibration_steps"]:
-        equil = run_mlp_md(system, ensemble, steps=cfg["nve_equilibration_steps"], friction_per_fs=cfg["friction"], sampler="nve_equilibration", **common)
+        equil = run_mlp_md(system, potential(), steps=cfg["nve_equilibration_steps"], friction_per_fs=cfg["friction"], sampler="nve_equilibration", **common)
         if equil.stop_reason:  # no NVE run from a blown-up state: report why instead
             _write_timeseries(timeseries_out, MLPMDResult())
             write_json(stats_out, {"steps_requested": cfg["nve_steps"], "steps": 0, "completed": False,
                                    "stop_reason": f"NVT equilibration: {equil.stop_reason}"})
             return
         start = equil.final_state
-    result = run_mlp_md(system, ensemble, steps=cfg["nve_steps"], friction_per_fs=0.0, sampler="nve", start=start, **common)
+    result = run_mlp_md(system, potential(), steps=cfg["nve_steps"], friction_per_fs=0.0, sampler="nve", start=start, **common)
     _write_timeseries(timeseries_out, result)
     series = read_timeseries(timeseries_out)
     # a run that blew up is reported, not fatal: the drift up to the stop is still informative
@@ -231,19 +246,21 @@ def production_metadynamics(
     timeseries_out: str,
     stats_out: str,
     log_path: str,
+    device: str,
     threads: int = 1,
 ) -> None:
-    """One MLP/MM well-tempered metaD replica with the final ensemble (HILLS, COLVAR, σ(t))."""
+    """One MLP/MM well-tempered metaD replica with the final ensemble (on ``device``,
+    ``training.device``): HILLS, COLVAR, σ(t)."""
     setup_logging(log_path)
     set_threads(threads)
     from mlmm.dynamics.metadynamics import run_mlp_metadynamics
-    from mlmm.model.ensemble import Ensemble
+    from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_cfg)
     cfg, metad = production_cfg, production_cfg["metadynamics"]
     result = run_mlp_metadynamics(
         system,
-        Ensemble.load(list(models)),
+        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_cfg["embedding_cutoff"]),
         plumed_input=metad["plumed"],
         biasfactor=metad["biasfactor"],
         out_dir=out_dir,
@@ -253,7 +270,7 @@ def production_metadynamics(
         sampler="production_metad",
         source=f"{structure}:metad:replica{replica}",
         sigma_action=metad["sigma_action"],
-        **production_md_settings(cfg, system_cfg),
+        **production_md_settings(cfg),
     )
     _write_timeseries(timeseries_out, result)
     write_json(

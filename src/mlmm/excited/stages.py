@@ -101,33 +101,37 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
 
 
 def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, Any], system_cfg: dict[str, Any],
-                     frames_out: str, stats_out: str, log_path: str, threads: int = 1) -> None:
+                     frames_out: str, stats_out: str, log_path: str, device: str, threads: int = 1) -> None:
     """Bright-state MLP/MM MD replicas, vertically excited from the ground state.
 
     ``initial``: 'wigner' starts replica r from the r-th Wigner sample of the QM region (positions
     and momenta at ``temperature``, GFN2-xTB Hessian in ``wigner_environment``; MM momenta
     Maxwell–Boltzmann), 'ground_state' from the input structure with Maxwell–Boltzmann momenta.
     Replica r uses seed ``seed + r``; frames before ``relaxation`` fs are discarded (the
-    relaxation from the Franck–Condon region); the rest are written as Frames.
+    relaxation from the Franck–Condon region); the rest are written as Frames. The bright-state
+    ensemble runs on ``device`` (``training.device``).
     """
     setup_logging(log_path)
     set_threads(threads)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.frames import write_frames
+    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
+    from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_cfg)
-    ensemble = Ensemble.load(list(models))
+    ensemble = Ensemble.load(list(models), resolve_device(device))
     starts, initial = initial_states(system, dyn_cfg["initial"], n=dyn_cfg["n_replicas"],
                                      temperature_K=dyn_cfg["temperature"], seed=dyn_cfg["seed"],
                                      environment=dyn_cfg["wigner_environment"], cutoff_ang=system_cfg["embedding_cutoff"])
     kept, replicas = [], []
     for r in range(dyn_cfg["n_replicas"]):
         res = run_mlp_md(
-            system, ensemble, steps=dyn_cfg["steps"], timestep_fs=dyn_cfg["timestep"],
+            system, ensemble_potential(system, ensemble, cutoff_ang=system_cfg["embedding_cutoff"]),
+            steps=dyn_cfg["steps"], timestep_fs=dyn_cfg["timestep"],
             temperature_K=dyn_cfg["temperature"], friction_per_fs=dyn_cfg["friction"], stride=dyn_cfg["stride"],
             seed=dyn_cfg["seed"] + r, sigma_stop=dyn_cfg["sigma_stop"], max_force=dyn_cfg["max_force"],
-            cutoff_ang=system_cfg["embedding_cutoff"], sampler="excited_md", iteration=r,
+            sampler="excited_md", iteration=r,
             source=f"{structure}:excited_replica{r}", start=starts[r],
         )
         n_before = len(kept)

@@ -2,43 +2,25 @@
 
 ``training.delta: xtb`` (Gómez-Flores et al., JCTC 2022, with GFN2-xTB in place of DFTB): the
 baseline is GFN2-xTB of the QM region in the MM point charges (electrostatic embedding via the
-``xtb`` program, :class:`mlmm.engines.xtb.XTBEmbeddingTerm`), the same energy decomposition as the
-PySCF labels, so the correction is a smooth, small function of the QM geometry and the MM field.
+``xtb`` program, QM term ``xtb_point_charges`` of :mod:`mlmm.potentials`), the same energy
+decomposition as the PySCF labels, so the correction is a smooth, small function of the QM geometry and the MM field.
 
 :func:`write_delta_db` turns a labels DB into a labels DB of corrections (same contract, level
-metadata tagged with the baseline); :class:`mlmm.model.ensemble.Ensemble` adds the baseline back
-at run time for members trained on corrections.
+metadata tagged with the baseline); the ``delta`` potential of :mod:`mlmm.potentials` adds the
+baseline back at run time for members trained on corrections.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from ase import Atoms
 
 from mlmm.labeling.db import db_level, read_labelled_frames, write_label_db
+from mlmm.potentials import baseline_term
 
 log = logging.getLogger(__name__)
-
-#: Baselines selectable with ``training.delta`` ("none" = learn the reference directly).
-BASELINES = ("none", "xtb")
-
-
-class QMTerm(Protocol):
-    def compute(self, frame: Atoms) -> dict[str, Any]: ...
-
-
-def make_baseline(name: str) -> QMTerm | None:
-    """The baseline QM term for ``training.delta`` (None for "none")."""
-    if name == "none":
-        return None
-    if name == "xtb":
-        from mlmm.engines.xtb import XTBEmbeddingTerm
-
-        return XTBEmbeddingTerm()
-    raise ValueError(f"unknown Δ-learning baseline {name!r}; known: {BASELINES}")
 
 
 def write_delta_db(labels_db: str, out_db: str, baseline: str) -> dict[str, Any]:
@@ -48,7 +30,7 @@ def write_delta_db(labels_db: str, out_db: str, baseline: str) -> dict[str, Any]
     Returns statistics (eV, eV/Å): mean/std of the energy correction and the force MAE of the
     baseline against the reference on QM atoms and on MM sites.
     """
-    term = make_baseline(baseline)
+    term = baseline_term(baseline)
     if term is None:
         raise ValueError("write_delta_db needs a baseline, got 'none'")
     rows, de, qm_err, mm_err = [], [], [], []

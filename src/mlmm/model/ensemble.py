@@ -2,8 +2,10 @@
 
 σ (eV/Å) = max over atoms of the norm of the per-atom force standard deviation across members
 (QM atoms and MM sites), as in DESIGN.md §2. :meth:`Ensemble.compute` implements the QM-term
-protocol of docs/CONTRACTS.md for MLP/MM dynamics; for Δ-learned members (``mlmm_settings["delta"]``
-not "none") it adds the baseline (:mod:`mlmm.model.baseline`), so MD sees baseline + correction.
+protocol of :mod:`mlmm.potentials` for MLP/MM dynamics; for Δ-learned members (``mlmm_settings["delta"]``
+not "none") it gives the learned correction, and the ``delta`` potential adds the baseline.
+Members run on the device they are given (:func:`mlmm.model.device.resolve_device`); saved
+members load on any device (``map_location``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from mlmm.model.field import MM_CHARGES, QM_MASK, QMPairList, frame_to_inputs
 DB_PROPERTIES = [properties.energy, properties.forces, QM_MASK, MM_CHARGES]
 
 
-def load_model(path: str | Path, device: str = "cpu") -> NeuralNetworkPotential:
-    """Load one member saved with ``torch.save`` (full pickled module) in eval mode."""
+def load_model(path: str | Path, device: torch.device | str) -> NeuralNetworkPotential:
+    """Load one member saved with ``torch.save`` (full pickled module) onto ``device``, in eval mode."""
     model = torch.load(path, map_location=device, weights_only=False)
     return model.eval()
 
@@ -65,11 +67,12 @@ def db_dataset(db_path: str | Path, cutoff_ang: float, float32: bool = True) -> 
 class Ensemble:
     """N independently trained members evaluated on the same inputs."""
 
-    def __init__(self, models: Sequence[NeuralNetworkPotential], device: str = "cpu") -> None:
+    def __init__(self, models: Sequence[NeuralNetworkPotential], device: torch.device | str | None = None) -> None:
+        """``device``: where the members run (None: where the first member's parameters are)."""
         if not models:
             raise ValueError("an ensemble needs at least one model")
-        self.models = [m.to(device).eval() for m in models]
-        self.device = device
+        self.device = torch.device(device) if device is not None else next(models[0].parameters()).device
+        self.models = [m.to(self.device).eval() for m in models]
         self.dtype = next(self.models[0].parameters()).dtype
         # pairs up to the largest member cutoff; a member's cutoff function zeroes the longer ones
         self.cutoff_ang = max(float(m.mlmm_settings["cutoff_ang"]) for m in self.models)
@@ -78,49 +81,31 @@ class Ensemble:
         if len(deltas) != 1:
             raise ValueError(f"ensemble members were trained on different Δ baselines: {sorted(deltas)}")
         self.delta = deltas.pop()
-        self._baseline: Any = None  # created on first use: evaluate_db never needs it
-
-    @property
-    def baseline(self) -> Any:
-        """The Δ-learning baseline QM term (None when the members learned the reference directly)."""
-        if self._baseline is None and self.delta != "none":
-            from mlmm.model.baseline import make_baseline
-
-            self._baseline = make_baseline(self.delta)
-        return self._baseline
 
     @classmethod
-    def load(cls, model_paths: Sequence[str | Path], device: str = "cpu") -> "Ensemble":
-        """Load the members written by :func:`mlmm.model.train.train_member`."""
+    def load(cls, model_paths: Sequence[str | Path], device: torch.device | str) -> "Ensemble":
+        """Load the members written by :func:`mlmm.model.train.train_member` onto ``device``."""
         return cls([load_model(p, device) for p in model_paths], device=device)
 
     def _to_device(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in inputs.items()}
 
-    def compute(self, frame: Atoms, with_baseline: bool = True) -> dict[str, Any]:
+    def compute(self, frame: Atoms) -> dict[str, Any]:
         """QM term of one Frame: ``energy`` (eV, member mean), ``forces`` ((n_atoms,3) eV/Å, mean),
         ``sigma_force`` (eV/Å), ``energies`` (per member, eV), ``member_forces`` ((M,n_atoms,3) eV/Å).
 
-        For Δ-learned members the baseline is added (``with_baseline=False``: the correction alone).
+        For Δ-learned members this is the correction alone (:class:`mlmm.potentials.DeltaTerm`
+        adds the baseline).
         """
         inputs = self._to_device(frame_to_inputs(frame, self.pair_list, self.dtype))
         energies, forces = predict(self.models, inputs)
-        result = {
+        return {
             "energy": float(energies.mean()),
             "forces": forces.mean(0).double().cpu().numpy(),
             "sigma_force": float(force_spread(forces).max()),
             "energies": energies[:, 0].double().cpu().numpy(),
             "member_forces": forces.double().cpu().numpy(),
         }
-        if with_baseline and self.baseline is not None:
-            base = self.baseline.compute(frame)
-            e0, f0 = float(base["energy"]), np.asarray(base["forces"], float)
-            result["energy"] += e0
-            result["forces"] = result["forces"] + f0
-            result["energies"] = result["energies"] + e0
-            result["member_forces"] = result["member_forces"] + f0[None]
-            result["baseline_energy"] = e0
-        return result
 
     def evaluate_db(
         self,

@@ -62,13 +62,15 @@ def train_member(
 def evaluate_ensemble(
     models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any], out: str, log_path: str, threads: int = 1
 ) -> None:
-    """Ensemble MAEs on the held-out test frames (identical for all members, never trained on)."""
+    """Ensemble MAEs on the held-out test frames (identical for all members, never trained on);
+    members run on ``training.device``."""
     setup_logging(log_path)
     set_threads(threads)
+    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load(list(models))
+    ensemble = Ensemble.load(list(models), resolve_device(training_cfg["device"]))
     db_path, test_idx, workdir = held_out_test_set(list(dbs), test_fraction=training_cfg["test_fraction"])
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx) if len(test_idx) else {}
@@ -90,11 +92,12 @@ def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str, log
 
 
 def _held_out(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Ensemble evaluation (with per-atom arrays) on the held-out test frames of ``dbs``."""
+    """Ensemble evaluation (with per-atom arrays) on the held-out test frames of ``dbs``, on ``training.device``."""
+    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load(list(models))
+    ensemble = Ensemble.load(list(models), resolve_device(training_cfg["device"]))
     db_path, test_idx, workdir = held_out_test_set(list(dbs), test_fraction=training_cfg["test_fraction"])
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx, return_arrays=True) if len(test_idx) else {}
@@ -191,22 +194,26 @@ def field_ablation(
     set_threads(threads)
     from mlmm.engines.pyscf_qmmm import LevelOfTheory
     from mlmm.frames import read_frames
+    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.environment_scan import environment_scan
     from mlmm.model.plots import plot_environment_scan
+    from mlmm.potentials import ensemble_term
 
     result: dict[str, Any] = {"units": {"energy": "eV", "force": "eV/Ang"}}
-    ensembles = {}
+    terms = {}  # QM terms of the scan: baseline + correction for Δ-trained members
     closest = closest_mm_distances(heldout_db)
+    device = resolve_device(training_cfg["device"])
     for name, models in (("with_field", field_models), ("without_field", nofield_models)):
-        ensembles[name] = ensemble = Ensemble.load(list(models))
+        ensemble = Ensemble.load(list(models), device)
+        terms[name] = ensemble_term(ensemble)
         separate = ensemble.evaluate_db(heldout_db)
         result[name] = {
             "separate_trajectory": {**_errors(separate), **energy_error_analysis(separate["energy_error"], closest)},
             "test_split": _errors(_held_out(models, dbs, training_cfg)),
         }
     level = LevelOfTheory.from_config(level_cfg)
-    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], level, ensembles)
+    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], level, terms)
     plot_environment_scan(result["environment_scan"], scan_png)
     sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
     result["field_improves"] = {

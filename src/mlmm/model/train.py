@@ -30,6 +30,7 @@ from schnetpack.train import ModelCheckpoint
 from torchmetrics import MeanAbsoluteError
 
 from mlmm.frames import atomic_write
+from mlmm.model.device import lightning_accelerator, resolve_device
 from mlmm.model.ensemble import Ensemble, db_dataset, load_model
 from mlmm.model.nn import (
     ARCHITECTURE_DEFAULTS,
@@ -58,6 +59,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "lr_schedule": "plateau",
     "warm_start": False,
     "delta": "none",
+    "device": "auto",
 }
 #: Learning-rate schedules: ReduceLROnPlateau on val_loss, cosine decay to MIN_LR over max_epochs, constant.
 LR_SCHEDULES = ("plateau", "cosine", "constant")
@@ -185,7 +187,7 @@ def _scheduler(s: Mapping[str, Any]) -> dict[str, Any]:
 
 def _warm_start(model: torch.nn.Module, init_from: str | Path) -> bool:
     """Copy weights and energy reference of a previous member into ``model`` if the architectures match."""
-    previous = load_model(init_from)
+    previous = load_model(init_from, "cpu")  # the fresh model is still on the CPU here
     same = previous.mlmm_settings == model.mlmm_settings and {
         k: v.shape for k, v in previous.state_dict().items()
     } == {k: v.shape for k, v in model.state_dict().items()}
@@ -211,7 +213,9 @@ def train_member(
     MSE(F on MM sites) (separate terms, see :class:`mlmm.model.nn.SplitForces`); Adam with the
     ``lr_schedule`` and early stopping on the validation loss; the best epoch is kept. With
     ``warm_start`` and ``init_from`` (the previous iteration's member) training starts from those
-    weights instead of a fresh initialisation. ``delta`` names the baseline the DBs' labels are
+    weights instead of a fresh initialisation. ``device`` (``training.device``: auto | cpu | cuda)
+    is where training and the final evaluation run; the saved model is on the CPU and loads on
+    any device. ``delta`` names the baseline the DBs' labels are
     corrections to; it is stored on the model so :class:`Ensemble` adds it back. Returns (and
     writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
     ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
@@ -220,6 +224,7 @@ def train_member(
     """
     t0 = time.perf_counter()
     s = resolve_settings(settings)
+    device = resolve_device(s["device"])
     log_path = Path(log_dir)
     log_path.mkdir(parents=True, exist_ok=True)
     Path(model_out).parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +235,8 @@ def train_member(
         train_idx, val_idx, test_idx = split_indices(
             db_path, seed=seed, val_fraction=s["val_fraction"], test_fraction=s["test_fraction"]
         )
-        log.info("member seed %d: %d train, %d val, %d test frames", seed, len(train_idx), len(val_idx), len(test_idx))
+        log.info("member seed %d: %d train, %d val, %d test frames on %s", seed, len(train_idx), len(val_idx),
+                 len(test_idx), device)
         data = db_dataset(db_path, s["cutoff_ang"])
         train_frames = [split_force_targets(data[i]) for i in train_idx]
         val_frames = [split_force_targets(data[i]) for i in val_idx]
@@ -260,7 +266,7 @@ def train_member(
         )
         logger = CSVLogger(save_dir=str(log_path), name="", version="")
         trainer = pl.Trainer(
-            accelerator="cpu", devices=1, max_epochs=s["max_epochs"], inference_mode=False,
+            accelerator=lightning_accelerator(device), devices=1, max_epochs=s["max_epochs"], inference_mode=False,
             callbacks=[checkpoint, EarlyStopping("val_loss", patience=s["patience"], mode="min")],
             logger=logger, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, log_every_n_steps=1,
@@ -274,12 +280,13 @@ def train_member(
                 AtomsLoader(val_frames, batch_size=s["batch_size"]),
             )
 
-        best = load_model(best_path)
+        best = load_model(best_path, device)
         errors = {}
         for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
-            r = Ensemble([best]).evaluate_db(db_path, idx) if idx else {}
+            r = Ensemble([best], device).evaluate_db(db_path, idx) if idx else {}
             for key in ("energy_mae", "force_mae_qm", "force_mae_mm"):
                 errors[f"{name}_{key}"] = r.get(key)
+    best = best.cpu()  # saved from the CPU: the file does not depend on where it was trained
     atomic_write(model_out, lambda tmp: torch.save(best, tmp))
     metrics = {
         **errors,

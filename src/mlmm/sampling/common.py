@@ -1,4 +1,4 @@
-"""Pieces shared by the samplers: the xTB/MM potential, QM re-embedding, geometry filters.
+"""Pieces shared by the samplers: the xTB/MM atoms, QM re-embedding, geometry filters.
 
 A sampler that changes only the QM coordinates (normal modes, Wigner, PCA) keeps the MM
 environment of a reference Frame: the new QM geometry is rigidly aligned (Kabsch, mass
@@ -10,23 +10,20 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from mlmm.engines.xtb import XTBTerm, xtb_charges
 from mlmm.frames import qm_mask, validate_frame
-from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
+from mlmm.potentials import build_potential
 from mlmm.system import System
 
 
-def xtb_mm_atoms(system: System, cutoff_ang: float) -> Atoms:
-    """Full-system atoms with the xTB/MM calculator of the xtb_md sampler attached.
+def xtb_mm_atoms(system: System, cutoff_ang: float, mm_cutoff_ang: float | None = None) -> Atoms:
+    """Full-system atoms with the samplers' xTB/MM potential (``xtb`` of :mod:`mlmm.potentials`) attached.
 
     GFN2-xTB (vacuum) on the QM region, TIP3P water, QM–MM LJ and a mechanical-embedding
-    Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry.
+    Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry;
+    ``mm_cutoff_ang`` (None: 9 Å or half the shortest box edge) is the switched MM cutoff.
     """
-    symbols = system.atoms.get_chemical_symbols()[: system.n_qm]
-    q_qm = xtb_charges(symbols, system.whole_qm_positions(system.atoms.positions), system.qm_charge, system.multiplicity)
     atoms = system.atoms.copy()
-    mm_ff = MMForceField(system, cutoff_ang=default_mm_cutoff(system), qm_charges_e=q_qm)
-    atoms.calc = QMMMCalculator(system, XTBTerm(), mm_ff, cutoff_ang)
+    atoms.calc = build_potential("xtb", system, cutoff_ang=cutoff_ang, mm_cutoff_ang=mm_cutoff_ang)
     return atoms
 
 

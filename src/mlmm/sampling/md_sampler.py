@@ -13,8 +13,7 @@ import numpy as np
 from ase import Atoms
 
 from mlmm.dynamics.md import run_langevin
-from mlmm.engines.xtb import XTBTerm, xtb_charges
-from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
+from mlmm.sampling.common import xtb_mm_atoms
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -51,15 +50,7 @@ def sample_xtb_md(
     if n_frames < 1 or stride < 1 or equilibration_steps < 0:
         raise ValueError(f"sample_xtb_md: need n_frames >= 1, stride >= 1, equilibration_steps >= 0 "
                          f"(got {n_frames}, {stride}, {equilibration_steps})")
-    qm_symbols = system.atoms.get_chemical_symbols()[: system.n_qm]
-    q_qm = xtb_charges(qm_symbols, system.whole_qm_positions(system.atoms.positions),
-                       system.qm_charge, system.multiplicity)
-    log.info("xtb_md: fixed GFN2 Mulliken charges of the QM region (e): %s", np.round(q_qm, 3).tolist())
-    if mm_cutoff_ang is None:
-        mm_cutoff_ang = default_mm_cutoff(system)
-    mm_ff = MMForceField(system, cutoff_ang=mm_cutoff_ang, qm_charges_e=q_qm)
-    atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, XTBTerm(), mm_ff, cutoff_ang)
+    atoms = xtb_mm_atoms(system, cutoff_ang, mm_cutoff_ang)
     frames: list[Atoms] = []
     temperatures: list[float] = []
 

@@ -24,8 +24,8 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 from ase.optimize import BFGS
 
-from mlmm.engines.xtb import XTBTerm
 from mlmm.frames import make_frame
+from mlmm.potentials import qm_term
 from mlmm.sampling.common import embed_qm, min_qm_distance, xtb_mm_atoms
 from mlmm.system import System
 
@@ -123,7 +123,7 @@ def qm_potential(system: System, environment: str, cutoff_ang: float) -> tuple[C
         frame = make_frame(system.atoms.get_chemical_symbols()[:n_qm], start, [], np.zeros((0, 3)), [],
                            qm_charge=system.qm_charge, multiplicity=system.multiplicity, sampler="normal_modes",
                            iteration=0, source=system.source, seed=0)
-        term = XTBTerm()
+        term = qm_term("xtb")
 
         def vacuum(qm_pos: np.ndarray) -> tuple[float, np.ndarray]:
             frame.positions = qm_pos

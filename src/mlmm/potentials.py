@@ -1,0 +1,229 @@
+"""QM/MM potentials: the QM-term protocol and the one place that builds a potential from a name.
+
+A QM/MM potential is an ASE calculator on the full system (:class:`QMMMCalculator`): a QM term
+evaluated on the Frame cut around the QM region plus an MM part on all atoms. The two are
+independent: the QM term returns energy and forces on the QM atoms *and* on every MM site of the
+Frame it sees (its electrostatic coupling, if any); the MM part adds what it computes itself
+(MM–MM, QM–MM Lennard-Jones, and for mechanical embedding the fixed-charge Coulomb term). An MM
+engine only needs ``energy_forces(positions_ang)`` (:class:`MMTerm`).
+
+:func:`build_potential` knows four potentials (:data:`POTENTIALS`):
+
+``xtb``
+    GFN2-xTB (tblite, vacuum) on the QM region + mechanical embedding: the MM force field's
+    Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry (the
+    samplers' potential).
+``xtb_point_charges``
+    GFN2-xTB of the QM region in the MM point charges (``xtb`` program, ``$embedding``; forces on
+    the MM sites too) + MM force field without QM charges.
+``ensemble``
+    The ML ensemble's mean on the Frame (QM atoms and MM sites) + MM force field without QM charges.
+``delta``
+    Baseline QM term (``training.delta`` of the members) + the ensemble's learned correction
+    (:class:`DeltaTerm`) + MM force field without QM charges.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from mlmm.mm import MMForceField, default_mm_cutoff
+from mlmm.system import System
+
+if TYPE_CHECKING:  # torch is imported only where an ensemble is used
+    from mlmm.model.ensemble import Ensemble
+
+log = logging.getLogger(__name__)
+
+
+class QMTerm(Protocol):
+    """QM part of a QM/MM potential, evaluated on a Frame (see docs/CONTRACTS.md)."""
+
+    def compute(self, frame: Atoms) -> dict[str, Any]:
+        """``energy`` (eV), ``forces`` ((n_frame, 3) eV/Å on QM atoms and MM sites), optional
+        ``sigma_force`` (eV/Å, ensemble uncertainty)."""
+        ...
+
+
+class MMTerm(Protocol):
+    """MM part of a QM/MM potential on the full system (any MM engine)."""
+
+    def energy_forces(self, positions_ang: np.ndarray) -> tuple[float, np.ndarray]:
+        """Energy (eV) and forces ((n_atoms, 3) eV/Å) of the full system's MM terms."""
+        ...
+
+
+class QMMMCalculator(Calculator):
+    """ASE calculator for the full system: QM term on the cut Frame + MM part on all atoms.
+
+    ``results`` hold ``energy``/``forces`` (eV, eV/Å) plus ``qm_energy``, ``mm_energy`` and the QM
+    term's ``sigma_force`` (eV/Å) when it gives one. ``cutoff_ang`` is the embedding cutoff of the
+    Frame (whole molecules within it).
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, system: System, qm_term: QMTerm, mm: MMTerm, cutoff_ang: float) -> None:
+        super().__init__()
+        self.system = system
+        self.qm_term = qm_term
+        self.mm = mm
+        self.cutoff_ang = float(cutoff_ang)
+
+    def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
+                  system_changes: list[str] = all_changes) -> None:
+        """Evaluate the QM term on the cut Frame and the MM part on all atoms."""
+        super().calculate(atoms, properties or ["energy"], system_changes)
+        pos = self.atoms.positions
+        frame, index = self.system.cut_frame(
+            pos, self.cutoff_ang, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
+        )
+        qm = self.qm_term.compute(frame)
+        e_mm, forces = self.mm.energy_forces(pos)
+        forces[index] += np.asarray(qm["forces"], float)
+        e_qm = float(qm["energy"])
+        self.results = {
+            "energy": e_qm + e_mm,
+            "free_energy": e_qm + e_mm,
+            "forces": forces,
+            "qm_energy": e_qm,
+            "mm_energy": e_mm,
+        }
+        if qm.get("sigma_force") is not None:
+            self.results["sigma_force"] = float(qm["sigma_force"])
+
+
+class DeltaTerm:
+    """Δ-learning QM term: baseline QM term + the ensemble's learned correction.
+
+    ``compute`` returns the ensemble's keys with the baseline added to ``energy``, ``forces``,
+    ``energies`` and ``member_forces`` (so σ and the member spread are those of the correction),
+    plus ``baseline_energy`` (eV).
+    """
+
+    def __init__(self, baseline: QMTerm, ensemble: "Ensemble") -> None:
+        self.baseline = baseline
+        self.ensemble = ensemble
+
+    def compute(self, frame: Atoms) -> dict[str, Any]:
+        result = self.ensemble.compute(frame)
+        base = self.baseline.compute(frame)
+        e0, f0 = float(base["energy"]), np.asarray(base["forces"], float)
+        result["energy"] += e0
+        result["forces"] = result["forces"] + f0
+        result["energies"] = result["energies"] + e0
+        result["member_forces"] = result["member_forces"] + f0[None]
+        result["baseline_energy"] = e0
+        return result
+
+
+def _xtb_mechanical() -> QMTerm:
+    from mlmm.engines.xtb import XTBTerm
+
+    return XTBTerm()
+
+
+def _xtb_point_charges() -> QMTerm:
+    from mlmm.engines.xtb import XTBEmbeddingTerm
+
+    return XTBEmbeddingTerm()
+
+
+#: QM terms that need no trained model, by name.
+QM_TERMS: dict[str, Callable[[], QMTerm]] = {"xtb": _xtb_mechanical, "xtb_point_charges": _xtb_point_charges}
+#: ``training.delta`` value -> QM term of the Δ-learning baseline ("none": learn the reference).
+BASELINE_TERMS: dict[str, str | None] = {"none": None, "xtb": "xtb_point_charges"}
+
+
+def qm_term(name: str) -> QMTerm:
+    """A fresh QM term without a trained model: ``xtb`` (tblite, vacuum) or ``xtb_point_charges``."""
+    if name not in QM_TERMS:
+        raise ValueError(f"unknown QM term {name!r}; known: {sorted(QM_TERMS)}")
+    return QM_TERMS[name]()
+
+
+def baseline_term(delta: str) -> QMTerm | None:
+    """The baseline QM term of ``training.delta`` (None for "none")."""
+    if delta not in BASELINE_TERMS:
+        raise ValueError(f"unknown Δ-learning baseline {delta!r}; known: {sorted(BASELINE_TERMS)}")
+    name = BASELINE_TERMS[delta]
+    return None if name is None else qm_term(name)
+
+
+def ensemble_potential_name(ensemble: "Ensemble") -> str:
+    """``delta`` for members trained on corrections to a baseline, ``ensemble`` otherwise."""
+    return "ensemble" if ensemble.delta == "none" else "delta"
+
+
+def ensemble_term(ensemble: "Ensemble", bias: Mapping[str, Any] | None = None) -> QMTerm:
+    """The QM term of trained members: the ensemble itself or, for Δ-trained members, baseline +
+    correction; with ``bias`` (``al.bias``, kind ``sigma``) wrapped in the σ_E² bias."""
+    from mlmm.sampling.uncertainty import biased_term
+
+    base = baseline_term(ensemble.delta)
+    return biased_term(ensemble if base is None else DeltaTerm(base, ensemble), bias)
+
+
+def _xtb_parts(system: System, mm_cutoff_ang: float) -> tuple[QMTerm, MMTerm]:
+    """tblite GFN2-xTB + MM with the QM region's GFN2 Mulliken charges fixed at the start geometry."""
+    from mlmm.engines.xtb import xtb_charges
+
+    charges = xtb_charges(system.atoms.get_chemical_symbols()[: system.n_qm],
+                          system.whole_qm_positions(system.atoms.positions), system.qm_charge, system.multiplicity)
+    log.info("xtb: fixed GFN2 Mulliken charges of the QM region (e): %s", np.round(charges, 3).tolist())
+    return qm_term("xtb"), MMForceField(system, cutoff_ang=mm_cutoff_ang, qm_charges_e=charges)
+
+
+def _xtb_point_charge_parts(system: System, mm_cutoff_ang: float) -> tuple[QMTerm, MMTerm]:
+    """xtb-program GFN2-xTB in the MM point charges + MM without QM charges."""
+    return qm_term("xtb_point_charges"), MMForceField(system, cutoff_ang=mm_cutoff_ang)
+
+
+#: QM/MM potentials :func:`build_potential` builds; ``ensemble``/``delta`` need trained members.
+POTENTIALS = ("xtb", "xtb_point_charges", "ensemble", "delta")
+_MODEL_FREE: dict[str, Callable[[System, float], tuple[QMTerm, MMTerm]]] = {
+    "xtb": _xtb_parts, "xtb_point_charges": _xtb_point_charge_parts,
+}
+
+
+def build_potential(
+    name: str,
+    system: System,
+    *,
+    cutoff_ang: float,
+    mm_cutoff_ang: float | None = None,
+    ensemble: "Ensemble | None" = None,
+    bias: Mapping[str, Any] | None = None,
+) -> QMMMCalculator:
+    """The QM/MM potential ``name`` (:data:`POTENTIALS`, see module docstring) of ``system``.
+
+    ``cutoff_ang``: embedding cutoff of the QM term's Frame (Å); ``mm_cutoff_ang``: switched MM and
+    QM–MM cutoff (Å; None: 9 Å or half the shortest box edge). ``ensemble`` (loaded members) and
+    ``bias`` (``al.bias``) are for ``ensemble``/``delta`` only; the members' ``training.delta`` must
+    match the name (``delta`` iff they learned corrections).
+    """
+    if name not in POTENTIALS:
+        raise ValueError(f"unknown QM/MM potential {name!r}; known: {list(POTENTIALS)}")
+    mm_cutoff = default_mm_cutoff(system) if mm_cutoff_ang is None else mm_cutoff_ang
+    if name in _MODEL_FREE:
+        if ensemble is not None or bias is not None:
+            raise ValueError(f"QM/MM potential {name!r} takes no ensemble or bias")
+        term, mm = _MODEL_FREE[name](system, mm_cutoff)
+        return QMMMCalculator(system, term, mm, cutoff_ang)
+    if ensemble is None:
+        raise ValueError(f"QM/MM potential {name!r} needs the trained ensemble")
+    if ensemble_potential_name(ensemble) != name:
+        raise ValueError(f"QM/MM potential {name!r}: the members were trained with training.delta "
+                         f"{ensemble.delta!r}; use {ensemble_potential_name(ensemble)!r}")
+    return QMMMCalculator(system, ensemble_term(ensemble, bias), MMForceField(system, cutoff_ang=mm_cutoff), cutoff_ang)
+
+
+def ensemble_potential(system: System, ensemble: "Ensemble", *, cutoff_ang: float,
+                       bias: Mapping[str, Any] | None = None) -> QMMMCalculator:
+    """The MLP/MM potential of trained members (``ensemble`` or ``delta``, from their training.delta)."""
+    return build_potential(ensemble_potential_name(ensemble), system, cutoff_ang=cutoff_ang, ensemble=ensemble, bias=bias)
