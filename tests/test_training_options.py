@@ -76,7 +76,7 @@ def test_field_ablation_stage(dbs, first, tmp_path):
                  log_dir=str(tmp_path / "log"))
     assert not load_model(blind, "cpu").mlmm_settings["use_field"]
     out = tmp_path / "ablation.json"
-    cfg = {"test_fraction": 0.3}
+    cfg = {"test_fraction": 0.3, "device": "auto"}
     field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], [dbs["train"]], cfg,
                    {"method": "hf", "basis": "sto-3g"}, str(out), str(tmp_path / "scan.png"), str(tmp_path / "a.log"))
     result = json.loads(out.read_text())

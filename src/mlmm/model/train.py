@@ -215,8 +215,8 @@ def train_member(
     ``warm_start`` and ``init_from`` (the previous iteration's member) training starts from those
     weights instead of a fresh initialisation. ``device`` (``training.device``: auto | cpu | cuda)
     is where training and the final evaluation run; the saved model is on the CPU and loads on
-    any device. ``delta`` names the baseline the DBs' labels are
-    corrections to; it is stored on the model so :class:`Ensemble` adds it back. Returns (and
+    any device. ``delta`` names the baseline the DBs' labels are corrections to; it is stored on
+    the model so MD uses the ``delta`` potential (:mod:`mlmm.potentials`). Returns (and
     writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
     ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
     (per epoch), best_val_loss, seconds, n_parameters, seed, energy_reference, settings; test entries
