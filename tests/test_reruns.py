@@ -105,18 +105,6 @@ def test_forcerun_one_rule_and_one_file(finished: Path) -> None:
     assert only == {"production": 1}
 
 
-def test_more_iterations_run_only_the_new_ones(finished: Path) -> None:
-    # extending the finished 1-iteration run to 2 (default rerun triggers, params included)
-    _set(finished, "al", "max_iterations", 2)
-    out = run_snakemake(finished, "-n").stdout
-    jobs = _jobs(out)
-    _check(jobs, {"explore": 1, "select": 1, "label_chunk": 1, "merge_labels": 1, "train_member": 2,
-                  "evaluate_ensemble": 1, "calibrate": 1, "summary": 1, "all": 1})
-    # every scheduled per-iteration job belongs to the new iteration 2
-    assert set(re.findall(r"\bit=(\d+)", out)) == {"2"}, out
-    assert not re.search(r"output: .*/it[01][/_]", out), out
-
-
 def test_changed_topology_reruns_every_rule_that_loads_the_system(tmp_path: Path) -> None:
     work = make_workdir(tmp_path, {**TINY, "system": {"topology": "charges.psf"}})
     (work / "charges.psf").write_text("stand-in: the dry runs below never read it\n")

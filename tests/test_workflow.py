@@ -144,3 +144,12 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     # rerunning is a no-op
     out = run_snakemake(work, "-n").stdout
     assert "Nothing to be done" in out
+    # extending the run by one AL iteration (default rerun triggers, params included) schedules
+    # only iteration-2 jobs and what uses the final models, never a job of iterations 0-1
+    config = yaml.safe_load((work / "config" / "config.yaml").read_text())
+    config["al"]["max_iterations"] = 2
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    out = run_snakemake(work, "-n").stdout
+    assert re.search(r"^explore\s+1$", out, flags=re.MULTILINE) and re.search(r"^train_member\s+2$", out, flags=re.MULTILINE), out
+    assert set(re.findall(r"\bit=(\d+)", out)) == {"2"}, out
+    assert not re.search(r"output: .*/it[01][/_]", out), out

@@ -79,7 +79,7 @@ if config["excited"]["activate"]:
         params:
             al=al_params("bright", SELECT_KEYS),
 
-    rule excited_label_selected:
+    use rule excited_labels as excited_label_selected with:
         """TDA/TDDFT bright-state labels (energy, forces on QM atoms and MM charges) of the selected frames."""
         input:
             frames=f"{EXC}/al/it{{it}}/selected.extxyz",
@@ -90,18 +90,8 @@ if config["excited"]["activate"]:
             f"{LOGS}/excited/al/it{{it}}/label.log",
         benchmark:
             f"{R}/benchmarks/excited/label_it{{it}}.tsv"
-        conda:
-            f"{ENVS}/labeling.yaml"
-        threads: config["threads"]["labeling"]
-        resources:
-            mem_mb=8000,
-            runtime=600,
         params:
             n_frames=config["excited"]["al"]["max_selected"],
-            level=config["excited"]["level"],
-            td=config["excited"]["td"],
-        script:
-            f"{SCRIPTS}/excited_label.py"
 
     rule excited_property_model:
         """Kernel-ridge model of the bright state's excitation energy and oscillator strength (geometry + MM potential)."""
@@ -165,7 +155,7 @@ if config["excited"]["activate"]:
         script:
             f"{SCRIPTS}/excited_predict.py"
 
-    rule excited_reference:
+    use rule excited_labels as excited_reference with:
         """TDA/TDDFT directly on a subset of the excited-state trajectory frames (reference check)."""
         input:
             frames=rules.excited_dynamics.output.frames,
@@ -175,18 +165,8 @@ if config["excited"]["activate"]:
             f"{LOGS}/excited/reference.log",
         benchmark:
             f"{R}/benchmarks/excited/reference.tsv"
-        conda:
-            f"{ENVS}/labeling.yaml"
-        threads: config["threads"]["labeling"]
-        resources:
-            mem_mb=8000,
-            runtime=600,
         params:
             n_frames=config["excited"]["reference"]["n_frames"],
-            level=config["excited"]["level"],
-            td=config["excited"]["td"],
-        script:
-            f"{SCRIPTS}/excited_label.py"
 
     rule spectra:
         """Absorption (nuclear ensemble), ML emission, Stokes shift; ML vs TDDFT emission on the same frames."""
