@@ -17,7 +17,6 @@ LOGS = f"{R}/logs"
 ENVS = "../../envs"
 SCRIPTS = "../../scripts"
 EXC = f"{R}/excited"
-SURFACES = ("ground", "bright")
 ACTIVE_SAMPLERS = [name for name, s in config["sampling"].items() if s["activate"]]
 # Extra JSON files merged into results/summary.json under their key; rule files register
 # theirs here (summary.smk is included last).
