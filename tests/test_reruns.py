@@ -7,7 +7,9 @@ stores after a real run. Then the README's dry runs must list exactly the stages
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -26,10 +28,8 @@ def _jobs(dry_run_output: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in rows if rule != "total"}
 
 
-@pytest.fixture
-def finished(tmp_path: Path) -> Path:
-    """A working directory whose whole tiny DAG is recorded as up to date."""
-    work = make_workdir(tmp_path, TINY)
+def _finish(work: Path) -> Path:
+    """Record the whole DAG of ``work`` as up to date (outputs created empty, then --touch)."""
     listing = run_snakemake(work, "--summary").stdout
     outputs = [line.split("\t", 1)[0] for line in listing.splitlines()[1:] if "\t" in line]
     assert "results/summary.json" in outputs and "results/report/overview.json" in outputs
@@ -39,6 +39,12 @@ def finished(tmp_path: Path) -> Path:
     run_snakemake(work, "--touch", "--cores", "1")
     assert _jobs(run_snakemake(work, "-n").stdout) == {}
     return work
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> Path:
+    """A working directory whose whole tiny DAG is recorded as up to date."""
+    return _finish(make_workdir(tmp_path, TINY))
 
 
 def _set(work: Path, section: str, key: str, value) -> None:
@@ -97,3 +103,17 @@ def test_forcerun_one_rule_and_one_file(finished: Path) -> None:
     # -f on one output file reruns that one job and nothing downstream
     only = _jobs(run_snakemake(finished, "-n", "-f", "results/production/final/replica0/stats.json").stdout)
     assert only == {"production": 1}
+
+
+def test_changed_topology_reruns_every_rule_that_loads_the_system(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path, {**TINY, "system": {"topology": "charges.psf"}})
+    (work / "charges.psf").write_text("stand-in: the dry runs below never read it\n")
+    _finish(work)
+    later = time.time() + 60
+    os.utime(work / "charges.psf", (later, later))
+    out = run_snakemake(work, "-n", "--rerun-triggers", "mtime").stdout
+    assert re.search(r"rule prepare_system:\n\s+input: [^\n]*charges\.psf", out), out
+    jobs = _jobs(out)
+    loaders = {"prepare_system": 1, "sample_xtb_md": 1, "explore": 1, "production": 3, "production_nve": 1,
+               "production_metadynamics": 2}
+    assert {rule: jobs.get(rule, 0) for rule in loaders} == loaders, jobs

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import ROOT, SNAKEMAKE, make_workdir, run_snakemake
 
@@ -39,6 +41,46 @@ def test_bad_config_fails_with_field_name(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "al.max_iterations: 'two' is not of type 'integer'" in proc.stdout + proc.stderr
+
+
+def _dry_run_fails(work: Path) -> str:
+    proc = subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "-n"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("field", ["structure", "topology"])
+def test_missing_system_file_fails_at_dag_time_with_field_name(tmp_path: Path, field: str) -> None:
+    work = make_workdir(tmp_path, {"system": {field: "data/no_such_file.prmtop"}})
+    out = _dry_run_fails(work)
+    assert f"config system.{field}: file 'data/no_such_file.prmtop' does not exist" in out, out
+
+
+def test_logs_live_in_the_results_dir(tmp_path: Path) -> None:
+    # two runs with different results directories must not share a log file
+    work = make_workdir(tmp_path, {"results_dir": "run_a", "training": {"field_ablation": {"activate": True}}})
+    out = run_snakemake(work, "-n").stdout
+    logs = re.findall(r"^\s+log: (.+)$", out, flags=re.MULTILINE)
+    assert len(logs) > 20 and all(path.startswith("run_a/logs/") for path in logs), logs
+
+
+def test_resources_are_set_once(tmp_path: Path) -> None:
+    """Memory and wall time come from the rules (every job has both); the SLURM profile sets only
+    cluster-specific resources (account, partition, GPU gres), never a second size."""
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.v8+.yaml").read_text())
+    sections = [profile["default-resources"], *profile["set-resources"].values()]
+    assert not [key for section in sections for key in section if key in ("mem_mb", "runtime")], profile
+    assert {"train_member", "train_member_nofield", "excited_train_member"} <= set(profile["set-resources"])
+    work = make_workdir(tmp_path, {"training": {"field_ablation": {"activate": True}}})
+    for extra in ([], ["--configfile", str(ROOT / "config/examples/chromophore.yaml")]):
+        out = run_snakemake(work, "-n", *extra).stdout
+        blocks = re.findall(r"^(?:local)?rule (\w+):\n((?:\s{4}.*\n)+)", out, flags=re.MULTILINE)
+        assert len(blocks) > 30
+        lacking = {rule for rule, body in blocks if rule != "all" and not re.search(r"resources: .*runtime=.*mem_mb=|resources: .*mem_mb=.*runtime=", body)}
+        assert not lacking, lacking
 
 
 TINY = {
@@ -102,3 +144,12 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     # rerunning is a no-op
     out = run_snakemake(work, "-n").stdout
     assert "Nothing to be done" in out
+    # extending the run by one AL iteration (default rerun triggers, params included) schedules
+    # only iteration-2 jobs and what uses the final models, never a job of iterations 0-1
+    config = yaml.safe_load((work / "config" / "config.yaml").read_text())
+    config["al"]["max_iterations"] = 2
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    out = run_snakemake(work, "-n").stdout
+    assert re.search(r"^explore\s+1$", out, flags=re.MULTILINE) and re.search(r"^train_member\s+2$", out, flags=re.MULTILINE), out
+    assert set(re.findall(r"\bit=(\d+)", out)) == {"2"}, out
+    assert not re.search(r"output: .*/it[01][/_]", out), out

@@ -1,10 +1,38 @@
+# The AL settings each per-iteration rule reads (mlmm.al.stages.explore / select): only these
+# are its params, so raising al.max_iterations or al.n_walkers reruns no finished iteration.
+EXPLORE_KEYS = (
+    "seed",
+    "steps",
+    "stride",
+    "timestep",
+    "temperature",
+    "temperatures",
+    "friction",
+    "sigma_stop",
+    "max_force",
+    "calibrated_thresholds",
+    "bias",
+    "initial",
+    "wigner_environment",
+)
+SELECT_KEYS = (
+    "sigma_lo",
+    "sigma_hi",
+    "max_selected",
+    "converged_fraction",
+    "validation_tolerance",
+    "calibrated_thresholds",
+)
+
+
 rule explore:
     """MLP/MM MD walker with the previous iteration's ensemble; stops at a σ breach or blow-up."""
     input:
-        structure=config["system"]["structure"],
-        models=lambda wc: member_models(int(wc.it) - 1),
-        previous=lambda wc: selection_of(int(wc.it) - 1),
-        calibration=lambda wc: calibration_of(int(wc.it) - 1),
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
+        models=lambda wc: member_models("ground", int(wc.it) - 1),
+        previous=lambda wc: selection_of("ground", int(wc.it) - 1),
+        calibration=lambda wc: calibration_of("ground", int(wc.it) - 1),
     output:
         frames=f"{R}/al/it{{it}}/walker{{walker}}.extxyz",
         stats=f"{R}/al/it{{it}}/walker{{walker}}.json",
@@ -17,9 +45,9 @@ rule explore:
     threads: config["threads"]["md"]
     resources:
         mem_mb=4000,
-        runtime=120,
+        runtime=240,
     params:
-        al=config["al"],
+        al=al_params("ground", EXPLORE_KEYS),
         system=config["system"],
     script:
         f"{SCRIPTS}/explore.py"
@@ -28,11 +56,11 @@ rule explore:
 rule select:
     """Trust window on σ, then farthest-point diversity, capped; decides convergence (σ, breaches, validation)."""
     input:
-        frames=expand(f"{R}/al/it{{{{it}}}}/walker{{walker}}.extxyz", walker=WALKERS),
-        stats=expand(f"{R}/al/it{{{{it}}}}/walker{{walker}}.json", walker=WALKERS),
-        previous=lambda wc: selection_of(int(wc.it) - 1),
-        evaluations=lambda wc: evaluations_before(int(wc.it)),
-        calibration=lambda wc: calibration_of(int(wc.it) - 1),
+        frames=lambda wc: walker_outputs("ground", wc.it, "extxyz"),
+        stats=lambda wc: walker_outputs("ground", wc.it, "json"),
+        previous=lambda wc: selection_of("ground", int(wc.it) - 1),
+        evaluations=lambda wc: evaluations_before("ground", int(wc.it)),
+        calibration=lambda wc: calibration_of("ground", int(wc.it) - 1),
     output:
         selected=f"{R}/al/it{{it}}/selected.extxyz",
         selection=f"{R}/al/it{{it}}/selection.json",
@@ -44,6 +72,6 @@ rule select:
         mem_mb=2000,
         runtime=10,
     params:
-        al=config["al"],
+        al=al_params("ground", SELECT_KEYS),
     script:
         f"{SCRIPTS}/select.py"

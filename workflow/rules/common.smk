@@ -1,15 +1,22 @@
-"""Shared paths and helpers: iterations, chunks and members are wildcards so `snakemake -n` shows the whole DAG."""
+"""Shared paths and helpers: iterations, chunks and members are wildcards so `snakemake -n` shows the whole DAG.
+
+The active-learning loop runs on two surfaces with the same rules (the bright-state rules
+reuse the ground-state ones with other paths): "ground" (results/labels, models, al; settings
+`al`, `training`) and "bright" (the excited-state loop under results/excited; `excited.al` over
+`al`, `excited.training` over `training`). The path helpers below take the surface.
+"""
 
 import math
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 R = config["results_dir"]
-LOGS = "logs"
+# logs live with the results they explain, so two results directories never share a log
+LOGS = f"{R}/logs"
 ENVS = "../../envs"
 SCRIPTS = "../../scripts"
-N_ITER = config["al"]["max_iterations"]
-ITERATIONS = list(range(N_ITER + 1))
-MEMBERS = list(range(config["training"]["n_members"]))
-WALKERS = list(range(config["al"]["n_walkers"]))
+EXC = f"{R}/excited"
 ACTIVE_SAMPLERS = [name for name, s in config["sampling"].items() if s["activate"]]
 # Extra JSON files merged into results/summary.json under their key; rule files register
 # theirs here (summary.smk is included last).
@@ -23,6 +30,83 @@ wildcard_constraints:
     chunk=r"\d+",
     member=r"\d+",
     walker=r"\d+",
+
+
+def input_file(field: str) -> list:
+    """The file a `system.<key>` config field names, as a rule input ([] when the field is null).
+
+    Checked here, when the DAG is built, so a missing file fails at once with the field's name
+    instead of as a FileNotFoundError inside a job; as a rule input, a changed file reruns the
+    jobs that read it.
+    """
+    path = config["system"][field]
+    if path is None:
+        return []
+    if not Path(path).is_file():
+        raise WorkflowError(
+            f"config system.{field}: file {path!r} does not exist "
+            f"(relative paths start at the working directory {Path.cwd()})"
+        )
+    return [path]
+
+
+# The structure and the optional charge topology: inputs of every rule that loads the system.
+STRUCTURE = input_file("structure")[0]
+TOPOLOGY = input_file("topology")
+
+
+def surface_dir(surface: str) -> str:
+    """Results folder of a surface's models and AL iterations."""
+    return {"ground": R, "bright": EXC}[surface]
+
+
+def al_settings(surface: str) -> dict:
+    """The `al` section the surface's loop runs with (the bright loop: excited.al over al)."""
+    if surface == "ground":
+        return config["al"]
+    return {**config["al"], **config["excited"]["al"]}
+
+
+def training_settings(surface: str) -> dict:
+    """The `training` section the surface's members train with (bright: excited.training over training)."""
+    if surface == "ground":
+        return config["training"]
+    excited = config["excited"]["training"]
+    return {
+        **config["training"],
+        **{k: v for k, v in excited.items() if k != "n_members"},
+    }
+
+
+def al_params(surface: str, keys: tuple) -> dict:
+    """Only the AL settings one rule reads, in a fixed order.
+
+    A rule's params are its rerun trigger: the whole `al` section there would rerun every
+    iteration when `al.max_iterations` is raised to extend a run.
+    """
+    al = al_settings(surface)
+    return {k: al[k] for k in keys if k in al}
+
+
+def last_iteration(surface: str) -> int:
+    return al_settings(surface)["max_iterations"]
+
+
+def members(surface: str) -> list:
+    """Ensemble member indices of a surface."""
+    section = (
+        config["training"] if surface == "ground" else config["excited"]["training"]
+    )
+    return list(range(section["n_members"]))
+
+
+def walkers(surface: str) -> list:
+    """Exploration walker indices of a surface's AL iterations."""
+    return list(range(al_settings(surface)["n_walkers"]))
+
+
+N_ITER = last_iteration("ground")
+ITERATIONS = list(range(N_ITER + 1))
 
 
 def n_frames_to_label(it: int) -> int:
@@ -45,27 +129,77 @@ def frames_to_label(wildcards):
     return f"{R}/al/it{it}/selected.extxyz"
 
 
-def label_dbs_up_to(it: int) -> list:
-    return [f"{R}/labels/it{i}/labels.db" for i in range(it + 1)]
+def label_dbs_up_to(surface: str, it: int) -> list:
+    """Label databases of iterations 0..it (bright: the TDDFT labels of the ground-state samples, then AL)."""
+    if surface == "ground":
+        return [f"{R}/labels/it{i}/labels.db" for i in range(it + 1)]
+    return [f"{EXC}/labels/bright.db"] + [
+        f"{EXC}/al/it{i}/bright.db" for i in range(1, it + 1)
+    ]
 
 
-def member_models(it: int) -> list:
-    return [f"{R}/models/it{it}/member{m}.pt" for m in MEMBERS]
+def bright_records_up_to(it: int) -> list:
+    """Excited-state label records (all states) of the bright-surface databases up to `it`."""
+    return [f"{EXC}/labels/records.json"] + [
+        f"{EXC}/al/it{i}/records.json" for i in range(1, it + 1)
+    ]
 
 
-def selection_of(it: int) -> list:
+# Training data (issue 4): Δ-learning trains on corrections to a baseline.
+DELTA = config["training"]["delta"]
+ABLATION = config["training"]["field_ablation"]
+
+
+def training_db(labels_db: str) -> str:
+    """The DB a ground-state member trains on: the labels, or their corrections to the Δ baseline."""
+    if DELTA == "none":
+        return labels_db
+    return labels_db[: -len("labels.db")] + f"delta_{DELTA}.db"
+
+
+def training_dbs_up_to(surface: str, it: int) -> list:
+    """The DBs a member of iteration `it` trains on (Δ targets on the ground surface only)."""
+    dbs = label_dbs_up_to(surface, it)
+    return [training_db(p) for p in dbs] if surface == "ground" else dbs
+
+
+def member_models(surface: str, it: int) -> list:
+    return [
+        f"{surface_dir(surface)}/models/it{it}/member{m}.pt" for m in members(surface)
+    ]
+
+
+def previous_member(surface: str, it: int, member) -> list:
+    """The same member of the previous iteration (warm start); none for iteration 0."""
+    if it < 1:
+        return []
+    return [f"{surface_dir(surface)}/models/it{it - 1}/member{member}.pt"]
+
+
+def walker_outputs(surface: str, it, ext: str) -> list:
+    """One file per exploration walker of iteration `it` (`ext`: extxyz frames or json stats)."""
+    return [
+        f"{surface_dir(surface)}/al/it{it}/walker{w}.{ext}" for w in walkers(surface)
+    ]
+
+
+def selection_of(surface: str, it: int) -> list:
     """Selection record of iteration `it` (none for the initial iteration 0)."""
-    return [f"{R}/al/it{it}/selection.json"] if it >= 1 else []
+    return [f"{surface_dir(surface)}/al/it{it}/selection.json"] if it >= 1 else []
 
 
-def evaluations_before(it: int) -> list:
-    """Held-out test errors of the models trained before iteration `it` (oldest first)."""
+def evaluations_before(surface: str, it: int) -> list:
+    """Held-out test errors of the models trained before iteration `it` (oldest first); the
+    bright-state ensembles are not evaluated, so their convergence has no validation term.
+    """
+    if surface == "bright":
+        return []
     return [f"{R}/models/it{i}/ensemble.json" for i in range(it)]
 
 
-def calibration_of(it: int) -> list:
-    """σ calibration of iteration `it`'s ensemble, when the trust levels are calibrated."""
-    if config["al"]["calibrated_thresholds"]:
+def calibration_of(surface: str, it: int) -> list:
+    """σ calibration of iteration `it`'s ensemble, when the trust levels are calibrated (ground only)."""
+    if surface == "ground" and config["al"]["calibrated_thresholds"]:
         return [f"{R}/models/it{it}/calibration.json"]
     return []
 
@@ -84,22 +218,7 @@ def production_replicas(model: str) -> list:
 
 def production_models(wildcards) -> list:
     """Members of the ensemble a production replica runs with (final or iteration 0)."""
-    return member_models(N_ITER if wildcards.model == "final" else 0)
+    return member_models("ground", N_ITER if wildcards.model == "final" else 0)
 
 
 METAD_REPLICAS = list(range(config["production"]["metadynamics"]["replicas"]))
-
-# Training data (issue 4): Δ-learning trains on corrections to a baseline.
-DELTA = config["training"]["delta"]
-ABLATION = config["training"]["field_ablation"]
-
-
-def training_db(labels_db: str) -> str:
-    """The DB a member trains on: the labels, or their corrections to the Δ baseline."""
-    if DELTA == "none":
-        return labels_db
-    return labels_db[: -len("labels.db")] + f"delta_{DELTA}.db"
-
-
-def training_dbs_up_to(it: int) -> list:
-    return [training_db(p) for p in label_dbs_up_to(it)]

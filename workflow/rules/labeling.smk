@@ -14,7 +14,7 @@ rule label_chunk:
     threads: config["threads"]["labeling"]
     resources:
         mem_mb=8000,
-        runtime=240,
+        runtime=480,
     params:
         level=config["labeling"]["level"],
         chunk_size=config["labeling"]["chunk_size"],

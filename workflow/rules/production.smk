@@ -1,7 +1,8 @@
 rule production:
     """NVT MLP/MM MD replica: E_ML(QM | MM charges) + TIP3P + QM–MM Lennard-Jones."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
         models=production_models,
     output:
         trajectory=f"{PROD}/{{model}}/replica{{replica}}/trajectory.dcd",
@@ -18,7 +19,7 @@ rule production:
     threads: config["threads"]["md"]
     resources:
         mem_mb=4000,
-        runtime=240,
+        runtime=1440,
     params:
         production=config["production"],
         system=config["system"],
@@ -29,8 +30,9 @@ rule production:
 rule production_nve:
     """NVE check with the final ensemble: total-energy drift per atom per ps."""
     input:
-        structure=config["system"]["structure"],
-        models=member_models(N_ITER),
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
+        models=member_models("ground", N_ITER),
     output:
         timeseries=f"{PROD}/nve/timeseries.csv",
         stats=f"{PROD}/nve/stats.json",
@@ -76,7 +78,7 @@ rule production_stability:
 rule production_analysis:
     """MDAnalysis: solvent RDF, CV time series and histograms, σ(t), NVE energy; plots."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
         final=[f"{d}/stats.json" for d in production_replicas("final")],
         initial=(
             [f"{d}/stats.json" for d in production_replicas("initial")]
@@ -170,8 +172,9 @@ if config["production"]["sigma_action"] == "collect":
 rule production_metadynamics:
     """MLP/MM well-tempered metaD replica (PLUMED) with the final ensemble."""
     input:
-        structure=config["system"]["structure"],
-        models=member_models(N_ITER),
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
+        models=member_models("ground", N_ITER),
     output:
         hills=f"{PROD}/metadynamics/replica{{replica}}/HILLS",
         colvar=f"{PROD}/metadynamics/replica{{replica}}/COLVAR",

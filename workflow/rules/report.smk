@@ -5,7 +5,9 @@ rule report_overview:
     """σ histograms of the AL walkers per iteration and the AL table (labels, errors, selection)."""
     input:
         walker_stats=[
-            f"{R}/al/it{it}/walker{w}.json" for it in ITERATIONS[1:] for w in WALKERS
+            f"{R}/al/it{it}/walker{w}.json"
+            for it in ITERATIONS[1:]
+            for w in walkers("ground")
         ],
         label_reports=[f"{R}/labels/it{i}/report.json" for i in ITERATIONS],
         evaluations=[f"{R}/models/it{i}/ensemble.json" for i in ITERATIONS],
@@ -30,7 +32,7 @@ rule report_overview:
         mem_mb=1000,
         runtime=10,
     params:
-        walkers=WALKERS,
+        walkers=walkers("ground"),
         al=config["al"],
     script:
         f"{SCRIPTS}/report_overview.py"

@@ -1,7 +1,8 @@
 rule sample_xtb_md:
     """GFN2-xTB/TIP3P Langevin MD (mechanical embedding); a Frame every `stride` steps."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/xtb_md/frames.extxyz",
@@ -26,7 +27,8 @@ rule sample_xtb_md:
 rule sample_metadynamics:
     """Well-tempered PLUMED metadynamics on xTB/TIP3P (CVs/bias in PLUMED syntax); HILLS, COLVAR, FES."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/metadynamics/frames.extxyz",
@@ -59,7 +61,8 @@ rule sample_metadynamics:
 rule sample_normal_modes:
     """Normal-mode displacements (GFN2-xTB Hessian) at T, re-embedded in xtb_md environment snapshots."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
         environment=rules.sample_xtb_md.output.frames,
     output:
         frames=f"{R}/sampling/normal_modes/frames.extxyz",
@@ -89,7 +92,8 @@ rule sample_normal_modes:
 rule sample_wigner:
     """Harmonic Wigner positions and momenta at T (quantum), re-embedded in xtb_md environment snapshots."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
         environment=rules.sample_xtb_md.output.frames,
     output:
         frames=f"{R}/sampling/wigner/frames.extxyz",
@@ -144,7 +148,8 @@ rule sample_pca:
 rule sample_adaptive:
     """Short xTB/TIP3P runs restarted from the least-visited CV bins until coverage stops growing."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/adaptive/frames.extxyz",

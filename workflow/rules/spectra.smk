@@ -2,10 +2,6 @@
 ensemble, bright-state ensemble and property model, excited-state MLP/MM MD, absorption and
 emission spectra, and the TDDFT reference check on trajectory frames."""
 
-
-include: "excited_common.smk"
-
-
 if config["excited"]["activate"]:
 
     rule excited_labels:
@@ -32,16 +28,12 @@ if config["excited"]["activate"]:
         script:
             f"{SCRIPTS}/excited_label.py"
 
-    rule excited_train_member:
+    use rule train_member as excited_train_member with:
         """Bright-state ensemble member of iteration `it`: the ordinary field-aware SchNet training on all bright-state labels so far."""
         input:
-            dbs=lambda wc: exc_dbs_up_to(int(wc.it)),
-            selection=lambda wc: exc_selection_of(int(wc.it)),
-            previous=lambda wc: (
-                [f"{EXC}/models/it{int(wc.it) - 1}/member{wc.member}.pt"]
-                if int(wc.it) >= 1
-                else []
-            ),
+            dbs=lambda wc: training_dbs_up_to("bright", int(wc.it)),
+            selection=lambda wc: selection_of("bright", int(wc.it)),
+            previous=lambda wc: previous_member("bright", int(wc.it), wc.member),
         output:
             model=f"{EXC}/models/it{{it}}/member{{member}}.pt",
             metrics=f"{EXC}/models/it{{it}}/member{{member}}.json",
@@ -49,70 +41,45 @@ if config["excited"]["activate"]:
             f"{LOGS}/excited/training/it{{it}}/member{{member}}.log",
         benchmark:
             f"{R}/benchmarks/excited/train_it{{it}}_member{{member}}.tsv"
-        conda:
-            f"{ENVS}/training.yaml"
-        threads: config["threads"]["training"]
-        resources:
-            mem_mb=8000,
-            runtime=720,
         params:
-            training=EXC_TRAINING,
+            training=training_settings("bright"),
             logdir=lambda wc: f"{LOGS}/excited/training/it{wc.it}/member{wc.member}",
-        script:
-            f"{SCRIPTS}/train_member.py"
 
-    rule excited_explore:
+    use rule explore as excited_explore with:
         """Active learning on the bright-state surface: MLP/MM MD walker with the previous bright-state ensemble."""
         input:
-            structure=config["system"]["structure"],
-            models=lambda wc: exc_models(int(wc.it) - 1),
-            previous=lambda wc: exc_selection_of(int(wc.it) - 1),
-            calibration=[],
+            structure=STRUCTURE,
+            topology=TOPOLOGY,
+            models=lambda wc: member_models("bright", int(wc.it) - 1),
+            previous=lambda wc: selection_of("bright", int(wc.it) - 1),
+            calibration=lambda wc: calibration_of("bright", int(wc.it) - 1),
         output:
             frames=f"{EXC}/al/it{{it}}/walker{{walker}}.extxyz",
             stats=f"{EXC}/al/it{{it}}/walker{{walker}}.json",
         log:
             f"{LOGS}/excited/al/it{{it}}/walker{{walker}}.log",
-        conda:
-            f"{ENVS}/md.yaml"
-        threads: config["threads"]["md"]
-        resources:
-            mem_mb=4000,
-            runtime=120,
+        benchmark:
+            f"{R}/benchmarks/excited/explore_it{{it}}_walker{{walker}}.tsv"
         params:
-            al=EXC_AL,
-            system=config["system"],
-        script:
-            f"{SCRIPTS}/explore.py"
+            al=al_params("bright", EXPLORE_KEYS),
 
-    rule excited_select:
+    use rule select as excited_select with:
         """Trust window on the bright-state ensemble σ, diversity, cap; decides convergence of the bright-state loop."""
         input:
-            frames=expand(
-                f"{EXC}/al/it{{{{it}}}}/walker{{walker}}.extxyz", walker=EXC_WALKERS
-            ),
-            stats=expand(
-                f"{EXC}/al/it{{{{it}}}}/walker{{walker}}.json", walker=EXC_WALKERS
-            ),
-            previous=lambda wc: exc_selection_of(int(wc.it) - 1),
-            evaluations=[],
-            calibration=[],
+            frames=lambda wc: walker_outputs("bright", wc.it, "extxyz"),
+            stats=lambda wc: walker_outputs("bright", wc.it, "json"),
+            previous=lambda wc: selection_of("bright", int(wc.it) - 1),
+            evaluations=lambda wc: evaluations_before("bright", int(wc.it)),
+            calibration=lambda wc: calibration_of("bright", int(wc.it) - 1),
         output:
             selected=f"{EXC}/al/it{{it}}/selected.extxyz",
             selection=f"{EXC}/al/it{{it}}/selection.json",
         log:
             f"{LOGS}/excited/al/it{{it}}/select.log",
-        conda:
-            f"{ENVS}/md.yaml"
-        resources:
-            mem_mb=2000,
-            runtime=10,
         params:
-            al=EXC_AL,
-        script:
-            f"{SCRIPTS}/select.py"
+            al=al_params("bright", SELECT_KEYS),
 
-    rule excited_label_selected:
+    use rule excited_labels as excited_label_selected with:
         """TDA/TDDFT bright-state labels (energy, forces on QM atoms and MM charges) of the selected frames."""
         input:
             frames=f"{EXC}/al/it{{it}}/selected.extxyz",
@@ -123,24 +90,14 @@ if config["excited"]["activate"]:
             f"{LOGS}/excited/al/it{{it}}/label.log",
         benchmark:
             f"{R}/benchmarks/excited/label_it{{it}}.tsv"
-        conda:
-            f"{ENVS}/labeling.yaml"
-        threads: config["threads"]["labeling"]
-        resources:
-            mem_mb=8000,
-            runtime=600,
         params:
             n_frames=config["excited"]["al"]["max_selected"],
-            level=config["excited"]["level"],
-            td=config["excited"]["td"],
-        script:
-            f"{SCRIPTS}/excited_label.py"
 
     rule excited_property_model:
         """Kernel-ridge model of the bright state's excitation energy and oscillator strength (geometry + MM potential)."""
         input:
-            dbs=exc_dbs_up_to(EXC_N_ITER),
-            records=exc_records_up_to(EXC_N_ITER),
+            dbs=label_dbs_up_to("bright", last_iteration("bright")),
+            records=bright_records_up_to(last_iteration("bright")),
         output:
             model=f"{EXC}/property_model.npz",
             metrics=f"{EXC}/property_model.json",
@@ -159,8 +116,9 @@ if config["excited"]["activate"]:
     rule excited_dynamics:
         """Bright-state MLP/MM MD from Wigner samples or the ground-state structure (vertical excitation); relaxation discarded."""
         input:
-            structure=config["system"]["structure"],
-            models=exc_models(EXC_N_ITER),
+            structure=STRUCTURE,
+            topology=TOPOLOGY,
+            models=member_models("bright", last_iteration("bright")),
         output:
             frames=f"{EXC}/dynamics/frames.extxyz",
             stats=f"{EXC}/dynamics/stats.json",
@@ -197,7 +155,7 @@ if config["excited"]["activate"]:
         script:
             f"{SCRIPTS}/excited_predict.py"
 
-    rule excited_reference:
+    use rule excited_labels as excited_reference with:
         """TDA/TDDFT directly on a subset of the excited-state trajectory frames (reference check)."""
         input:
             frames=rules.excited_dynamics.output.frames,
@@ -207,18 +165,8 @@ if config["excited"]["activate"]:
             f"{LOGS}/excited/reference.log",
         benchmark:
             f"{R}/benchmarks/excited/reference.tsv"
-        conda:
-            f"{ENVS}/labeling.yaml"
-        threads: config["threads"]["labeling"]
-        resources:
-            mem_mb=8000,
-            runtime=600,
         params:
             n_frames=config["excited"]["reference"]["n_frames"],
-            level=config["excited"]["level"],
-            td=config["excited"]["td"],
-        script:
-            f"{SCRIPTS}/excited_label.py"
 
     rule spectra:
         """Absorption (nuclear ensemble), ML emission, Stokes shift; ML vs TDDFT emission on the same frames."""
@@ -229,7 +177,8 @@ if config["excited"]["activate"]:
             property_metrics=rules.excited_property_model.output.metrics,
             dynamics_stats=rules.excited_dynamics.output.stats,
             selections=[
-                f"{EXC}/al/it{i}/selection.json" for i in range(1, EXC_N_ITER + 1)
+                f"{EXC}/al/it{i}/selection.json"
+                for i in range(1, last_iteration("bright") + 1)
             ],
         output:
             absorption_csv=f"{EXC}/spectra/absorption.csv",

@@ -1,7 +1,8 @@
 rule prepare_system:
     """Read the structure, select the QM region, assign MM charges and cut the first Frame."""
     input:
-        structure=config["system"]["structure"],
+        structure=STRUCTURE,
+        topology=TOPOLOGY,
     output:
         frame=f"{R}/system/initial_frame.extxyz",
         info=f"{R}/system/system.json",

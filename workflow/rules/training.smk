@@ -26,13 +26,9 @@ rule delta_labels:
 rule train_member:
     """One ensemble member on all labels up to this iteration (own seed and train/val split)."""
     input:
-        dbs=lambda wc: training_dbs_up_to(int(wc.it)),
-        selection=lambda wc: selection_of(int(wc.it)),
-        previous=lambda wc: (
-            [f"{R}/models/it{int(wc.it) - 1}/member{wc.member}.pt"]
-            if int(wc.it) >= 1
-            else []
-        ),
+        dbs=lambda wc: training_dbs_up_to("ground", int(wc.it)),
+        selection=lambda wc: selection_of("ground", int(wc.it)),
+        previous=lambda wc: previous_member("ground", int(wc.it), wc.member),
     output:
         model=f"{R}/models/it{{it}}/member{{member}}.pt",
         metrics=f"{R}/models/it{{it}}/member{{member}}.json",
@@ -44,10 +40,10 @@ rule train_member:
         f"{ENVS}/training.yaml"
     threads: config["threads"]["training"]
     resources:
-        mem_mb=8000,
+        mem_mb=16000,
         runtime=720,
     params:
-        training=config["training"],
+        training=training_settings("ground"),
         logdir=lambda wc: f"{LOGS}/training/it{wc.it}/member{wc.member}",
     script:
         f"{SCRIPTS}/train_member.py"
@@ -56,8 +52,8 @@ rule train_member:
 rule evaluate_ensemble:
     """Ensemble errors on the held-out test frames of all labels so far (never trained on)."""
     input:
-        models=lambda wc: member_models(int(wc.it)),
-        dbs=lambda wc: training_dbs_up_to(int(wc.it)),
+        models=lambda wc: member_models("ground", int(wc.it)),
+        dbs=lambda wc: training_dbs_up_to("ground", int(wc.it)),
     output:
         f"{R}/models/it{{it}}/ensemble.json",
     log:
@@ -77,8 +73,8 @@ rule evaluate_ensemble:
 rule calibrate:
     """σ vs true max force error on the held-out frames: Spearman ρ and the σ scale factor."""
     input:
-        models=lambda wc: member_models(int(wc.it)),
-        dbs=lambda wc: training_dbs_up_to(int(wc.it)),
+        models=lambda wc: member_models("ground", int(wc.it)),
+        dbs=lambda wc: training_dbs_up_to("ground", int(wc.it)),
     output:
         f"{R}/models/it{{it}}/calibration.json",
     log:
@@ -98,9 +94,9 @@ rule calibrate:
 rule training_plots:
     """Learning curves, parity plots (energy, QM and MM forces) and σ calibration for the report."""
     input:
-        metrics=[f"{R}/models/it{N_ITER}/member{m}.json" for m in MEMBERS],
-        models=member_models(N_ITER),
-        dbs=training_dbs_up_to(N_ITER),
+        metrics=[f"{R}/models/it{N_ITER}/member{m}.json" for m in members("ground")],
+        models=member_models("ground", N_ITER),
+        dbs=training_dbs_up_to("ground", N_ITER),
         calibrations=[f"{R}/models/it{i}/calibration.json" for i in ITERATIONS],
     output:
         learning=report(
@@ -133,34 +129,24 @@ rule training_plots:
         f"{SCRIPTS}/training_plots.py"
 
 
-rule ablation_sample:
+use rule sample_xtb_md as ablation_sample with:
     """Held-out frames from a separate xTB trajectory (own seed) for the field ablation."""
-    input:
-        structure=config["system"]["structure"],
-        system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/ablation/heldout/frames.extxyz",
         stats=f"{R}/ablation/heldout/sampling.json",
     log:
         f"{LOGS}/ablation/sample.log",
-    conda:
-        f"{ENVS}/sampling.yaml"
-    threads: config["threads"]["sampling"]
-    resources:
-        mem_mb=4000,
-        runtime=120,
+    benchmark:
+        f"{R}/benchmarks/ablation/sample.tsv"
     params:
-        system=config["system"],
         sampler={
             **config["sampling"]["xtb_md"],
             "seed": ABLATION["seed"],
             "n_frames": ABLATION["n_frames"],
         },
-    script:
-        f"{SCRIPTS}/sample_xtb_md.py"
 
 
-rule ablation_label:
+use rule label_chunk as ablation_label with:
     """PySCF labels of the held-out frames (one chunk)."""
     input:
         frames=rules.ablation_sample.output.frames,
@@ -169,20 +155,13 @@ rule ablation_label:
         report=f"{R}/ablation/heldout/chunk{{chunk}}.json",
     log:
         f"{LOGS}/ablation/label_chunk{{chunk}}.log",
-    conda:
-        f"{ENVS}/labeling.yaml"
-    threads: config["threads"]["labeling"]
-    resources:
-        mem_mb=8000,
-        runtime=240,
+    benchmark:
+        f"{R}/benchmarks/ablation/label_chunk{{chunk}}.tsv"
     params:
-        level=config["labeling"]["level"],
         chunk_size=ABLATION["n_frames"],
-    script:
-        f"{SCRIPTS}/label_chunk.py"
 
 
-rule ablation_labels_db:
+use rule merge_labels as ablation_labels_db with:
     """The held-out labels under the name the Δ rule expects."""
     input:
         dbs=[f"{R}/ablation/heldout/chunk0.db"],
@@ -192,19 +171,12 @@ rule ablation_labels_db:
         report=f"{R}/ablation/heldout/report.json",
     log:
         f"{LOGS}/ablation/merge.log",
-    conda:
-        f"{ENVS}/labeling.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        f"{SCRIPTS}/merge_labels.py"
 
 
-rule train_member_nofield:
+use rule train_member as train_member_nofield with:
     """Ablation member: same data, settings and seed as the final member, but no MM field input."""
     input:
-        dbs=training_dbs_up_to(N_ITER),
+        dbs=training_dbs_up_to("ground", N_ITER),
         selection=[],
         previous=[],
     output:
@@ -214,27 +186,25 @@ rule train_member_nofield:
         f"{LOGS}/ablation/nofield_it{{it}}_member{{member}}.log",
     benchmark:
         f"{R}/benchmarks/ablation/nofield_it{{it}}_member{{member}}.tsv"
-    conda:
-        f"{ENVS}/training.yaml"
-    threads: config["threads"]["training"]
-    resources:
-        mem_mb=8000,
-        runtime=720,
     params:
-        training={**config["training"], "use_field": False, "warm_start": False},
+        training={
+            **training_settings("ground"),
+            "use_field": False,
+            "warm_start": False,
+        },
         logdir=lambda wc: f"{LOGS}/ablation/nofield_it{wc.it}_member{wc.member}",
-    script:
-        f"{SCRIPTS}/train_member.py"
 
 
 rule field_ablation:
     """Held-out errors (separate trajectory and test split) and environment scan, with and without field."""
     input:
-        field=member_models(N_ITER),
-        nofield=[f"{R}/ablation/nofield/it{N_ITER}/member{m}.pt" for m in MEMBERS],
+        field=member_models("ground", N_ITER),
+        nofield=[
+            f"{R}/ablation/nofield/it{N_ITER}/member{m}.pt" for m in members("ground")
+        ],
         heldout=training_db(f"{R}/ablation/heldout/labels.db"),
         heldout_frames=rules.ablation_sample.output.frames,
-        dbs=training_dbs_up_to(N_ITER),
+        dbs=training_dbs_up_to("ground", N_ITER),
     output:
         json=f"{R}/ablation/field_ablation.json",
         scan=report(
