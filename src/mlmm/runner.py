@@ -15,6 +15,7 @@ Stage functions stay plain (paths and values in, a record out) and callable with
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -53,8 +54,18 @@ def run_stage(smk: Any, stage: Callable[..., T], /, *, record_out: str | None = 
 
 
 def _append_traceback(log_path: str, rule: str) -> None:
-    """Append the traceback of the exception being handled to the rule's log file."""
+    """Append the traceback of the exception being handled to the rule's log file (through the
+    log's own file handler, so later log records cannot overwrite it)."""
+    text = f"Traceback of rule {rule}:\n{traceback.format_exc()}"
+    target = os.path.abspath(log_path)
     for handler in logging.getLogger().handlers:
-        handler.flush()
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename == target and handler.stream:
+            handler.acquire()
+            try:
+                handler.stream.write(text)
+                handler.flush()
+            finally:
+                handler.release()
+            return
     with Path(log_path).open("a") as fh:
-        fh.write(f"Traceback of rule {rule}:\n{traceback.format_exc()}")
+        fh.write(text)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WalkerStats(Record):
-    """``al/it{i}/walker{w}/stats.json``: one exploration walker (σ in raw eV/Å, times in ps).
+    """``al/it{i}/walker{w}.json``: one exploration walker (σ in raw eV/Å, times in ps).
 
     A walker skipped because AL had converged has only ``skipped``, ``converged_at``, ``sigmas``
     (empty), ``breach`` and ``stop_reason`` (None).

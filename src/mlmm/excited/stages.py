@@ -46,7 +46,7 @@ class PropertyPrediction(Record):
 
 @dataclass
 class PropertyPredictions(Record):
-    """``excited/predictions.json``: the property model on every excited-state trajectory frame."""
+    """``excited/dynamics/predictions.json``: the property model on every excited-state trajectory frame."""
 
     frames: str
     n_extrapolated: int

@@ -79,7 +79,8 @@ class ExcitedFrameLabel(Record):
 
 @dataclass
 class ExcitedLabels(Record):
-    """``excited/labels.json`` (and the reference/AL label files): TDA/TDDFT of a subset of frames.
+    """``excited/labels/records.json`` (also ``excited/reference/``, ``excited/al/it{i}/``): TDA/TDDFT
+    of a subset of frames.
 
     ``n_training_rows`` (bright-state label DB rows: unambiguous frames) only where a DB was written.
     """

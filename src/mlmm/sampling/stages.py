@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SamplerStats(Record):
-    """``samples/{sampler}/stats.json``: frames and wall time (s) of one sampler, plus the
+    """``sampling/{sampler}/stats.json``: frames and wall time (s) of one sampler, plus the
     sampler's own statistics (``details``, stored flat beside the common keys)."""
 
     sampler: str
@@ -35,7 +35,7 @@ class SamplerTotals(Record):
 
 @dataclass
 class SamplingSummary(Record):
-    """``samples/summary.json``: per active sampler its frames and wall time (s), and their total."""
+    """``sampling/summary.json``: per active sampler its frames and wall time (s), and their total."""
 
     samplers: dict[str, SamplerTotals]
     n_frames: int
@@ -212,5 +212,6 @@ def summarize_samplers(stats: Sequence[str]) -> SamplingSummary:
     for path in stats:
         s = SamplerStats.from_json(path)
         table[s.sampler] = SamplerTotals(s.n_frames, s.wall_s)
-    log.info("samplers: %s", table)
-    return SamplingSummary(table, sum(v.n_frames for v in table.values()))
+    summary = SamplingSummary(table, sum(v.n_frames for v in table.values()))
+    log.info("samplers: %s", summary.to_dict())
+    return summary
