@@ -15,7 +15,8 @@ configfile: "config/config.yaml"
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 # every job (rule scripts, also in the per-rule conda envs that do not install mlmm) imports this checkout's mlmm
 _src = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join([_src] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _src])
+_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _src]
+os.environ.update(PYTHONPATH=os.pathsep.join([_src, *_path]))  # set, not required: no envvars directive
 from mlmm.config import validate_config  # noqa: E402
 
 validate_config(config, source="config (config/config.yaml + --config/--configfile)")

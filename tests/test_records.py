@@ -144,12 +144,20 @@ def test_records_built_in_code_round_trip(tmp_path: Path) -> None:
     assert (merged.n_frames, merged.n_ok, merged.n_failed, len(merged.failed)) == (4, 2, 2, 2)
 
 
-def test_skipped_walker_and_bad_records_are_explicit(tmp_path: Path) -> None:
-    """The skipped-walker layout of before (no stop_reason) still reads; a wrong file is named."""
+def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None:
+    """Layouts of before (skipped walker without stop_reason, selection without sigma_scale,
+    predictions without σ) still read; a wrong file is named in the error."""
     path = tmp_path / "walker0.json"
     path.write_text(json.dumps({"skipped": True, "converged_at": 1, "sigmas": [], "breach": False}))
     walker = WalkerStats.from_json(path)
     assert walker.skipped and walker.converged_at == 1 and walker.stop_reason is None and walker.sigmas == []
+    old = tmp_path / "selection.json"  # before al.calibrated_thresholds: no sigma_scale
+    old.write_text(json.dumps({"iteration": 2, "n_explored": 4, "converged": True, "converged_at": 1, "n_selected": 0,
+                               "reason": "converged at iteration 1"}))
+    assert SelectionRecord.from_json(old).sigma_scale == 1.0
+    old.write_text(json.dumps({"index": 0, "frame_id": "a", "bright_excitation_energy_ev": 7.0,
+                               "bright_oscillator_strength": 0.3}))  # before the committee σ
+    assert PropertyPrediction.from_json(old).sigma_excitation_energy_ev == 0.0
     path.write_text(json.dumps({"skipped": False, "sigma": [0.1]}))
     with pytest.raises(ValueError, match=r"walker0.json: unexpected key\(s\) \['sigma'\] in a WalkerStats record"):
         WalkerStats.from_json(path)

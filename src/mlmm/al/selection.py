@@ -24,17 +24,18 @@ from mlmm.units import COULOMB_EV_ANGSTROM
 class SelectionRecord(Record):
     """``al/it{i}/selection.json``: what the selection of AL iteration ``i`` found and decided.
 
-    σ values are in eV/Å after multiplying by ``sigma_scale`` (1 unless ``al.calibrated_thresholds``).
-    The keys from ``accurate`` on are absent in the record of an iteration after convergence.
+    σ values are in eV/Å after multiplying by ``sigma_scale`` (1 unless ``al.calibrated_thresholds``;
+    also 1 for records written before the scale existed). The keys from ``accurate`` on are absent
+    in the record of an iteration after convergence.
     """
 
     iteration: int
     n_explored: int
-    sigma_scale: float
     converged: bool
     converged_at: int | None
     n_selected: int
     reason: str
+    sigma_scale: float = 1.0
     accurate: int | None = optional()
     candidate: int | None = optional()
     failed: int | None = optional()

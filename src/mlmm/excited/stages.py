@@ -33,15 +33,16 @@ OUTSIDE_GRID_WARN: float = 0.01
 @dataclass
 class PropertyPrediction(Record):
     """Property-model prediction on one trajectory frame: bright ΔE (eV), f, their committee σ, and
-    the kernel coverage (similarity to the nearest training frame)."""
+    the kernel coverage (similarity to the nearest training frame). Records written before the
+    committee σ and the coverage existed read as σ 0 and coverage 1."""
 
     index: int
     frame_id: str
     bright_excitation_energy_ev: float
     bright_oscillator_strength: float
-    sigma_excitation_energy_ev: float
-    sigma_oscillator_strength: float
-    coverage: float
+    sigma_excitation_energy_ev: float = 0.0
+    sigma_oscillator_strength: float = 0.0
+    coverage: float = 1.0
 
 
 @dataclass
