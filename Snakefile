@@ -4,6 +4,7 @@ Chain: sampling -> PySCF QM/MM labels -> field-aware SchNet ensemble -> active l
 (explore, select, label, retrain) -> MLP/MM production -> summary. See README.md.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,10 @@ configfile: "config/config.yaml"
 
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# every job (rule scripts, also in the per-rule conda envs that do not install mlmm) imports this checkout's mlmm
+_src = str(Path(workflow.basedir) / "src")
+_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _src]
+os.environ.update(PYTHONPATH=os.pathsep.join([_src, *_path]))  # set, not required: no envvars directive
 from mlmm.config import validate_config  # noqa: E402
 
 validate_config(config, source="config (config/config.yaml + --config/--configfile)")

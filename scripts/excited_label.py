@@ -1,18 +1,15 @@
 """Rule glue for `excited_labels` / `excited_reference`: TDA/TDDFT labels of a subset of frames."""
 
-import sys
-from pathlib import Path
+from mlmm.excited import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.excited import stages  # noqa: E402
-
-stages.label_excited(
+run_stage(
+    snakemake,
+    stages.label_excited,
+    record_out=snakemake.output.records,
     frames_path=snakemake.input.frames,
     n_frames=snakemake.params.n_frames,
     level_cfg=snakemake.params.level,
     td_cfg=snakemake.params.td,
-    records_out=snakemake.output.records,
     db_out=snakemake.output.get("db"),
-    log_path=snakemake.log[0],
-    threads=snakemake.threads,
 )

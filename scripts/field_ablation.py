@@ -1,12 +1,11 @@
 """Rule glue for `field_ablation`: held-out errors and environment scan with and without the MM field input."""
 
-import sys
-from pathlib import Path
+from mlmm.model import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.model import stages  # noqa: E402
-
-stages.field_ablation(
+run_stage(
+    snakemake,
+    stages.field_ablation,
     field_models=list(snakemake.input.field),
     nofield_models=list(snakemake.input.nofield),
     heldout_db=snakemake.input.heldout,
@@ -16,6 +15,4 @@ stages.field_ablation(
     level_cfg=snakemake.params.level,
     out=snakemake.output.json,
     scan_png=snakemake.output.scan,
-    log_path=snakemake.log[0],
-    threads=snakemake.threads,
 )

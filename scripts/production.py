@@ -1,12 +1,12 @@
 """Rule glue for `production`: one NVT MLP/MM replica with the final or initial ensemble."""
 
-import sys
-from pathlib import Path
+from mlmm.dynamics import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.dynamics import stages  # noqa: E402
-
-stages.production(
+run_stage(
+    snakemake,
+    stages.production,
+    record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     models=list(snakemake.input.models),
     production_cfg=snakemake.params.production,
@@ -17,8 +17,5 @@ stages.production(
     topology_out=snakemake.output.topology,
     timeseries_out=snakemake.output.timeseries,
     handback_out=snakemake.output.handback,
-    stats_out=snakemake.output.stats,
-    log_path=snakemake.log[0],
     device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
-    threads=snakemake.threads,
 )

@@ -1,12 +1,11 @@
 """Rule glue for `production_analysis`: RDF, CVs, σ(t) and NVE energy of the production runs."""
 
-import sys
-from pathlib import Path
+from mlmm.analysis import production
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.analysis import production  # noqa: E402
-
-production.analyse(
+run_stage(
+    snakemake,
+    production.analyse,
     structure=snakemake.input.structure,
     final_stats=list(snakemake.input.final),
     initial_stats=list(snakemake.input.initial),
@@ -18,5 +17,4 @@ production.analyse(
     sigma_png=snakemake.output.sigma,
     energy_png=snakemake.output.energy,
     cvs_png=snakemake.output.cvs,
-    log_path=snakemake.log[0],
 )

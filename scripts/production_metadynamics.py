@@ -1,12 +1,12 @@
 """Rule glue for `production_metadynamics`: one MLP/MM metaD replica."""
 
-import sys
-from pathlib import Path
+from mlmm.dynamics import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.dynamics import stages  # noqa: E402
-
-stages.production_metadynamics(
+run_stage(
+    snakemake,
+    stages.production_metadynamics,
+    record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     models=list(snakemake.input.models),
     production_cfg=snakemake.params.production,
@@ -14,8 +14,5 @@ stages.production_metadynamics(
     replica=int(snakemake.wildcards.replica),
     out_dir=snakemake.params.out_dir,
     timeseries_out=snakemake.output.timeseries,
-    stats_out=snakemake.output.stats,
-    log_path=snakemake.log[0],
     device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
-    threads=snakemake.threads,
 )

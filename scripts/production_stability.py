@@ -1,14 +1,12 @@
 """Rule glue for `production_stability`: final vs iteration-0 ensemble in production."""
 
-import sys
-from pathlib import Path
+from mlmm.dynamics import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.dynamics import stages  # noqa: E402
-
-stages.stability(
+run_stage(
+    snakemake,
+    stages.stability,
+    record_out=snakemake.output[0],
     final_stats=list(snakemake.input.final),
     initial_stats=list(snakemake.input.initial),
-    out=snakemake.output[0],
-    log_path=snakemake.log[0],
 )

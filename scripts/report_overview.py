@@ -1,14 +1,13 @@
 """Rule glue for `report_overview`: σ histograms per AL iteration, AL table."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.report import overview  # noqa: E402
+from mlmm.report import overview
+from mlmm.runner import run_stage
 
 n_walkers = len(snakemake.params.walkers)
 stats = list(snakemake.input.walker_stats)
-overview.overview(
+run_stage(
+    snakemake,
+    overview.overview,
     walker_stats=[stats[i : i + n_walkers] for i in range(0, len(stats), n_walkers)],
     label_reports=list(snakemake.input.label_reports),
     evaluations=list(snakemake.input.evaluations),
@@ -17,5 +16,4 @@ overview.overview(
     sigma_png=snakemake.output.sigma,
     table_csv=snakemake.output.table,
     json_out=snakemake.output.json,
-    log_path=snakemake.log[0],
 )

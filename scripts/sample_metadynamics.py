@@ -1,18 +1,15 @@
 """Rule glue for `sample_metadynamics` (see mlmm.sampling.stages.sample_metadynamics)."""
 
-import sys
-from pathlib import Path
+from mlmm.sampling import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.sampling import stages  # noqa: E402
-
-stages.sample_metadynamics(
+run_stage(
+    snakemake,
+    stages.sample_metadynamics,
+    record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     system_cfg=snakemake.params.system,
     sampler_cfg=snakemake.params.sampler,
     frames_out=snakemake.output.frames,
-    stats_out=snakemake.output.stats,
     plot_out=snakemake.output.plot,
-    log_path=snakemake.log[0],
-    threads=snakemake.threads,
 )

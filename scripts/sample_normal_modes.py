@@ -1,19 +1,16 @@
 """Rule glue for `sample_normal_modes` (see mlmm.sampling.stages.sample_normal_modes)."""
 
-import sys
-from pathlib import Path
+from mlmm.sampling import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.sampling import stages  # noqa: E402
-
-stages.sample_normal_modes(
+run_stage(
+    snakemake,
+    stages.sample_normal_modes,
+    record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     environment_frames=snakemake.input.environment,
     system_cfg=snakemake.params.system,
     sampler_cfg=snakemake.params.sampler,
     frames_out=snakemake.output.frames,
-    stats_out=snakemake.output.stats,
     plot_out=snakemake.output.plot,
-    log_path=snakemake.log[0],
-    threads=snakemake.threads,
 )

@@ -1,13 +1,11 @@
 """Rule glue for `sampling_summary` (see mlmm.sampling.stages.summarize_samplers)."""
 
-import sys
-from pathlib import Path
+from mlmm.sampling import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.sampling import stages  # noqa: E402
-
-stages.summarize_samplers(
+run_stage(
+    snakemake,
+    stages.summarize_samplers,
+    record_out=snakemake.output.summary,
     stats=list(snakemake.input.stats),
-    summary_out=snakemake.output.summary,
-    log_path=snakemake.log[0],
 )

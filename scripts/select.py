@@ -1,12 +1,12 @@
 """Rule glue for `select`: trust-window + diversity selection and the convergence decision."""
 
-import sys
-from pathlib import Path
+from mlmm.al import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.al import stages  # noqa: E402
-
-stages.select(
+run_stage(
+    snakemake,
+    stages.select,
+    record_out=snakemake.output.selection,
     frames=list(snakemake.input.frames),
     stats=list(snakemake.input.stats),
     previous_selection=list(snakemake.input.previous),
@@ -15,6 +15,4 @@ stages.select(
     iteration=int(snakemake.wildcards.it),
     al_cfg=snakemake.params.al,
     selected_out=snakemake.output.selected,
-    selection_out=snakemake.output.selection,
-    log_path=snakemake.log[0],
 )

@@ -1,12 +1,11 @@
 """Rule glue for `summary`: write results/summary.json."""
 
-import sys
-from pathlib import Path
+from mlmm import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm import stages  # noqa: E402
-
-stages.summary(
+run_stage(
+    snakemake,
+    stages.summary,
     label_dbs=list(snakemake.input.label_dbs),
     label_reports=list(snakemake.input.label_reports),
     evaluations=list(snakemake.input.evaluations),
@@ -14,5 +13,4 @@ stages.summary(
     models=list(snakemake.input.models),
     extras=dict(zip(snakemake.params.extra_keys, snakemake.input.extras)),
     out=snakemake.output[0],
-    log_path=snakemake.log[0],
 )

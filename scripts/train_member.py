@@ -1,12 +1,11 @@
 """Rule glue for `train_member`: train one ensemble member."""
 
-import sys
-from pathlib import Path
+from mlmm.model import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.model import stages  # noqa: E402
-
-stages.train_member(
+run_stage(
+    snakemake,
+    stages.train_member,
     dbs=list(snakemake.input.dbs),
     iteration=int(snakemake.wildcards.it),
     member=int(snakemake.wildcards.member),
@@ -16,6 +15,5 @@ stages.train_member(
     model_out=snakemake.output.model,
     metrics_out=snakemake.output.metrics,
     log_dir=snakemake.params.logdir,
-    log_path=snakemake.log[0],
     threads=snakemake.threads,
 )

@@ -1,12 +1,11 @@
 """Rule glue for `training_plots`: learning curves, parity and calibration figures."""
 
-import sys
-from pathlib import Path
+from mlmm.model import stages
+from mlmm.runner import run_stage
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
-from mlmm.model import stages  # noqa: E402
-
-stages.training_plots(
+run_stage(
+    snakemake,
+    stages.training_plots,
     metrics=list(snakemake.input.metrics),
     models=list(snakemake.input.models),
     dbs=list(snakemake.input.dbs),
@@ -16,6 +15,4 @@ stages.training_plots(
     parity_png=snakemake.output.parity,
     calibration_png=snakemake.output.calibration,
     index_out=snakemake.output.index,
-    log_path=snakemake.log[0],
-    threads=snakemake.threads,
 )

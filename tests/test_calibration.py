@@ -19,8 +19,8 @@ def test_calibrate_proportional_errors():
     """err = 2.5 σ exactly: ρ = 1 and scale = 2.5 (both estimators)."""
     sigma = np.linspace(0.05, 0.6, 12)
     result = calibrate(sigma, 2.5 * sigma)
-    assert result["spearman_rho"] == pytest.approx(1.0)
-    assert result["scale"] == pytest.approx(2.5) and result["scale_median"] == pytest.approx(2.5)
+    assert result.spearman_rho == pytest.approx(1.0)
+    assert result.scale == pytest.approx(2.5) and result.scale_median == pytest.approx(2.5)
 
 
 def test_calibrate_noise_and_anticorrelation():
@@ -28,17 +28,17 @@ def test_calibrate_noise_and_anticorrelation():
     rng = np.random.default_rng(0)
     sigma = rng.uniform(0.1, 1.0, 400)
     noise = calibrate(sigma, rng.uniform(0.1, 1.0, 400))
-    assert abs(noise["spearman_rho"]) < 0.15
+    assert abs(noise.spearman_rho) < 0.15
     backwards = calibrate(sigma, 1.0 / sigma)
-    assert backwards["spearman_rho"] == pytest.approx(-1.0)
+    assert backwards.spearman_rho == pytest.approx(-1.0)
     s, e = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 4.0])
-    assert calibrate(s, e)["scale"] == pytest.approx((1 + 2 + 12) / 14.0)
+    assert calibrate(s, e).scale == pytest.approx((1 + 2 + 12) / 14.0)
 
 
 def test_calibrate_too_few_frames():
     """Fewer than 3 frames: no ρ, scale 1 (uncalibrated) with a note."""
     result = calibrate([0.1, 0.2], [0.3, 0.1])
-    assert result["spearman_rho"] is None and result["scale"] == 1.0 and "uncalibrated" in result["note"]
+    assert result.spearman_rho is None and result.scale == 1.0 and "uncalibrated" in result.note
     with pytest.raises(ValueError):
         calibrate([0.1, 0.2], [0.3])
 
@@ -59,14 +59,14 @@ def test_calibration_stage_and_plots(tmp_path):
                                                              "train_losses": [4.0, 2.5, 1.2]}))
     cfg = {"test_fraction": 0.5, "device": "auto"}
     out = tmp_path / "calibration.json"
-    calibrate_ensemble(paths, [str(db)], cfg, 0, str(out), str(tmp_path / "cal.log"))
+    calibrate_ensemble(paths, [str(db)], cfg, 0).to_json(out)
     result = json.loads(out.read_text())
     assert result["n_frames"] == len(result["sigma_force"]) == len(result["max_force_error"]) >= 3
     assert result["iteration"] == 0 and result["scale"] > 0 and result["spearman_rho"] is not None
     assert min(result["sigma_force"]) > 0  # different random members disagree
     pngs = [tmp_path / f"{n}.png" for n in ("learning", "parity", "calibration")]
     training_plots([str(tmp_path / f"m{s}.json") for s in range(3)], paths, [str(db)], [str(out)], cfg,
-                   *map(str, pngs), str(tmp_path / "plots.json"), str(tmp_path / "plots.log"))
+                   *map(str, pngs), str(tmp_path / "plots.json"))
     for png in pngs:
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000
     assert json.loads((tmp_path / "plots.json").read_text())["n_test"] == result["n_frames"]

@@ -173,13 +173,13 @@ def test_energy_window_largest_f_flags_near_ties_and_dark_windows():
 def test_labelled_rows_follow_the_labels_contract(tmp_path):
     frames = [frame(), frame(qm_pos=QM_POS + np.array([0.0, 0.0, 0.02]))]
     rows, records = label_excited_frames(frames, HF, TDA)
-    assert [r["status"] for r in records] == ["ok", "ok"]
-    assert all(r["bright_state"] == 2 for r in records)
+    assert [r.status for r in records] == ["ok", "ok"]
+    assert all(r.bright_state == 2 for r in records)
     path = tmp_path / "bright.db"
     write_label_db(path, rows, HF.as_dict())
     back = read_labelled_frames(path)
     assert len(back) == 2
-    assert back[0].get_potential_energy() == pytest.approx(records[0]["bright_energy_ev"])
+    assert back[0].get_potential_energy() == pytest.approx(records[0].bright_energy_ev)
     assert back[0].info["bright_state"] == 2
     assert np.abs(back[0].get_forces()[4:]).max() > 0
 
@@ -193,12 +193,12 @@ def test_tracking_follows_the_state_when_the_molecule_tumbles():
     rotated.rotate(90, "x", center=(0, 0, 0))
     settings = ExcitedSettings(n_states=4, window=4, tracking="first")
     _, records = label_excited_frames([fr, rotated], HF, settings, forces=False)
-    assert [r["bright_state"] for r in records] == [2, 2]
-    assert records[1]["bright_score"] == pytest.approx(1.0, abs=1e-6)
-    assert not records[1]["bright_ambiguous"]
-    mu0, mu1 = (np.array(r["transition_dipoles_e_ang"][2]) for r in records)
+    assert [r.bright_state for r in records] == [2, 2]
+    assert records[1].bright_score == pytest.approx(1.0, abs=1e-6)
+    assert not records[1].bright_ambiguous
+    mu0, mu1 = (np.array(r.transition_dipoles_e_ang[2]) for r in records)
     assert abs(mu0 @ mu1) / (np.linalg.norm(mu0) * np.linalg.norm(mu1)) < 0.5  # lab frame really rotated
-    assert records[1]["bright_excitation_energy_ev"] == pytest.approx(records[0]["bright_excitation_energy_ev"], abs=1e-5)
+    assert records[1].bright_excitation_energy_ev == pytest.approx(records[0].bright_excitation_energy_ev, abs=1e-5)
 
 
 def test_a_weak_state_polarised_like_the_bright_one_is_not_confused_with_it():

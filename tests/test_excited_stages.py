@@ -122,12 +122,12 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
     test = displaced_frames(12, 2)
     _, rec_train = label_excited_frames(train, level, settings, forces=False)
     _, rec_test = label_excited_frames(test, level, settings, forces=False)
-    de = [r["bright_excitation_energy_ev"] for r in rec_train]
-    f = [r["bright_oscillator_strength"] for r in rec_train]
+    de = [r.bright_excitation_energy_ev for r in rec_train]
+    f = [r.bright_oscillator_strength for r in rec_train]
     model, metrics = fit_property_model(train, de, f, seed=0)
     pred_de, pred_f = model.predict(test)
-    ref_de = np.array([r["bright_excitation_energy_ev"] for r in rec_test])
-    ref_f = np.array([r["bright_oscillator_strength"] for r in rec_test])
+    ref_de = np.array([r.bright_excitation_energy_ev for r in rec_test])
+    ref_f = np.array([r.bright_oscillator_strength for r in rec_test])
     assert np.abs(pred_de - ref_de).mean() < 0.5 * np.abs(ref_de - np.mean(de)).mean()
     assert np.abs(pred_f - ref_f).mean() < np.abs(ref_f - np.mean(f)).mean()
     assert model.coverage(test).min() > 0.5  # test frames are drawn like the training frames
@@ -158,21 +158,20 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     write_frames(ground, displaced_frames(40, 3))
     traj = tmp_path / "traj.extxyz"
     write_frames(traj, displaced_frames(16, 4))
-    log = str(tmp_path / "log.txt")
-    stages.label_excited(str(ground), 36, LEVEL, TD, str(tmp_path / "records.json"), log, db_out=str(tmp_path / "bright.db"))
+    stages.label_excited(str(ground), 36, LEVEL, TD, db_out=str(tmp_path / "bright.db")).to_json(tmp_path / "records.json")
     records = read_json(tmp_path / "records.json")
     assert records["n_frames"] == 36 and records["n_ok"] == 36
     assert records["bright_state_counts"] == {"2": 36}  # S3 (pi-pi*) throughout; ambiguous frames included
     assert len(read_labelled_frames(tmp_path / "bright.db")) == records["n_training_rows"] == 36 - records["n_ambiguous"]
     stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
-                                {"cv_folds": 5, "seed": 0}, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"), log)
-    stages.predict_properties(str(traj), str(tmp_path / "pm.npz"), str(tmp_path / "pred.json"), log)
-    stages.label_excited(str(traj), 8, LEVEL, TD, str(tmp_path / "ref.json"), log)
+                                {"cv_folds": 5, "seed": 0}, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"))
+    stages.predict_properties(str(traj), str(tmp_path / "pm.npz")).to_json(tmp_path / "pred.json")
+    stages.label_excited(str(traj), 8, LEVEL, TD).to_json(tmp_path / "ref.json")
     assert "n_training_rows" not in read_json(tmp_path / "ref.json")
     out = {k: str(tmp_path / f"{k}") for k in ("a.csv", "e.csv", "a.png", "e.png", "s.json")}
     cfg = {"e_min": 5.0, "e_max": 16.0, "n_points": 1101, "fwhm": 0.5, "shape": "gaussian"}
     stages.excited_spectra(str(tmp_path / "records.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"), cfg,
-                           out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"], log,
+                           out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"],
                            property_metrics=str(tmp_path / "pm.json"))
     summary = read_json(out["s.json"])
     ref = summary["reference"]

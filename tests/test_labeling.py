@@ -72,14 +72,14 @@ def test_chunk_loads_through_schnetpack_with_all_properties(frames_file, tmp_pat
     db, rep = tmp_path / "chunk0.db", tmp_path / "chunk0.json"
     report = label_chunk(frames_file, 0, 4, LEVEL_CFG, db, rep, tmp_path / "chunk0.log")
 
-    assert json.loads(rep.read_text()) == json.loads(json.dumps(report))
-    assert [e["status"] for e in report["frames"]] == ["ok"] * 4
-    assert (report["n_ok"], report["n_failed"], report["frame_range"]) == (4, 0, [0, 4])
+    assert json.loads(rep.read_text()) == json.loads(json.dumps(report.to_dict()))
+    assert [e["status"] for e in report.frames] == ["ok"] * 4
+    assert (report.n_ok, report.n_failed, report.frame_range) == (4, 0, [0, 4])
     # the stretched frame failed plain DIIS and was rescued by the stabilised retry
-    assert [(a["stabilised"], a["status"]) for a in report["frames"][2]["attempts"]] == [
+    assert [(a["stabilised"], a["status"]) for a in report.frames[2]["attempts"]] == [
         (False, "scf_not_converged"), (True, "ok")]
-    assert report["frames"][2]["stabilised"] and not report["frames"][0]["stabilised"]
-    assert all(e["wall_s"] > 0 for e in report["frames"])
+    assert report.frames[2]["stabilised"] and not report.frames[0]["stabilised"]
+    assert all(e["wall_s"] > 0 for e in report.frames)
     assert "4 ok, 0 failed" in (tmp_path / "chunk0.log").read_text()
     assert not checkpoint_path(db).exists()
 
@@ -118,9 +118,9 @@ def test_unconvergeable_frame_is_quarantined_and_the_others_labelled(tmp_path):
     db = tmp_path / "chunk0.db"
     report = label_chunk(tmp_path / "mixed.extxyz", 0, 3, level_cfg, db, tmp_path / "chunk0.json",
                          tmp_path / "chunk0.log")
-    assert [e["status"] for e in report["frames"]] == ["ok", "scf_not_converged", "ok"]
-    assert [a["stabilised"] for a in report["frames"][1]["attempts"]] == [False, True]
-    assert (report["n_ok"], report["n_failed"]) == (2, 1)
+    assert [e["status"] for e in report.frames] == ["ok", "scf_not_converged", "ok"]
+    assert [a["stabilised"] for a in report.frames[1]["attempts"]] == [False, True]
+    assert (report.n_ok, report.n_failed) == (2, 1)
     assert "quarantined: scf_not_converged" in (tmp_path / "chunk0.log").read_text()
     assert [f.info["source"] for f in read_labelled_frames(db)] == ["he.xyz:0", "he.xyz:1"]
 
@@ -143,7 +143,7 @@ def test_read_labelled_frames_restores_frames_and_labels(frames_file, tmp_path):
 def test_empty_chunk_writes_valid_empty_db_and_report(frames_file, tmp_path):
     db = tmp_path / "chunk9.db"
     report = label_chunk(frames_file, 9, 4, LEVEL_CFG, db, tmp_path / "chunk9.json")
-    assert report["n_frames"] == 0 and report["frames"] == []
+    assert report.n_frames == 0 and report.frames == []
     assert len(ASEAtomsData(str(db), load_properties=PROPS)) == 0
 
 
@@ -152,7 +152,7 @@ def test_resume_labels_only_the_missing_frames(tmp_path):
     write_frames(frames_path, [water(i) for i in (0, 1, 3, 4)])
     db = tmp_path / "chunk0.db"
     first = label_chunk(frames_path, 0, 4, LEVEL_CFG, db, tmp_path / "first.json")
-    energies = [e["energy_ev"] for e in first["frames"]]
+    energies = [e["energy_ev"] for e in first.frames]
 
     # an earlier run of the same chunk was killed after labelling frames 1 and 3
     ckpt = checkpoint_path(db)
@@ -160,9 +160,9 @@ def test_resume_labels_only_the_missing_frames(tmp_path):
     with connect(str(ckpt)) as conn:
         conn.delete([1, 3])
     second = label_chunk(frames_path, 0, 4, LEVEL_CFG, db, tmp_path / "second.json")
-    assert [e["resumed"] for e in second["frames"]] == [False, True, False, True]
-    assert [len(e.get("attempts", [])) for e in second["frames"]] == [1, 0, 1, 0]
-    assert second["n_resumed"] == 2 and second["n_ok"] == 4
+    assert [e["resumed"] for e in second.frames] == [False, True, False, True]
+    assert [len(e.get("attempts", [])) for e in second.frames] == [1, 0, 1, 0]
+    assert second.n_resumed == 2 and second.n_ok == 4
     assert not ckpt.exists()
     labelled = read_labelled_frames(db)
     assert [f.info["source"] for f in labelled] == [f"traj.xyz:{i}" for i in (0, 1, 3, 4)]
@@ -171,7 +171,7 @@ def test_resume_labels_only_the_missing_frames(tmp_path):
     # a checkpoint from other level-of-theory settings is stale and discarded
     shutil.copy(db, ckpt)
     third = label_chunk(frames_path, 0, 4, {**LEVEL_CFG, "conv_tol": 1e-11}, db, tmp_path / "third.json")
-    assert third["n_resumed"] == 0 and third["n_ok"] == 4
+    assert third.n_resumed == 0 and third.n_ok == 4
 
 
 def test_merge_keeps_rows_and_metadata(frames_file, tmp_path):

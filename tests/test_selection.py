@@ -48,25 +48,25 @@ def test_convergence_rule() -> None:
 def test_validation_stalled_needs_improvement_below_tolerance() -> None:
     from mlmm.al.selection import validation_stalled
 
-    assert validation_stalled([{"force_mae_qm": 0.2}], 0.05)[0]  # one model: no trend
-    assert not validation_stalled([{"force_mae_qm": 0.2}, {"force_mae_qm": 0.15}], 0.05)[0]
-    assert validation_stalled([{"force_mae_qm": 0.2}, {"force_mae_qm": 0.195}], 0.05)[0]
-    assert validation_stalled([{"force_mae_qm": 0.2}, {"force_mae_qm": 0.25}], 0.05)[0]
+    assert validation_stalled([0.2], 0.05)[0]  # one model: no trend
+    assert validation_stalled([0.2, None], 0.05)[0]  # no test frames: no trend
+    assert not validation_stalled([0.2, 0.15], 0.05)[0]
+    assert validation_stalled([0.2, 0.195], 0.05)[0]
+    assert validation_stalled([0.2, 0.25], 0.05)[0]
     _, counts = trust_window(np.full(10, 0.01), 0.05, 0.5)
     assert not is_converged(counts, any_breach=False, converged_fraction=0.99, validation_stalled=False)
 
 
 def test_calibrated_scale_is_read_and_checked(tmp_path) -> None:
-    import json
-
     import pytest
 
     from mlmm.al.stages import sigma_scale
+    from mlmm.model.calibration import Calibration
 
     path = tmp_path / "calibration.json"
-    path.write_text(json.dumps({"scale": 2.5}))
+    Calibration(n_frames=12, scale=2.5).to_json(path)
     assert sigma_scale([str(path)], {"calibrated_thresholds": True}) == 2.5
     assert sigma_scale([str(path)], {"calibrated_thresholds": False}) == 1.0
-    path.write_text(json.dumps({"scale": -1}))
+    Calibration(n_frames=12, scale=-1.0).to_json(path)
     with pytest.raises(ValueError, match="calibration.json: calibration scale"):
         sigma_scale([str(path)], {"calibrated_thresholds": True})

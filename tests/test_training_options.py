@@ -78,7 +78,7 @@ def test_field_ablation_stage(dbs, first, tmp_path):
     out = tmp_path / "ablation.json"
     cfg = {"test_fraction": 0.3, "device": "auto"}
     field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], [dbs["train"]], cfg,
-                   {"method": "hf", "basis": "sto-3g"}, str(out), str(tmp_path / "scan.png"), str(tmp_path / "a.log"))
+                   {"method": "hf", "basis": "sto-3g"}, str(out), str(tmp_path / "scan.png"))
     result = json.loads(out.read_text())
     scan = result["environment_scan"]  # the blind model is flat; the reference is not
     assert np.allclose(scan["models"]["without_field"]["curve_ev"], 0.0) and np.ptp(scan["reference_ev"]) > 0.01

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,14 +57,3 @@ def system_from_config(structure: str, system_cfg: dict[str, Any]):
         topology=system_cfg.get("topology"),
     )
 
-
-
-def selection_record(selection: Sequence[str]) -> dict[str, Any] | None:
-    """The active-learning selection record of an iteration (None for iteration 0)."""
-    return read_json(selection[0]) if selection else None
-
-
-def converged_before(previous_selection: Sequence[str]) -> dict[str, Any] | None:
-    """The previous selection record if active learning had converged by then, else None."""
-    record = selection_record(previous_selection)
-    return record if record is not None and record["converged"] else None

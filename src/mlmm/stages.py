@@ -1,8 +1,9 @@
 """File-level stage functions of the system, labeling and summary rules (paths in, paths out).
 
-Each stage function does one Snakemake job: it reads its inputs, calls the library, and writes its
-outputs atomically (temp file + rename), logging to the job's log file. Rule scripts only unpack
-``snakemake.*`` and call these, so everything is testable without Snakemake. The other stages
+Each stage function does one Snakemake job: it reads its inputs, calls the library, writes its
+outputs atomically (temp file + rename) and returns the job's record, if it has one. Rule scripts
+run them through :func:`mlmm.runner.run_stage` (logging, threads, tracebacks in the rule's log,
+the record written), so everything is testable without Snakemake. The other stages
 live beside their library code: ``mlmm.sampling.stages``, ``mlmm.model.stages``,
 ``mlmm.al.stages`` and ``mlmm.dynamics.stages``.
 """
@@ -16,15 +17,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from mlmm.frames import write_frames
-from mlmm.jobs import read_json, set_threads, system_from_config, write_json
-from mlmm.logutil import setup_logging
+from mlmm.jobs import read_json, system_from_config, write_json
+from mlmm.labeling.reports import ChunkReport, LabelReport
 
 log = logging.getLogger(__name__)
 
 
-def prepare_system(structure: str, system_cfg: dict[str, Any], frame_out: str, info_out: str, log_path: str) -> None:
+def prepare_system(structure: str, system_cfg: dict[str, Any], frame_out: str, info_out: str) -> None:
     """Validate the structure and QM selection; write the first Frame and a system summary."""
-    setup_logging(log_path)
     system = system_from_config(structure, system_cfg)
     frame, index = system.cut_frame(
         system.atoms.positions,
@@ -59,28 +59,21 @@ def label_chunk(
     level_cfg: dict[str, Any],
     db_out: str,
     report_out: str,
-    log_path: str,
-    threads: int = 1,
 ) -> None:
     """Label one chunk with PySCF QM/MM (resumes from a partial checkpoint of a killed run)."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.labeling.chunks import label_chunk as run
 
     run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path=None)
 
 
-def merge_labels(dbs: Sequence[str], reports: Sequence[str], db_out: str, report_out: str, log_path: str) -> None:
-    """Merge chunk DBs into the iteration's schnetpack DB and the chunk reports into one."""
-    setup_logging(log_path)
+def merge_labels(dbs: Sequence[str], reports: Sequence[str], db_out: str) -> LabelReport:
+    """Merge chunk DBs into the iteration's schnetpack DB; the chunk reports merged into one."""
     from mlmm.labeling.db import merge_label_dbs
 
     merge_label_dbs(list(dbs), db_out)
-    entries = [e for path in reports for e in read_json(path)["frames"]]
-    n_ok = sum(e["status"] == "ok" for e in entries)
-    failed = [e for e in entries if e["status"] != "ok"]
-    log.info("merged %d labelled frames; %d failed", n_ok, len(failed))
-    write_json(report_out, {"n_frames": len(entries), "n_ok": n_ok, "n_failed": len(failed), "failed": failed, "frames": entries})
+    report = LabelReport.merge([ChunkReport.from_json(p) for p in reports])
+    log.info("merged %d labelled frames; %d failed", report.n_ok, report.n_failed)
+    return report
 
 
 def summary(
@@ -91,32 +84,34 @@ def summary(
     models: Sequence[str],
     extras: dict[str, str],
     out: str,
-    log_path: str,
 ) -> None:
     """Collect the paths of the final products and the key figures into one JSON file.
 
     ``extras`` maps summary keys to JSON files registered by rule files (production analysis,
     stability comparison, ...); each is included whole.
     """
-    setup_logging(log_path)
-    reports = [read_json(p) for p in label_reports]
-    evals = [read_json(p) for p in evaluations]
-    sels = [read_json(p) for p in selections]
-    converged_at = next((s["converged_at"] for s in sels if s["converged"]), None)
+    from mlmm.al.selection import SelectionRecord
+    from mlmm.model.stages import EnsembleEvaluation
+
+    reports = [LabelReport.from_json(p) for p in label_reports]
+    evals = [EnsembleEvaluation.from_json(p).to_dict() for p in evaluations]
+    sels = [SelectionRecord.from_json(p) for p in selections]
+    converged_at = next((s.converged_at for s in sels if s.converged), None)
     data = {
         "final_models": list(models),
         "label_databases": list(label_dbs),
-        "labels_per_iteration": [r["n_ok"] for r in reports],
-        "failed_labels_per_iteration": [r["n_failed"] for r in reports],
-        "labels_total": int(sum(r["n_ok"] for r in reports)),
+        "labels_per_iteration": [r.n_ok for r in reports],
+        "failed_labels_per_iteration": [r.n_failed for r in reports],
+        "labels_total": int(sum(r.n_ok for r in reports)),
         "test_errors_per_iteration": evals,
         "test_errors_final": evals[-1],
         "al_iterations_run": len(sels),
-        "al_iterations_with_new_labels": sum(s["n_selected"] > 0 for s in sels),
+        "al_iterations_with_new_labels": sum(s.n_selected > 0 for s in sels),
         "converged": converged_at is not None,
         "converged_at_iteration": converged_at,
         "selection_per_iteration": [
-            {k: s.get(k) for k in ("iteration", "n_explored", "n_selected", "fraction_accurate", "any_breach", "criteria", "reason")} for s in sels
+            {k: getattr(s, k) for k in ("iteration", "n_explored", "n_selected", "fraction_accurate", "any_breach", "criteria", "reason")}
+            for s in sels
         ],
         "units": {"energy": "eV", "force": "eV/Å", "sigma": "eV/Å", "length": "Å", "time": "fs"},
     }

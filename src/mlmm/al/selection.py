@@ -10,12 +10,53 @@ environment so that one iteration does not label many near-identical frames.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
 
 from mlmm.frames import mm_charges, qm_mask
+from mlmm.records import Record, optional
 from mlmm.units import COULOMB_EV_ANGSTROM
+
+
+@dataclass
+class SelectionRecord(Record):
+    """``al/it{i}/selection.json``: what the selection of AL iteration ``i`` found and decided.
+
+    σ values are in eV/Å after multiplying by ``sigma_scale`` (1 unless ``al.calibrated_thresholds``;
+    also 1 for records written before the scale existed). The keys from ``accurate`` on are absent
+    in the record of an iteration after convergence.
+    """
+
+    iteration: int
+    n_explored: int
+    converged: bool
+    converged_at: int | None
+    n_selected: int
+    reason: str
+    sigma_scale: float = 1.0
+    accurate: int | None = optional()
+    candidate: int | None = optional()
+    failed: int | None = optional()
+    fraction_accurate: float | None = optional()
+    criteria: dict[str, Any] | None = optional()
+    any_breach: bool | None = optional()
+    validation_force_mae_qm: list[float | None] | None = optional()
+    walkers: list[dict[str, Any]] | None = optional()
+    sigma_max: float | None = optional()
+    sigma_mean: float | None = optional()
+
+
+def read_selection(paths: Sequence[str]) -> SelectionRecord | None:
+    """The selection record of the previous AL iteration (``paths`` is empty for iteration 0: None)."""
+    return SelectionRecord.from_json(paths[0]) if paths else None
+
+
+def converged_before(paths: Sequence[str]) -> SelectionRecord | None:
+    """The previous selection record if active learning had converged by then, else None."""
+    record = read_selection(paths)
+    return record if record is not None and record.converged else None
 
 
 @dataclass(frozen=True)
@@ -92,15 +133,15 @@ def select_frames(
     return sorted(int(cand[i]) for i in picked), counts
 
 
-def validation_stalled(test_errors: list[dict], tolerance: float) -> tuple[bool, str]:
-    """Whether the held-out QM-force MAE stopped improving over the last two models.
+def validation_stalled(force_maes_qm: Sequence[float | None], tolerance: float) -> tuple[bool, str]:
+    """Whether the held-out QM-force MAE (eV/Å) stopped improving over the last two models.
 
-    ``test_errors`` are the ``models/it*/ensemble.json`` records of the models trained so far,
-    oldest first. With fewer than two models there is no trend, which does not block convergence.
-    Stalled means the newest MAE is not lower than the previous one by more than ``tolerance``
-    (relative).
+    ``force_maes_qm`` are the ``force_mae_qm`` of the ``models/it*/ensemble.json`` records of the
+    models trained so far, oldest first. With fewer than two models there is no trend, which does
+    not block convergence. Stalled means the newest MAE is not lower than the previous one by more
+    than ``tolerance`` (relative).
     """
-    maes = [e.get("force_mae_qm") for e in test_errors[-2:]]
+    maes = list(force_maes_qm[-2:])
     if len(maes) < 2 or None in maes:
         return True, "fewer than two evaluated models: no validation trend"
     previous, latest = maes

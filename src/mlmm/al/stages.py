@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
+from mlmm.al.selection import SelectionRecord, converged_before
 from mlmm.frames import read_frames, write_frames
-from mlmm.jobs import (
-    converged_before,
-    read_json,
-    set_threads,
-    system_from_config,
-    write_json,
-)
-from mlmm.logutil import setup_logging
+from mlmm.jobs import system_from_config
+from mlmm.records import Record, optional
+from mlmm.seeds import derive_seed
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class WalkerStats(Record):
+    """``al/it{i}/walker{w}.json``: one exploration walker (σ in raw eV/Å, times in ps).
+
+    A walker skipped because AL had converged has only ``skipped``, ``converged_at``, ``sigmas``
+    (empty), ``breach`` and ``stop_reason`` (None).
+    """
+
+    skipped: bool
+    converged_at: int | None = optional()
+    seed: int | None = optional()
+    temperature_K: float | None = optional()
+    steps_requested: int | None = optional()
+    steps_done: int | None = optional()
+    time_ps: float | None = optional()
+    stop_reason: str | None = None
+    breach: bool = False
+    sigmas: list[float] = field(default_factory=list)
+    ms_per_step: float | None = optional()
 
 
 def explore(
@@ -30,12 +48,9 @@ def explore(
     al_cfg: dict[str, Any],
     system_cfg: dict[str, Any],
     frames_out: str,
-    stats_out: str,
-    log_path: str,
     device: str,
-    threads: int = 1,
-) -> None:
-    """One MLP/MM MD walker; records σ per saved frame and where/why it stopped.
+) -> WalkerStats:
+    """One MLP/MM MD walker; records σ per saved frame and where/why it stopped (returned).
 
     Walker ``w`` runs at ``al.temperatures[w % len]`` (``al.temperature`` if that list is empty)
     with its own seed, from the input structure (Maxwell–Boltzmann momenta) or, with
@@ -43,21 +58,18 @@ def explore(
     as in :func:`sigma_scale` before it meets ``sigma_stop``. The ensemble runs on ``device``
     (the ``training.device`` setting).
     """
-    setup_logging(log_path)
-    set_threads(threads)
     done = converged_before(previous_selection)
     if done is not None:
-        log.info("converged at iteration %d: walker skipped", done["converged_at"])
+        log.info("converged at iteration %d: walker skipped", done.converged_at)
         write_frames(frames_out, [])
-        write_json(stats_out, {"skipped": True, "converged_at": done["converged_at"], "sigmas": [], "breach": False})
-        return
+        return WalkerStats(skipped=True, converged_at=done.converged_at)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_cfg)
-    seed = al_cfg["seed"] + 1000 * iteration + walker
+    seed = derive_seed(al_cfg["seed"], stream="al_walker", iteration=iteration, index=walker)
     temperatures = al_cfg["temperatures"] or [al_cfg["temperature"]]
     temperature_K = float(temperatures[walker % len(temperatures)])
     scale = sigma_scale(calibration, al_cfg)
@@ -87,20 +99,17 @@ def explore(
         start=start,
     )
     write_frames(frames_out, result.frames)
-    write_json(
-        stats_out,
-        {
-            "skipped": False,
-            "seed": seed,
-            "temperature_K": temperature_K,
-            "steps_requested": al_cfg["steps"],
-            "steps_done": result.steps_done,
-            "time_ps": result.steps_done * al_cfg["timestep"] / 1000.0,
-            "stop_reason": result.stop_reason,
-            "breach": result.stop_reason is not None,
-            "sigmas": result.sigmas,
-            "ms_per_step": result.ms_per_step,
-        },
+    return WalkerStats(
+        skipped=False,
+        seed=seed,
+        temperature_K=temperature_K,
+        steps_requested=al_cfg["steps"],
+        steps_done=result.steps_done,
+        time_ps=result.steps_done * al_cfg["timestep"] / 1000.0,
+        stop_reason=result.stop_reason,
+        breach=result.stop_reason is not None,
+        sigmas=[float(v) for v in result.sigmas],
+        ms_per_step=result.ms_per_step,
     )
 
 
@@ -113,7 +122,9 @@ def sigma_scale(calibration: Sequence[str], al_cfg: dict[str, Any]) -> float:
     """
     if not al_cfg["calibrated_thresholds"] or not calibration:
         return 1.0
-    scale = float(read_json(calibration[0])["scale"])
+    from mlmm.model.calibration import Calibration
+
+    scale = float(Calibration.from_json(calibration[0]).scale)
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"{calibration[0]}: calibration scale must be a positive number, got {scale}")
     return scale
@@ -128,35 +139,32 @@ def select(
     iteration: int,
     al_cfg: dict[str, Any],
     selected_out: str,
-    selection_out: str,
-    log_path: str,
-) -> None:
-    """Trust window + diversity over all walkers; writes the selected Frames and the convergence flag.
+) -> SelectionRecord:
+    """Trust window + diversity over all walkers; writes the selected Frames, returns the selection record.
 
     Convergence (the flag later iterations obey): the fraction of explored frames with σ below
     ``sigma_lo`` reaches ``converged_fraction``, no walker breached, and the held-out error of
     the models trained so far (``evaluations``, oldest first) stopped improving.
     """
-    setup_logging(log_path)
     from mlmm.al.selection import is_converged, select_frames, validation_stalled
+    from mlmm.model.stages import EnsembleEvaluation
 
     done = converged_before(previous_selection)
     all_frames = [f for path in frames for f in read_frames(path)]
-    walker_stats = [read_json(p) for p in stats]
+    walker_stats = [WalkerStats.from_json(p) for p in stats]
     scale = sigma_scale(calibration, al_cfg)
-    sigmas = scale * np.array([s for st in walker_stats for s in st["sigmas"]], float)
-    record: dict[str, Any] = {"iteration": iteration, "n_explored": len(all_frames), "sigma_scale": scale}
+    sigmas = scale * np.array([s for st in walker_stats for s in st.sigmas], float)
     if done is not None:
-        record.update(converged=True, converged_at=done["converged_at"], n_selected=0, reason=f"converged at iteration {done['converged_at']}")
         write_frames(selected_out, [])
-        write_json(selection_out, record)
-        return
+        return SelectionRecord(iteration=iteration, n_explored=len(all_frames), sigma_scale=scale, converged=True,
+                               converged_at=done.converged_at, n_selected=0,
+                               reason=f"converged at iteration {done.converged_at}")
     picked, counts = select_frames(
         all_frames, sigmas, sigma_lo=al_cfg["sigma_lo"], sigma_hi=al_cfg["sigma_hi"], max_selected=al_cfg["max_selected"]
     )
-    breach = any(st["breach"] for st in walker_stats)
-    test_errors = [read_json(p) for p in evaluations]
-    stalled, validation_note = validation_stalled(test_errors, al_cfg["validation_tolerance"])
+    breach = any(st.breach for st in walker_stats)
+    test_maes = [EnsembleEvaluation.from_json(p).force_mae_qm for p in evaluations]
+    stalled, validation_note = validation_stalled(test_maes, al_cfg["validation_tolerance"])
     converged = is_converged(counts, breach, al_cfg["converged_fraction"], stalled)
     if converged:
         picked = []
@@ -165,7 +173,10 @@ def select(
         frame.info["iteration"] = iteration
     write_frames(selected_out, selected)
     fraction = counts.accurate / counts.total if counts.total else 0.0
-    record.update(
+    record = SelectionRecord(
+        iteration=iteration,
+        n_explored=len(all_frames),
+        sigma_scale=scale,
         converged=converged,
         converged_at=iteration if converged else None,
         n_selected=len(selected),
@@ -180,10 +191,11 @@ def select(
             "validation": {"met": stalled, "note": validation_note},
         },
         any_breach=breach,
-        validation_force_mae_qm=[e.get("force_mae_qm") for e in test_errors],
-        walkers=[{k: st.get(k) for k in ("temperature_K", "steps_done", "steps_requested", "time_ps", "stop_reason")} for st in walker_stats],
+        validation_force_mae_qm=test_maes,
+        walkers=[{k: getattr(st, k) for k in ("temperature_K", "steps_done", "steps_requested", "time_ps", "stop_reason")}
+                 for st in walker_stats],
         sigma_max=float(sigmas.max()) if len(sigmas) else None,
         sigma_mean=float(sigmas.mean()) if len(sigmas) else None,
     )
     log.info("selection: %s", record)
-    write_json(selection_out, record)
+    return record

@@ -12,9 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlmm.dynamics.stages import ran_without_breach, read_timeseries
-from mlmm.jobs import read_json, write_json
-from mlmm.logutil import setup_logging
+from mlmm.dynamics.stages import NVEStats, ProductionStats, ran_without_breach, read_timeseries
+from mlmm.jobs import write_json
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ def cv_series(universes: Sequence[Any], cvs: Sequence[dict[str, str]], frame_dt_
     return out
 
 
-def _plot_sigma(runs: dict[str, list[tuple[Path, dict]]], sigma_stop: float, path: str) -> None:
+def _plot_sigma(runs: dict[str, list[tuple[Path, ProductionStats]]], sigma_stop: float, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +122,7 @@ def _plot_sigma(runs: dict[str, list[tuple[Path, dict]]], sigma_stop: float, pat
         for d, stats in entries:
             ts = read_timeseries(str(d / "timeseries.csv"))
             ax.plot(ts["time_fs"] / 1000.0, ts["sigma_force_eV_per_A"], styles[model], lw=1,
-                    label=f"{model} ensemble, replica {stats['replica']}")
+                    label=f"{model} ensemble, replica {stats.replica}")
     ax.axhline(sigma_stop, color="k", lw=0.8, ls=":", label="sigma_stop")
     ax.set_xlabel("time (ps)")
     ax.set_ylabel("ensemble force σ (eV/Å)")
@@ -150,7 +149,7 @@ def _plot_rdf(rdf: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
-def _plot_energy(nve_dir: Path | None, nve: dict | None, final: list[tuple[Path, dict]], path: str) -> None:
+def _plot_energy(nve_dir: Path | None, nve: NVEStats | None, final: list[tuple[Path, ProductionStats]], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,19 +158,19 @@ def _plot_energy(nve_dir: Path | None, nve: dict | None, final: list[tuple[Path,
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     ts = read_timeseries(str(nve_dir / "timeseries.csv")) if nve_dir is not None else None
     if ts is not None and len(ts["time_fs"]) < 2:
-        ax.text(0.5, 0.5, f"NVE check run has no data: {nve.get('stop_reason')}", ha="center", va="center", wrap=True, fontsize=8)
+        ax.text(0.5, 0.5, f"NVE check run has no data: {nve.stop_reason}", ha="center", va="center", wrap=True, fontsize=8)
         ax.set_title("NVE check run, final ensemble")
     elif ts is not None:
         t = ts["time_fs"] / 1000.0
         e0 = ts["total_energy_eV"][0]
         ax.plot(t, ts["total_energy_eV"] - e0, label="total")
         ax.plot(t, ts["potential_energy_eV"] - ts["potential_energy_eV"][0], lw=0.8, label="potential")
-        ax.plot(t, nve["drift_eV_per_ps"] * (t - t[0]), "k:", label=f"drift {nve['drift_eV_per_atom_per_ps']:.2e} eV/atom/ps")
+        ax.plot(t, nve.drift_eV_per_ps * (t - t[0]), "k:", label=f"drift {nve.drift_eV_per_atom_per_ps:.2e} eV/atom/ps")
         ax.set_title("NVE check run, final ensemble")
     else:
         for d, stats in final:
             ts = read_timeseries(str(d / "timeseries.csv"))
-            ax.plot(ts["time_fs"] / 1000.0, ts["potential_energy_eV"], lw=1, label=f"replica {stats['replica']} potential")
+            ax.plot(ts["time_fs"] / 1000.0, ts["potential_energy_eV"], lw=1, label=f"replica {stats.replica} potential")
         ax.set_title("NVT replicas (no NVE check configured)")
     ax.set_xlabel("time (ps)")
     ax.set_ylabel("energy change (eV)")
@@ -217,13 +216,11 @@ def analyse(
     sigma_png: str,
     energy_png: str,
     cvs_png: str,
-    log_path: str,
 ) -> None:
     """All production analyses, their plots and one JSON record (also the summary's ``production``)."""
-    setup_logging(log_path)
-    final = [(Path(p).parent, read_json(p)) for p in final_stats]
-    initial = [(Path(p).parent, read_json(p)) for p in initial_stats]
-    nve = read_json(nve_stats[0]) if nve_stats else None
+    final = [(Path(p).parent, ProductionStats.from_json(p)) for p in final_stats]
+    initial = [(Path(p).parent, ProductionStats.from_json(p)) for p in initial_stats]
+    nve = NVEStats.from_json(nve_stats[0]) if nve_stats else None
     dirs = [d for d, _ in final]
     reference = production_cfg["rdf_reference"] or f"({system_cfg['qm_selection']}) and not element H"
     universes = [replica_universe(d) for d in dirs]  # read once, used by the RDF and the CVs
@@ -236,12 +233,12 @@ def analyse(
     _plot_cvs(cvs, cvs_png)
     replicas = [stats for _, stats in final]
     data = {
-        "replicas": replicas,
+        "replicas": [s.to_dict() for s in replicas],
         "replicas_completed_without_breach": sum(ran_without_breach(s) for s in replicas),
-        "total_length_ps": float(sum(s["length_ps"] for s in replicas)),
-        "sigma_max": max((s["sigma_max"] for s in replicas if s["sigma_max"] is not None), default=None),
-        "ms_per_step": float(np.mean([s["ms_per_step"] for s in replicas])),
-        "nve": nve,
+        "total_length_ps": float(sum(s.length_ps for s in replicas)),
+        "sigma_max": max((s.sigma_max for s in replicas if s.sigma_max is not None), default=None),
+        "ms_per_step": float(np.mean([s.ms_per_step for s in replicas])),
+        "nve": nve.to_dict() if nve is not None else None,
         "rdf": {k: v for k, v in rdf.items() if k not in ("r_ang", "g")},
         "cv_distances": {k: {kk: vv for kk, vv in v.items() if kk != "per_replica"} for k, v in cvs.items()},
         "trajectories": [str(d / "trajectory.dcd") for d in dirs],

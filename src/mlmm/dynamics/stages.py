@@ -4,15 +4,100 @@ comparison of the initial and final ensembles."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from mlmm.frames import atomic_write, write_frames
-from mlmm.jobs import read_json, set_threads, system_from_config, write_json
-from mlmm.logutil import setup_logging
+from mlmm.jobs import system_from_config, write_json
+from mlmm.records import Record, nested, optional
+from mlmm.seeds import derive_seed
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProductionStats(Record):
+    """``production/{model}/replica{r}/stats.json``: one NVT MLP/MM replica (σ eV/Å, times ps)."""
+
+    model: str
+    models: list[str]
+    replica: int
+    seed: int
+    ensemble: str
+    temperature_K: float
+    steps_requested: int
+    steps_done: int
+    length_ps: float
+    completed: bool
+    stop_reason: str | None
+    sigma_action: str
+    sigma_stop: float
+    n_sigma_exceeded: int
+    first_sigma_exceeded_ps: float | None
+    n_handed_back: int
+    sigma_max: float | None
+    sigma_mean: float | None
+    temperature_mean_K: float | None
+    n_frames: int
+    ms_per_step: float | None
+
+
+@dataclass
+class NVEStats(Record):
+    """``production/nve/stats.json``: the NVE check; the drift keys (see :func:`energy_drift`) are
+    absent when fewer than two steps were saved or the NVT equilibration blew up."""
+
+    drift_eV_per_ps: float | None = optional()
+    drift_eV_per_atom_per_ps: float | None = optional()
+    rms_fluctuation_eV: float | None = optional()
+    n_atoms: int | None = optional()
+    length_ps: float | None = optional()
+    steps_requested: int = 0
+    steps: int = 0
+    completed: bool = False
+    stop_reason: str | None = None
+    timestep_fs: float | None = optional()
+    temperature_mean_K: float | None = optional()
+    n_sigma_exceeded: int | None = optional()
+    sigma_max: float | None = optional()
+    ms_per_step: float | None = optional()
+
+
+@dataclass
+class MetadynamicsStats(Record):
+    """``production/metadynamics/replica{r}/stats.json``: one MLP/MM metaD replica (σ eV/Å)."""
+
+    replica: int
+    steps_requested: int
+    steps_done: int
+    completed: bool
+    stop_reason: str | None
+    n_sigma_exceeded: int
+    sigma_max: float | None
+    ms_per_step: float | None
+
+
+@dataclass
+class EnsembleStability(Record):
+    """Production of one ensemble (final or iteration 0): lists have one entry per replica."""
+
+    replicas: int
+    completed: int
+    length_ps: list[float]
+    first_sigma_exceeded_ps: list[float | None]
+    sigma_mean: list[float | None]
+    sigma_max: list[float | None]
+    stop_reason: list[str | None]
+
+
+@dataclass
+class Stability(Record):
+    """``production/stability.json``: the final vs the iteration-0 ensemble (None where not run)."""
+
+    final: EnsembleStability | None = nested(EnsembleStability, default_none=True)
+    initial: EnsembleStability | None = nested(EnsembleStability, default_none=True)
 
 TIMESERIES_HEADER = "time_fs,sigma_force_eV_per_A,potential_energy_eV,kinetic_energy_eV,total_energy_eV,temperature_K"
 
@@ -50,9 +135,9 @@ def _load_ensemble(models: Sequence[str], device: str):
     return Ensemble.load(list(models), resolve_device(device))
 
 
-def ran_without_breach(stats: dict[str, Any]) -> bool:
+def ran_without_breach(stats: ProductionStats) -> bool:
     """A production replica ran its full length and σ never exceeded sigma_stop."""
-    return bool(stats["completed"] and stats["n_sigma_exceeded"] == 0)
+    return bool(stats.completed and stats.n_sigma_exceeded == 0)
 
 
 def read_timeseries(path: str) -> dict[str, np.ndarray]:
@@ -73,23 +158,18 @@ def production(
     topology_out: str,
     timeseries_out: str,
     handback_out: str,
-    stats_out: str,
-    log_path: str,
     device: str,
-    threads: int = 1,
-) -> None:
+) -> ProductionStats:
     """One NVT replica of MLP/MM MD: DCD trajectory (input atom order) + PDB topology, σ and
-    energies per saved step, Frames handed back to labeling (action ``collect``), and stats.
+    energies per saved step, Frames handed back to labeling (action ``collect``); returns the stats.
     The ensemble runs on ``device`` (``training.device``)."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.dynamics.trajectory import write_dcd, write_topology
     from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_cfg)
     cfg = production_cfg
-    seed = cfg["seed"] + replica
+    seed = derive_seed(cfg["seed"], stream="production_replica", index=replica)
     result = run_mlp_md(
         system,
         ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_cfg["embedding_cutoff"]),
@@ -108,31 +188,28 @@ def production(
     _write_timeseries(timeseries_out, result)
     write_frames(handback_out, result.collected)
     exceeded = result.sigma_exceeded_steps
-    write_json(
-        stats_out,
-        {
-            "model": model_label,
-            "models": list(models),
-            "replica": replica,
-            "seed": seed,
-            "ensemble": "NVT",
-            "temperature_K": cfg["temperature"],
-            "steps_requested": cfg["steps"],
-            "steps_done": result.steps_done,
-            "length_ps": result.steps_done * cfg["timestep"] / 1000.0,
-            "completed": result.steps_done == cfg["steps"],
-            "stop_reason": result.stop_reason,
-            "sigma_action": cfg["sigma_action"],
-            "sigma_stop": cfg["sigma_stop"],
-            "n_sigma_exceeded": len(exceeded),
-            "first_sigma_exceeded_ps": exceeded[0] * cfg["timestep"] / 1000.0 if exceeded else None,
-            "n_handed_back": len(result.collected),
-            "sigma_max": float(np.max(result.sigmas)) if result.sigmas else None,
-            "sigma_mean": float(np.mean(result.sigmas)) if result.sigmas else None,
-            "temperature_mean_K": float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
-            "n_frames": len(snapshots),
-            "ms_per_step": result.ms_per_step,
-        },
+    return ProductionStats(
+        model=model_label,
+        models=list(models),
+        replica=replica,
+        seed=seed,
+        ensemble="NVT",
+        temperature_K=cfg["temperature"],
+        steps_requested=cfg["steps"],
+        steps_done=result.steps_done,
+        length_ps=result.steps_done * cfg["timestep"] / 1000.0,
+        completed=result.steps_done == cfg["steps"],
+        stop_reason=result.stop_reason,
+        sigma_action=cfg["sigma_action"],
+        sigma_stop=cfg["sigma_stop"],
+        n_sigma_exceeded=len(exceeded),
+        first_sigma_exceeded_ps=exceeded[0] * cfg["timestep"] / 1000.0 if exceeded else None,
+        n_handed_back=len(result.collected),
+        sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
+        sigma_mean=float(np.mean(result.sigmas)) if result.sigmas else None,
+        temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
+        n_frames=len(snapshots),
+        ms_per_step=result.ms_per_step,
     )
 
 
@@ -159,15 +236,10 @@ def production_nve(
     production_cfg: dict[str, Any],
     system_cfg: dict[str, Any],
     timeseries_out: str,
-    stats_out: str,
-    log_path: str,
     device: str,
-    threads: int = 1,
-) -> None:
+) -> NVEStats:
     """NVT equilibration, then NVE (friction 0) with the final ensemble (on ``device``,
-    ``training.device``); total-energy drift."""
-    setup_logging(log_path)
-    set_threads(threads)
+    ``training.device``); returns the total-energy drift."""
     from mlmm.dynamics.mlp_md import MLPMDResult, run_mlp_md
     from mlmm.potentials import ensemble_potential
 
@@ -179,7 +251,7 @@ def production_nve(
 
     cfg = production_cfg
     common = dict(
-        seed=cfg["seed"] + 10_000,
+        seed=derive_seed(cfg["seed"], stream="production_nve"),
         source=f"{structure}:production:nve",
         sigma_action="warn",
         **production_md_settings(cfg),
@@ -189,16 +261,16 @@ def production_nve(
         equil = run_mlp_md(system, potential(), steps=cfg["nve_equilibration_steps"], friction_per_fs=cfg["friction"], sampler="nve_equilibration", **common)
         if equil.stop_reason:  # no NVE run from a blown-up state: report why instead
             _write_timeseries(timeseries_out, MLPMDResult())
-            write_json(stats_out, {"steps_requested": cfg["nve_steps"], "steps": 0, "completed": False,
-                                   "stop_reason": f"NVT equilibration: {equil.stop_reason}"})
-            return
+            return NVEStats(steps_requested=cfg["nve_steps"], steps=0, completed=False,
+                            stop_reason=f"NVT equilibration: {equil.stop_reason}")
         start = equil.final_state
     result = run_mlp_md(system, potential(), steps=cfg["nve_steps"], friction_per_fs=0.0, sampler="nve", start=start, **common)
     _write_timeseries(timeseries_out, result)
     series = read_timeseries(timeseries_out)
     # a run that blew up is reported, not fatal: the drift up to the stop is still informative
     drift = energy_drift(series["time_fs"], series["total_energy_eV"], len(system.atoms)) if len(series["time_fs"]) >= 2 else {}
-    drift.update(
+    stats = NVEStats(
+        **drift,
         steps_requested=cfg["nve_steps"],
         steps=result.steps_done,
         completed=result.stop_reason is None,
@@ -209,31 +281,30 @@ def production_nve(
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
         ms_per_step=result.ms_per_step,
     )
-    log.info("NVE check: %s", drift)
-    write_json(stats_out, drift)
+    log.info("NVE check: %s", stats)
+    return stats
 
 
-def stability(final_stats: Sequence[str], initial_stats: Sequence[str], out: str, log_path: str) -> None:
+def stability(final_stats: Sequence[str], initial_stats: Sequence[str]) -> Stability:
     """Production stability of the final ensemble vs the iteration-0 ensemble (same settings)."""
-    setup_logging(log_path)
 
-    def describe(paths: Sequence[str]) -> dict[str, Any] | None:
+    def describe(paths: Sequence[str]) -> EnsembleStability | None:
         if not paths:
             return None
-        runs = [read_json(p) for p in paths]
-        return {
-            "replicas": len(runs),
-            "completed": sum(ran_without_breach(r) for r in runs),
-            "length_ps": [r["length_ps"] for r in runs],
-            "first_sigma_exceeded_ps": [r["first_sigma_exceeded_ps"] for r in runs],
-            "sigma_mean": [r["sigma_mean"] for r in runs],
-            "sigma_max": [r["sigma_max"] for r in runs],
-            "stop_reason": [r["stop_reason"] for r in runs],
-        }
+        runs = [ProductionStats.from_json(p) for p in paths]
+        return EnsembleStability(
+            replicas=len(runs),
+            completed=sum(ran_without_breach(r) for r in runs),
+            length_ps=[r.length_ps for r in runs],
+            first_sigma_exceeded_ps=[r.first_sigma_exceeded_ps for r in runs],
+            sigma_mean=[r.sigma_mean for r in runs],
+            sigma_max=[r.sigma_max for r in runs],
+            stop_reason=[r.stop_reason for r in runs],
+        )
 
-    data = {"final": describe(final_stats), "initial": describe(initial_stats)}
+    data = Stability(final=describe(final_stats), initial=describe(initial_stats))
     log.info("stability: %s", data)
-    write_json(out, data)
+    return data
 
 
 def production_metadynamics(
@@ -244,15 +315,10 @@ def production_metadynamics(
     replica: int,
     out_dir: str,
     timeseries_out: str,
-    stats_out: str,
-    log_path: str,
     device: str,
-    threads: int = 1,
-) -> None:
+) -> MetadynamicsStats:
     """One MLP/MM well-tempered metaD replica with the final ensemble (on ``device``,
-    ``training.device``): HILLS, COLVAR, σ(t)."""
-    setup_logging(log_path)
-    set_threads(threads)
+    ``training.device``): HILLS, COLVAR, σ(t); returns its stats."""
     from mlmm.dynamics.metadynamics import run_mlp_metadynamics
     from mlmm.potentials import ensemble_potential
 
@@ -266,31 +332,27 @@ def production_metadynamics(
         out_dir=out_dir,
         steps=metad["steps"],
         friction_per_fs=cfg["friction"],
-        seed=cfg["seed"] + 20_000 + replica,
+        seed=derive_seed(cfg["seed"], stream="production_metadynamics", index=replica),
         sampler="production_metad",
         source=f"{structure}:metad:replica{replica}",
         sigma_action=metad["sigma_action"],
         **production_md_settings(cfg),
     )
     _write_timeseries(timeseries_out, result)
-    write_json(
-        stats_out,
-        {
-            "replica": replica,
-            "steps_requested": metad["steps"],
-            "steps_done": result.steps_done,
-            "completed": result.stop_reason is None,
-            "stop_reason": result.stop_reason,
-            "n_sigma_exceeded": len(result.sigma_exceeded_steps),
-            "sigma_max": float(np.max(result.sigmas)) if result.sigmas else None,
-            "ms_per_step": result.ms_per_step,
-        },
+    return MetadynamicsStats(
+        replica=replica,
+        steps_requested=metad["steps"],
+        steps_done=result.steps_done,
+        completed=result.stop_reason is None,
+        stop_reason=result.stop_reason,
+        n_sigma_exceeded=len(result.sigma_exceeded_steps),
+        sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
+        ms_per_step=result.ms_per_step,
     )
 
 
-def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins: int, csv_out: str, png_out: str, json_out: str, log_path: str) -> None:
+def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins: int, csv_out: str, png_out: str, json_out: str) -> None:
     """Free-energy profile (kJ/mol) along the metaD CV: replica mean ± standard error; CSV, plot, JSON."""
-    setup_logging(log_path)
     from pathlib import Path
 
     from mlmm.dynamics.metadynamics import free_energy_profile
@@ -318,7 +380,7 @@ def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins:
     fig.tight_layout()
     atomic_write(png_out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
-    runs = [read_json(p) for p in replica_stats]
+    runs = [MetadynamicsStats.from_json(p).to_dict() for p in replica_stats]
     i_min = int(np.argmin(f))
     data = {
         "replicas": len(hills),

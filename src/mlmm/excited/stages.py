@@ -11,12 +11,15 @@ spectra, Stokes shift and ML-vs-TDDFT comparison.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from mlmm.jobs import read_json, set_threads, system_from_config, write_json
-from mlmm.logutil import setup_logging
+from mlmm.jobs import read_json, system_from_config, write_json
+from mlmm.labeling.reports import ExcitedLabels
+from mlmm.records import Record, nested
+from mlmm.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,33 @@ log = logging.getLogger(__name__)
 COVERAGE_MIN: float = 0.5
 #: fraction of a spectrum's line intensity outside the energy grid above which the spectra stage warns
 OUTSIDE_GRID_WARN: float = 0.01
+
+
+@dataclass
+class PropertyPrediction(Record):
+    """Property-model prediction on one trajectory frame: bright ΔE (eV), f, their committee σ, and
+    the kernel coverage (similarity to the nearest training frame). Records written before the
+    committee σ and the coverage existed read as σ 0 and coverage 1."""
+
+    index: int
+    frame_id: str
+    bright_excitation_energy_ev: float
+    bright_oscillator_strength: float
+    sigma_excitation_energy_ev: float = 0.0
+    sigma_oscillator_strength: float = 0.0
+    coverage: float = 1.0
+
+
+@dataclass
+class PropertyPredictions(Record):
+    """``excited/dynamics/predictions.json``: the property model on every excited-state trajectory frame."""
+
+    frames: str
+    n_extrapolated: int
+    coverage_min: float
+    mean_sigma_excitation_energy_ev: float
+    mean_sigma_oscillator_strength: float
+    records: list[PropertyPrediction] = nested(PropertyPrediction)
 
 
 def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
@@ -39,19 +69,14 @@ def label_excited(
     n_frames: int,
     level_cfg: dict[str, Any],
     td_cfg: dict[str, Any],
-    records_out: str,
-    log_path: str,
     db_out: str | None = None,
-    threads: int = 1,
-) -> None:
+) -> ExcitedLabels:
     """TDA/TDDFT of ``n_frames`` evenly spaced frames of ``frames_path``.
 
-    Writes the per-frame records (all states, f, transition dipoles, bright state and its flag)
-    as JSON and, when ``db_out`` is given, the bright state's energy/forces as a label DB in the
+    Returns the per-frame records (all states, f, transition dipoles, bright state and its flag)
+    and, when ``db_out`` is given, writes the bright state's energy/forces as a label DB in the
     ordinary labels contract (unambiguous frames only).
     """
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.engines.pyscf_qmmm import LevelOfTheory
     from mlmm.frames import read_frames
     from mlmm.labeling.db import write_label_db
@@ -66,34 +91,33 @@ def label_excited(
              "TDA" if settings.tda else "TDDFT", level.label)
     rows, records = label_excited_frames(subset, level, settings, forces=db_out is not None, log=log)
     for rec in records:
-        rec["source_index"] = picked[rec["index"]]
-    ok = [r for r in records if r["status"] == "ok"]
-    summary = {
-        "level": level.as_dict(), "td": settings.as_dict(), "frames": frames_path,
-        "n_frames": len(subset), "n_ok": len(ok),
-        "n_ambiguous": sum(bool(r["bright_ambiguous"]) for r in ok),
-        "bright_state_counts": {str(k): int(v) for k, v in zip(*np.unique([r["bright_state"] for r in ok], return_counts=True))} if ok else {},
-        "records": records,
-    }
+        rec.source_index = picked[rec.index]
+    ok = [r for r in records if r.ok]
+    labels = ExcitedLabels(
+        level=level.as_dict(), td=settings.as_dict(), frames=frames_path,
+        n_frames=len(subset), n_ok=len(ok),
+        n_ambiguous=sum(bool(r.bright_ambiguous) for r in ok),
+        bright_state_counts={str(k): int(v) for k, v in zip(*np.unique([r.bright_state for r in ok], return_counts=True))} if ok else {},
+        records=records,
+    )
     if db_out is not None:
         write_label_db(db_out, rows, level.as_dict())
-        summary["n_training_rows"] = len(rows)
-    write_json(records_out, summary)
-    log.info("done: %d ok, %d ambiguous, %s", summary["n_ok"], summary["n_ambiguous"], summary["bright_state_counts"])
+        labels.n_training_rows = len(rows)
+    log.info("done: %d ok, %d ambiguous, %s", labels.n_ok, labels.n_ambiguous, labels.bright_state_counts)
+    return labels
 
 
 def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], cfg: dict[str, Any], model_out: str,
-                         metrics_out: str, log_path: str) -> None:
+                         metrics_out: str) -> None:
     """Fit the bright-state property model on the labelled frames of the bright-state DBs
     (initial ensemble and the frames added by the bright-state active learning)."""
-    setup_logging(log_path)
     from mlmm.excited.property_model import fit_property_model
     from mlmm.labeling.db import frame_id, read_labelled_frames
 
-    by_id = {r["frame_id"]: r for p in records_paths for r in read_json(p)["records"] if r["status"] == "ok"}
+    by_id = {r.frame_id: r for p in records_paths for r in ExcitedLabels.from_json(p).ok_records()}
     frames = [f for p in db_paths for f in read_labelled_frames(p) if frame_id(f) in by_id]
-    de = [by_id[frame_id(f)]["bright_excitation_energy_ev"] for f in frames]
-    osc = [by_id[frame_id(f)]["bright_oscillator_strength"] for f in frames]
+    de = [by_id[frame_id(f)].bright_excitation_energy_ev for f in frames]
+    osc = [by_id[frame_id(f)].bright_oscillator_strength for f in frames]
     model, metrics = fit_property_model(frames, de, osc, cv_folds=cfg["cv_folds"], seed=cfg["seed"])
     model.save(model_out)
     log.info("property model: %s", metrics)
@@ -101,18 +125,16 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
 
 
 def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, Any], system_cfg: dict[str, Any],
-                     frames_out: str, stats_out: str, log_path: str, device: str, threads: int = 1) -> None:
+                     frames_out: str, stats_out: str, device: str) -> None:
     """Bright-state MLP/MM MD replicas, vertically excited from the ground state.
 
     ``initial``: 'wigner' starts replica r from the r-th Wigner sample of the QM region (positions
     and momenta at ``temperature``, GFN2-xTB Hessian in ``wigner_environment``; MM momenta
     Maxwell–Boltzmann), 'ground_state' from the input structure with Maxwell–Boltzmann momenta.
-    Replica r uses seed ``seed + r``; frames before ``relaxation`` fs are discarded (the
-    relaxation from the Franck–Condon region); the rest are written as Frames. The bright-state
-    ensemble runs on ``device`` (``training.device``).
+    Replica r uses seed ``derive_seed(seed, stream="excited_replica", index=r)`` (= ``seed + r``);
+    frames before ``relaxation`` fs are discarded (the relaxation from the Franck–Condon region);
+    the rest are written as Frames. The bright-state ensemble runs on ``device`` (``training.device``).
     """
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.frames import write_frames
     from mlmm.model.device import resolve_device
@@ -130,7 +152,7 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
             system, ensemble_potential(system, ensemble, cutoff_ang=system_cfg["embedding_cutoff"]),
             steps=dyn_cfg["steps"], timestep_fs=dyn_cfg["timestep"],
             temperature_K=dyn_cfg["temperature"], friction_per_fs=dyn_cfg["friction"], stride=dyn_cfg["stride"],
-            seed=dyn_cfg["seed"] + r, sigma_stop=dyn_cfg["sigma_stop"], max_force=dyn_cfg["max_force"],
+            seed=derive_seed(dyn_cfg["seed"], stream="excited_replica", index=r), sigma_stop=dyn_cfg["sigma_stop"], max_force=dyn_cfg["max_force"],
             sampler="excited_md", iteration=r,
             source=f"{structure}:excited_replica{r}", start=starts[r],
         )
@@ -167,10 +189,9 @@ def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: 
                          cutoff_ang=cutoff_ang, log=log)
 
 
-def predict_properties(frames_path: str, model_path: str, out: str, log_path: str) -> None:
+def predict_properties(frames_path: str, model_path: str) -> PropertyPredictions:
     """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless) and
     the kernel coverage, on every trajectory frame."""
-    setup_logging(log_path)
     from mlmm.excited.property_model import PropertyModel
     from mlmm.frames import read_frames
     from mlmm.labeling.db import frame_id
@@ -180,51 +201,49 @@ def predict_properties(frames_path: str, model_path: str, out: str, log_path: st
     de, f, sigma_de, sigma_f = model.predict_with_sigma(frames)
     cov = model.coverage(frames)
     n_out = int((cov < COVERAGE_MIN).sum())
-    write_json(out, {"frames": frames_path, "n_extrapolated": n_out, "coverage_min": COVERAGE_MIN,
-                     "mean_sigma_excitation_energy_ev": float(sigma_de.mean()),
-                     "mean_sigma_oscillator_strength": float(sigma_f.mean()), "records": [
-        {"index": i, "frame_id": frame_id(fr), "bright_excitation_energy_ev": float(e), "bright_oscillator_strength": float(o),
-         "sigma_excitation_energy_ev": float(se), "sigma_oscillator_strength": float(sf), "coverage": float(c)}
-        for i, (fr, e, o, se, sf, c) in enumerate(zip(frames, de, f, sigma_de, sigma_f, cov))]})
+    predictions = PropertyPredictions(
+        frames=frames_path, n_extrapolated=n_out, coverage_min=COVERAGE_MIN,
+        mean_sigma_excitation_energy_ev=float(sigma_de.mean()), mean_sigma_oscillator_strength=float(sigma_f.mean()),
+        records=[PropertyPrediction(i, frame_id(fr), float(e), float(o), float(se), float(sf), float(c))
+                 for i, (fr, e, o, se, sf, c) in enumerate(zip(frames, de, f, sigma_de, sigma_f, cov))])
     log.info("%d frames: ΔE %.3f ± %.3f eV (mean committee σ %.3f eV), f %.3f ± %.3f (σ %.3f); %d outside the "
              "training data (coverage < %.2f)", len(frames), de.mean(), de.std(), sigma_de.mean(), f.mean(), f.std(),
              sigma_f.mean(), n_out, COVERAGE_MIN)
+    return predictions
 
 
 def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
                     absorption_csv: str, emission_csv: str, absorption_png: str, emission_png: str,
-                    summary_out: str, log_path: str, property_metrics: str | None = None,
+                    summary_out: str, property_metrics: str | None = None,
                     dynamics_stats: str | None = None, selections: Sequence[str] = ()) -> None:
     """Absorption (TDDFT, ground-state ensemble), ML emission, TDDFT reference emission, comparison.
 
     ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary.
     """
-    setup_logging(log_path)
     from mlmm.spectra import ensemble as sp
 
     grid = sp.energy_grid(cfg["e_min"], cfg["e_max"], cfg["n_points"])
     fwhm, shape = cfg["fwhm"], cfg["shape"]
-    absr = [r for r in read_json(absorption_records)["records"] if r["status"] == "ok"]
-    absorption = sp.absorption_spectrum([r["excitation_energies_ev"] for r in absr],
-                                        [r["oscillator_strengths"] for r in absr], grid, fwhm, shape)
-    pred = read_json(predictions)["records"]
-    emission_ml = sp.emission_spectrum([r["bright_excitation_energy_ev"] for r in pred],
-                                       [r["bright_oscillator_strength"] for r in pred], grid, fwhm, shape)
-    ref = [r for r in read_json(reference_records)["records"] if r["status"] == "ok"]
-    pred_by_id = {r["frame_id"]: r for r in pred}
-    same = [r for r in ref if r["frame_id"] in pred_by_id]
+    labels = ExcitedLabels.from_json(absorption_records)
+    absr = labels.ok_records()
+    absorption = sp.absorption_spectrum([r.excitation_energies_ev for r in absr],
+                                        [r.oscillator_strengths for r in absr], grid, fwhm, shape)
+    pred = PropertyPredictions.from_json(predictions).records
+    emission_ml = sp.emission_spectrum([r.bright_excitation_energy_ev for r in pred],
+                                       [r.bright_oscillator_strength for r in pred], grid, fwhm, shape)
+    ref = ExcitedLabels.from_json(reference_records).ok_records()
+    pred_by_id = {r.frame_id: r for r in pred}
+    same = [r for r in ref if r.frame_id in pred_by_id]
     if not same:
         raise RuntimeError(f"{reference_records}: no reference frame matches a predicted trajectory frame")
-    emission_ref = sp.emission_spectrum([r["bright_excitation_energy_ev"] for r in same],
-                                        [r["bright_oscillator_strength"] for r in same], grid, fwhm, shape)
-    emission_ml_same = sp.emission_spectrum([pred_by_id[r["frame_id"]]["bright_excitation_energy_ev"] for r in same],
-                                            [pred_by_id[r["frame_id"]]["bright_oscillator_strength"] for r in same],
+    emission_ref = sp.emission_spectrum([r.bright_excitation_energy_ev for r in same],
+                                        [r.bright_oscillator_strength for r in same], grid, fwhm, shape)
+    emission_ml_same = sp.emission_spectrum([pred_by_id[r.frame_id].bright_excitation_energy_ev for r in same],
+                                            [pred_by_id[r.frame_id].bright_oscillator_strength for r in same],
                                             grid, fwhm, shape)
-    de_err = np.array([pred_by_id[r["frame_id"]]["bright_excitation_energy_ev"] - r["bright_excitation_energy_ev"]
-                       for r in same])
-    f_err = np.array([pred_by_id[r["frame_id"]]["bright_oscillator_strength"] - r["bright_oscillator_strength"]
-                      for r in same])
-    de_sigma = np.array([pred_by_id[r["frame_id"]].get("sigma_excitation_energy_ev", 0.0) for r in same])
+    de_err = np.array([pred_by_id[r.frame_id].bright_excitation_energy_ev - r.bright_excitation_energy_ev for r in same])
+    f_err = np.array([pred_by_id[r.frame_id].bright_oscillator_strength - r.bright_oscillator_strength for r in same])
+    de_sigma = np.array([pred_by_id[r.frame_id].sigma_excitation_energy_ev for r in same])
     sp.write_spectrum_csv(absorption_csv, grid, {"absorption": absorption})
     sp.write_spectrum_csv(emission_csv, grid, {"emission_ml": emission_ml, "emission_ml_reference_frames": emission_ml_same,
                                                "emission_tddft_reference_frames": emission_ref})
@@ -236,8 +255,8 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     sp.plot_spectra(emission_png, grid, {"ML (property model)": emission_ml_same, "TDDFT": emission_ref},
                     f"Emission on the {len(same)} reference frames: peak shift {comparison['peak_shift_ev']:+.3f} eV, "
                     f"mean shift {comparison['mean_shift_ev']:+.3f} eV, overlap {comparison['overlap']:.2f}")
-    totals = {"absorption": float(np.mean([np.sum(r["oscillator_strengths"]) for r in absr])),
-              "emission_ml": float(np.mean([r["bright_oscillator_strength"] * r["bright_excitation_energy_ev"] ** 2
+    totals = {"absorption": float(np.mean([np.sum(r.oscillator_strengths) for r in absr])),
+              "emission_ml": float(np.mean([r.bright_oscillator_strength * r.bright_excitation_energy_ev ** 2
                                             for r in pred]))}
     summaries = {name: sp.spectrum_summary(grid, spectrum, totals[name])
                  for name, spectrum in (("absorption", absorption), ("emission_ml", emission_ml))}
@@ -248,12 +267,11 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     summary = {
         "absorption": {**summaries["absorption"], "n_frames": len(absr)},
         "emission_ml": {**summaries["emission_ml"], "n_frames": len(pred),
-                        "n_extrapolated": int(sum(r.get("coverage", 1.0) < COVERAGE_MIN for r in pred)),
-                        "mean_sigma_excitation_energy_ev": float(np.mean([r.get("sigma_excitation_energy_ev", 0.0)
-                                                                          for r in pred]))},
+                        "n_extrapolated": int(sum(r.coverage < COVERAGE_MIN for r in pred)),
+                        "mean_sigma_excitation_energy_ev": float(np.mean([r.sigma_excitation_energy_ev for r in pred]))},
         "stokes": stokes,
         "reference": {**comparison, "n_frames": len(same),
-                      "n_ambiguous": sum(bool(r["bright_ambiguous"]) for r in same),
+                      "n_ambiguous": sum(bool(r.bright_ambiguous) for r in same),
                       "mae_excitation_energy_ev": float(np.abs(de_err).mean()),
                       "mae_oscillator_strength": float(np.abs(f_err).mean()),
                       "mean_sigma_excitation_energy_ev": float(de_sigma.mean()),
@@ -261,16 +279,18 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
                       "fraction_within_2sigma": float(np.mean(np.abs(de_err) <= 2.0 * de_sigma))},
         "broadening": {"fwhm_ev": fwhm, "shape": shape},
     }
-    labels = read_json(absorption_records)
-    summary["labels"] = {k: labels.get(k) for k in ("n_frames", "n_ok", "n_ambiguous", "bright_state_counts",
-                                                      "n_training_rows")}
+    summary["labels"] = {k: getattr(labels, k) for k in ("n_frames", "n_ok", "n_ambiguous", "bright_state_counts",
+                                                            "n_training_rows")}
     if property_metrics:
         summary["property_model"] = read_json(property_metrics)
     if dynamics_stats:
         summary["dynamics"] = read_json(dynamics_stats)
     if selections:
+        from mlmm.al.selection import SelectionRecord
+
         summary["active_learning"] = [
-            {k: v for k, v in read_json(p).items() if isinstance(v, (int, float, str, bool)) or v is None}
+            {k: v for k, v in SelectionRecord.from_json(p).to_dict().items()
+             if isinstance(v, (int, float, str, bool)) or v is None}
             for p in selections
         ]
     log.info("spectra: %s", summary)

@@ -15,7 +15,6 @@ removed once the DB and the report are written.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,10 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import numpy as np
-
 from mlmm.engines.pyscf_qmmm import PYSCF_VERSION, LevelOfTheory
-from mlmm.frames import atomic_write, read_frames
+from mlmm.frames import read_frames
 from mlmm.labeling.db import (
     append_label_rows,
     create_label_db,
@@ -36,6 +33,7 @@ from mlmm.labeling.db import (
     write_label_db,
 )
 from mlmm.labeling.ground_state import Labelled, label_frames
+from mlmm.labeling.reports import ChunkReport
 from mlmm.logutil import FORMAT
 
 _LOG = logging.getLogger(__name__)
@@ -103,24 +101,6 @@ def _log_to_file(log_path: str | os.PathLike | None) -> Iterator[None]:
         handler.close()
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def write_report(path: str | os.PathLike, report: Mapping[str, Any]) -> None:
-    """Write a JSON report atomically."""
-
-    def writer(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            json.dump(report, fh, indent=1, default=_json_default)
-
-    atomic_write(path, writer)
-
-
 def label_chunk(
     frames_path: str | os.PathLike,
     chunk_index: int,
@@ -129,7 +109,7 @@ def label_chunk(
     db_out: str | os.PathLike,
     report_out: str | os.PathLike,
     log_path: str | os.PathLike | None = None,
-) -> dict[str, Any]:
+) -> ChunkReport:
     """Label frames ``chunk_slice(...)`` of ``frames_path``; write ``db_out`` and ``report_out``.
 
     Resumes from ``checkpoint_path(db_out)`` if an earlier run of this chunk was killed.
@@ -172,22 +152,22 @@ def label_chunk(
                 rows.append(row)
         write_label_db(db_out, rows, level.as_dict())
         n_ok = sum(e["status"] == "ok" for e in frame_entries)
-        report = {
-            "frames_path": str(frames_path),
-            "chunk_index": chunk_index,
-            "chunk_size": chunk_size,
-            "frame_range": [window.start, window.stop],
-            "level": level.as_dict(),
-            "pyscf_version": PYSCF_VERSION,
-            "n_frames": len(frames),
-            "n_ok": n_ok,
-            "n_failed": len(frames) - n_ok,
-            "n_resumed": sum(e["resumed"] for e in frame_entries),
-            "wall_s": time.perf_counter() - start,
-            "frames": frame_entries,
-        }
-        write_report(report_out, report)
+        report = ChunkReport(
+            frames_path=str(frames_path),
+            chunk_index=chunk_index,
+            chunk_size=chunk_size,
+            frame_range=[window.start, window.stop],
+            level=level.as_dict(),
+            pyscf_version=PYSCF_VERSION,
+            n_frames=len(frames),
+            n_ok=n_ok,
+            n_failed=len(frames) - n_ok,
+            n_resumed=sum(e["resumed"] for e in frame_entries),
+            wall_s=time.perf_counter() - start,
+            frames=frame_entries,
+        )
+        report.to_json(report_out)
         if ckpt.exists():
             ckpt.unlink()
-        _LOG.info("chunk %d: %d ok, %d failed, %.1f s", chunk_index, n_ok, report["n_failed"], report["wall_s"])
+        _LOG.info("chunk %d: %d ok, %d failed, %.1f s", chunk_index, n_ok, report.n_failed, report.wall_s)
     return report

@@ -49,6 +49,7 @@ from mlmm.engines.pyscf_qmmm import (
     run_scf,
 )
 from mlmm.frames import mm_charges, qm_mask, validate_frame
+from mlmm.labeling.reports import ExcitedFrameLabel
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
 __all__ = [
@@ -360,26 +361,27 @@ def track_bright_states(
     return out
 
 
-def excited_record(frame: Atoms, result: ExcitedResult) -> dict[str, Any]:
-    """JSON-serialisable per-frame excited-state properties (eV, e·Å)."""
+def excited_record(index: int, frame: Atoms, result: ExcitedResult) -> ExcitedFrameLabel:
+    """The per-frame excited-state record (eV, e·Å) of frame ``index`` of a labelled sequence."""
     from mlmm.labeling.db import frame_id
 
-    return {
-        "frame_id": frame_id(frame),
-        "status": "ok",
-        "ground_energy_ev": result.ground_energy_ev,
-        "excitation_energies_ev": result.excitation_energies_ev.tolist(),
-        "oscillator_strengths": result.oscillator_strengths.tolist(),
-        "transition_dipoles_e_ang": result.transition_dipoles_e_ang.tolist(),
-        "bright_state": result.bright.index,
-        "bright_ambiguous": result.bright.ambiguous,
-        "bright_reason": result.bright.reason,
-        "bright_score": result.bright.score,
-        "bright_excitation_energy_ev": result.bright_excitation_energy_ev,
-        "bright_oscillator_strength": result.bright_oscillator_strength,
-        "bright_energy_ev": result.bright_energy_ev,
-        "wall_s": result.wall_time_s,
-    }
+    return ExcitedFrameLabel(
+        index=index,
+        frame_id=frame_id(frame),
+        status="ok",
+        ground_energy_ev=result.ground_energy_ev,
+        excitation_energies_ev=result.excitation_energies_ev.tolist(),
+        oscillator_strengths=result.oscillator_strengths.tolist(),
+        transition_dipoles_e_ang=result.transition_dipoles_e_ang.tolist(),
+        bright_state=result.bright.index,
+        bright_ambiguous=result.bright.ambiguous,
+        bright_reason=result.bright.reason,
+        bright_score=result.bright.score,
+        bright_excitation_energy_ev=result.bright_excitation_energy_ev,
+        bright_oscillator_strength=result.bright_oscillator_strength,
+        bright_energy_ev=result.bright_energy_ev,
+        wall_s=result.wall_time_s,
+    )
 
 
 def label_excited_frames(
@@ -389,14 +391,14 @@ def label_excited_frames(
     *,
     forces: bool = True,
     log=None,
-) -> tuple[list[tuple[Atoms, dict[str, np.ndarray], dict[str, Any]]], list[dict[str, Any]]]:
+) -> tuple[list[tuple[Atoms, dict[str, np.ndarray], dict[str, Any]]], list[ExcitedFrameLabel]]:
     """Excited-state labels of a sequence of frames, with bright-state tracking along it.
 
     Returns ``(rows, records)``. ``rows`` are label-DB rows in the ordinary labels contract
     (``energy``/``forces`` = the bright state's total energy and forces, so the ground-state
     training code trains a bright-state model unchanged); frames whose bright state is
     ambiguous are *not* given as training rows (their record says why). ``records`` has one
-    JSON entry per input frame (all states, f, transition dipoles, bright index and flag, or the
+    :class:`ExcitedFrameLabel` per input frame (all states, f, transition dipoles, bright index and flag, or the
     failure reason). A frame that fails is retried once with the stabilised SCF.
     """
     import logging
@@ -405,7 +407,7 @@ def label_excited_frames(
 
     log = log or logging.getLogger(__name__)
     rows: list[tuple[Atoms, dict[str, np.ndarray], dict[str, Any]]] = []
-    records: list[dict[str, Any]] = []
+    records: list[ExcitedFrameLabel] = []
     reference: np.ndarray | None = None
     ref_positions: np.ndarray | None = None
     for i, frame in enumerate(frames):
@@ -424,10 +426,9 @@ def label_excited_frames(
         if result is None:
             from mlmm.labeling.db import frame_id
 
-            records.append({"index": i, "frame_id": frame_id(frame), "status": reason})
+            records.append(ExcitedFrameLabel(index=i, frame_id=frame_id(frame), status=reason))
             continue
-        record = {"index": i, **excited_record(frame, result)}
-        records.append(record)
+        records.append(excited_record(i, frame, result))
         log.info("frame %d: bright S%d dE = %.3f eV f = %.3f%s", i, result.bright.index + 1,
                  result.bright_excitation_energy_ev, result.bright_oscillator_strength,
                  " (ambiguous: " + result.bright.reason + ")" if result.bright.ambiguous else "")

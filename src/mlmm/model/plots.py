@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import matplotlib
 
@@ -11,6 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mlmm.frames import atomic_write  # noqa: E402
+
+if TYPE_CHECKING:
+    from mlmm.model.calibration import Calibration
 
 
 def _save(fig, path: str) -> None:
@@ -61,16 +64,16 @@ def plot_parity(result: Mapping[str, Any], path: str) -> None:
     _save(fig, path)
 
 
-def plot_calibration(calibrations: Sequence[Mapping[str, Any]], path: str) -> None:
+def plot_calibration(calibrations: Sequence[Calibration], path: str) -> None:
     """σ vs max force error on held-out frames, one colour per AL iteration, with ρ and scale."""
     fig, ax = plt.subplots(figsize=(5, 4.5))
     top = 0.0
     for c in calibrations:
-        s, e = np.asarray(c.get("sigma_force", []), float), np.asarray(c.get("max_force_error", []), float)
+        s, e = np.asarray(c.sigma_force or [], float), np.asarray(c.max_force_error or [], float)
         if not len(s):
             continue
-        rho = c.get("spearman_rho")
-        label = f"it{c.get('iteration')}: ρ={rho:.2f}, scale={c['scale']:.2f}" if rho is not None else f"it{c.get('iteration')}"
+        rho = c.spearman_rho
+        label = f"it{c.iteration}: ρ={rho:.2f}, scale={c.scale:.2f}" if rho is not None else f"it{c.iteration}"
         ax.scatter(s, e, s=10, label=label)
         top = max(top, float(s.max()), float(e.max()))
     if top > 0:

@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from mlmm.frames import atomic_write
-from mlmm.jobs import read_json, selection_record, set_threads, write_json
-from mlmm.logutil import setup_logging
+from mlmm.jobs import read_json, write_json
+from mlmm.records import Record
+from mlmm.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from mlmm.model.calibration import Calibration
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EnsembleEvaluation(Record):
+    """``models/it{i}/ensemble.json``: ensemble-mean errors on the held-out test frames.
+
+    MAEs in eV (energy) and eV/Å (forces on QM and on MM atoms); None without test frames.
+    """
+
+    n_frames: int | None = None
+    energy_mae: float | None = None
+    force_mae_qm: float | None = None
+    force_mae_mm: float | None = None
+    n_test: int = 0
+    models: list[str] | None = None
 
 
 def train_member(
@@ -26,19 +46,19 @@ def train_member(
     model_out: str,
     metrics_out: str,
     log_dir: str,
-    log_path: str,
     threads: int = 1,
 ) -> None:
     """Train ensemble member ``member`` of iteration ``iteration`` on all labels so far.
 
     When the iteration added no labels (converged, or nothing in the trust window) the
     previous member is carried forward unchanged instead of retraining on identical data.
+    ``threads``: torch threads of the training.
     """
-    setup_logging(log_path)
-    set_threads(threads)
-    record = selection_record(selection)
-    if record is not None and record["n_selected"] == 0 and previous_model:
-        log.info("iteration %d added no labels (%s): carrying %s forward", iteration, record["reason"], previous_model[0])
+    from mlmm.al.selection import read_selection
+
+    record = read_selection(selection)
+    if record is not None and record.n_selected == 0 and previous_model:
+        log.info("iteration %d added no labels (%s): carrying %s forward", iteration, record.reason, previous_model[0])
         atomic_write(model_out, lambda tmp: shutil.copyfile(previous_model[0], tmp))
         metrics = read_json(Path(previous_model[0]).with_suffix(".json"))
         metrics["carried_forward_from"] = previous_model[0]
@@ -50,7 +70,7 @@ def train_member(
     metrics = run(
         list(dbs),
         model_out,
-        seed=training_cfg["seed"] + member,
+        seed=derive_seed(training_cfg["seed"], stream="training_member", index=member),
         settings=training_settings(training_cfg, threads),
         log_dir=log_dir,
         init_from=previous_model[0] if previous_model and training_cfg.get("warm_start") else None,
@@ -59,13 +79,9 @@ def train_member(
     write_json(metrics_out, metrics)
 
 
-def evaluate_ensemble(
-    models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any], out: str, log_path: str, threads: int = 1
-) -> None:
+def evaluate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any]) -> EnsembleEvaluation:
     """Ensemble MAEs on the held-out test frames (identical for all members, never trained on);
     members run on ``training.device``."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
@@ -76,16 +92,14 @@ def evaluate_ensemble(
         result = ensemble.evaluate_db(db_path, indices=test_idx) if len(test_idx) else {}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    result = {k: v for k, v in result.items() if not isinstance(v, (list, np.ndarray))}
-    result.update(n_test=len(test_idx), models=list(models))
-    log.info("ensemble test errors: %s", result)
-    write_json(out, result)
+    errors = {k: result[k] for k in ("n_frames", "energy_mae", "force_mae_qm", "force_mae_mm") if k in result}
+    evaluation = EnsembleEvaluation(**errors, n_test=len(test_idx), models=list(models))
+    log.info("ensemble test errors: %s", evaluation)
+    return evaluation
 
 
-def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str, log_path: str, threads: int = 1) -> None:
+def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str) -> None:
     """Labels DB of corrections reference − baseline (Δ-learning) and the baseline's errors."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.model.baseline import write_delta_db
 
     write_json(stats_out, write_delta_db(labels_db, out_db, baseline))
@@ -107,43 +121,35 @@ def _held_out(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str,
     return result
 
 
-def calibrate_ensemble(
-    models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any], iteration: int, out: str,
-    log_path: str, threads: int = 1,
-) -> None:
+def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any], iteration: int) -> Calibration:
     """models/it{i}/calibration.json: Spearman ρ of σ vs max force error and the σ scale factor."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.model.calibration import calibrate
 
     result = _held_out(models, dbs, training_cfg)
     calibration = calibrate(result.get("sigma_force", []), result.get("max_force_error", []))
-    calibration.update(
-        iteration=iteration,
-        sigma_force=result.get("sigma_force", []),
-        max_force_error=result.get("max_force_error", []),
-        frames="held-out test frames of all labels so far (never trained on by any member)",
-    )
-    log.info("calibration it%d: rho %s, scale %.3f on %d frames", iteration, calibration["spearman_rho"],
-             calibration["scale"], calibration["n_frames"])
-    write_json(out, calibration)
+    calibration.iteration = iteration
+    calibration.sigma_force = [float(v) for v in result.get("sigma_force", [])]
+    calibration.max_force_error = [float(v) for v in result.get("max_force_error", [])]
+    calibration.frames = "held-out test frames of all labels so far (never trained on by any member)"
+    log.info("calibration it%d: rho %s, scale %.3f on %d frames", iteration, calibration.spearman_rho,
+             calibration.scale, calibration.n_frames)
+    return calibration
 
 
 def training_plots(
     metrics: Sequence[str], models: Sequence[str], dbs: Sequence[str], calibrations: Sequence[str],
     training_cfg: dict[str, Any], learning_png: str, parity_png: str, calibration_png: str,
-    index_out: str, log_path: str, threads: int = 1,
+    index_out: str,
 ) -> None:
     """Learning curves of every member, parity plots (energy, QM forces, MM forces) on the held-out
     frames, and σ vs error per AL iteration, as PNGs for the report."""
-    setup_logging(log_path)
-    set_threads(threads)
+    from mlmm.model.calibration import Calibration
     from mlmm.model.plots import plot_calibration, plot_learning_curves, plot_parity
 
     plot_learning_curves([read_json(m) for m in metrics], learning_png)
     held_out = _held_out(models, dbs, training_cfg)
     plot_parity(held_out, parity_png)
-    plot_calibration([read_json(c) for c in calibrations], calibration_png)
+    plot_calibration([Calibration.from_json(c) for c in calibrations], calibration_png)
     write_json(index_out, {
         "learning_curves": learning_png, "parity": parity_png, "calibration": calibration_png,
         "n_test": held_out["n_test"],
@@ -185,13 +191,10 @@ def energy_error_analysis(energy_errors_ev: Sequence[float], closest_ang: np.nda
 def field_ablation(
     field_models: Sequence[str], nofield_models: Sequence[str], heldout_db: str, heldout_frames: str,
     dbs: Sequence[str], training_cfg: dict[str, Any], level_cfg: dict[str, Any], out: str, scan_png: str,
-    log_path: str, threads: int = 1,
 ) -> None:
     """Errors (eV, eV/Å) of the ensembles with and without the MM field input on frames of a separate
     trajectory (never trained on) and on the held-out test split of the training labels, plus the
     environment scan (:mod:`mlmm.model.environment_scan`) on the first separate-trajectory frame."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.engines.pyscf_qmmm import LevelOfTheory
     from mlmm.frames import read_frames
     from mlmm.model.device import resolve_device

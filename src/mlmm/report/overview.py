@@ -19,9 +19,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mlmm.al.selection import SelectionRecord  # noqa: E402
+from mlmm.al.stages import WalkerStats  # noqa: E402
 from mlmm.frames import atomic_write  # noqa: E402
-from mlmm.jobs import read_json, write_json  # noqa: E402
-from mlmm.logutil import setup_logging  # noqa: E402
+from mlmm.jobs import write_json  # noqa: E402
+from mlmm.labeling.reports import LabelReport  # noqa: E402
+from mlmm.model.stages import EnsembleEvaluation  # noqa: E402
 
 log = logging.getLogger("mlmm.report")
 
@@ -34,7 +37,7 @@ TABLE_COLUMNS = [
 
 def walker_sigmas(stats_files: Sequence[str | Path]) -> np.ndarray:
     """All per-frame σ (eV/Å) recorded by the walkers of one iteration (skipped walkers have none)."""
-    values = [np.asarray(read_json(path).get("sigmas", []), float) for path in stats_files]
+    values = [np.asarray(WalkerStats.from_json(path).sigmas, float) for path in stats_files]
     return np.concatenate(values) if values else np.zeros(0)
 
 
@@ -43,21 +46,22 @@ def al_table(label_reports: Sequence[str | Path], evaluations: Sequence[str | Pa
     """One row per iteration: label counts (report.json), test errors (ensemble.json), selection."""
     rows = []
     for it, (lab_path, ev_path) in enumerate(zip(label_reports, evaluations, strict=True)):
-        lab, ev = read_json(lab_path), read_json(ev_path)
+        lab, ev = LabelReport.from_json(lab_path), EnsembleEvaluation.from_json(ev_path)
         row: dict = {
-            "iteration": it, "labels": lab.get("n_ok"), "failed_labels": lab.get("n_failed"),
-            "test_frames": ev.get("n_test"), "energy_mae_eV": ev.get("energy_mae"),
-            "force_mae_qm_eV_per_A": ev.get("force_mae_qm"), "force_mae_mm_eV_per_A": ev.get("force_mae_mm"),
+            "iteration": it, "labels": lab.n_ok, "failed_labels": lab.n_failed,
+            "test_frames": ev.n_test, "energy_mae_eV": ev.energy_mae,
+            "force_mae_qm_eV_per_A": ev.force_mae_qm, "force_mae_mm_eV_per_A": ev.force_mae_mm,
         }
         if it >= 1:
-            sel = read_json(selections[it - 1])
+            sel = SelectionRecord.from_json(selections[it - 1])
+            walkers = sel.walkers or []
             row.update({
-                "explored_frames": sel.get("n_explored"), "sigma_mean_eV_per_A": sel.get("sigma_mean"),
-                "sigma_max_eV_per_A": sel.get("sigma_max"), "accurate": sel.get("accurate"),
-                "candidate": sel.get("candidate"), "failed": sel.get("failed"),
-                "selected": sel.get("n_selected"), "converged": sel.get("converged"),
-                "walker_ps_before_stop": "/".join(f"{w['time_ps']:.3f}" for w in sel.get("walkers", []) if w.get("time_ps") is not None),
-                "walkers_breached": sum(bool(w.get("stop_reason")) for w in sel.get("walkers", [])),
+                "explored_frames": sel.n_explored, "sigma_mean_eV_per_A": sel.sigma_mean,
+                "sigma_max_eV_per_A": sel.sigma_max, "accurate": sel.accurate,
+                "candidate": sel.candidate, "failed": sel.failed,
+                "selected": sel.n_selected, "converged": sel.converged,
+                "walker_ps_before_stop": "/".join(f"{w['time_ps']:.3f}" for w in walkers if w.get("time_ps") is not None),
+                "walkers_breached": sum(bool(w.get("stop_reason")) for w in walkers),
             })
         rows.append({col: row.get(col) for col in TABLE_COLUMNS})
     return rows
@@ -96,12 +100,10 @@ def write_table(rows: list[dict], out: str | Path) -> None:
 
 def overview(walker_stats: Sequence[Sequence[str | Path]], label_reports: Sequence[str | Path],
              evaluations: Sequence[str | Path], selections: Sequence[str | Path], al_cfg: dict,
-             sigma_png: str | Path, table_csv: str | Path, json_out: str | Path,
-             log_path: str | Path | None = None) -> None:
+             sigma_png: str | Path, table_csv: str | Path, json_out: str | Path) -> None:
     """Stage `report_overview`: all overview figures/tables plus their numbers as JSON."""
-    setup_logging(log_path)
     # σ as the selection compared it with the trust window (calibrated scale when al.calibrated_thresholds)
-    scales = [read_json(path).get("sigma_scale", 1.0) for path in selections]
+    scales = [SelectionRecord.from_json(path).sigma_scale for path in selections]
     sigmas = [scale * walker_sigmas(files) for scale, files in zip(scales, walker_stats, strict=True)]
     plot_sigma_histograms(sigmas, al_cfg, sigma_png)
     rows = al_table(label_reports, evaluations, selections)

@@ -21,6 +21,7 @@ from ase import Atoms
 
 from mlmm.dynamics.md import run_langevin
 from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.seeds import derive_seed
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def sample_adaptive(
     for rnd in range(max_rounds):
         for w, start in enumerate(starts):
             atoms.positions = start
-            run_seed = seed + 1000 * rnd + w
+            run_seed = derive_seed(seed, stream="adaptive_run", iteration=rnd, index=w)
 
             def record(step: int, current: Atoms) -> None:
                 qm = system.whole_qm_positions(current.positions)

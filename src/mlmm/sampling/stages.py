@@ -4,13 +4,51 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from mlmm.frames import read_frames, write_frames
-from mlmm.jobs import set_threads, system_from_config, write_json
-from mlmm.logutil import setup_logging
+from mlmm.jobs import system_from_config
+from mlmm.records import Record, extra
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SamplerStats(Record):
+    """``sampling/{sampler}/stats.json``: frames and wall time (s) of one sampler, plus the
+    sampler's own statistics (``details``, stored flat beside the common keys)."""
+
+    sampler: str
+    n_frames: int
+    wall_s: float
+    details: dict[str, Any] = extra()
+
+
+@dataclass
+class SamplerTotals(Record):
+    """One sampler's line of the sampling summary."""
+
+    n_frames: int
+    wall_s: float
+
+
+@dataclass
+class SamplingSummary(Record):
+    """``sampling/summary.json``: per active sampler its frames and wall time (s), and their total."""
+
+    samplers: dict[str, SamplerTotals]
+    n_frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samplers": {k: v.to_dict() for k, v in self.samplers.items()}, "n_frames": self.n_frames}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "record") -> "SamplingSummary":
+        try:
+            return cls({k: SamplerTotals.from_dict(v, source) for k, v in data["samplers"].items()}, data["n_frames"])
+        except KeyError as exc:
+            raise ValueError(f"{source}: SamplingSummary record lacks the key {exc.args[0]!r}") from None
 
 
 def sample_xtb_md(
@@ -18,13 +56,8 @@ def sample_xtb_md(
     system_cfg: dict[str, Any],
     sampler_cfg: dict[str, Any],
     frames_out: str,
-    stats_out: str,
-    log_path: str,
-    threads: int = 1,
-) -> None:
+) -> SamplerStats:
     """GFN2-xTB/TIP3P Langevin sampling (see :func:`mlmm.sampling.md_sampler.sample_xtb_md`)."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.sampling.md_sampler import sample_xtb_md as run
 
     system = system_from_config(structure, system_cfg)
@@ -44,32 +77,26 @@ def sample_xtb_md(
     seconds = time.perf_counter() - t0
     write_frames(frames_out, frames)
     n_steps = sampler_cfg["equilibration_steps"] + sampler_cfg["n_frames"] * sampler_cfg["stride"]
-    write_json(
-        stats_out,
-        {"sampler": "xtb_md", "n_frames": len(frames), "md_steps": n_steps, "wall_s": seconds, "ms_per_step": 1e3 * seconds / n_steps},
-    )
+    return SamplerStats("xtb_md", len(frames), seconds, {"md_steps": n_steps, "ms_per_step": 1e3 * seconds / n_steps})
 
 
-def collect_frames(inputs: Sequence[str], frames_out: str, log_path: str) -> None:
+def collect_frames(inputs: Sequence[str], frames_out: str) -> None:
     """Concatenate Frame files (the iteration-0 dataset from all active samplers)."""
-    setup_logging(log_path)
     frames = [f for path in inputs for f in read_frames(path)]
     log.info("collected %d frames from %s", len(frames), list(inputs))
     write_frames(frames_out, frames)
 
 
-def _finish(sampler: str, frames: list, stats: dict, seconds: float, frames_out: str, stats_out: str) -> None:
-    """Write the Frames and the stats JSON (with n_frames and wall_s)."""
+def _finish(sampler: str, frames: list, stats: dict, seconds: float, frames_out: str) -> SamplerStats:
+    """Write the Frames; the stats record (with n_frames and wall_s)."""
     write_frames(frames_out, frames)
-    write_json(stats_out, {"sampler": sampler, "n_frames": len(frames), "wall_s": seconds, **stats})
     log.info("%s: %d frames in %.1f s", sampler, len(frames), seconds)
+    return SamplerStats(sampler, len(frames), seconds, dict(stats))
 
 
 def sample_metadynamics(structure: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any], frames_out: str,
-                        stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+                        plot_out: str) -> SamplerStats:
     """Well-tempered PLUMED metadynamics on xTB/MM; HILLS, COLVAR, fes.dat next to the frames."""
-    setup_logging(log_path)
-    set_threads(threads)
     from pathlib import Path
 
     from mlmm.engines.plumed import read_plumed_table
@@ -89,7 +116,7 @@ def sample_metadynamics(structure: str, system_cfg: dict[str, Any], sampler_cfg:
     fes = sum_hills(out_dir / "HILLS", out_dir / "fes.dat")
     seconds = time.perf_counter() - t0
     plot_metadynamics(read_plumed_table(out_dir / "COLVAR"), fes, plot_out)
-    _finish("metadynamics", frames, stats, seconds, frames_out, stats_out)
+    return _finish("metadynamics", frames, stats, seconds, frames_out)
 
 
 def _references(path: str, n_max: int = 50) -> list:
@@ -103,10 +130,9 @@ def _references(path: str, n_max: int = 50) -> list:
 
 
 def sample_normal_modes(structure: str, environment_frames: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any],
-                        frames_out: str, stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+                        frames_out: str,
+                        plot_out: str) -> SamplerStats:
     """Normal-mode sampling of the QM region, re-embedded in the given environment snapshots."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.sampling.normal_modes import sample_normal_modes as run
     from mlmm.sampling.plots import plot_energy_distribution
 
@@ -121,14 +147,13 @@ def sample_normal_modes(structure: str, environment_frames: str, system_cfg: dic
     seconds = time.perf_counter() - t0
     plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
                              f"normal modes ({sampler_cfg['distribution']}, {sampler_cfg['temperature']:g} K)", plot_out)
-    _finish("normal_modes", frames, stats, seconds, frames_out, stats_out)
+    return _finish("normal_modes", frames, stats, seconds, frames_out)
 
 
 def sample_wigner(structure: str, environment_frames: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any],
-                  frames_out: str, stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+                  frames_out: str,
+                        plot_out: str) -> SamplerStats:
     """Wigner sampling (positions and momenta) of the QM region, re-embedded in environment snapshots."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.sampling.plots import plot_energy_distribution
     from mlmm.sampling.wigner import sample_wigner as run
 
@@ -143,13 +168,11 @@ def sample_wigner(structure: str, environment_frames: str, system_cfg: dict[str,
     seconds = time.perf_counter() - t0
     plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
                              f"Wigner ({sampler_cfg['temperature']:g} K)", plot_out, kinetic_ev=stats["kinetic_energy_ev"])
-    _finish("wigner", frames, stats, seconds, frames_out, stats_out)
+    return _finish("wigner", frames, stats, seconds, frames_out)
 
 
-def sample_pca(trajectory_frames: str, sampler_cfg: dict[str, Any], frames_out: str, stats_out: str, plot_out: str,
-               log_path: str) -> None:
+def sample_pca(trajectory_frames: str, sampler_cfg: dict[str, Any], frames_out: str, plot_out: str) -> SamplerStats:
     """PCA-based sampling along the leading components of a sampler's trajectory Frames."""
-    setup_logging(log_path)
     from mlmm.sampling.pca import sample_pca as run
     from mlmm.sampling.plots import plot_pca
 
@@ -159,14 +182,12 @@ def sample_pca(trajectory_frames: str, sampler_cfg: dict[str, Any], frames_out: 
                         seed=sampler_cfg["seed"], min_distance_ang=sampler_cfg["min_distance"], log=log)
     seconds = time.perf_counter() - t0
     plot_pca(stats["trajectory_projections"], stats["sample_projections"], plot_out)
-    _finish("pca", frames, stats, seconds, frames_out, stats_out)
+    return _finish("pca", frames, stats, seconds, frames_out)
 
 
 def sample_adaptive(structure: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any], frames_out: str,
-                    stats_out: str, plot_out: str, log_path: str, threads: int = 1) -> None:
+                        plot_out: str) -> SamplerStats:
     """Adaptive sampling: short xTB/MM runs restarted from the least-visited CV bins."""
-    setup_logging(log_path)
-    set_threads(threads)
     from mlmm.sampling.adaptive import sample_adaptive as run
     from mlmm.sampling.plots import plot_adaptive
 
@@ -182,17 +203,15 @@ def sample_adaptive(structure: str, system_cfg: dict[str, Any], sampler_cfg: dic
     )
     seconds = time.perf_counter() - t0
     plot_adaptive(stats["coverage_per_round"], stats["cv_values"], stats["picked"], plot_out)
-    _finish("adaptive", frames, stats, seconds, frames_out, stats_out)
+    return _finish("adaptive", frames, stats, seconds, frames_out)
 
 
-def summarize_samplers(stats: Sequence[str], summary_out: str, log_path: str) -> None:
+def summarize_samplers(stats: Sequence[str]) -> SamplingSummary:
     """Per active sampler: frames and wall time (for results/summary.json)."""
-    setup_logging(log_path)
-    from mlmm.jobs import read_json
-
     table = {}
     for path in stats:
-        s = read_json(path)
-        table[s["sampler"]] = {"n_frames": s["n_frames"], "wall_s": s["wall_s"]}
-    log.info("samplers: %s", table)
-    write_json(summary_out, {"samplers": table, "n_frames": sum(v["n_frames"] for v in table.values())})
+        s = SamplerStats.from_json(path)
+        table[s.sampler] = SamplerTotals(s.n_frames, s.wall_s)
+    summary = SamplingSummary(table, sum(v.n_frames for v in table.values()))
+    log.info("samplers: %s", summary.to_dict())
+    return summary

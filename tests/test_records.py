@@ -1,0 +1,187 @@
+"""Records written between jobs: JSON round trip, the layout written before the record classes
+existed is read unchanged, and the seed scheme reproduces the seeds the jobs used before."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlmm.al.selection import SelectionRecord
+from mlmm.al.stages import WalkerStats
+from mlmm.dynamics.stages import EnsembleStability, MetadynamicsStats, NVEStats, ProductionStats, Stability
+from mlmm.excited.stages import PropertyPrediction, PropertyPredictions
+from mlmm.labeling.reports import ChunkReport, ExcitedFrameLabel, ExcitedLabels, LabelReport
+from mlmm.model.calibration import Calibration
+from mlmm.model.stages import EnsembleEvaluation
+from mlmm.sampling.stages import SamplerStats, SamplerTotals, SamplingSummary
+from mlmm.seeds import STREAMS, derive_seed
+
+FRAME_OK = {"frame_id": "a1", "status": "ok", "resumed": False, "energy_ev": -2070.5, "attempts": [], "index": 0}
+FRAME_FAILED = {"frame_id": "b2", "status": "scf_not_converged", "resumed": False, "index": 1}
+EXCITED_OK = {
+    "index": 0, "frame_id": "a1", "status": "ok", "ground_energy_ev": -4210.1, "excitation_energies_ev": [6.1, 7.2],
+    "oscillator_strengths": [0.01, 0.4], "transition_dipoles_e_ang": [[0.1, 0.0, 0.0], [0.0, 0.9, 0.1]],
+    "bright_state": 1, "bright_ambiguous": False, "bright_reason": "", "bright_score": 0.4,
+    "bright_excitation_energy_ev": 7.2, "bright_oscillator_strength": 0.4, "bright_energy_ev": -4202.9,
+    "wall_s": 3.5, "source_index": 4,
+}
+PRODUCTION = {
+    "model": "final", "models": ["m0.pt", "m1.pt"], "replica": 1, "seed": 8, "ensemble": "NVT", "temperature_K": 300.0,
+    "steps_requested": 40, "steps_done": 40, "length_ps": 0.02, "completed": True, "stop_reason": None,
+    "sigma_action": "warn", "sigma_stop": 1.0, "n_sigma_exceeded": 0, "first_sigma_exceeded_ps": None,
+    "n_handed_back": 0, "sigma_max": 0.12, "sigma_mean": 0.08, "temperature_mean_K": 290.1, "n_frames": 4,
+    "ms_per_step": 12.5,
+}
+STABILITY_PART = {"replicas": 2, "completed": 1, "length_ps": [0.02, 0.01], "first_sigma_exceeded_ps": [None, 0.01],
+                  "sigma_mean": [0.1, 0.5], "sigma_max": [0.2, 1.3], "stop_reason": [None, "sigma 1.3 > 1.0"]}
+
+# (record class, JSON objects in the layout the stages wrote before the record classes)
+LAYOUTS = [
+    (SelectionRecord, [
+        {"iteration": 1, "n_explored": 12, "sigma_scale": 1.0, "converged": False, "converged_at": None, "n_selected": 2,
+         "reason": "selected", "accurate": 3, "candidate": 8, "failed": 1, "fraction_accurate": 0.25,
+         "criteria": {"fraction_accurate": {"met": False, "value": 0.25, "target": 0.9}, "no_breach": {"met": True},
+                      "validation": {"met": True, "note": "fewer than two evaluated models: no validation trend"}},
+         "any_breach": False, "validation_force_mae_qm": [0.31],
+         "walkers": [{"temperature_K": 300.0, "steps_done": 30, "steps_requested": 30, "time_ps": 0.015, "stop_reason": None}],
+         "sigma_max": 0.7, "sigma_mean": 0.2},
+        {"iteration": 3, "n_explored": 0, "sigma_scale": 1.0, "converged": True, "converged_at": 2, "n_selected": 0,
+         "reason": "converged at iteration 2"},
+    ]),
+    (WalkerStats, [
+        {"skipped": False, "seed": 1101, "temperature_K": 300.0, "steps_requested": 30, "steps_done": 12, "time_ps": 0.006,
+         "stop_reason": "sigma 1.2 > sigma_stop", "breach": True, "sigmas": [0.1, 0.4, 1.2], "ms_per_step": 20.0},
+    ]),
+    (Calibration, [
+        {"n_frames": 4, "spearman_rho": 0.8, "spearman_p": 0.2, "scale": 1.7, "scale_median": 1.6, "sigma_mean": 0.1,
+         "error_mean": 0.17, "units": {"sigma": "eV/Ang", "error": "eV/Ang"}, "iteration": 0,
+         "sigma_force": [0.05, 0.1, 0.12, 0.13], "max_force_error": [0.1, 0.15, 0.2, 0.23],
+         "frames": "held-out test frames of all labels so far (never trained on by any member)"},
+        {"n_frames": 2, "spearman_rho": None, "spearman_p": None, "scale": 1.0, "scale_median": None, "sigma_mean": 0.1,
+         "error_mean": 0.2, "units": {"sigma": "eV/Ang", "error": "eV/Ang"},
+         "note": "uncalibrated: 2 frame(s) with σ > 0 needed ≥ 3", "iteration": 1, "sigma_force": [0.1, 0.1],
+         "max_force_error": [0.2, 0.2], "frames": "held-out"},
+    ]),
+    (EnsembleEvaluation, [
+        {"n_frames": 3, "energy_mae": 0.05, "force_mae_qm": 0.2, "force_mae_mm": 0.02, "n_test": 3, "models": ["a.pt", "b.pt"]},
+    ]),
+    (ChunkReport, [
+        {"frames_path": "results/sampling/frames.extxyz", "chunk_index": 0, "chunk_size": 8, "frame_range": [0, 2],
+         "level": {"method": "hf", "basis": "sto-3g"}, "pyscf_version": "2.14.0", "n_frames": 2, "n_ok": 1, "n_failed": 1,
+         "n_resumed": 0, "wall_s": 4.2, "frames": [FRAME_OK, FRAME_FAILED]},
+    ]),
+    (LabelReport, [
+        {"n_frames": 2, "n_ok": 1, "n_failed": 1, "failed": [FRAME_FAILED], "frames": [FRAME_OK, FRAME_FAILED]},
+    ]),
+    (ExcitedLabels, [
+        {"level": {"method": "hf"}, "td": {"n_states": 2, "tda": True}, "frames": "f.extxyz", "n_frames": 2, "n_ok": 1,
+         "n_ambiguous": 0, "bright_state_counts": {"1": 1},
+         "records": [EXCITED_OK, {"index": 1, "frame_id": "b2", "status": "error: RuntimeError: x", "source_index": 9}],
+         "n_training_rows": 1},
+    ]),
+    (PropertyPredictions, [
+        {"frames": "traj.extxyz", "n_extrapolated": 0, "coverage_min": 0.5, "mean_sigma_excitation_energy_ev": 0.05,
+         "mean_sigma_oscillator_strength": 0.01,
+         "records": [{"index": 0, "frame_id": "a1", "bright_excitation_energy_ev": 7.1, "bright_oscillator_strength": 0.38,
+                      "sigma_excitation_energy_ev": 0.05, "sigma_oscillator_strength": 0.01, "coverage": 0.9}]},
+    ]),
+    (ProductionStats, [PRODUCTION]),
+    (NVEStats, [
+        {"drift_eV_per_ps": 0.01, "drift_eV_per_atom_per_ps": 1e-4, "rms_fluctuation_eV": 0.002, "n_atoms": 100,
+         "length_ps": 0.015, "steps_requested": 30, "steps": 30, "completed": True, "stop_reason": None, "timestep_fs": 0.5,
+         "temperature_mean_K": 280.0, "n_sigma_exceeded": 0, "sigma_max": 0.1, "ms_per_step": 11.0},
+        {"steps_requested": 30, "steps": 0, "completed": False, "stop_reason": "NVT equilibration: max force 600 > 500"},
+    ]),
+    (MetadynamicsStats, [
+        {"replica": 0, "steps_requested": 40, "steps_done": 40, "completed": True, "stop_reason": None,
+         "n_sigma_exceeded": 0, "sigma_max": 0.2, "ms_per_step": 13.0},
+    ]),
+    (Stability, [{"final": STABILITY_PART, "initial": None}, {"final": STABILITY_PART, "initial": STABILITY_PART}]),
+    (SamplerStats, [
+        {"sampler": "xtb_md", "n_frames": 16, "md_steps": 100, "wall_s": 3.0, "ms_per_step": 30.0},
+        {"sampler": "normal_modes", "n_frames": 8, "wall_s": 1.0, "harmonic_energy_ev": [0.1, 0.2],
+         "expected_mean_harmonic_ev": 0.15},
+    ]),
+    (SamplingSummary, [
+        {"samplers": {"xtb_md": {"n_frames": 16, "wall_s": 3.0}, "wigner": {"n_frames": 8, "wall_s": 1.0}}, "n_frames": 24},
+    ]),
+]
+
+
+@pytest.mark.parametrize("cls, layout", [(c, d) for c, ds in LAYOUTS for d in ds],
+                         ids=[f"{c.__name__}{k}" for c, ds in LAYOUTS for k in range(len(ds))])
+def test_layout_written_before_is_read_and_kept(tmp_path: Path, cls, layout) -> None:
+    """A file of today's layout reads into the record and writes back as the same JSON object."""
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(layout, indent=2))
+    record = cls.from_json(path)
+    assert record.to_dict() == layout
+    record.to_json(tmp_path / "new.json")
+    assert json.loads((tmp_path / "new.json").read_text()) == layout
+    assert cls.from_json(tmp_path / "new.json") == record
+
+
+def test_records_built_in_code_round_trip(tmp_path: Path) -> None:
+    records = [
+        WalkerStats(skipped=True, converged_at=2),
+        EnsembleEvaluation(n_test=0, models=["a.pt"]),
+        Calibration(n_frames=0, note="uncalibrated"),
+        LabelReport.merge([ChunkReport.from_dict(LAYOUTS[4][1][0])] * 2),
+        ExcitedLabels({}, {}, "f", 1, 1, 0, {"1": 1}, [ExcitedFrameLabel.from_dict(EXCITED_OK)]),
+        PropertyPredictions("t", 0, 0.5, 0.1, 0.0, [PropertyPrediction(0, "a", 7.0, 0.4, 0.1, 0.0, 1.0)]),
+        NVEStats(steps_requested=10),
+        Stability(final=EnsembleStability.from_dict(STABILITY_PART)),
+        SamplerStats("pca", 3, 0.5, {"n_components": 2}),
+        SamplingSummary({"pca": SamplerTotals(3, 0.5)}, 3),
+    ]
+    for k, record in enumerate(records):
+        path = tmp_path / f"r{k}.json"
+        record.to_json(path)
+        assert type(record).from_json(path) == record
+    merged = records[3]
+    assert (merged.n_frames, merged.n_ok, merged.n_failed, len(merged.failed)) == (4, 2, 2, 2)
+
+
+def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None:
+    """Layouts of before (skipped walker without stop_reason, selection without sigma_scale,
+    predictions without σ) still read; a wrong file is named in the error."""
+    path = tmp_path / "walker0.json"
+    path.write_text(json.dumps({"skipped": True, "converged_at": 1, "sigmas": [], "breach": False}))
+    walker = WalkerStats.from_json(path)
+    assert walker.skipped and walker.converged_at == 1 and walker.stop_reason is None and walker.sigmas == []
+    old = tmp_path / "selection.json"  # before al.calibrated_thresholds: no sigma_scale
+    old.write_text(json.dumps({"iteration": 2, "n_explored": 4, "converged": True, "converged_at": 1, "n_selected": 0,
+                               "reason": "converged at iteration 1"}))
+    assert SelectionRecord.from_json(old).sigma_scale == 1.0
+    old.write_text(json.dumps({"index": 0, "frame_id": "a", "bright_excitation_energy_ev": 7.0,
+                               "bright_oscillator_strength": 0.3}))  # before the committee σ
+    assert PropertyPrediction.from_json(old).sigma_excitation_energy_ev == 0.0
+    path.write_text(json.dumps({"skipped": False, "sigma": [0.1]}))
+    with pytest.raises(ValueError, match=r"walker0.json: unexpected key\(s\) \['sigma'\] in a WalkerStats record"):
+        WalkerStats.from_json(path)
+    path.write_text(json.dumps({"scale": 2.0}))
+    with pytest.raises(ValueError, match="walker0.json: Calibration record lacks the key 'n_frames'"):
+        Calibration.from_json(path)
+    path.write_text(json.dumps({"samplers": {}}))
+    with pytest.raises(ValueError, match="SamplingSummary record lacks the key 'n_frames'"):
+        SamplingSummary.from_json(path)
+
+
+def test_derive_seed_reproduces_the_offsets_used_before() -> None:
+    """The formulas the stages used before the seed scheme, for a grid of bases and indices."""
+    for base in (0, 7, 100, 12345):
+        for it in range(4):
+            for k in range(5):
+                assert derive_seed(base, stream="al_walker", iteration=it, index=k) == base + 1000 * it + k
+                assert derive_seed(base, stream="adaptive_run", iteration=it, index=k) == base + 1000 * it + k
+            assert derive_seed(base, stream="training_member", index=it) == base + it
+            assert derive_seed(base, stream="production_replica", index=it) == base + it
+            assert derive_seed(base, stream="production_metadynamics", index=it) == base + 20_000 + it
+            assert derive_seed(base, stream="excited_replica", index=it) == base + it
+        assert derive_seed(base, stream="production_nve") == base + 10_000
+    assert set(STREAMS) == {"al_walker", "training_member", "production_replica", "production_nve",
+                            "production_metadynamics", "excited_replica", "adaptive_run"}
+    with pytest.raises(ValueError, match="unknown seed stream 'walker'"):
+        derive_seed(0, stream="walker")
