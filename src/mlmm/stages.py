@@ -62,12 +62,13 @@ def label_chunk(
     log_path: str,
     threads: int = 1,
 ) -> None:
-    """Label one chunk with PySCF QM/MM (resumes from a partial checkpoint of a killed run)."""
+    """Label one chunk with PySCF QM/MM (resumes from a partial checkpoint of a killed run); the
+    ``threads`` are single-threaded worker processes, for bit-reproducible labels."""
     setup_logging(log_path)
-    set_threads(threads)
+    set_threads(1)
     from mlmm.labeling.chunks import label_chunk as run
 
-    run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path=None)
+    run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path=None, workers=threads)
 
 
 def merge_labels(dbs: Sequence[str], reports: Sequence[str], db_out: str, report_out: str, log_path: str) -> None:
