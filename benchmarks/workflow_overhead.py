@@ -1,7 +1,8 @@
 """Workflow overhead: ``snakemake -n`` time on the demo, no-op rerun time, demo wall time.
 
-* ``dry_run``: ``snakemake -n`` on config/config.yaml in this checkout (the DAG of a fresh run:
-  parse, schema validation, job planning), wall time and planned job count;
+* ``dry_run``: ``snakemake -n`` on config/config.yaml (the DAG of a fresh run: parse, schema
+  validation, job planning) in a new temporary directory holding only that config and a link to
+  data/, so that a run made in this checkout cannot change it; wall time and planned job count;
 * ``noop_rerun``: ``snakemake -n --nolock`` in a finished run's directory (``--run-dir``, which holds
   config/config.yaml, results/, .snakemake/): time to decide what is up to date, and the number of
   jobs it would still run (0 when the finished run matches this checkout's code and config);
@@ -22,6 +23,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +49,17 @@ def timed_dry_run(workdir: Path, configfile: Path, extra: tuple[str, ...] = ()) 
     text = proc.stdout + proc.stderr
     m = re.search(r"^total\s+(\d+)", text, re.M)
     jobs = int(m.group(1)) if m else (0 if "Nothing to be done" in text else None)
-    return {"wall_s": wall, "jobs": jobs, "command": " ".join(cmd)}
+    return {"wall_s": wall, "jobs": jobs, "command": " ".join(cmd), "workdir": str(workdir)}
+
+
+def fresh_dry_run(configfile: Path) -> dict:
+    """:func:`timed_dry_run` of ``configfile`` in an empty temporary directory (data/ linked in)."""
+    with tempfile.TemporaryDirectory(prefix="mlmm_dry_run_") as tmp:
+        work = Path(tmp)
+        (work / "config").mkdir()
+        (work / "config" / "config.yaml").write_bytes(configfile.read_bytes())
+        (work / "data").symlink_to(ROOT / "data")
+        return timed_dry_run(work, work / "config" / "config.yaml")
 
 
 def log_wall(run_log: Path) -> dict:
@@ -83,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="benchmarks/results/workflow_overhead.json")
     args = parser.parse_args(argv)
 
-    result: dict = {"quick": args.quick, "dry_run": timed_dry_run(ROOT, Path(args.config).resolve())}
+    result: dict = {"quick": args.quick, "dry_run": fresh_dry_run(Path(args.config).resolve())}
     if args.run_dir:
         run = Path(args.run_dir).resolve()
         result["run_dir"] = str(run)

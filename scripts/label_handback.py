@@ -12,4 +12,5 @@ run_stage(
     level_cfg=snakemake.params.level,
     db_out=snakemake.output.db,
     report_out=snakemake.output.report,
+    threads=snakemake.threads,
 )

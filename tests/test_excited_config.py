@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, SNAKEMAKE
+from conftest import ROOT, SNAKEMAKE, make_workdir
 from mlmm.config import ConfigError, load_config, validate_config
 
 
@@ -37,15 +37,15 @@ def test_bad_excited_settings_name_the_field(section, match):
 
 def test_chromophore_dry_run_has_the_excited_chain(tmp_path):
     cfg = yaml.safe_load((ROOT / "config" / "examples" / "chromophore.yaml").read_text())
-    cfg["results_dir"] = str(tmp_path / "res")
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([SNAKEMAKE, "-n", "--configfile", str(path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    work = make_workdir(tmp_path)  # never the checkout: a run made there would empty the DAG
+    snakemake = [SNAKEMAKE, "-n", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work)]
+    proc = subprocess.run([*snakemake, "--configfile", str(path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for rule in ("excited_labels", "excited_train_member", "excited_property_model", "excited_dynamics",
                  "excited_predict", "excited_reference", "spectra"):
         assert f"rule {rule}:" in proc.stdout
     assert "excited/spectra/summary.json" in proc.stdout
-    demo = subprocess.run([SNAKEMAKE, "-n"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert demo.returncode == 0 and "rule excited_labels:" not in demo.stdout
+    demo = subprocess.run(snakemake, capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0 and "rule explore:" in demo.stdout and "rule excited_labels:" not in demo.stdout

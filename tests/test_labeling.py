@@ -202,3 +202,25 @@ def test_merge_keeps_rows_and_metadata(frames_file, tmp_path):
     write_label_db(other, [], {**LEVEL.as_dict(), "basis": "6-31g"})
     with pytest.raises(LabelDBError, match="different levels"):
         merge_label_dbs([paths[0], other], tmp_path / "mixed.db")
+
+
+def test_labels_are_bit_identical_across_workers_and_resume(tmp_path):
+    # labels must not depend on how many worker processes ran, nor on a resume from a checkpoint:
+    # a rerun of a killed workflow must reproduce an uninterrupted one bit for bit
+    frames_path = tmp_path / "good.extxyz"
+    write_frames(frames_path, [water(i) for i in (0, 1, 3, 4)])
+    serial, parallel = tmp_path / "serial.db", tmp_path / "parallel.db"
+    label_chunk(frames_path, 0, 4, LEVEL_CFG, serial, tmp_path / "serial.json", workers=1)
+    ckpt = checkpoint_path(parallel)  # a killed 2-worker run had finished the first and last frame
+    shutil.copy(serial, ckpt)
+    with connect(str(ckpt)) as conn:
+        conn.delete([2, 3])
+    report = label_chunk(frames_path, 0, 4, LEVEL_CFG, parallel, tmp_path / "parallel.json", workers=2)
+    assert [e["resumed"] for e in report["frames"]] == [True, False, False, True]
+    assert [e["index"] for e in report["frames"]] == [0, 1, 2, 3]
+    a, b = read_labelled_frames(serial), read_labelled_frames(parallel)
+    assert [f.info["source"] for f in b] == [f"traj.xyz:{i}" for i in (0, 1, 3, 4)]
+    for fa, fb in zip(a, b):
+        assert fa.get_potential_energy() == fb.get_potential_energy()
+        assert np.array_equal(fa.get_forces(), fb.get_forces())
+        assert np.array_equal(fa.positions, fb.positions)

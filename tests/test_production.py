@@ -103,3 +103,27 @@ def test_first_shell_peak_is_the_first_maximum_above_bulk() -> None:
     g[r > 7.4] = 1.4
     assert abs(r[first_shell_peak(g)] - 2.8) < 0.1
     assert first_shell_peak(np.array([0.0, 0.2, 0.5, 0.8, 0.9])) == 4  # never above 1: global maximum
+
+
+def test_analysis_guesses_elements_of_a_structure_without_element_column(tmp_path: Path) -> None:
+    from ase.io import read
+
+    from mlmm.analysis.production import replica_universe, solvent_rdf
+    from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from mlmm.system import load_system
+
+    bare = tmp_path / "bare.pdb"  # the demo with columns 77-78 (element) blanked, as many tools write it
+    bare.write_text("".join(line[:76].ljust(80) + "\n" if line.startswith(("ATOM", "HETATM")) else line
+                            for line in DEMO.read_text().splitlines(keepends=True)))
+    replica = tmp_path / "replica0"
+    replica.mkdir()
+    write_topology(str(bare), str(replica / "topology.pdb"))
+    write_dcd(str(bare), [read(DEMO)] * 2, str(replica / "trajectory.dcd"), timestep_ps=0.005)
+    universe = replica_universe(replica)
+    # the analysis' default RDF reference: heavy atoms of the QM selection
+    heavy = universe.select_atoms("(resname ETH) and not element H")
+    assert list(heavy.names) == ["C1", "C2", "O1"]
+    assert list(universe.atoms.elements) == load_system(bare, "resname ETH").to_input_order(
+        load_system(bare, "resname ETH").atoms).get_chemical_symbols()
+    rdf = solvent_rdf([universe], "(resname ETH) and not element H", "resname HOH and name O", 8.0)
+    assert rdf["n_frames"] == 2 and 2.0 < rdf["first_peak_ang"] < 4.0

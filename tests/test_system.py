@@ -143,6 +143,42 @@ def test_topology_charges_and_cut_residue(tmp_path):
         load_system(pqr, "resname ETH and not name O1 HO1", topology=pqr)
 
 
+def test_selection_cutting_a_bond_at_integer_charges_is_refused(tmp_path):
+    # the demo's ethanol split into two neutral residues, CH3 (ETH 1) and CH2OH (ETO 7), bonded C1–C2:
+    # a whole residue out of a chain leaves integer charges but a dangling bond
+    eth = {"C1": -0.24, "H11": 0.08, "H12": 0.08, "H13": 0.08, "C2": 0.14, "H21": 0.03, "H22": 0.03, "O1": -0.62, "HO1": 0.42}
+    pqr = tmp_path / "split.pqr"
+    _write_pqr(pqr, eth)
+    methyl, rest, other = [], [], []
+    for line in pqr.read_text().splitlines(keepends=True):
+        name = line.split()[2] if line.startswith("ATOM") else None
+        if name in ("C1", "H11", "H12", "H13"):
+            methyl.append(line)
+        elif name in ("C2", "H21", "H22", "O1", "HO1"):
+            rest.append(line.replace(" ETH ", " ETO ").replace("    1    ", "    7    ", 1))
+        else:
+            other.append(line)
+    pqr.write_text("".join(other[:3] + methyl + rest + other[3:]))  # residues contiguous: ETH 1, ETO 7, waters
+    u = mda.Universe(str(pqr))
+    assert [(r.resname, r.resid, r.atoms.n_atoms) for r in u.residues[:2]] == [("ETH", 1, 4), ("ETO", 7, 5)]
+    with pytest.raises(ValueError, match=r"cuts 1 covalent bond.*guessed from distances.*"
+                                         r"C2 \(ETO 7, index 4\) – C1 \(ETH 1, index 0\)") as err:
+        load_system(pqr, "resname ETO", topology=pqr)
+    assert str(pqr) in str(err.value)
+    # both halves together are one whole molecule: no cut bond; a water as QM region cuts nothing either
+    assert load_system(pqr, "resname ETH ETO", topology=pqr).n_qm == 9
+    assert load_system(pqr, "resname HOH and resid 2", topology=pqr).n_qm == 3
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "data").glob("*/*.pdb")), ids=lambda p: p.name
+)
+def test_bundled_systems_cut_no_bond(path):
+    selection = {"ethanol_water.pdb": "resname ETH", "butadiene_water.pdb": "resname BUT",
+                 "at_pair_water.pdb": "resname ADE THY"}[path.name]
+    assert load_system(path, selection).n_qm > 0
+
+
 @pytest.mark.parametrize(
     ("selection", "message"),
     [

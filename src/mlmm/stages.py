@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mlmm.frames import write_frames
-from mlmm.jobs import read_json, system_from_config, write_json
+from mlmm.jobs import read_json, set_threads, system_from_config, write_json
 from mlmm.labeling.reports import ChunkReport, LabelReport
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,14 @@ def label_chunk(
     level_cfg: dict[str, Any],
     db_out: str,
     report_out: str,
+    threads: int = 1,
 ) -> None:
-    """Label one chunk with PySCF QM/MM (resumes from a partial checkpoint of a killed run)."""
+    """Label one chunk with PySCF QM/MM (resumes from a partial checkpoint of a killed run); the
+    ``threads`` are single-threaded worker processes, for bit-reproducible labels."""
+    set_threads(1)
     from mlmm.labeling.chunks import label_chunk as run
 
-    run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path=None)
+    run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path=None, workers=threads)
 
 
 def merge_labels(dbs: Sequence[str], reports: Sequence[str], db_out: str) -> LabelReport:

@@ -304,6 +304,60 @@ def _element(name: str) -> str:
     return name[:1].upper() + name[1:].lower()
 
 
+def guess_elements(universe: Any) -> list[str]:
+    """Element symbols (normalised, 'CL' -> 'Cl') of an MDAnalysis Universe's atoms.
+
+    From the structure's element column; where it is missing or blank, MDAnalysis's guess from
+    the atom names, which is then stored on the Universe so selections such as ``element H``
+    work. System preparation and the trajectory analyses both use this one guess.
+    """
+    if not hasattr(universe.atoms, "elements") or any(not str(e).strip() for e in universe.atoms.elements):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            universe.guess_TopologyAttrs(to_guess=["elements"], force_guess=["elements"])
+    return [_element(str(e)) for e in universe.atoms.elements]
+
+
+#: Largest distance (Å) at which MDAnalysis's bond guess (0.55 × sum of vdW radii) can bond two
+#: atoms of the elements mlmm knows LJ parameters for (Cl–Cl: 0.55 × 2 × 1.75 Å).
+_MAX_GUESSED_BOND_ANG: float = 2.0
+
+
+def cut_bonds(universe: Any, in_qm: np.ndarray, elements: Sequence[str], box_ang: np.ndarray | None) -> list[tuple[int, int]]:
+    """Covalent bonds (QM atom index, MM atom index; file order) between the QM region and the rest.
+
+    Bonds come from the structure/topology when it has any (PSF, PRMTOP, PDB CONECT, …); otherwise
+    from MDAnalysis's distance-based guess (``DefaultGuesser.guess_bonds``, the VMD rule) on the QM
+    atoms and the MM atoms within reach of them, using ``elements`` as atom types.
+    """
+    import MDAnalysis as mda
+    from MDAnalysis.guesser.default_guesser import DefaultGuesser
+    from MDAnalysis.lib.distances import capped_distance
+
+    if hasattr(universe.atoms, "bonds") and len(universe.atoms.bonds):
+        pairs = universe.atoms.bonds.indices
+    else:
+        qm = np.flatnonzero(in_qm)
+        mm = np.flatnonzero(~in_qm)
+        if not len(mm):
+            return []
+        box = None if box_ang is None else np.r_[box_ang, 90.0, 90.0, 90.0].astype(np.float32)
+        pos = universe.atoms.positions
+        near, _ = capped_distance(pos[qm], pos[mm], _MAX_GUESSED_BOND_ANG, box=box)
+        sub = np.r_[qm, np.unique(mm[near[:, 1]])].astype(int)
+        if len(sub) == len(qm):
+            return []
+        local = mda.Universe.empty(len(sub), trajectory=True)
+        local.add_TopologyAttr("types", [elements[i].upper() for i in sub])
+        local.atoms.positions = pos[sub]
+        found = DefaultGuesser(local, box=box).guess_bonds(local.atoms)
+        pairs = sub[np.asarray(found, int).reshape(-1, 2)]
+    pairs = np.asarray(pairs, int).reshape(-1, 2)
+    crossing = pairs[in_qm[pairs[:, 0]] != in_qm[pairs[:, 1]]]
+    ordered = [(int(a), int(b)) if in_qm[a] else (int(b), int(a)) for a, b in crossing]
+    return sorted(set(ordered))
+
+
 def load_system(
     structure: str | Path,
     qm_selection: str,
@@ -317,7 +371,8 @@ def load_system(
 
     MM charges come from the topology when it carries charges, else TIP3P for water residues;
     any other MM residue without charges is an error. The QM selection (MDAnalysis syntax) must
-    select atoms and must not leave MM fragments of non-integer charge.
+    select atoms, must not leave MM fragments of non-integer charge and must not cut a covalent
+    bond (see :func:`cut_bonds`): there are no link atoms.
     """
     import MDAnalysis as mda
     from MDAnalysis.exceptions import SelectionError
@@ -328,9 +383,7 @@ def load_system(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         u = mda.Universe(str(topology), structure) if topology else mda.Universe(structure)
-        if not hasattr(u.atoms, "elements") or any(not str(e).strip() for e in u.atoms.elements):
-            u.guess_TopologyAttrs(to_guess=["elements"], force_guess=["elements"])
-    elements = [_element(str(e)) for e in u.atoms.elements]
+    elements = guess_elements(u)
     for atom, el in zip(u.atoms, elements):
         if el not in atomic_numbers:
             raise ValueError(f"{structure}: atom {atom.name} of residue {atom.resname} {atom.resid} has unknown element {el!r}")
@@ -408,6 +461,19 @@ def load_system(
     pbc = dims is not None and bool(np.all(dims[:3] > 1.0))  # CRYST1 1 1 1 is a "no box" placeholder
     if pbc and not np.allclose(dims[3:], 90.0):
         raise ValueError(f"{structure}: box angles {dims[3:].tolist()} are not 90°; only orthorhombic boxes are supported")
+    cut = cut_bonds(u, in_qm, elements, np.asarray(dims[:3], float) if pbc else None)
+    if cut:
+        names = "; ".join(
+            f"{u.atoms[i].name} ({u.atoms[i].resname} {u.atoms[i].resid}, index {i}) – "
+            f"{u.atoms[j].name} ({u.atoms[j].resname} {u.atoms[j].resid}, index {j})"
+            for i, j in cut
+        )
+        source = "from the topology" if hasattr(u.atoms, "bonds") and len(u.atoms.bonds) else "guessed from distances"
+        raise ValueError(
+            f"{structure}: QM selection {qm_selection!r} cuts {len(cut)} covalent bond(s) to MM atoms ({source}; "
+            f"QM atom first, 0-based atom indices in file order): {names}. mlmm has no link atoms: "
+            "the QM region must consist of whole molecules"
+        )
     atoms = Atoms(
         symbols=[elements[i] for i in order_arr],
         positions=u.atoms.positions[order_arr].astype(float),

@@ -19,10 +19,15 @@ log = logging.getLogger(__name__)
 
 
 def replica_universe(replica_dir: Path):
-    """MDAnalysis Universe of one replica's topology.pdb + trajectory.dcd."""
+    """MDAnalysis Universe of one replica's topology.pdb + trajectory.dcd, with elements (guessed
+    as in system preparation where the structure had no element column)."""
     import MDAnalysis as mda
 
-    return mda.Universe(str(replica_dir / "topology.pdb"), str(replica_dir / "trajectory.dcd"))
+    from mlmm.system import guess_elements
+
+    universe = mda.Universe(str(replica_dir / "topology.pdb"), str(replica_dir / "trajectory.dcd"))
+    guess_elements(universe)
+    return universe
 
 
 def _select(universe, selection: str, what: str):
