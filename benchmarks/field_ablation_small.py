@@ -62,7 +62,7 @@ def main() -> None:
                 train_member([str(train_db)], str(path), seed=m, log_dir=str(root / f"log_{name}{m}"),
                              settings={**settings, "use_field": use_field, "delta": args.delta})
                 paths.append(path)
-            r = Ensemble.load(paths).evaluate_db(heldout_db)
+            r = Ensemble.load(paths, "cpu").evaluate_db(heldout_db)
             result[name] = {k: r[k] for k in ("energy_mae", "force_mae_qm", "force_mae_mm")}
     result["ratio_without_over_with"] = {
         k: result["without_field"][k] / result["with_field"][k] for k in result["with_field"]

@@ -79,7 +79,7 @@ def train_and_score(rows: list, out_dir: Path, settings: dict, members: int, hel
         metrics = train_member([str(db)], str(path), seed=m, settings=s, log_dir=str(out_dir / f"log{m}"))
         paths.append(str(path))
         seconds += metrics["seconds"]
-    errors = Ensemble.load(paths).evaluate_db(str(heldout_db))
+    errors = Ensemble.load(paths, "cpu").evaluate_db(str(heldout_db))
     return {"n_labels": len(rows), "force_mae_qm": errors["force_mae_qm"], "force_mae_mm": errors["force_mae_mm"],
             "energy_mae": errors["energy_mae"], "train_s": seconds}
 

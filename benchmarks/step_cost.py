@@ -73,7 +73,8 @@ def bench_system(name, system, cutoff, ensemble, levels, *, n_frames, repeats, p
     from mlmm.engines.pyscf_qmmm import LevelOfTheory, qmmm_energy_forces
     from mlmm.engines.xtb import XTBEmbeddingTerm, XTBTerm
     from mlmm.model.ensemble import Ensemble
-    from mlmm.mm import MMForceField, QMMMCalculator, default_mm_cutoff
+    from mlmm.mm import MMForceField, default_mm_cutoff
+    from mlmm.potentials import QMMMCalculator
 
     single = Ensemble(ensemble.models[:1])
     mm_ff = MMForceField(system, cutoff_ang=default_mm_cutoff(system))
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     levels = [("hf", "sto-3g")] if args.quick else _levels(args.levels)
 
     if args.models:
-        ensemble = Ensemble.load(args.models)
+        ensemble = Ensemble.load(args.models, torch.device("cpu"))
     else:
         settings = training_settings(cfg["training"], 1)
         members = []

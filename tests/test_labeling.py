@@ -216,8 +216,8 @@ def test_labels_are_bit_identical_across_workers_and_resume(tmp_path):
     with connect(str(ckpt)) as conn:
         conn.delete([2, 3])
     report = label_chunk(frames_path, 0, 4, LEVEL_CFG, parallel, tmp_path / "parallel.json", workers=2)
-    assert [e["resumed"] for e in report["frames"]] == [True, False, False, True]
-    assert [e["index"] for e in report["frames"]] == [0, 1, 2, 3]
+    assert [e["resumed"] for e in report.frames] == [True, False, False, True]
+    assert [e["index"] for e in report.frames] == [0, 1, 2, 3]
     a, b = read_labelled_frames(serial), read_labelled_frames(parallel)
     assert [f.info["source"] for f in b] == [f"traj.xyz:{i}" for i in (0, 1, 3, 4)]
     for fa, fb in zip(a, b):
