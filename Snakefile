@@ -8,13 +8,20 @@ import sys
 from pathlib import Path
 
 
-configfile: "config/config.yaml"
+# The config a user gives is the config they get: the demo is read only without --configfile,
+# never merged under a user's file (several --configfile files merge in order, then --config).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from mlmm.config import validate_config  # noqa: E402
 
-validate_config(config, source="config (config/config.yaml + --config/--configfile)")
+validate_config(
+    config,
+    source=" + ".join(map(str, workflow.overwrite_configfiles or ["config/config.yaml"])) + " (with --config)",
+)
 
 
 include: "workflow/rules/common.smk"
