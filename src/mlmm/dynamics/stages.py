@@ -11,6 +11,7 @@ import numpy as np
 from mlmm.frames import atomic_write, write_frames
 from mlmm.jobs import read_json, set_threads, system_from_config, write_json
 from mlmm.logutil import setup_logging
+from mlmm.settings import ProductionSettings, SystemSettings
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +30,15 @@ def _write_timeseries(path: str, result) -> None:
     atomic_write(path, writer)
 
 
-def production_md_settings(production_cfg: dict[str, Any], system_cfg: dict[str, Any]) -> dict[str, Any]:
+def production_md_settings(production: ProductionSettings, system: SystemSettings) -> dict[str, Any]:
     """Keyword arguments of :func:`run_mlp_md` shared by all production runs (NVT, NVE, metaD)."""
-    cfg = production_cfg
     return dict(
-        timestep_fs=cfg["timestep"],
-        temperature_K=cfg["temperature"],
-        stride=cfg["stride"],
-        sigma_stop=cfg["sigma_stop"],
-        max_force=cfg["max_force"],
-        cutoff_ang=system_cfg["embedding_cutoff"],
+        timestep_fs=production.timestep,
+        temperature_K=production.temperature,
+        stride=production.stride,
+        sigma_stop=production.sigma_stop,
+        max_force=production.max_force,
+        cutoff_ang=system.embedding_cutoff,
         iteration=-1,
     )
 
@@ -78,23 +78,23 @@ def production(
     from mlmm.dynamics.trajectory import write_dcd, write_topology
     from mlmm.model.ensemble import Ensemble
 
-    system = system_from_config(structure, system_cfg)
-    cfg = production_cfg
-    seed = cfg["seed"] + replica
+    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
+    system = system_from_config(structure, system_settings)
+    seed = cfg.seed + replica
     result = run_mlp_md(
         system,
         Ensemble.load(list(models)),
-        steps=cfg["steps"],
-        friction_per_fs=cfg["friction"],
+        steps=cfg.steps,
+        friction_per_fs=cfg.friction,
         seed=seed,
         sampler=f"production_{model_label}",
         source=f"{structure}:production:{model_label}:replica{replica}",
         keep_full_system=True,
-        sigma_action=cfg["sigma_action"],
-        **production_md_settings(cfg, system_cfg),
+        sigma_action=cfg.sigma_action,
+        **production_md_settings(cfg, system_settings),
     )
     snapshots = [system.to_input_order(a) for a in result.snapshots]
-    write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg["stride"] * cfg["timestep"] / 1000.0)
+    write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg.stride * cfg.timestep / 1000.0)
     write_topology(structure, topology_out)
     _write_timeseries(timeseries_out, result)
     write_frames(handback_out, result.collected)
@@ -107,16 +107,16 @@ def production(
             "replica": replica,
             "seed": seed,
             "ensemble": "NVT",
-            "temperature_K": cfg["temperature"],
-            "steps_requested": cfg["steps"],
+            "temperature_K": cfg.temperature,
+            "steps_requested": cfg.steps,
             "steps_done": result.steps_done,
-            "length_ps": result.steps_done * cfg["timestep"] / 1000.0,
-            "completed": result.steps_done == cfg["steps"],
+            "length_ps": result.steps_done * cfg.timestep / 1000.0,
+            "completed": result.steps_done == cfg.steps,
             "stop_reason": result.stop_reason,
-            "sigma_action": cfg["sigma_action"],
-            "sigma_stop": cfg["sigma_stop"],
+            "sigma_action": cfg.sigma_action,
+            "sigma_stop": cfg.sigma_stop,
             "n_sigma_exceeded": len(exceeded),
-            "first_sigma_exceeded_ps": exceeded[0] * cfg["timestep"] / 1000.0 if exceeded else None,
+            "first_sigma_exceeded_ps": exceeded[0] * cfg.timestep / 1000.0 if exceeded else None,
             "n_handed_back": len(result.collected),
             "sigma_max": float(np.max(result.sigmas)) if result.sigmas else None,
             "sigma_mean": float(np.mean(result.sigmas)) if result.sigmas else None,
@@ -160,35 +160,35 @@ def production_nve(
     from mlmm.dynamics.mlp_md import MLPMDResult, run_mlp_md
     from mlmm.model.ensemble import Ensemble
 
-    system = system_from_config(structure, system_cfg)
+    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
+    system = system_from_config(structure, system_settings)
     ensemble = Ensemble.load(list(models))
-    cfg = production_cfg
     common = dict(
-        seed=cfg["seed"] + 10_000,
+        seed=cfg.seed + 10_000,
         source=f"{structure}:production:nve",
         sigma_action="warn",
-        **production_md_settings(cfg, system_cfg),
+        **production_md_settings(cfg, system_settings),
     )
     start = None
-    if cfg["nve_equilibration_steps"]:
-        equil = run_mlp_md(system, ensemble, steps=cfg["nve_equilibration_steps"], friction_per_fs=cfg["friction"], sampler="nve_equilibration", **common)
+    if cfg.nve_equilibration_steps:
+        equil = run_mlp_md(system, ensemble, steps=cfg.nve_equilibration_steps, friction_per_fs=cfg.friction, sampler="nve_equilibration", **common)
         if equil.stop_reason:  # no NVE run from a blown-up state: report why instead
             _write_timeseries(timeseries_out, MLPMDResult())
-            write_json(stats_out, {"steps_requested": cfg["nve_steps"], "steps": 0, "completed": False,
+            write_json(stats_out, {"steps_requested": cfg.nve_steps, "steps": 0, "completed": False,
                                    "stop_reason": f"NVT equilibration: {equil.stop_reason}"})
             return
         start = equil.final_state
-    result = run_mlp_md(system, ensemble, steps=cfg["nve_steps"], friction_per_fs=0.0, sampler="nve", start=start, **common)
+    result = run_mlp_md(system, ensemble, steps=cfg.nve_steps, friction_per_fs=0.0, sampler="nve", start=start, **common)
     _write_timeseries(timeseries_out, result)
     series = read_timeseries(timeseries_out)
     # a run that blew up is reported, not fatal: the drift up to the stop is still informative
     drift = energy_drift(series["time_fs"], series["total_energy_eV"], len(system.atoms)) if len(series["time_fs"]) >= 2 else {}
     drift.update(
-        steps_requested=cfg["nve_steps"],
+        steps_requested=cfg.nve_steps,
         steps=result.steps_done,
         completed=result.stop_reason is None,
         stop_reason=result.stop_reason,
-        timestep_fs=cfg["timestep"],
+        timestep_fs=cfg.timestep,
         temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
         n_sigma_exceeded=len(result.sigma_exceeded_steps),
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
@@ -239,28 +239,29 @@ def production_metadynamics(
     from mlmm.dynamics.metadynamics import run_mlp_metadynamics
     from mlmm.model.ensemble import Ensemble
 
-    system = system_from_config(structure, system_cfg)
-    cfg, metad = production_cfg, production_cfg["metadynamics"]
+    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
+    metad = cfg.metadynamics
+    system = system_from_config(structure, system_settings)
     result = run_mlp_metadynamics(
         system,
         Ensemble.load(list(models)),
-        plumed_input=metad["plumed"],
-        biasfactor=metad["biasfactor"],
+        plumed_input=metad.plumed,
+        biasfactor=metad.biasfactor,
         out_dir=out_dir,
-        steps=metad["steps"],
-        friction_per_fs=cfg["friction"],
-        seed=cfg["seed"] + 20_000 + replica,
+        steps=metad.steps,
+        friction_per_fs=cfg.friction,
+        seed=cfg.seed + 20_000 + replica,
         sampler="production_metad",
         source=f"{structure}:metad:replica{replica}",
-        sigma_action=metad["sigma_action"],
-        **production_md_settings(cfg, system_cfg),
+        sigma_action=metad.sigma_action,
+        **production_md_settings(cfg, system_settings),
     )
     _write_timeseries(timeseries_out, result)
     write_json(
         stats_out,
         {
             "replica": replica,
-            "steps_requested": metad["steps"],
+            "steps_requested": metad.steps,
             "steps_done": result.steps_done,
             "completed": result.stop_reason is None,
             "stop_reason": result.stop_reason,

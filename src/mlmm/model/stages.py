@@ -12,6 +12,7 @@ import numpy as np
 from mlmm.frames import atomic_write
 from mlmm.jobs import read_json, selection_record, set_threads, write_json
 from mlmm.logutil import setup_logging
+from mlmm.settings import LevelSettings, TrainingSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def train_member(
     """
     setup_logging(log_path)
     set_threads(threads)
+    training = TrainingSettings.from_dict(training_cfg)
     record = selection_record(selection)
     if record is not None and record["n_selected"] == 0 and previous_model:
         log.info("iteration %d added no labels (%s): carrying %s forward", iteration, record["reason"], previous_model[0])
@@ -44,16 +46,16 @@ def train_member(
         metrics["carried_forward_from"] = previous_model[0]
         write_json(metrics_out, metrics)
         return
-    from mlmm.config import training_settings
     from mlmm.model.train import train_member as run
 
     metrics = run(
         list(dbs),
         model_out,
-        seed=training_cfg["seed"] + member,
-        settings=training_settings(training_cfg, threads),
+        seed=training.seed + member,
+        settings=training,
         log_dir=log_dir,
-        init_from=previous_model[0] if previous_model and training_cfg.get("warm_start") else None,
+        num_threads=threads,
+        init_from=previous_model[0] if previous_model and training.warm_start else None,
     )
     metrics.update(iteration=iteration, member=member)
     write_json(metrics_out, metrics)
@@ -65,11 +67,12 @@ def evaluate_ensemble(
     """Ensemble MAEs on the held-out test frames (identical for all members, never trained on)."""
     setup_logging(log_path)
     set_threads(threads)
+    training = TrainingSettings.from_dict(training_cfg)
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
     ensemble = Ensemble.load(list(models))
-    db_path, test_idx, workdir = held_out_test_set(list(dbs), test_fraction=training_cfg["test_fraction"])
+    db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx) if len(test_idx) else {}
     finally:
@@ -89,13 +92,13 @@ def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str, log
     write_json(stats_out, write_delta_db(labels_db, out_db, baseline))
 
 
-def _held_out(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any]) -> dict[str, Any]:
+def _held_out(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings) -> dict[str, Any]:
     """Ensemble evaluation (with per-atom arrays) on the held-out test frames of ``dbs``."""
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
     ensemble = Ensemble.load(list(models))
-    db_path, test_idx, workdir = held_out_test_set(list(dbs), test_fraction=training_cfg["test_fraction"])
+    db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx, return_arrays=True) if len(test_idx) else {}
     finally:
@@ -113,7 +116,7 @@ def calibrate_ensemble(
     set_threads(threads)
     from mlmm.model.calibration import calibrate
 
-    result = _held_out(models, dbs, training_cfg)
+    result = _held_out(models, dbs, TrainingSettings.from_dict(training_cfg))
     calibration = calibrate(result.get("sigma_force", []), result.get("max_force_error", []))
     calibration.update(
         iteration=iteration,
@@ -138,7 +141,7 @@ def training_plots(
     from mlmm.model.plots import plot_calibration, plot_learning_curves, plot_parity
 
     plot_learning_curves([read_json(m) for m in metrics], learning_png)
-    held_out = _held_out(models, dbs, training_cfg)
+    held_out = _held_out(models, dbs, TrainingSettings.from_dict(training_cfg))
     plot_parity(held_out, parity_png)
     plot_calibration([read_json(c) for c in calibrations], calibration_png)
     write_json(index_out, {
@@ -189,7 +192,8 @@ def field_ablation(
     environment scan (:mod:`mlmm.model.environment_scan`) on the first separate-trajectory frame."""
     setup_logging(log_path)
     set_threads(threads)
-    from mlmm.engines.pyscf_qmmm import LevelOfTheory
+    training, level = TrainingSettings.from_dict(training_cfg), LevelSettings.from_dict(level_cfg)
+    from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.environment_scan import environment_scan
@@ -203,10 +207,9 @@ def field_ablation(
         separate = ensemble.evaluate_db(heldout_db)
         result[name] = {
             "separate_trajectory": {**_errors(separate), **energy_error_analysis(separate["energy_error"], closest)},
-            "test_split": _errors(_held_out(models, dbs, training_cfg)),
+            "test_split": _errors(_held_out(models, dbs, training)),
         }
-    level = LevelOfTheory.from_config(level_cfg)
-    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], level, ensembles)
+    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], check_level(level), ensembles)
     plot_environment_scan(result["environment_scan"], scan_png)
     sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
     result["field_improves"] = {
