@@ -61,12 +61,17 @@ def test_calibrated_scale_is_read_and_checked(tmp_path) -> None:
 
     import pytest
 
+    from dataclasses import replace
+
+    from conftest import settings_with
     from mlmm.al.stages import sigma_scale
+
+    al = settings_with().al
 
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps({"scale": 2.5}))
-    assert sigma_scale([str(path)], {"calibrated_thresholds": True}) == 2.5
-    assert sigma_scale([str(path)], {"calibrated_thresholds": False}) == 1.0
+    assert sigma_scale([str(path)], replace(al, calibrated_thresholds=True)) == 2.5
+    assert sigma_scale([str(path)], replace(al, calibrated_thresholds=False)) == 1.0
     path.write_text(json.dumps({"scale": -1}))
     with pytest.raises(ValueError, match="calibration.json: calibration scale"):
-        sigma_scale([str(path)], {"calibrated_thresholds": True})
+        sigma_scale([str(path)], replace(al, calibrated_thresholds=True))
