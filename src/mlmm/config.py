@@ -187,6 +187,30 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: excited.spectra.e_min: must be below excited.spectra.e_max")
 
 
+def section_with_defaults(section: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One config section (dotted, e.g. ``"training"`` or ``"labeling.level"``): ``values`` with the
+    schema defaults filled in, validated against that section's schema.
+
+    For library users, benchmarks and tests that need one section's settings without a whole
+    config (which must name a system); the cross-field rules of :func:`validate_config`, which
+    need the whole config, are not checked.
+    """
+    schema = expand_schema(load_schema())
+    for key in section.split("."):
+        schema = schema.get("properties", {}).get(key)
+        if schema is None or schema.get("type") != "object":
+            raise ConfigError(f"{section}: not a config section of the schema")
+    out = copy.deepcopy(values or {})
+    _coerce_strings(out, schema)
+    _fill_defaults(out, schema)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(out), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        msg = "unknown key (not in the schema; check spelling)" if err.validator == "additionalProperties" else err.message
+        raise ConfigError(f"{section}.{_field(err)}: {msg}".replace(".<top level>", ""))
+    return out
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it."""
     path = Path(path)
