@@ -159,3 +159,17 @@ def test_command_line_strings_become_typed_values() -> None:
     assert config["sampling"]["pca"]["activate"] is True
     with pytest.raises(ConfigError, match="al.max_iterations: 'two' is not of type 'integer'"):
         config_with(al={"max_iterations": "two"})
+
+
+def test_one_section_with_its_defaults() -> None:
+    """A section's defaults without a whole config (benchmarks, library users); errors name the section."""
+    from mlmm.config import section_with_defaults
+
+    training = section_with_defaults("training", {"cutoff": 4.0})
+    assert training == {**config_with()["training"], "cutoff": 4.0}
+    assert section_with_defaults("labeling.level", {"basis": "sto-3g"})["method"] == "hf"
+    assert section_with_defaults("sampling.adaptive")["timestep"] == 0.5  # the $ref'd MD block
+    with pytest.raises(ConfigError, match=r"^training\.cutof: unknown key"):
+        section_with_defaults("training", {"cutof": 4.0})
+    with pytest.raises(ConfigError, match=r"^labeling\.level\.conv_tol: -1\.0 is less than or equal"):
+        section_with_defaults("labeling.level", {"conv_tol": -1.0})

@@ -169,7 +169,7 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
         )
     if tr["val_fraction"] + tr["test_fraction"] >= 0.9:
         raise ConfigError(f"{source}: training.val_fraction + training.test_fraction: must leave frames to train on (< 0.9)")
-    if not any(s.get("activate", False) for s in config["sampling"].values()):
+    if not any(s["activate"] for s in config["sampling"].values()):
         raise ConfigError(f"{source}: sampling: no sampler has activate: true")
     metad = config["production"]["metadynamics"]
     if metad["activate"] and "METAD" not in metad["plumed"]:
