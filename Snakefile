@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 
-configfile: "config/config.yaml"
+# The config a user gives is the config they get: the demo is read only without --configfile,
+# never merged under a user's file (several --configfile files merge in order, then --config).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
@@ -19,7 +23,10 @@ _path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and 
 os.environ.update(PYTHONPATH=os.pathsep.join([_src, *_path]))  # set, not required: no envvars directive
 from mlmm.config import validate_config  # noqa: E402
 
-validate_config(config, source="config (config/config.yaml + --config/--configfile)")
+validate_config(
+    config,
+    source=" + ".join(map(str, workflow.overwrite_configfiles or ["config/config.yaml"])) + " (with --config)",
+)
 
 
 include: "workflow/rules/common.smk"

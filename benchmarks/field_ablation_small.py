@@ -13,6 +13,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from mlmm.config import section_with_defaults  # noqa: E402
 from mlmm.model.baseline import write_delta_db  # noqa: E402
 from mlmm.model.ensemble import Ensemble  # noqa: E402
 from mlmm.model.train import train_member  # noqa: E402
+from mlmm.settings import TrainingSettings  # noqa: E402
 from test_delta import write_labels_db  # noqa: E402
 from test_training import water_in_charges  # noqa: E402
 
@@ -37,11 +40,11 @@ def main() -> None:
                         help="train on reference − GFN2-xTB(point charges) (errors equal those of the total)")
     args = parser.parse_args()
     n_train, n_test, epochs, members = (12, 4, 2, 1) if args.quick else (80, 30, args.epochs, 2)
-    settings = {
-        "n_atom_basis": 32, "n_interactions": 2, "n_rbf": 16, "cutoff_ang": 4.0, "field_cutoff_ang": 8.0,
-        "field_switch_on_ang": 6.0, "lr": 1.0e-3, "batch_size": 8, "max_epochs": epochs, "patience": 50,
+    settings = TrainingSettings.from_dict(section_with_defaults("training", {
+        "n_atom_basis": 32, "n_interactions": 2, "n_rbf": 16, "cutoff": 4.0, "field_cutoff": 8.0,
+        "field_switch_on": 6.0, "lr": 1.0e-3, "batch_size": 8, "max_epochs": epochs, "patience": 50,
         "val_fraction": 0.15, "test_fraction": 0.0, "mm_forces_weight": 10.0,
-    }
+    }))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -59,8 +62,8 @@ def main() -> None:
             paths = []
             for m in range(members):
                 path = root / f"{name}{m}.pt"
-                train_member([str(train_db)], str(path), seed=m, log_dir=str(root / f"log_{name}{m}"),
-                             settings={**settings, "use_field": use_field, "delta": args.delta})
+                train_member([str(train_db)], str(path), seed=m, log_dir=str(root / f"log_{name}{m}"), num_threads=1,
+                             settings=replace(settings, use_field=use_field, delta=args.delta))
                 paths.append(path)
             r = Ensemble.load(paths, "cpu").evaluate_db(heldout_db)
             result[name] = {k: r[k] for k in ("energy_mae", "force_mae_qm", "force_mae_mm")}

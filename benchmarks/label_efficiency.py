@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT / "src"))
 def make_heldout(cfg: dict, run_dir: Path, level_cfg: dict, out_db: Path, *, n_frames: int, temperature_K: float,
                  stride: int, equilibration: int, seed: int) -> dict:
     """Run the independent xTB/MM MD, label its frames with PySCF, write ``out_db``; returns a record."""
-    from mlmm.engines.pyscf_qmmm import LevelOfTheory
     from mlmm.jobs import system_from_config
+    from mlmm.settings import LevelSettings, SystemSettings
     from mlmm.labeling.db import write_label_db
     from mlmm.labeling.ground_state import label_frames
     from mlmm.sampling.md_sampler import sample_xtb_md
@@ -49,21 +49,21 @@ def make_heldout(cfg: dict, run_dir: Path, level_cfg: dict, out_db: Path, *, n_f
         if not structure.is_absolute() and (base / structure).exists():
             structure = base / structure
             break
-    system = system_from_config(str(structure), cfg["system"])
+    system = system_from_config(str(structure), SystemSettings.from_dict(cfg["system"]))
     md = cfg["sampling"]["xtb_md"]
     t0 = time.perf_counter()
     frames = sample_xtb_md(system, n_frames=n_frames, stride=stride, equilibration_steps=equilibration,
                            timestep_fs=md["timestep"], temperature_K=temperature_K, friction_per_fs=md["friction"],
                            cutoff_ang=cfg["system"]["embedding_cutoff"], seed=seed)
     t_md = time.perf_counter() - t0
-    labelled, report = label_frames(frames, LevelOfTheory.from_config(level_cfg), progress=False)
+    labelled, report = label_frames(frames, LevelSettings.from_dict(level_cfg), progress=False)
     write_label_db(out_db, labelled, level_cfg)
     return {"db": str(out_db), "n_frames": len(labelled), "temperature_K": temperature_K, "seed": seed,
             "stride": stride, "equilibration_steps": equilibration, "md_s": t_md,
             "label_s": float(sum(r["wall_s"] for r in report)), "level": level_cfg}
 
 
-def train_and_score(rows: list, out_dir: Path, settings: dict, members: int, heldout_db: Path) -> dict:
+def train_and_score(rows: list, out_dir: Path, settings, level: dict, members: int, heldout_db: Path) -> dict:
     """Train ``members`` members on ``rows`` (labelled frames) and score the ensemble on ``heldout_db``."""
     from mlmm.labeling.db import write_label_db
     from mlmm.model.ensemble import Ensemble
@@ -71,12 +71,12 @@ def train_and_score(rows: list, out_dir: Path, settings: dict, members: int, hel
 
     out_dir.mkdir(parents=True, exist_ok=True)
     db = out_dir / "train.db"
-    write_label_db(db, rows, settings.get("_level"))
+    write_label_db(db, rows, level)
     paths, seconds = [], 0.0
-    s = {k: v for k, v in settings.items() if not k.startswith("_")}
     for m in range(members):
         path = out_dir / f"member{m}.pt"
-        metrics = train_member([str(db)], str(path), seed=m, settings=s, log_dir=str(out_dir / f"log{m}"))
+        metrics = train_member([str(db)], str(path), seed=m, settings=settings, log_dir=str(out_dir / f"log{m}"),
+                               num_threads=1)
         paths.append(str(path))
         seconds += metrics["seconds"]
     errors = Ensemble.load(paths, "cpu").evaluate_db(str(heldout_db))
@@ -99,15 +99,17 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
-    import yaml
 
-    from mlmm.config import training_settings
+    from dataclasses import replace
+
+    from mlmm.config import load_config
     from mlmm.labeling.db import db_level, iter_label_rows
+    from mlmm.settings import TrainingSettings
 
     torch.set_num_threads(1)
     run = Path(args.run_dir).resolve()
-    cfg = yaml.safe_load((run / "config" / "config.yaml").read_text())
-    labels = run / cfg.get("results_dir", "results") / "labels"
+    cfg = load_config(run / "config" / "config.yaml")
+    labels = run / cfg["results_dir"] / "labels"
     it_dbs = sorted(labels.glob("it*/labels.db"), key=lambda p: int(p.parent.name[2:]))
     if not it_dbs:
         sys.exit(f"{labels}: no it*/labels.db (run the workflow first)")
@@ -134,8 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
                             stride=stride, equilibration=equil, seed=777)
         held_rec_path.write_text(json.dumps(held, indent=1))
 
-    settings = training_settings({k: v for k, v in cfg["training"].items() if k != "field_ablation"}, 1)
-    settings.update(max_epochs=epochs, test_fraction=0.0, warm_start=False, delta="none", _level=level)
+    settings = replace(TrainingSettings.from_dict(cfg["training"]), max_epochs=epochs, test_fraction=0.0,
+                       warm_start=False, delta="none")
 
     def spread(rows: list, n: int) -> list:
         return [rows[i] for i in np.linspace(0, len(rows) - 1, n).round().astype(int)] if n < len(rows) else list(rows)
@@ -146,11 +148,11 @@ def main(argv: list[str] | None = None) -> dict:
         if n < base:
             continue
         if n <= len(md_rows):
-            arms["md"].append(train_and_score(spread(md_rows, n), work / f"md_{n}", settings, members, held_db))
+            arms["md"].append(train_and_score(spread(md_rows, n), work / f"md_{n}", settings, level, members, held_db))
         if n == base and arms["md"] and arms["md"][-1]["n_labels"] == n:
             arms["al"].append(dict(arms["md"][-1], same_as="md"))  # identical training set: no AL labels yet
         elif n - base <= len(al_rows):
-            arms["al"].append(train_and_score(base_rows + al_rows[: n - base], work / f"al_{n}", settings, members, held_db))
+            arms["al"].append(train_and_score(base_rows + al_rows[: n - base], work / f"al_{n}", settings, level, members, held_db))
         print(f"budget {n}: " + ", ".join(f"{a} {r[-1]['force_mae_qm']:.3f}" for a, r in arms.items() if r and r[-1]["n_labels"] == n),
               flush=True)
 

@@ -70,7 +70,7 @@ def _profile(fn, steps: int, top: int = 12) -> list[dict]:
 def bench_system(name, system, cutoff, ensemble, levels, *, n_frames, repeats, profile_steps, rng,
                  quick_skip_pyscf: bool = False) -> dict:
     """Time every method on ``n_frames`` displaced frames of ``system``; returns the JSON section."""
-    from mlmm.engines.pyscf_qmmm import LevelOfTheory, qmmm_energy_forces
+    from mlmm.engines.pyscf_qmmm import qmmm_energy_forces
     from mlmm.engines.xtb import XTBEmbeddingTerm, XTBTerm
     from mlmm.model.ensemble import Ensemble
     from mlmm.mm import MMForceField, default_mm_cutoff
@@ -112,8 +112,8 @@ def bench_system(name, system, cutoff, ensemble, levels, *, n_frames, repeats, p
         if xtb_pc is not None:
             record("xtb_embedding", _time(lambda f=frame: xtb_pc.compute(jittered(f)), max(1, repeats // 4)))
         record("tblite_vacuum", _time(lambda f=frame: tblite.compute(jittered(f)), max(1, repeats // 4)))
-        for method, basis in ([] if quick_skip_pyscf else levels):
-            level = LevelOfTheory.from_config({"method": method, "basis": basis, "grid_level": 3})
+        for level in ([] if quick_skip_pyscf else levels):
+            method, basis = level.method, level.basis
             t0 = time.perf_counter()
             qmmm_energy_forces(frame, level)
             record(f"pyscf_{method}/{basis}", 1e3 * (time.perf_counter() - t0))
@@ -157,25 +157,30 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     import yaml
 
-    from mlmm.config import training_settings, validate_config
+    from dataclasses import replace
+
+    from mlmm.config import validate_config
     from mlmm.jobs import system_from_config
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.nn import build_model
+    from mlmm.settings import Settings
     from mlmm.system import load_system
 
     torch.set_num_threads(1)
     cfg = validate_config(yaml.safe_load(Path(args.config).read_text()), source=args.config)
+    settings = Settings.from_config(cfg)
     n_frames, repeats, profile_steps = (1, 2, 2) if args.quick else (args.frames, args.repeats, 10)
-    levels = [("hf", "sto-3g")] if args.quick else _levels(args.levels)
+    # the config's SCF settings (conv_tol, max_cycle), without density fitting, at each method/basis on grid level 3
+    levels = [replace(settings.labeling.level, method=method, basis=basis, grid_level=3, density_fit=False)
+              for method, basis in ([("hf", "sto-3g")] if args.quick else _levels(args.levels))]
 
     if args.models:
         ensemble = Ensemble.load(args.models, torch.device("cpu"))
     else:
-        settings = training_settings(cfg["training"], 1)
         members = []
-        for k in range(cfg["training"]["n_members"]):
+        for k in range(settings.training.n_members):
             torch.manual_seed(k)
-            members.append(build_model(settings).eval())
+            members.append(build_model(settings.training, qm_charge_e=settings.system.qm_charge).eval())
         ensemble = Ensemble(members)
 
     rng = np.random.default_rng(0)
@@ -186,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
             structure = cfg["system"]["structure"]
             if not Path(structure).is_absolute() and not Path(structure).exists():
                 structure = str(ROOT / structure)
-            system, cutoff = system_from_config(structure, cfg["system"]), cfg["system"]["embedding_cutoff"]
+            system, cutoff = system_from_config(structure, settings.system), settings.system.embedding_cutoff
         elif name == "at_pair":
             system, cutoff = load_system(AT_PAIR_PDB, "resname ADE THY"), args.at_cutoff
         else:

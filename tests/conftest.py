@@ -37,6 +37,33 @@ def solute_with_nearest_waters(source: Path, resname: str, n_waters: int, out_pa
     return load_system(out_path, f"resname {resname}")
 
 
+#: The system part of the demo config: what a config must give (the rest has schema defaults).
+DEMO_SYSTEM = {"structure": "data/demo/ethanol_water.pdb", "qm_selection": "resname ETH"}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def config_with(**sections: dict) -> dict:
+    """The validated config (schema defaults) of the demo system with ``sections`` merged in."""
+    from mlmm.config import validate_config
+
+    return validate_config(_merge({"system": dict(DEMO_SYSTEM)}, sections), source="test config")
+
+
+def settings_with(**sections: dict):
+    """:class:`mlmm.settings.Settings` of :func:`config_with` (library calls in tests take these)."""
+    from mlmm.settings import Settings
+
+    return Settings.from_config(config_with(**sections))
+
+
 def make_workdir(tmp_path: Path, config: dict | None = None) -> Path:
     """A Snakemake working directory: demo data linked in, config/config.yaml written (demo if None)."""
     work = tmp_path / "work"
@@ -59,3 +86,13 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.
     if proc.returncode != 0:
         pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def level_with(**keys):
+    """:class:`mlmm.settings.LevelSettings` of ``labeling.level`` with ``keys`` (schema defaults otherwise)."""
+    return settings_with(labeling={"level": keys}).labeling.level
+
+
+def td_with(**keys):
+    """:class:`mlmm.settings.TDSettings` of ``excited.td`` with ``keys`` (schema defaults otherwise)."""
+    return settings_with(excited={"td": keys}).excited.td

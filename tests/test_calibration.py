@@ -51,13 +51,13 @@ def test_calibration_stage_and_plots(tmp_path):
     paths = []
     for seed in (0, 1, 2):
         torch.manual_seed(seed)
-        model = build_model(SETTINGS)
+        model = build_model(SETTINGS, qm_charge_e=0)
         path = tmp_path / f"m{seed}.pt"
         torch.save(model, path)
         paths.append(str(path))
         (tmp_path / f"m{seed}.json").write_text(json.dumps({"member": seed, "val_losses": [3.0, 2.0, 1.5],
                                                              "train_losses": [4.0, 2.5, 1.2]}))
-    cfg = {"test_fraction": 0.5, "device": "auto"}
+    cfg = {**SETTINGS.to_dict(), "test_fraction": 0.5}  # the training section, as the rule passes it
     out = tmp_path / "calibration.json"
     calibrate_ensemble(paths, [str(db)], cfg, 0).to_json(out)
     result = json.loads(out.read_text())

@@ -7,6 +7,7 @@ checks reference = baseline + correction on the Δ labels and in the trained ens
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,9 +74,9 @@ def delta_setup(frames, tmp_path_factory) -> dict:
     write_labels_db(labels, frames)
     delta = root / "delta_xtb.db"
     stats = write_delta_db(str(labels), str(delta), "xtb")
-    settings = {**SETTINGS, "max_epochs": 5, "delta": "xtb", "test_fraction": 0.0}
+    settings = replace(SETTINGS, max_epochs=5, delta="xtb", test_fraction=0.0)
     model = root / "member.pt"
-    train_member([str(delta)], str(model), seed=0, settings=settings, log_dir=str(root / "log"))
+    train_member([str(delta)], str(model), seed=0, settings=settings, log_dir=str(root / "log"), num_threads=1)
     return {"labels": labels, "delta": delta, "stats": stats, "model": model}
 
 

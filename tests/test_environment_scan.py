@@ -7,16 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from mlmm.engines.pyscf_qmmm import LevelOfTheory
+from dataclasses import replace
+
 from mlmm.frames import make_frame
 from mlmm.model.ensemble import Ensemble
 from mlmm.model.environment_scan import environment_scan, scan_frames
 from mlmm.model.nn import build_model
+from conftest import settings_with
 
 WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 TIP3P_E = np.array([-0.834, 0.417, 0.417])
-SETTINGS = {"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6, "cutoff_ang": 4.0,
-            "field_cutoff_ang": 8.0, "field_switch_on_ang": 6.5}
+SETTINGS = settings_with(training={"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6, "cutoff": 4.0,
+                                  "field_cutoff": 8.0, "field_switch_on": 6.5}).training
+LEVEL = settings_with(labeling={"level": {"method": "hf", "basis": "sto-3g"}}).labeling.level
 
 
 @pytest.fixture
@@ -48,10 +51,10 @@ def test_scan_moves_one_molecule_rigidly(frame):
 def test_scan_reference_and_models(frame):
     torch.manual_seed(0)
     models = {
-        "with_field": Ensemble([build_model(SETTINGS).eval()]),
-        "without_field": Ensemble([build_model({**SETTINGS, "use_field": False}).eval()]),
+        "with_field": Ensemble([build_model(SETTINGS, qm_charge_e=0).eval()]),
+        "without_field": Ensemble([build_model(replace(SETTINGS, use_field=False), qm_charge_e=0).eval()]),
     }
-    out = environment_scan(frame, LevelOfTheory(method="hf", basis="sto-3g"), models, (2.7, 3.2, 4.0, 6.0))
+    out = environment_scan(frame, LEVEL, models, (2.7, 3.2, 4.0, 6.0))
     ref = np.array(out["reference_ev"])
     assert ref[-1] == 0.0 and ref[0] < ref[1] < ref[2] < 0.0  # H-bond donor: attraction grows as it approaches
     assert np.allclose(out["models"]["without_field"]["curve_ev"], 0.0)  # blind to the environment

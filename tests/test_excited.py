@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from pyscf import gto, qmmm, scf
 
-from mlmm.engines.pyscf_qmmm import LevelOfTheory
 from mlmm.frames import make_frame
 from mlmm.labeling.db import read_labelled_frames, write_label_db
 from mlmm.labeling.excited import (
-    ExcitedSettings,
     assign_bright_state,
     excited_state_labels,
     label_excited_frames,
@@ -22,6 +20,7 @@ from mlmm.labeling.excited import (
     track_bright_states,
 )
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
+from conftest import level_with, td_with
 
 QM_SYMBOLS = ["C", "O", "H", "H"]
 QM_POS = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.21], [0.94, 0.0, -0.59], [-0.94, 0.0, -0.59]])
@@ -29,10 +28,10 @@ MM_SYMBOLS = ["O", "H", "H", "Na"]
 MM_POS = np.array([[0.3, 0.2, 3.1], [0.9, 0.5, 3.7], [-0.5, 0.1, 3.6], [2.5, -1.0, -1.5]])
 MM_Q = np.array([-0.834, 0.417, 0.417, 1.0])
 
-HF = LevelOfTheory.from_config({"method": "hf", "basis": "sto-3g", "conv_tol": 1e-12})
-B3LYP = LevelOfTheory.from_config({"method": "b3lyp", "basis": "sto-3g", "conv_tol": 1e-12, "grid_level": 3})
-TDA = ExcitedSettings(n_states=4, window=4, tda=True, conv_tol=1e-10)
-FULL = ExcitedSettings(n_states=4, window=4, tda=False, conv_tol=1e-10)
+HF = level_with(method="hf", basis="sto-3g", conv_tol=1e-12)
+B3LYP = level_with(method="b3lyp", basis="sto-3g", conv_tol=1e-12, grid_level=3)
+TDA = td_with(n_states=4, window=4, tda=True, conv_tol=1e-10)
+FULL = td_with(n_states=4, window=4, tda=False, conv_tol=1e-10)
 
 # (atom, axis): C z, O z, H x on QM; water O z, water H x, Na y on MM
 COORDS = [(0, 2), (1, 2), (2, 0), (4, 2), (5, 0), (7, 1)]
@@ -150,24 +149,24 @@ def _crossing_path(n=11):
 
 def test_bright_state_followed_through_a_constructed_crossing():
     f_seq, mu_seq, a_index = _crossing_path()
-    tracked = track_bright_states(f_seq, mu_seq, ExcitedSettings(n_states=3, window=3, tracking="previous"))
+    tracked = track_bright_states(f_seq, mu_seq, td_with(n_states=3, window=3, tracking="previous"))
     got = [t.index for t in tracked]
     mid = len(got) // 2
     assert [g for k, g in enumerate(got) if k != mid] == [a for k, a in enumerate(a_index) if k != mid]
     assert tracked[mid].ambiguous and not any(t.ambiguous for k, t in enumerate(tracked) if k != mid)
     assert a_index[0] == 0 and a_index[-1] == 1  # the crossing really reorders the states
-    by_f = track_bright_states(f_seq, mu_seq, ExcitedSettings(n_states=3, window=3, tracking="none"))
+    by_f = track_bright_states(f_seq, mu_seq, td_with(n_states=3, window=3, tracking="none"))
     assert by_f[-1].index != a_index[-1]  # largest-f alone would lose the state
 
 
 def test_energy_window_largest_f_flags_near_ties_and_dark_windows():
-    s = ExcitedSettings(n_states=3, window=3)
+    s = td_with(n_states=3, window=3)
     mu = np.eye(3)
     assert assign_bright_state(np.array([0.01, 0.5, 0.1]), mu, s) .index == 1
     assert assign_bright_state(np.array([0.3, 0.5, 0.1]), mu, s).ambiguous
     assert assign_bright_state(np.array([0.001, 0.002, 0.0]), mu, s).ambiguous
     # the window restricts the search to the lowest states
-    assert assign_bright_state(np.array([0.2, 0.01, 0.9]), mu, ExcitedSettings(n_states=3, window=2)).index == 0
+    assert assign_bright_state(np.array([0.2, 0.01, 0.9]), mu, td_with(n_states=3, window=2)).index == 0
 
 
 def test_labelled_rows_follow_the_labels_contract(tmp_path):
@@ -176,7 +175,7 @@ def test_labelled_rows_follow_the_labels_contract(tmp_path):
     assert [r.status for r in records] == ["ok", "ok"]
     assert all(r.bright_state == 2 for r in records)
     path = tmp_path / "bright.db"
-    write_label_db(path, rows, HF.as_dict())
+    write_label_db(path, rows, HF.to_dict())
     back = read_labelled_frames(path)
     assert len(back) == 2
     assert back[0].get_potential_energy() == pytest.approx(records[0].bright_energy_ev)
@@ -191,7 +190,7 @@ def test_tracking_follows_the_state_when_the_molecule_tumbles():
     rotated = fr.copy()
     rotated.rotate(90, "y", center=(0, 0, 0))
     rotated.rotate(90, "x", center=(0, 0, 0))
-    settings = ExcitedSettings(n_states=4, window=4, tracking="first")
+    settings = td_with(n_states=4, window=4, tracking="first")
     _, records = label_excited_frames([fr, rotated], HF, settings, forces=False)
     assert [r.bright_state for r in records] == [2, 2]
     assert records[1].bright_score == pytest.approx(1.0, abs=1e-6)
@@ -204,7 +203,7 @@ def test_tracking_follows_the_state_when_the_molecule_tumbles():
 def test_a_weak_state_polarised_like_the_bright_one_is_not_confused_with_it():
     # measured on acrolein in water (B3LYP/STO-3G): S4 (f ≈ 0.02) is polarised within 25° of the
     # bright S3 (f ≈ 0.4); a direction-only criterion flags such frames, the norm-weighted overlap not
-    s = ExcitedSettings(n_states=4, window=4)
+    s = td_with(n_states=4, window=4)
     mu = np.array([[0.0, 0.01, 0.0], [0.0, 0.0, 0.05], [-0.66, -0.24, -0.15], [-0.16, -0.07, 0.04]])
     f = oscillator_strengths(np.array([3.4, 7.4, 8.2, 8.5]), mu)
     got = assign_bright_state(f, mu, s, reference_dipole_e_ang=np.array([0.72, 0.25, 0.15]))

@@ -7,12 +7,12 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, SNAKEMAKE, make_workdir
-from mlmm.config import ConfigError, load_config, validate_config
+from conftest import ROOT, SNAKEMAKE, config_with, make_workdir
+from mlmm.config import ConfigError, load_config
 
 
 def test_excited_is_off_by_default_and_the_demo_turns_it_on():
-    defaults = validate_config({})["excited"]
+    defaults = config_with()["excited"]
     assert defaults["activate"] is False
     assert defaults["dynamics"]["initial"] == "wigner" and defaults["al"]["initial"] == "wigner"
     chromo = load_config(ROOT / "config" / "examples" / "chromophore.yaml")
@@ -32,7 +32,7 @@ def test_excited_is_off_by_default_and_the_demo_turns_it_on():
 )
 def test_bad_excited_settings_name_the_field(section, match):
     with pytest.raises(ConfigError, match=match):
-        validate_config({"excited": section})
+        config_with(excited=section)
 
 
 def test_chromophore_dry_run_has_the_excited_chain(tmp_path):

@@ -12,7 +12,6 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from mlmm.engines.pyscf_qmmm import LevelOfTheory
 from mlmm.excited import stages
 from mlmm.excited.property_model import (
     PropertyModel,
@@ -24,16 +23,20 @@ from mlmm.excited.property_model import (
 from mlmm.frames import make_frame, read_frames, write_frames
 from mlmm.jobs import read_json
 from mlmm.labeling.db import read_labelled_frames
-from mlmm.labeling.excited import ExcitedSettings, label_excited_frames
+from mlmm.labeling.excited import label_excited_frames
+from mlmm.settings import LevelSettings, TDSettings
 from mlmm.spectra.ensemble import read_spectrum_csv
+from conftest import config_with
 
 QM_SYMBOLS = ["C", "O", "H", "H"]
 QM_POS = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.21], [0.94, 0.0, -0.59], [-0.94, 0.0, -0.59]])
 MM_SYMBOLS = ["O", "H", "H"]
 MM_POS = np.array([[0.3, 0.2, 3.1], [0.9, 0.5, 3.7], [-0.5, 0.1, 3.6]])
 MM_Q = np.array([-0.834, 0.417, 0.417])
-LEVEL = {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9}
-TD = {"n_states": 4, "window": 4, "tracking": "first"}
+#: the excited.level and excited.td sections (schema defaults for the rest), as the rules pass them
+EXCITED = config_with(excited={"level": {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9},
+                               "td": {"n_states": 4, "window": 4, "tracking": "first"}})["excited"]
+LEVEL, TD = EXCITED["level"], EXCITED["td"]
 
 
 def displaced_frames(n, seed, qm_amp=0.04, mm_amp=0.4):
@@ -116,8 +119,8 @@ def test_property_model_learns_a_twist_dependent_gap_through_distance_noise():
 
 
 def test_property_model_beats_the_mean_and_round_trips(tmp_path):
-    level = LevelOfTheory.from_config(LEVEL)
-    settings = ExcitedSettings.from_config(TD)
+    level = LevelSettings.from_dict(LEVEL, "excited.level")
+    settings = TDSettings.from_dict(TD)
     train = displaced_frames(40, 1)
     test = displaced_frames(12, 2)
     _, rec_train = label_excited_frames(train, level, settings, forces=False)

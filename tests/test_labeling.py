@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from ase.db import connect
 from schnetpack.data import ASEAtomsData, AtomsLoader
 from schnetpack.units import convert_units
 
-from mlmm.engines.pyscf_qmmm import LevelOfTheory, SCFNotConverged, qmmm_energy_forces
+from mlmm.engines.pyscf_qmmm import SCFNotConverged, qmmm_energy_forces
 from mlmm.frames import make_frame, write_frames
 from mlmm.labeling.chunks import chunk_slice, checkpoint_path, label_chunk
 from mlmm.labeling.db import (
@@ -23,10 +24,10 @@ from mlmm.labeling.db import (
     read_labelled_frames,
     write_label_db,
 )
+from conftest import level_with
 
 PROPS = ["energy", "forces", "qm_mask", "mm_charges"]
-LEVEL_CFG = {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-10, "max_cycle": 10}
-LEVEL = LevelOfTheory.from_config(LEVEL_CFG)
+LEVEL = level_with(method="hf", basis="sto-3g", conv_tol=1e-10, max_cycle=10)
 WATER_QM = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2399872, 0.92662721, 0.0]])
 MM_POS = np.array([[2.9, 0.1, 0.2], [3.4, 0.8, 0.1], [3.3, -0.7, 0.3], [-1.5, -2.6, 0.4], [-1.2, 2.9, -0.6]])
 MM_Q = np.array([-0.834, 0.417, 0.417, 1.0, -1.0])
@@ -70,7 +71,7 @@ def test_chunk_slice():
 
 def test_chunk_loads_through_schnetpack_with_all_properties(frames_file, tmp_path):
     db, rep = tmp_path / "chunk0.db", tmp_path / "chunk0.json"
-    report = label_chunk(frames_file, 0, 4, LEVEL_CFG, db, rep, tmp_path / "chunk0.log")
+    report = label_chunk(frames_file, 0, 4, LEVEL, db, rep, tmp_path / "chunk0.log")
 
     assert json.loads(rep.read_text()) == json.loads(json.dumps(report.to_dict()))
     assert [e["status"] for e in report.frames] == ["ok"] * 4
@@ -109,14 +110,14 @@ def test_chunk_loads_through_schnetpack_with_all_properties(frames_file, tmp_pat
 def test_unconvergeable_frame_is_quarantined_and_the_others_labelled(tmp_path):
     # Two SCF iterations at most (default and stabilised each): He, with a single basis function,
     # is converged after one diagonalisation; water cannot reach 1e-12 Eh in 2 (+2 +2) iterations.
-    level_cfg = {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-12, "max_cycle": 2}
+    level = level_with(method="hf", basis="sto-3g", conv_tol=1e-12, max_cycle=2)
     frames = [helium(0), water(0), helium(1)]
     for stabilised in (False, True):  # premise: the water frame genuinely cannot converge here
         with pytest.raises(SCFNotConverged):
-            qmmm_energy_forces(frames[1], LevelOfTheory.from_config(level_cfg), stabilised=stabilised)
+            qmmm_energy_forces(frames[1], level, stabilised=stabilised)
     write_frames(tmp_path / "mixed.extxyz", frames)
     db = tmp_path / "chunk0.db"
-    report = label_chunk(tmp_path / "mixed.extxyz", 0, 3, level_cfg, db, tmp_path / "chunk0.json",
+    report = label_chunk(tmp_path / "mixed.extxyz", 0, 3, level, db, tmp_path / "chunk0.json",
                          tmp_path / "chunk0.log")
     assert [e["status"] for e in report.frames] == ["ok", "scf_not_converged", "ok"]
     assert [a["stabilised"] for a in report.frames[1]["attempts"]] == [False, True]
@@ -127,7 +128,7 @@ def test_unconvergeable_frame_is_quarantined_and_the_others_labelled(tmp_path):
 
 def test_read_labelled_frames_restores_frames_and_labels(frames_file, tmp_path):
     db = tmp_path / "c.db"
-    label_chunk(frames_file, 1, 2, LEVEL_CFG, db, tmp_path / "c.json")  # frames 2, 3
+    label_chunk(frames_file, 1, 2, LEVEL, db, tmp_path / "c.json")  # frames 2, 3
     frame = read_labelled_frames(db)[1]
     original = water(3)
     np.testing.assert_array_equal(frame.arrays["qm_mask"], original.arrays["qm_mask"])
@@ -142,7 +143,7 @@ def test_read_labelled_frames_restores_frames_and_labels(frames_file, tmp_path):
 
 def test_empty_chunk_writes_valid_empty_db_and_report(frames_file, tmp_path):
     db = tmp_path / "chunk9.db"
-    report = label_chunk(frames_file, 9, 4, LEVEL_CFG, db, tmp_path / "chunk9.json")
+    report = label_chunk(frames_file, 9, 4, LEVEL, db, tmp_path / "chunk9.json")
     assert report.n_frames == 0 and report.frames == []
     assert len(ASEAtomsData(str(db), load_properties=PROPS)) == 0
 
@@ -151,7 +152,7 @@ def test_resume_labels_only_the_missing_frames(tmp_path):
     frames_path = tmp_path / "good.extxyz"
     write_frames(frames_path, [water(i) for i in (0, 1, 3, 4)])
     db = tmp_path / "chunk0.db"
-    first = label_chunk(frames_path, 0, 4, LEVEL_CFG, db, tmp_path / "first.json")
+    first = label_chunk(frames_path, 0, 4, LEVEL, db, tmp_path / "first.json")
     energies = [e["energy_ev"] for e in first.frames]
 
     # an earlier run of the same chunk was killed after labelling frames 1 and 3
@@ -159,7 +160,7 @@ def test_resume_labels_only_the_missing_frames(tmp_path):
     shutil.copy(db, ckpt)
     with connect(str(ckpt)) as conn:
         conn.delete([1, 3])
-    second = label_chunk(frames_path, 0, 4, LEVEL_CFG, db, tmp_path / "second.json")
+    second = label_chunk(frames_path, 0, 4, LEVEL, db, tmp_path / "second.json")
     assert [e["resumed"] for e in second.frames] == [False, True, False, True]
     assert [len(e.get("attempts", [])) for e in second.frames] == [1, 0, 1, 0]
     assert second.n_resumed == 2 and second.n_ok == 4
@@ -170,7 +171,7 @@ def test_resume_labels_only_the_missing_frames(tmp_path):
 
     # a checkpoint from other level-of-theory settings is stale and discarded
     shutil.copy(db, ckpt)
-    third = label_chunk(frames_path, 0, 4, {**LEVEL_CFG, "conv_tol": 1e-11}, db, tmp_path / "third.json")
+    third = label_chunk(frames_path, 0, 4, replace(LEVEL, conv_tol=1e-11), db, tmp_path / "third.json")
     assert third.n_resumed == 0 and third.n_ok == 4
 
 
@@ -178,9 +179,9 @@ def test_merge_keeps_rows_and_metadata(frames_file, tmp_path):
     paths = []
     for chunk in range(3):  # 5 frames in chunks of 2: [0, 1], [2, 3], [4]
         paths.append(tmp_path / f"chunk{chunk}.db")
-        label_chunk(frames_file, chunk, 2, LEVEL_CFG, paths[-1], tmp_path / f"chunk{chunk}.json")
+        label_chunk(frames_file, chunk, 2, LEVEL, paths[-1], tmp_path / f"chunk{chunk}.json")
     empty = tmp_path / "chunk7.db"
-    label_chunk(frames_file, 7, 2, LEVEL_CFG, empty, tmp_path / "chunk7.json")
+    label_chunk(frames_file, 7, 2, LEVEL, empty, tmp_path / "chunk7.json")
 
     out = tmp_path / "labels.db"
     assert merge_label_dbs([*paths, empty], out) == 5
@@ -192,14 +193,14 @@ def test_merge_keeps_rows_and_metadata(frames_file, tmp_path):
         assert a.get_potential_energy() == b.get_potential_energy()
         np.testing.assert_array_equal(a.get_forces(), b.get_forces())
     data = ASEAtomsData(str(out), load_properties=PROPS)
-    assert len(data) == 5 and data.metadata["mlmm_level"] == LEVEL.as_dict()
+    assert len(data) == 5 and data.metadata["mlmm_level"] == LEVEL.to_dict()
 
     all_empty = tmp_path / "none.db"
     assert merge_label_dbs([empty, empty], all_empty) == 0
     assert len(ASEAtomsData(str(all_empty), load_properties=PROPS)) == 0
 
     other = tmp_path / "other.db"
-    write_label_db(other, [], {**LEVEL.as_dict(), "basis": "6-31g"})
+    write_label_db(other, [], {**LEVEL.to_dict(), "basis": "6-31g"})
     with pytest.raises(LabelDBError, match="different levels"):
         merge_label_dbs([paths[0], other], tmp_path / "mixed.db")
 
@@ -210,12 +211,12 @@ def test_labels_are_bit_identical_across_workers_and_resume(tmp_path):
     frames_path = tmp_path / "good.extxyz"
     write_frames(frames_path, [water(i) for i in (0, 1, 3, 4)])
     serial, parallel = tmp_path / "serial.db", tmp_path / "parallel.db"
-    label_chunk(frames_path, 0, 4, LEVEL_CFG, serial, tmp_path / "serial.json", workers=1)
+    label_chunk(frames_path, 0, 4, LEVEL, serial, tmp_path / "serial.json", workers=1)
     ckpt = checkpoint_path(parallel)  # a killed 2-worker run had finished the first and last frame
     shutil.copy(serial, ckpt)
     with connect(str(ckpt)) as conn:
         conn.delete([2, 3])
-    report = label_chunk(frames_path, 0, 4, LEVEL_CFG, parallel, tmp_path / "parallel.json", workers=2)
+    report = label_chunk(frames_path, 0, 4, LEVEL, parallel, tmp_path / "parallel.json", workers=2)
     assert [e["resumed"] for e in report.frames] == [True, False, False, True]
     assert [e["index"] for e in report.frames] == [0, 1, 2, 3]
     a, b = read_labelled_frames(serial), read_labelled_frames(parallel)

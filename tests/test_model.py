@@ -4,6 +4,7 @@ atoms and MM sites, the MM charges are a real input, symmetry, smooth field cuto
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,20 +18,21 @@ from mlmm.frames import make_frame
 from mlmm.model.ensemble import Ensemble
 from mlmm.model.field import FIELD_POTENTIAL, MMField, QMPairList, frame_to_inputs, smooth_switch
 from mlmm.model.nn import build_model, energy_head
+from conftest import settings_with
 
 WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 TIP3P_E = np.array([-0.834, 0.417, 0.417])
-SETTINGS = {
-    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff_ang": 4.0,
-    "field_cutoff_ang": 6.0, "field_switch_on_ang": 4.5,
-}
+SETTINGS = settings_with(training={
+    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff": 4.0,
+    "field_cutoff": 6.0, "field_switch_on": 4.5,
+}).training
 
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
     """Untrained double-precision model with a non-trivial energy reference."""
     torch.manual_seed(3)
-    m = build_model(SETTINGS).double().eval()
+    m = build_model(SETTINGS, qm_charge_e=0).double().eval()
     head = energy_head(m)
     with torch.no_grad():
         head.atomref_ev[1], head.atomref_ev[8] = -13.6, -2040.0
@@ -56,7 +58,7 @@ def frame() -> Atoms:
 
 def evaluate(model: torch.nn.Module, frame: Atoms) -> tuple[float, np.ndarray]:
     """Energy (eV) and forces (eV/Å) of one frame."""
-    out = model(frame_to_inputs(frame, QMPairList(SETTINGS["cutoff_ang"]), torch.float64))
+    out = model(frame_to_inputs(frame, QMPairList(SETTINGS.cutoff), torch.float64))
     return float(out[properties.energy][0].detach()), out[properties.forces].detach().numpy()
 
 
@@ -144,7 +146,7 @@ def test_field_cutoff_is_smooth(model):
     assert np.abs(forces[-1, 6:]).max() == 0.0
 
     hard = copy.deepcopy(model)  # same weights, switch squeezed into 1 mÅ: the same checks catch the jump
-    hard.input_modules[1] = MMField(SETTINGS["field_cutoff_ang"], SETTINGS["field_cutoff_ang"] - 1e-3)
+    hard.input_modules[1] = MMField(SETTINGS.field_cutoff, SETTINGS.field_cutoff - 1e-3)
     hard_energies, hard_forces = cutoff_scan(hard, xs)
     assert np.abs(np.diff(hard_energies, 2)).max() > 1e-2
     assert np.abs(np.diff(hard_forces, 2, axis=0)).max() > 1.0
@@ -161,7 +163,7 @@ def test_batch_equals_single_frames(model, frame):
     """A batch of two frames (different sizes, overlapping in space) equals one-by-one evaluation:
     the field of one frame's MM charges never leaks into the other frame."""
     other = frame_with([np.array([0.5, -2.9, 0.0])], qm=WATER_ANG + np.array([0.1, 0.05, -0.1]))
-    pair_list = QMPairList(SETTINGS["cutoff_ang"])
+    pair_list = QMPairList(SETTINGS.cutoff)
     batch = _atoms_collate_fn([frame_to_inputs(f, pair_list, torch.float64) for f in (frame, other)])
     out = model(batch)
     singles = [evaluate(model, f) for f in (frame, other)]
@@ -172,7 +174,7 @@ def test_batch_equals_single_frames(model, frame):
 def test_ensemble_compute(model, frame):
     """Ensemble mean and σ: identical members give σ = 0; different members give σ > 0."""
     torch.manual_seed(5)
-    second = build_model(SETTINGS).double().eval()
+    second = build_model(SETTINGS, qm_charge_e=0).double().eval()
     same = Ensemble([model, model]).compute(frame)
     assert same["sigma_force"] == 0.0
     e, f = evaluate(model, frame)
@@ -188,7 +190,7 @@ def test_without_field_is_blind_to_mm(frame):
     """use_field=False (ablation): no field input module, E independent of MM sites and charges,
     zero MM forces, QM forces still -dE/dR."""
     torch.manual_seed(3)
-    blind = build_model({**SETTINGS, "use_field": False}).double().eval()
+    blind = build_model(replace(SETTINGS, use_field=False), qm_charge_e=0).double().eval()
     assert not any(isinstance(m, MMField) for m in blind.input_modules)
     e0, f0 = evaluate(blind, frame)
     moved = frame.copy()
@@ -226,7 +228,7 @@ def test_uniform_potential_shift_changes_energy_by_charge(frame, qm_charge_e):
     Fails if the atomic charges do not sum to the QM charge or the features see the absolute potential.
     """
     torch.manual_seed(5)
-    m = build_model({**SETTINGS, "qm_charge_e": qm_charge_e}).double().eval()
+    m = build_model(SETTINGS, qm_charge_e=qm_charge_e).double().eval()
     e0, _ = evaluate(m, frame)
     for shift_v in (-3.0, 2.5):
         shifted = copy.deepcopy(m)

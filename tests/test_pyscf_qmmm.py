@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 from pyscf import gto, qmmm, scf
 
+from mlmm.config import ConfigError
 from mlmm.engines.pyscf_qmmm import (
-    LevelOfTheory,
     LevelOfTheoryError,
     SCFNotConverged,
+    check_level,
     qmmm_energy_forces,
 )
 from mlmm.frames import make_frame
+from conftest import config_with, level_with
 from mlmm.units import BOHR_TO_ANGSTROM, COULOMB_EV_ANGSTROM, HARTREE_TO_EV
 
 #: CODATA 2014 Hartree energy in eV (the value ASE and mlmm.units use).
@@ -25,7 +27,7 @@ MM_SYMBOLS = ["O", "H", "H", "Na"]
 MM_POS = np.array([[2.9, 0.1, 0.2], [3.4, 0.8, 0.1], [3.3, -0.7, 0.3], [-1.5, -2.6, 0.4]])
 MM_Q = np.array([-0.834, 0.417, 0.417, 1.0])
 
-TIGHT = LevelOfTheory.from_config({"method": "hf", "basis": "sto-3g", "conv_tol": 1e-12, "max_cycle": 100})
+TIGHT = level_with(method="hf", basis="sto-3g", conv_tol=1e-12, max_cycle=100)
 
 
 def water_frame(charges=MM_Q, qm_positions=WATER_QM, mm_positions=MM_POS, *, qm_charge=0, multiplicity=1):
@@ -133,7 +135,7 @@ def test_units_coulomb_of_a_distant_charge_on_li_cation():
 
 def test_stabilised_settings_reproduce_the_default_labels():
     frame = water_frame()
-    level = LevelOfTheory.from_config({"method": "hf", "basis": "sto-3g", "conv_tol": 1e-11})
+    level = level_with(method="hf", basis="sto-3g", conv_tol=1e-11)
     default = qmmm_energy_forces(frame, level)
     stabilised = qmmm_energy_forces(frame, level, stabilised=True)
     assert stabilised.stabilised and stabilised.converged
@@ -141,7 +143,7 @@ def test_stabilised_settings_reproduce_the_default_labels():
     np.testing.assert_allclose(stabilised.forces_ev_per_ang, default.forces_ev_per_ang, atol=1e-4)
     # with 3 iterations the damped DIIS stage stops unconverged and the Newton (SOSCF) stage
     # finishes: its energy and forces (gradient of the SOSCF object) are the same labels
-    short = LevelOfTheory.from_config({"method": "hf", "basis": "sto-3g", "conv_tol": 1e-11, "max_cycle": 3})
+    short = level_with(method="hf", basis="sto-3g", conv_tol=1e-11, max_cycle=3)
     newton = qmmm_energy_forces(frame, short, stabilised=True)
     assert newton.n_scf_cycles > short.max_cycle
     assert newton.energy_ev == pytest.approx(default.energy_ev, abs=1e-7)
@@ -154,7 +156,7 @@ def test_stabilised_settings_reproduce_the_default_labels():
 def test_stretched_water_does_not_converge_and_stabilised_retry_rescues_it():
     # O–H bonds stretched to 3.8 Å: restricted HF on a dissociated molecule, plain DIIS oscillates
     frame = water_frame(qm_positions=WATER_QM * 4.0)
-    level = LevelOfTheory.from_config({"method": "hf", "basis": "sto-3g", "conv_tol": 1e-10, "max_cycle": 30})
+    level = level_with(method="hf", basis="sto-3g", conv_tol=1e-10, max_cycle=30)
     with pytest.raises(SCFNotConverged) as err:
         qmmm_energy_forces(frame, level)
     assert err.value.n_cycles == 30
@@ -163,23 +165,30 @@ def test_stretched_water_does_not_converge_and_stabilised_retry_rescues_it():
 
 
 @pytest.mark.parametrize(
-    "cfg, field",
+    "level, field",
+    [({"method": "nonsense-functional"}, "labeling.level.method"), ({"basis": "no-such-basis"}, "labeling.level.basis")],
+)
+def test_names_pyscf_does_not_know_are_refused_naming_the_field(level, field):
+    with pytest.raises(LevelOfTheoryError, match=field.replace(".", r"\.")):
+        check_level(level_with(**level))
+
+
+@pytest.mark.parametrize(
+    "level, field",
     [
-        ({"method": "nonsense-functional"}, "labeling.level.method"),
-        ({"basis": "no-such-basis"}, "labeling.level.basis"),
         ({"conv_tol": -1.0}, "labeling.level.conv_tol"),
         ({"max_cycle": "ten"}, "labeling.level.max_cycle"),
-        ({"density_fit": "yes"}, "labeling.level.density_fit"),
+        ({"density_fit": "maybe"}, "labeling.level.density_fit"),
         ({"grid_level": 12}, "labeling.level.grid_level"),
-        ({"basiss": "sto-3g"}, "basiss"),
+        ({"basiss": "sto-3g"}, "labeling.level.basiss"),
     ],
 )
-def test_level_of_theory_errors_name_the_field(cfg, field):
-    with pytest.raises(LevelOfTheoryError, match=field.replace(".", r"\.")):
-        LevelOfTheory.from_config(cfg)
+def test_bad_level_values_are_refused_by_the_config_naming_the_field(level, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        config_with(labeling={"level": level})
 
 
-def test_level_of_theory_parsing():
-    level = LevelOfTheory.from_config({"method": "B3LYP", "basis": "def2-SVP", "density_fit": True})
-    assert (level.method, level.basis, level.is_hf, level.label) == ("b3lyp", "def2-svp", False, "b3lyp/def2-svp+df")
-    assert LevelOfTheory.from_config({}).as_dict() == LevelOfTheory().as_dict()
+def test_level_names_are_case_insensitive():
+    level = check_level(level_with(method="B3LYP", basis="def2-SVP", density_fit=True))
+    assert (level.is_hf, level.label) == (False, "b3lyp/def2-svp+df")
+    assert level_with(method="HF").is_hf

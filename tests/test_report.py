@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import config_with
 from mlmm.al.selection import SelectionRecord
 from mlmm.al.stages import WalkerStats
 from mlmm.labeling.reports import LabelReport
@@ -15,7 +16,7 @@ from mlmm.model.stages import EnsembleEvaluation
 from mlmm.records import Record
 from mlmm.report.overview import TABLE_COLUMNS, overview
 
-AL = {"sigma_lo": 0.05, "sigma_hi": 0.5, "sigma_stop": 1.0}
+AL = config_with(al={"sigma_lo": 0.05, "sigma_hi": 0.5, "sigma_stop": 1.0})["al"]  # the al section, as the rule passes it
 
 
 def _json(path: Path, record: Record) -> str:

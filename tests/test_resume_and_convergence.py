@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SNAKEMAKE, make_workdir, run_snakemake
+from conftest import DEMO_SYSTEM, ROOT, SNAKEMAKE, make_workdir, run_snakemake
 
 TINY_SAMPLING = {"xtb_md": {"n_frames": 8, "stride": 5, "equilibration_steps": 10}}
 TINY_TRAINING = {
@@ -36,7 +36,7 @@ def _rows(db: Path) -> int:
 
 @pytest.mark.workflow
 def test_killed_labeling_job_resumes_with_missing_frames_only(tmp_path: Path) -> None:
-    config = {"sampling": TINY_SAMPLING, "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "6-31g"}}}
+    config = {"system": DEMO_SYSTEM, "sampling": TINY_SAMPLING, "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "6-31g"}}}
     work = make_workdir(tmp_path, config)
     target = "results/labels/it0/chunk0.db"
     run_snakemake(work, "--cores", "1", "results/sampling/frames.extxyz")
@@ -69,6 +69,7 @@ def test_convergence_flag_stops_labeling_and_carries_models_forward(tmp_path: Pa
     # trust levels far above any σ: every explored frame counts as accurate, so iteration 1
     # converges and iteration 2 must neither explore, select, label nor retrain
     config = {
+        "system": DEMO_SYSTEM,
         "sampling": TINY_SAMPLING,
         "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "sto-3g"}},
         "training": TINY_TRAINING,

@@ -10,15 +10,17 @@ from mlmm.frames import make_frame
 from mlmm.model.ensemble import Ensemble
 from mlmm.model.nn import build_model, energy_head
 from mlmm.sampling.uncertainty import SigmaBiasedEnsemble, biased_term, sigma_bias
+from mlmm.settings import BiasSettings
+from conftest import settings_with
 
-SETTINGS = {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff_ang": 4.0,
-            "field_cutoff_ang": 6.0, "field_switch_on_ang": 4.5}
+SETTINGS = settings_with(training={"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff": 4.0,
+                                  "field_cutoff": 6.0, "field_switch_on": 4.5}).training
 WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 
 
 def member(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    m = build_model(SETTINGS).double().eval()
+    m = build_model(SETTINGS, qm_charge_e=0).double().eval()
     head = energy_head(m)
     with torch.no_grad():
         head.atomref_ev[1], head.atomref_ev[8] = -13.6, -2040.0
@@ -68,12 +70,12 @@ def test_bias_forces_are_minus_gradient(ensemble):
 
 
 def test_biased_term_selection(ensemble):
-    assert biased_term(ensemble, None) is ensemble
-    assert biased_term(ensemble, {"kind": "none", "strength": 1.0, "width": 0.1}) is ensemble
-    term = biased_term(ensemble, {"kind": "sigma", "strength": 0.2, "width": 0.02})
+    assert biased_term(ensemble, settings_with().al.bias) is ensemble  # schema default: kind none
+    assert biased_term(ensemble, BiasSettings(kind="none", strength=1.0, width=0.1)) is ensemble
+    term = biased_term(ensemble, BiasSettings(kind="sigma", strength=0.2, width=0.02))
     assert isinstance(term, SigmaBiasedEnsemble) and term.strength_ev == 0.2
     with pytest.raises(ValueError, match="al.bias.kind"):
-        biased_term(ensemble, {"kind": "metad"})
+        biased_term(ensemble, BiasSettings(kind="metad", strength=0.2, width=0.02))
 
 
 def test_bias_pushes_towards_uncertainty(ensemble):
@@ -102,7 +104,7 @@ def test_biased_mlp_md_runs_and_reports_unbiased_sigma(ensemble, tmp_path):
     system = small_system(tmp_path, n_waters=4)
     kwargs = dict(steps=6, timestep_fs=0.25, temperature_K=300.0, friction_per_fs=0.01, stride=3, seed=1,
                   sigma_stop=1e6, max_force=1e6, sampler="al_explore", iteration=1, source="t")
-    bias = {"kind": "sigma", "strength": 1.0, "width": 0.3}
+    bias = BiasSettings(kind="sigma", strength=1.0, width=0.3)
     plain = run_mlp_md(system, build_potential("ensemble", system, cutoff_ang=4.0, ensemble=ensemble), **kwargs)
     biased = run_mlp_md(system, build_potential("ensemble", system, cutoff_ang=4.0, ensemble=ensemble, bias=bias),
                         **kwargs)

@@ -60,13 +60,18 @@ def test_validation_stalled_needs_improvement_below_tolerance() -> None:
 def test_calibrated_scale_is_read_and_checked(tmp_path) -> None:
     import pytest
 
+    from dataclasses import replace
+
+    from conftest import settings_with
     from mlmm.al.stages import sigma_scale
     from mlmm.model.calibration import Calibration
 
+    al = settings_with().al
+
     path = tmp_path / "calibration.json"
     Calibration(n_frames=12, scale=2.5).to_json(path)
-    assert sigma_scale([str(path)], {"calibrated_thresholds": True}) == 2.5
-    assert sigma_scale([str(path)], {"calibrated_thresholds": False}) == 1.0
+    assert sigma_scale([str(path)], replace(al, calibrated_thresholds=True)) == 2.5
+    assert sigma_scale([str(path)], replace(al, calibrated_thresholds=False)) == 1.0
     Calibration(n_frames=12, scale=-1.0).to_json(path)
     with pytest.raises(ValueError, match="calibration.json: calibration scale"):
-        sigma_scale([str(path)], {"calibrated_thresholds": True})
+        sigma_scale([str(path)], replace(al, calibrated_thresholds=True))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +24,16 @@ from mlmm.model.ensemble import Ensemble, db_dataset
 from mlmm.model.nn import build_model, fit_energy_reference
 from mlmm.model.train import held_out_test_set, split_indices, train_member
 from mlmm.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from conftest import settings_with
 
 N_FRAMES = 40
 WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 TIP3P_CHARGES_E = np.array([-0.834, 0.417, 0.417])
-SETTINGS = {
-    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 12, "cutoff_ang": 4.0,
-    "field_cutoff_ang": 8.0, "field_switch_on_ang": 6.0, "lr": 5.0e-3, "batch_size": 4,
+SETTINGS = settings_with(training={
+    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 12, "cutoff": 4.0,
+    "field_cutoff": 8.0, "field_switch_on": 6.0, "lr": 5.0e-3, "batch_size": 4,
     "max_epochs": 30, "patience": 30, "val_fraction": 0.2, "test_fraction": 0.15,
-}
+}).training
 
 
 def hf_qmmm_label(qm_pos_ang: np.ndarray, mm_pos_ang: np.ndarray, mm_q_e: np.ndarray) -> tuple[float, np.ndarray]:
@@ -97,7 +99,8 @@ def members(labels) -> list[dict]:
     for seed in (0, 1):
         workdir = labels["root"] / f"member{seed}"
         model_path = workdir / "model.pt"
-        metrics = train_member(labels["paths"], str(model_path), seed=seed, settings=SETTINGS, log_dir=str(workdir / "log"))
+        metrics = train_member(labels["paths"], str(model_path), seed=seed, settings=SETTINGS, log_dir=str(workdir / "log"),
+                               num_threads=1)
         out.append({"metrics": metrics, "model": str(model_path), "log": workdir / "log"})
     return out
 
@@ -113,9 +116,9 @@ def test_pyscf_labels_are_consistent(labels):
 
 def test_splits(labels, members):
     """Identical hash-based test split for every member; different train/val splits per seed."""
-    db, test_idx, workdir = held_out_test_set(labels["paths"], test_fraction=SETTINGS["test_fraction"])
+    db, test_idx, workdir = held_out_test_set(labels["paths"], SETTINGS)
     try:
-        splits = [split_indices(db, seed=s, val_fraction=0.2, test_fraction=SETTINGS["test_fraction"]) for s in (0, 1)]
+        splits = [split_indices(db, seed=s, training=SETTINGS) for s in (0, 1)]
     finally:
         shutil.rmtree(workdir)
     assert splits[0][2] == splits[1][2] == test_idx and len(test_idx) > 0
@@ -130,14 +133,14 @@ def test_splits(labels, members):
 
 def test_training_reduces_errors(labels, members):
     """Trained members beat the untrained model (same E_ref fit) on val forces; the val loss drops."""
-    db, _, workdir = held_out_test_set(labels["paths"], test_fraction=SETTINGS["test_fraction"])
+    db, _, workdir = held_out_test_set(labels["paths"], SETTINGS)
     try:
         for seed, m in enumerate(members):
             metrics = m["metrics"]
-            train, val, _ = split_indices(db, seed=seed, val_fraction=0.2, test_fraction=SETTINGS["test_fraction"])
-            data = db_dataset(db, SETTINGS["cutoff_ang"])
+            train, val, _ = split_indices(db, seed=seed, training=SETTINGS)
+            data = db_dataset(db, SETTINGS.cutoff)
             torch.manual_seed(seed)
-            untrained = build_model(SETTINGS)
+            untrained = build_model(SETTINGS, qm_charge_e=0)
             fit_energy_reference(untrained, [data[i] for i in train])
             before = Ensemble([untrained.eval()]).evaluate_db(db, val)
             assert metrics["val_force_mae_qm"] < 0.5 * before["force_mae_qm"]
@@ -168,14 +171,38 @@ def test_ensemble_uncertainty(labels, members):
 
 
 def test_tiny_dataset_guards(labels, tmp_path):
-    """Three frames: one val frame at least, no test frame (metrics None); fewer than 2 is an error."""
+    """Three frames: one val frame at least, no test frame with test_fraction 0 (metrics None);
+    fewer than 2 frames to train on is an error."""
     tiny = tmp_path / "tiny.db"
     write_labels_db(tiny, labels["frames"][:3])
-    settings = {**SETTINGS, "max_epochs": 2, "test_fraction": 0.0, "val_fraction": 0.01}
-    metrics = train_member([str(tiny)], str(tmp_path / "m.pt"), seed=0, settings=settings, log_dir=str(tmp_path / "log"))
+    settings = replace(SETTINGS, max_epochs=2, test_fraction=0.0, val_fraction=0.01)
+    metrics = train_member([str(tiny)], str(tmp_path / "m.pt"), seed=0, settings=settings, log_dir=str(tmp_path / "log"),
+                           num_threads=1)
     assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (2, 1, 0)
     assert metrics["test_energy_mae"] is None and metrics["val_energy_mae"] is not None
+    assert metrics["settings"] == settings.to_dict()
     with pytest.raises(ValueError, match="need ≥ 2"):
-        split_indices(str(tiny), seed=0, val_fraction=0.1, test_fraction=0.999999)
-    with pytest.raises(ValueError, match="unknown training settings"):
-        train_member([str(tiny)], str(tmp_path / "x.pt"), seed=0, settings={"n_epochs": 3}, log_dir=str(tmp_path / "x"))
+        split_indices(str(tiny), seed=0, training=replace(SETTINGS, val_fraction=0.1, test_fraction=0.999999))
+
+
+def test_empty_test_set_is_an_error(labels, tmp_path):
+    """A test_fraction that holds out fewer than training.min_test_frames frames stops training and
+    evaluation with an error naming both keys (it was a silent n_test = 0, calibration on 0 frames)."""
+    db = tmp_path / "few.db"
+    write_labels_db(db, labels["frames"][:12])
+    few = replace(SETTINGS, test_fraction=1e-9)  # no content hash falls below it
+    with pytest.raises(ValueError, match=r"training\.test_fraction: 1e-09 of the 12 labelled frames held out 0 test "
+                                         r"frame\(s\), fewer than training\.min_test_frames = 1"):
+        train_member([str(db)], str(tmp_path / "m.pt"), seed=0, settings=few, log_dir=str(tmp_path / "log"), num_threads=1)
+    def n_held_out(training) -> int:
+        _, test, workdir = held_out_test_set([str(db)], training)
+        shutil.rmtree(workdir)
+        return len(test)
+
+    with pytest.raises(ValueError, match="training.min_test_frames"):
+        n_held_out(few)
+    n_test = n_held_out(replace(SETTINGS, test_fraction=0.5))
+    assert n_test > 0
+    with pytest.raises(ValueError, match=f"held out {n_test} test frame"):
+        n_held_out(replace(SETTINGS, test_fraction=0.5, min_test_frames=n_test + 1))
+    assert n_held_out(replace(SETTINGS, test_fraction=0.0, min_test_frames=5)) == 0

@@ -4,6 +4,7 @@ field-ablation stage (ensembles with and without field input on frames of a sepa
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,11 +14,12 @@ from mlmm.model.ensemble import Ensemble, load_model
 from mlmm.model.stages import field_ablation
 from mlmm.model.train import train_member
 from test_delta import write_labels_db
+from conftest import config_with
 from test_training import SETTINGS, water_in_charges
 
-FAST = {**SETTINGS, "max_epochs": 4, "test_fraction": 0.0}
+FAST = replace(SETTINGS, max_epochs=4, test_fraction=0.0)
 #: the member warm starts continue from: long enough that its weights are clearly better than a fresh start
-FIRST = {**FAST, "max_epochs": 12}
+FIRST = replace(FAST, max_epochs=12)
 
 
 @pytest.fixture(scope="module")
@@ -34,27 +36,28 @@ def dbs(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def first(dbs) -> dict:
     path = dbs["root"] / "first.pt"
-    metrics = train_member([dbs["train"]], str(path), seed=0, settings=FIRST, log_dir=str(dbs["root"] / "log_first"))
+    metrics = train_member([dbs["train"]], str(path), seed=0, settings=FIRST, log_dir=str(dbs["root"] / "log_first"),
+                           num_threads=1)
     return {"path": str(path), "metrics": metrics}
 
 
 def test_learning_curves_logged(first):
     """One train and one val loss per epoch; no warm start without init_from."""
     m = first["metrics"]
-    assert len(m["val_losses"]) == len(m["train_losses"]) == FIRST["max_epochs"]
+    assert len(m["val_losses"]) == len(m["train_losses"]) == FIRST.max_epochs
     assert m["warm_started_from"] is None and m["settings"]["lr_schedule"] == "plateau"
 
 
 def test_warm_start_continues_from_previous(dbs, first):
     """warm_start copies the previous weights: its first epoch starts near where the previous run
     ended, clearly below a fresh start's first epoch; the cosine schedule runs."""
-    settings = {**FAST, "warm_start": True, "lr_schedule": "cosine", "max_epochs": 2}
+    settings = replace(FAST, warm_start=True, lr_schedule="cosine", max_epochs=2)
     warm = train_member([dbs["train"]], str(dbs["root"] / "warm.pt"), seed=0, settings=settings,
-                        log_dir=str(dbs["root"] / "log_warm"), init_from=first["path"])
+                        log_dir=str(dbs["root"] / "log_warm"), num_threads=1, init_from=first["path"])
     assert warm["warm_started_from"] == first["path"]
     assert warm["val_losses"][0] < 1.1 * first["metrics"]["best_val_loss"]
-    cold = train_member([dbs["train"]], str(dbs["root"] / "cold.pt"), seed=0, settings={**settings, "warm_start": False},
-                        log_dir=str(dbs["root"] / "log_cold"), init_from=first["path"])
+    cold = train_member([dbs["train"]], str(dbs["root"] / "cold.pt"), seed=0, settings=replace(settings, warm_start=False),
+                        log_dir=str(dbs["root"] / "log_cold"), num_threads=1, init_from=first["path"])
     assert cold["warm_started_from"] is None
     assert warm["train_losses"][0] < 0.8 * cold["train_losses"][0]
     assert warm["val_losses"][0] < 0.9 * cold["val_losses"][0]
@@ -62,9 +65,9 @@ def test_warm_start_continues_from_previous(dbs, first):
 
 def test_warm_start_skips_other_architecture(dbs, first):
     """A previous member with another architecture is not loaded (fresh initialisation instead)."""
-    settings = {**FAST, "warm_start": True, "n_atom_basis": 8, "max_epochs": 1}
+    settings = replace(FAST, warm_start=True, n_atom_basis=8, max_epochs=1)
     m = train_member([dbs["train"]], str(dbs["root"] / "other.pt"), seed=0, settings=settings,
-                     log_dir=str(dbs["root"] / "log_other"), init_from=first["path"])
+                     log_dir=str(dbs["root"] / "log_other"), num_threads=1, init_from=first["path"])
     assert m["warm_started_from"] is None
 
 
@@ -72,13 +75,14 @@ def test_field_ablation_stage(dbs, first, tmp_path):
     """Both ensembles evaluated on the separate frames; the blind model predicts zero MM forces,
     so its MM-force MAE is exactly the mean |F_MM| of the reference."""
     blind = tmp_path / "blind.pt"
-    train_member([dbs["train"]], str(blind), seed=0, settings={**FAST, "use_field": False},
-                 log_dir=str(tmp_path / "log"))
+    train_member([dbs["train"]], str(blind), seed=0, settings=replace(FAST, use_field=False),
+                 log_dir=str(tmp_path / "log"), num_threads=1)
     assert not load_model(blind, "cpu").mlmm_settings["use_field"]
     out = tmp_path / "ablation.json"
-    cfg = {"test_fraction": 0.3, "device": "auto"}
+    cfg = replace(SETTINGS, test_fraction=0.3).to_dict()  # the stage gets config sections, as from the rule's params
+    level = config_with(labeling={"level": {"method": "hf", "basis": "sto-3g"}})["labeling"]["level"]
     field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], [dbs["train"]], cfg,
-                   {"method": "hf", "basis": "sto-3g"}, str(out), str(tmp_path / "scan.png"))
+                   level, str(out), str(tmp_path / "scan.png"))
     result = json.loads(out.read_text())
     scan = result["environment_scan"]  # the blind model is flat; the reference is not
     assert np.allclose(scan["models"]["without_field"]["curve_ev"], 0.0) and np.ptp(scan["reference_ev"]) > 0.01

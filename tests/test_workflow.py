@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, SNAKEMAKE, make_workdir, run_snakemake
+from conftest import DEMO_SYSTEM, ROOT, SNAKEMAKE, make_workdir, run_snakemake
 
 
 def test_lint_is_clean() -> None:
@@ -34,7 +34,7 @@ def test_dry_run_demo_shows_every_iteration(tmp_path: Path) -> None:
 
 
 def test_bad_config_fails_with_field_name(tmp_path: Path) -> None:
-    work = make_workdir(tmp_path, {"al": {"max_iterations": "two"}})
+    work = make_workdir(tmp_path, {"system": DEMO_SYSTEM, "al": {"max_iterations": "two"}})
     proc = subprocess.run(
         [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "-n"],
         capture_output=True, text=True, timeout=300,
@@ -84,6 +84,7 @@ def test_resources_are_set_once(tmp_path: Path) -> None:
 
 
 TINY = {
+    "system": DEMO_SYSTEM,
     "sampling": {"xtb_md": {"n_frames": 16, "stride": 5, "equilibration_steps": 20, "timestep": 0.5}},
     "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "sto-3g"}},
     "training": {

@@ -11,17 +11,36 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from mlmm.config import load_schema  # noqa: E402
+from mlmm.config import expand_schema, load_schema  # noqa: E402
 
 HEADER = """# Configuration reference
 
 Generated from `workflow/schemas/config.schema.yaml` by `tools/config_doc.py`; do not edit by hand.
-`config/config.yaml` is the demo; `config/examples/` holds realistic cluster settings. Any key
-left out takes the default below. Unknown keys and wrong types stop the workflow with an
-error naming the field. Units: Å, fs, K, eV, e.
+Units: Å, fs, K, eV, e. Unknown keys and wrong types stop the workflow with an error naming the
+file and the field.
 
-Override on the command line, e.g. `snakemake --config al='{max_iterations: 4}'`, or with
-`--configfile my.yaml`.
+**Your config is the whole config.** `snakemake --configfile my.yaml` reads `my.yaml` only: the
+demo `config/config.yaml` is read when no `--configfile` is given and is never merged under
+yours. Every key you leave out takes the default below; no default is specific to a system.
+Required: `system.structure` and `system.qm_selection` (no default), and the inputs that name
+atoms of your system when their section is active: `sampling.metadynamics.plumed`,
+`sampling.adaptive.cvs` and `production.metadynamics.plumed`. A minimal config:
+
+```yaml
+system:
+  structure: data/my_molecule_water.pdb
+  qm_selection: "resname MOL"
+```
+
+To change a few demo values, give both files (they merge in order) or use `--config`:
+`snakemake --configfile config/config.yaml config/examples/sampling_adaptive.yaml`,
+`snakemake --config al='{max_iterations: 4}'`. `config/examples/` holds whole configs for
+other systems and cluster settings.
+
+The MD keys `timestep`, `temperature` and `friction` of the sections that run MD
+(`sampling.xtb_md`, `sampling.metadynamics`, `sampling.adaptive`, `al`, `production`,
+`excited.dynamics`) are one shared block of the schema (`$defs/md`): same meaning, units and
+defaults everywhere.
 """
 
 
@@ -36,7 +55,7 @@ def _rows(schema: dict[str, Any], prefix: str = "") -> list[str]:
             for k, v in sub["properties"].items():
                 if k in nested:
                     continue
-                lines.append(_row(f"{name}.{k}", v))
+                lines.append(_row(f"{name}.{k}", v, required=k in sub.get("required", [])))
             for k in nested:
                 lines.extend(_rows({"properties": {k: sub["properties"][k]}}, prefix=f"{name}."))
         else:
@@ -44,15 +63,16 @@ def _rows(schema: dict[str, Any], prefix: str = "") -> list[str]:
     return lines
 
 
-def _row(name: str, sub: dict[str, Any]) -> str:
+def _row(name: str, sub: dict[str, Any], required: bool = False) -> str:
     typ = sub.get("type", "")
     typ = " or ".join(typ) if isinstance(typ, list) else typ
     default = str(sub.get("default", "")).strip().replace("\n", " ⏎ ")  # multi-line defaults (PLUMED input) on one row
-    return f"| `{name}` | {typ} | `{default}` | {sub.get('description', '').strip()} |"
+    default = "**required**" if required else f"`{default}`"
+    return f"| `{name}` | {typ} | {default} | {sub.get('description', '').strip()} |"
 
 
 def main() -> None:
-    schema = load_schema()
+    schema = expand_schema(load_schema())
     top = [k for k, v in schema["properties"].items() if v.get("type") != "object"]
     print(HEADER)
     print("## top level\n\n| key | type | default | description |\n|---|---|---|---|")

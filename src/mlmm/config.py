@@ -3,7 +3,9 @@
 Validation fills in the schema defaults (recursively, so a missing section gets all of its
 defaults) and turns the first schema violation into one :class:`ConfigError` that names the
 config file and the dotted field, e.g. ``config/config.yaml: al.max_iterations: 'two' is not
-of type 'integer'``.
+of type 'integer'``. Sections that run MD take their timestep/temperature/friction from the
+schema's shared ``$defs/md`` block (``$ref``); :func:`expand_schema` inlines it, so defaults,
+string coercion, validation and the generated docs see those keys as the section's own.
 """
 
 from __future__ import annotations
@@ -23,9 +25,38 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
-    """Read the JSON Schema (YAML syntax)."""
+    """Read the JSON Schema (YAML syntax) as written, ``$ref`` and ``$defs`` included."""
     with open(path) as fh:
         return yaml.safe_load(fh)
+
+
+def expand_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` with every local ``$ref`` to ``#/$defs/<name>`` inlined.
+
+    The referenced block's properties join the node's own (own keys first) and the node's
+    ``unevaluatedProperties`` becomes ``additionalProperties``: the same accepted configs, in a
+    form the default filling, coercion and doc generation can walk property by property.
+    """
+    defs = schema.get("$defs", {})
+
+    def expand(node: Any) -> Any:
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: expand(v) for k, v in node.items() if k not in ("$ref", "$defs")}
+        ref = node.get("$ref")
+        if ref is not None:
+            name = ref.removeprefix("#/$defs/")
+            if ref == name or name not in defs:
+                raise ConfigError(f"{SCHEMA_PATH}: unresolvable $ref {ref!r} (only local #/$defs/<name>)")
+            shared = expand(defs[name])
+            out["properties"] = {**out.get("properties", {}), **shared["properties"]}
+            if "unevaluatedProperties" in out:
+                out["additionalProperties"] = out.pop("unevaluatedProperties")
+        return out
+
+    return expand(schema)
 
 
 def _fill_defaults(instance: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -82,7 +113,7 @@ def validate_config(
     """
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(config).__name__}")
-    schema = load_schema(schema_path)
+    schema = expand_schema(load_schema(schema_path))
     _coerce_strings(config, schema)
     _fill_defaults(config, schema)
     validator = jsonschema.Draft202012Validator(schema)
@@ -91,6 +122,13 @@ def validate_config(
         err = errors[0]
         if err.validator == "additionalProperties":
             msg = "unknown key (not in the schema; check spelling)"
+        elif err.validator == "required":
+            missing = [k for k in err.validator_value if k not in err.instance]
+            where = ".".join(str(p) for p in err.absolute_path)
+            raise ConfigError(
+                f"{source}: {', '.join(f'{where}.{k}' if where else k for k in missing)}: required "
+                "(no default: it is specific to your system; see config/README.md)"
+            )
         else:
             msg = err.message
         raise ConfigError(f"{source}: {_field(err)}: {msg}")
@@ -118,9 +156,20 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
             f"{source}: al.sigma_lo/sigma_hi/sigma_stop: expected sigma_lo < sigma_hi <= sigma_stop, "
             f"got {al['sigma_lo']}, {al['sigma_hi']}, {al['sigma_stop']}"
         )
+    sampling = config["sampling"]
+    if sampling["metadynamics"]["activate"] and not sampling["metadynamics"]["plumed"].strip():
+        raise ConfigError(
+            f"{source}: sampling.metadynamics.plumed: required when sampling.metadynamics.activate is true "
+            "(a PLUMED input whose CV names atoms of your system; see config/README.md)"
+        )
+    if sampling["adaptive"]["activate"] and not sampling["adaptive"]["cvs"]:
+        raise ConfigError(
+            f"{source}: sampling.adaptive.cvs: required when sampling.adaptive.activate is true "
+            "(CVs as 0-based QM atom indices of your system)"
+        )
     if tr["val_fraction"] + tr["test_fraction"] >= 0.9:
         raise ConfigError(f"{source}: training.val_fraction + training.test_fraction: must leave frames to train on (< 0.9)")
-    if not any(s.get("activate", False) for s in config["sampling"].values()):
+    if not any(s["activate"] for s in config["sampling"].values()):
         raise ConfigError(f"{source}: sampling: no sampler has activate: true")
     metad = config["production"]["metadynamics"]
     if metad["activate"] and "METAD" not in metad["plumed"]:
@@ -138,6 +187,30 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: excited.spectra.e_min: must be below excited.spectra.e_max")
 
 
+def section_with_defaults(section: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One config section (dotted, e.g. ``"training"`` or ``"labeling.level"``): ``values`` with the
+    schema defaults filled in, validated against that section's schema.
+
+    For library users, benchmarks and tests that need one section's settings without a whole
+    config (which must name a system); the cross-field rules of :func:`validate_config`, which
+    need the whole config, are not checked.
+    """
+    schema = expand_schema(load_schema())
+    for key in section.split("."):
+        schema = schema.get("properties", {}).get(key)
+        if schema is None or schema.get("type") != "object":
+            raise ConfigError(f"{section}: not a config section of the schema")
+    out = copy.deepcopy(values or {})
+    _coerce_strings(out, schema)
+    _fill_defaults(out, schema)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(out), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        msg = "unknown key (not in the schema; check spelling)" if err.validator == "additionalProperties" else err.message
+        raise ConfigError(f"{section}.{_field(err)}: {msg}".replace(".<top level>", ""))
+    return out
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it."""
     path = Path(path)
@@ -148,11 +221,3 @@ def load_config(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return validate_config(config, source=str(path))
 
-
-def training_settings(training: dict[str, Any], num_threads: int) -> dict[str, Any]:
-    """Map the config's training section to the keyword names of :func:`mlmm.model.train.train_member`."""
-    rename = {"cutoff": "cutoff_ang", "field_cutoff": "field_cutoff_ang", "field_switch_on": "field_switch_on_ang"}
-    skip = {"n_members", "seed", "field_ablation"}
-    settings = {rename.get(k, k): v for k, v in training.items() if k not in skip}
-    settings["num_threads"] = num_threads
-    return settings

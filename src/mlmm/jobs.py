@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlmm.frames import atomic_write
+from mlmm.settings import SystemSettings
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -46,14 +47,15 @@ def set_threads(threads: int) -> None:
         pass
 
 
-def system_from_config(structure: str, system_cfg: dict[str, Any]):
+def system_from_config(structure: str, system: SystemSettings):
+    """The System of ``structure`` (the rule's input path) with the QM region of the ``system`` settings."""
     from mlmm.system import load_system
 
     return load_system(
         structure,
-        system_cfg["qm_selection"],
-        qm_charge=system_cfg["qm_charge"],
-        multiplicity=system_cfg["multiplicity"],
-        topology=system_cfg.get("topology"),
+        system.qm_selection,
+        qm_charge=system.qm_charge,
+        multiplicity=system.multiplicity,
+        topology=system.topology,
     )
 

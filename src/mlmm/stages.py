@@ -19,16 +19,18 @@ import numpy as np
 from mlmm.frames import write_frames
 from mlmm.jobs import read_json, set_threads, system_from_config, write_json
 from mlmm.labeling.reports import ChunkReport, LabelReport
+from mlmm.settings import LevelSettings, SystemSettings
 
 log = logging.getLogger(__name__)
 
 
 def prepare_system(structure: str, system_cfg: dict[str, Any], frame_out: str, info_out: str) -> None:
     """Validate the structure and QM selection; write the first Frame and a system summary."""
-    system = system_from_config(structure, system_cfg)
+    settings = SystemSettings.from_dict(system_cfg)
+    system = system_from_config(structure, settings)
     frame, index = system.cut_frame(
         system.atoms.positions,
-        system_cfg["embedding_cutoff"],
+        settings.embedding_cutoff,
         sampler="initial",
         iteration=0,
         source=f"{structure}:0",
@@ -64,9 +66,11 @@ def label_chunk(
     """Label one chunk with PySCF QM/MM (resumes from a partial checkpoint of a killed run); the
     ``threads`` are single-threaded worker processes, for bit-reproducible labels."""
     set_threads(1)
+    level = LevelSettings.from_dict(level_cfg)
+    from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.labeling.chunks import label_chunk as run
 
-    run(frames_path, chunk_index, chunk_size, level_cfg, db_out, report_out, log_path=None, workers=threads)
+    run(frames_path, chunk_index, chunk_size, check_level(level), db_out, report_out, log_path=None, workers=threads)
 
 
 def merge_labels(dbs: Sequence[str], reports: Sequence[str], db_out: str) -> LabelReport:

@@ -1,30 +1,3 @@
-# The AL settings each per-iteration rule reads (mlmm.al.stages.explore / select): only these
-# are its params, so raising al.max_iterations or al.n_walkers reruns no finished iteration.
-EXPLORE_KEYS = (
-    "seed",
-    "steps",
-    "stride",
-    "timestep",
-    "temperature",
-    "temperatures",
-    "friction",
-    "sigma_stop",
-    "max_force",
-    "calibrated_thresholds",
-    "bias",
-    "initial",
-    "wigner_environment",
-)
-SELECT_KEYS = (
-    "sigma_lo",
-    "sigma_hi",
-    "max_selected",
-    "converged_fraction",
-    "validation_tolerance",
-    "calibrated_thresholds",
-)
-
-
 rule explore:
     """MLP/MM MD walker with the previous iteration's ensemble; stops at a σ breach or blow-up."""
     input:
@@ -47,7 +20,7 @@ rule explore:
         mem_mb=4000,
         runtime=240,
     params:
-        al=al_params("ground", EXPLORE_KEYS),
+        al=al_params("ground"),
         system=config["system"],
     script:
         f"{SCRIPTS}/explore.py"
@@ -72,6 +45,6 @@ rule select:
         mem_mb=2000,
         runtime=10,
     params:
-        al=al_params("ground", SELECT_KEYS),
+        al=al_params("ground"),
     script:
         f"{SCRIPTS}/select.py"

@@ -78,14 +78,14 @@ def training_settings(surface: str) -> dict:
     }
 
 
-def al_params(surface: str, keys: tuple) -> dict:
-    """Only the AL settings one rule reads, in a fixed order.
+def al_params(surface: str) -> dict:
+    """The AL settings of a per-iteration rule (explore, select), keys in a fixed order.
 
-    A rule's params are its rerun trigger: the whole `al` section there would rerun every
-    iteration when `al.max_iterations` is raised to extend a run.
+    A rule's params are its rerun trigger: with `al.max_iterations` among them, raising it to
+    extend a run would rerun every finished iteration (mlmm.settings.ALSettings.from_rule_params).
     """
     al = al_settings(surface)
-    return {k: al[k] for k in keys if k in al}
+    return {k: al[k] for k in sorted(al) if k != "max_iterations"}
 
 
 def last_iteration(surface: str) -> int:

@@ -61,7 +61,7 @@ if config["excited"]["activate"]:
         benchmark:
             f"{R}/benchmarks/excited/explore_it{{it}}_walker{{walker}}.tsv"
         params:
-            al=al_params("bright", EXPLORE_KEYS),
+            al=al_params("bright"),
 
     use rule select as excited_select with:
         """Trust window on the bright-state ensemble σ, diversity, cap; decides convergence of the bright-state loop."""
@@ -77,7 +77,7 @@ if config["excited"]["activate"]:
         log:
             f"{LOGS}/excited/al/it{{it}}/select.log",
         params:
-            al=al_params("bright", SELECT_KEYS),
+            al=al_params("bright"),
 
     use rule excited_labels as excited_label_selected with:
         """TDA/TDDFT bright-state labels (energy, forces on QM atoms and MM charges) of the selected frames."""

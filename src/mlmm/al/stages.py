@@ -13,6 +13,7 @@ from mlmm.frames import read_frames, write_frames
 from mlmm.jobs import system_from_config
 from mlmm.records import Record, optional
 from mlmm.seeds import derive_seed
+from mlmm.settings import ALSettings, SystemSettings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def explore(
     as in :func:`sigma_scale` before it meets ``sigma_stop``. The ensemble runs on ``device``
     (the ``training.device`` setting).
     """
+    al, system_settings = ALSettings.from_rule_params(al_cfg), SystemSettings.from_dict(system_cfg)
     done = converged_before(previous_selection)
     if done is not None:
         log.info("converged at iteration %d: walker skipped", done.converged_at)
@@ -68,31 +70,31 @@ def explore(
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
-    system = system_from_config(structure, system_cfg)
-    seed = derive_seed(al_cfg["seed"], stream="al_walker", iteration=iteration, index=walker)
-    temperatures = al_cfg["temperatures"] or [al_cfg["temperature"]]
+    system = system_from_config(structure, system_settings)
+    seed = derive_seed(al.seed, stream="al_walker", iteration=iteration, index=walker)
+    temperatures = al.temperatures or [al.temperature]
     temperature_K = float(temperatures[walker % len(temperatures)])
-    scale = sigma_scale(calibration, al_cfg)
+    scale = sigma_scale(calibration, al)
     start = None
-    if al_cfg.get("initial", "ground_state") != "ground_state":  # only excited.al has the key (bright-state walkers)
+    if al.initial != "ground_state":
         from mlmm.excited.stages import initial_states
 
-        starts, _ = initial_states(system, al_cfg["initial"], n=1, temperature_K=temperature_K, seed=seed,
-                                   environment=al_cfg["wigner_environment"], cutoff_ang=system_cfg["embedding_cutoff"])
+        starts, _ = initial_states(system, al.initial, n=1, temperature_K=temperature_K, seed=seed,
+                                   environment=al.wigner_environment, cutoff_ang=system_settings.embedding_cutoff)
         start = starts[0]
     potential = ensemble_potential(system, Ensemble.load(list(models), resolve_device(device)),
-                                   cutoff_ang=system_cfg["embedding_cutoff"], bias=al_cfg.get("bias"))  # optional σ_E² bias
+                                   cutoff_ang=system_settings.embedding_cutoff, bias=al.bias)  # optional σ_E² bias
     result = run_mlp_md(
         system,
         potential,
-        steps=al_cfg["steps"],
-        timestep_fs=al_cfg["timestep"],
+        steps=al.steps,
+        timestep_fs=al.timestep,
         temperature_K=temperature_K,
-        friction_per_fs=al_cfg["friction"],
-        stride=al_cfg["stride"],
+        friction_per_fs=al.friction,
+        stride=al.stride,
         seed=seed,
-        sigma_stop=al_cfg["sigma_stop"] / scale,
-        max_force=al_cfg["max_force"],
+        sigma_stop=al.sigma_stop / scale,
+        max_force=al.max_force,
         sampler="al_explore",
         iteration=iteration,
         source=f"{structure}:it{iteration}:walker{walker}",
@@ -103,9 +105,9 @@ def explore(
         skipped=False,
         seed=seed,
         temperature_K=temperature_K,
-        steps_requested=al_cfg["steps"],
+        steps_requested=al.steps,
         steps_done=result.steps_done,
-        time_ps=result.steps_done * al_cfg["timestep"] / 1000.0,
+        time_ps=result.steps_done * al.timestep / 1000.0,
         stop_reason=result.stop_reason,
         breach=result.stop_reason is not None,
         sigmas=[float(v) for v in result.sigmas],
@@ -113,14 +115,14 @@ def explore(
     )
 
 
-def sigma_scale(calibration: Sequence[str], al_cfg: dict[str, Any]) -> float:
+def sigma_scale(calibration: Sequence[str], al: ALSettings) -> float:
     """Factor applied to the raw ensemble σ before it meets the trust levels.
 
     1 unless ``al.calibrated_thresholds`` is on; then the ``scale`` fitted by the calibration
     step of the exploring model (σ·scale ≈ observed max force error, eV/Å), so the thresholds
     mean expected errors instead of raw committee spreads.
     """
-    if not al_cfg["calibrated_thresholds"] or not calibration:
+    if not al.calibrated_thresholds or not calibration:
         return 1.0
     from mlmm.model.calibration import Calibration
 
@@ -146,13 +148,14 @@ def select(
     ``sigma_lo`` reaches ``converged_fraction``, no walker breached, and the held-out error of
     the models trained so far (``evaluations``, oldest first) stopped improving.
     """
+    al = ALSettings.from_rule_params(al_cfg)
     from mlmm.al.selection import is_converged, select_frames, validation_stalled
     from mlmm.model.stages import EnsembleEvaluation
 
     done = converged_before(previous_selection)
     all_frames = [f for path in frames for f in read_frames(path)]
     walker_stats = [WalkerStats.from_json(p) for p in stats]
-    scale = sigma_scale(calibration, al_cfg)
+    scale = sigma_scale(calibration, al)
     sigmas = scale * np.array([s for st in walker_stats for s in st.sigmas], float)
     if done is not None:
         write_frames(selected_out, [])
@@ -160,12 +163,12 @@ def select(
                                converged_at=done.converged_at, n_selected=0,
                                reason=f"converged at iteration {done.converged_at}")
     picked, counts = select_frames(
-        all_frames, sigmas, sigma_lo=al_cfg["sigma_lo"], sigma_hi=al_cfg["sigma_hi"], max_selected=al_cfg["max_selected"]
+        all_frames, sigmas, sigma_lo=al.sigma_lo, sigma_hi=al.sigma_hi, max_selected=al.max_selected
     )
     breach = any(st.breach for st in walker_stats)
     test_maes = [EnsembleEvaluation.from_json(p).force_mae_qm for p in evaluations]
-    stalled, validation_note = validation_stalled(test_maes, al_cfg["validation_tolerance"])
-    converged = is_converged(counts, breach, al_cfg["converged_fraction"], stalled)
+    stalled, validation_note = validation_stalled(test_maes, al.validation_tolerance)
+    converged = is_converged(counts, breach, al.converged_fraction, stalled)
     if converged:
         picked = []
     selected = [all_frames[i] for i in picked]
@@ -186,7 +189,7 @@ def select(
         failed=counts.failed,
         fraction_accurate=fraction,
         criteria={
-            "fraction_accurate": {"met": fraction >= al_cfg["converged_fraction"], "value": fraction, "target": al_cfg["converged_fraction"]},
+            "fraction_accurate": {"met": fraction >= al.converged_fraction, "value": fraction, "target": al.converged_fraction},
             "no_breach": {"met": not breach},
             "validation": {"met": stalled, "note": validation_note},
         },

@@ -14,6 +14,7 @@ import numpy as np
 
 from mlmm.dynamics.stages import NVEStats, ProductionStats, ran_without_breach, read_timeseries
 from mlmm.jobs import write_json
+from mlmm.settings import CVDistance, ProductionSettings, SystemSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def solvent_rdf(universes: Sequence[Any], reference_selection: str, solvent_sele
     }
 
 
-def cv_series(universes: Sequence[Any], cvs: Sequence[dict[str, str]], frame_dt_ps: float) -> dict[str, Any]:
+def cv_series(universes: Sequence[Any], cvs: Sequence[CVDistance], frame_dt_ps: float) -> dict[str, Any]:
     """Centre-of-geometry distances (Å, minimum image) per replica (one Universe each) and frame."""
     from MDAnalysis.lib.distances import calc_bonds
 
@@ -101,12 +102,12 @@ def cv_series(universes: Sequence[Any], cvs: Sequence[dict[str, str]], frame_dt_
     for cv in cvs:
         series = []
         for u in universes:
-            a = _select(u, cv["selection1"], f"cv_distances[{cv['name']}].selection1")
-            b = _select(u, cv["selection2"], f"cv_distances[{cv['name']}].selection2")
+            a = _select(u, cv.selection1, f"cv_distances[{cv.name}].selection1")
+            b = _select(u, cv.selection2, f"cv_distances[{cv.name}].selection2")
             values = [float(calc_bonds(a.center_of_geometry(), b.center_of_geometry(), box=ts.dimensions)) for ts in u.trajectory]
             series.append(values)
         flat = np.concatenate([np.asarray(s) for s in series]) if series else np.zeros(0)
-        out[cv["name"]] = {
+        out[cv.name] = {
             "per_replica": series,
             "mean_ang": float(flat.mean()) if flat.size else None,
             "std_ang": float(flat.std()) if flat.size else None,
@@ -223,17 +224,18 @@ def analyse(
     cvs_png: str,
 ) -> None:
     """All production analyses, their plots and one JSON record (also the summary's ``production``)."""
+    production, system = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
     final = [(Path(p).parent, ProductionStats.from_json(p)) for p in final_stats]
     initial = [(Path(p).parent, ProductionStats.from_json(p)) for p in initial_stats]
     nve = NVEStats.from_json(nve_stats[0]) if nve_stats else None
     dirs = [d for d, _ in final]
-    reference = production_cfg["rdf_reference"] or f"({system_cfg['qm_selection']}) and not element H"
+    reference = production.rdf_reference or f"({system.qm_selection}) and not element H"
     universes = [replica_universe(d) for d in dirs]  # read once, used by the RDF and the CVs
-    rdf = solvent_rdf(universes, reference, production_cfg["rdf_solvent"], production_cfg["rdf_range"])
+    rdf = solvent_rdf(universes, reference, production.rdf_solvent, production.rdf_range)
     rdf["reference"] = reference
-    cvs = cv_series(universes, production_cfg["cv_distances"], production_cfg["stride"] * production_cfg["timestep"] / 1000.0)
+    cvs = cv_series(universes, production.cv_distances, production.stride * production.timestep / 1000.0)
     _plot_rdf(rdf, rdf_png)
-    _plot_sigma({"final": final, "initial": initial}, production_cfg["sigma_stop"], sigma_png)
+    _plot_sigma({"final": final, "initial": initial}, production.sigma_stop, sigma_png)
     _plot_energy(Path(nve_stats[0]).parent if nve_stats else None, nve, final, energy_png)
     _plot_cvs(cvs, cvs_png)
     replicas = [stats for _, stats in final]

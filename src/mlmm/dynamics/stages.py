@@ -13,6 +13,7 @@ from mlmm.frames import atomic_write, write_frames
 from mlmm.jobs import system_from_config, write_json
 from mlmm.records import Record, nested, optional
 from mlmm.seeds import derive_seed
+from mlmm.settings import ProductionSettings, SystemSettings
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,14 @@ def _write_timeseries(path: str, result) -> None:
     atomic_write(path, writer)
 
 
-def production_md_settings(production_cfg: dict[str, Any]) -> dict[str, Any]:
+def production_md_settings(production: ProductionSettings) -> dict[str, Any]:
     """Keyword arguments of :func:`run_mlp_md` shared by all production runs (NVT, NVE, metaD)."""
-    cfg = production_cfg
     return dict(
-        timestep_fs=cfg["timestep"],
-        temperature_K=cfg["temperature"],
-        stride=cfg["stride"],
-        sigma_stop=cfg["sigma_stop"],
-        max_force=cfg["max_force"],
+        timestep_fs=production.timestep,
+        temperature_K=production.temperature,
+        stride=production.stride,
+        sigma_stop=production.sigma_stop,
+        max_force=production.max_force,
         iteration=-1,
     )
 
@@ -167,23 +167,23 @@ def production(
     from mlmm.dynamics.trajectory import write_dcd, write_topology
     from mlmm.potentials import ensemble_potential
 
-    system = system_from_config(structure, system_cfg)
-    cfg = production_cfg
-    seed = derive_seed(cfg["seed"], stream="production_replica", index=replica)
+    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
+    system = system_from_config(structure, system_settings)
+    seed = derive_seed(cfg.seed, stream="production_replica", index=replica)
     result = run_mlp_md(
         system,
-        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_cfg["embedding_cutoff"]),
-        steps=cfg["steps"],
-        friction_per_fs=cfg["friction"],
+        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_settings.embedding_cutoff),
+        steps=cfg.steps,
+        friction_per_fs=cfg.friction,
         seed=seed,
         sampler=f"production_{model_label}",
         source=f"{structure}:production:{model_label}:replica{replica}",
         keep_full_system=True,
-        sigma_action=cfg["sigma_action"],
+        sigma_action=cfg.sigma_action,
         **production_md_settings(cfg),
     )
     snapshots = [system.to_input_order(a) for a in result.snapshots]
-    write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg["stride"] * cfg["timestep"] / 1000.0)
+    write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg.stride * cfg.timestep / 1000.0)
     write_topology(structure, topology_out)
     _write_timeseries(timeseries_out, result)
     write_frames(handback_out, result.collected)
@@ -194,16 +194,16 @@ def production(
         replica=replica,
         seed=seed,
         ensemble="NVT",
-        temperature_K=cfg["temperature"],
-        steps_requested=cfg["steps"],
+        temperature_K=cfg.temperature,
+        steps_requested=cfg.steps,
         steps_done=result.steps_done,
-        length_ps=result.steps_done * cfg["timestep"] / 1000.0,
-        completed=result.steps_done == cfg["steps"],
+        length_ps=result.steps_done * cfg.timestep / 1000.0,
+        completed=result.steps_done == cfg.steps,
         stop_reason=result.stop_reason,
-        sigma_action=cfg["sigma_action"],
-        sigma_stop=cfg["sigma_stop"],
+        sigma_action=cfg.sigma_action,
+        sigma_stop=cfg.sigma_stop,
         n_sigma_exceeded=len(exceeded),
-        first_sigma_exceeded_ps=exceeded[0] * cfg["timestep"] / 1000.0 if exceeded else None,
+        first_sigma_exceeded_ps=exceeded[0] * cfg.timestep / 1000.0 if exceeded else None,
         n_handed_back=len(result.collected),
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
         sigma_mean=float(np.mean(result.sigmas)) if result.sigmas else None,
@@ -243,39 +243,39 @@ def production_nve(
     from mlmm.dynamics.mlp_md import MLPMDResult, run_mlp_md
     from mlmm.potentials import ensemble_potential
 
-    system = system_from_config(structure, system_cfg)
+    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
+    system = system_from_config(structure, system_settings)
     ensemble = _load_ensemble(models, device)
 
     def potential():  # a fresh calculator (and MM pair list) per run
-        return ensemble_potential(system, ensemble, cutoff_ang=system_cfg["embedding_cutoff"])
+        return ensemble_potential(system, ensemble, cutoff_ang=system_settings.embedding_cutoff)
 
-    cfg = production_cfg
     common = dict(
-        seed=derive_seed(cfg["seed"], stream="production_nve"),
+        seed=derive_seed(cfg.seed, stream="production_nve"),
         source=f"{structure}:production:nve",
         sigma_action="warn",
         **production_md_settings(cfg),
     )
     start = None
-    if cfg["nve_equilibration_steps"]:
-        equil = run_mlp_md(system, potential(), steps=cfg["nve_equilibration_steps"], friction_per_fs=cfg["friction"], sampler="nve_equilibration", **common)
+    if cfg.nve_equilibration_steps:
+        equil = run_mlp_md(system, potential(), steps=cfg.nve_equilibration_steps, friction_per_fs=cfg.friction, sampler="nve_equilibration", **common)
         if equil.stop_reason:  # no NVE run from a blown-up state: report why instead
             _write_timeseries(timeseries_out, MLPMDResult())
-            return NVEStats(steps_requested=cfg["nve_steps"], steps=0, completed=False,
+            return NVEStats(steps_requested=cfg.nve_steps, steps=0, completed=False,
                             stop_reason=f"NVT equilibration: {equil.stop_reason}")
         start = equil.final_state
-    result = run_mlp_md(system, potential(), steps=cfg["nve_steps"], friction_per_fs=0.0, sampler="nve", start=start, **common)
+    result = run_mlp_md(system, potential(), steps=cfg.nve_steps, friction_per_fs=0.0, sampler="nve", start=start, **common)
     _write_timeseries(timeseries_out, result)
     series = read_timeseries(timeseries_out)
     # a run that blew up is reported, not fatal: the drift up to the stop is still informative
     drift = energy_drift(series["time_fs"], series["total_energy_eV"], len(system.atoms)) if len(series["time_fs"]) >= 2 else {}
     stats = NVEStats(
         **drift,
-        steps_requested=cfg["nve_steps"],
+        steps_requested=cfg.nve_steps,
         steps=result.steps_done,
         completed=result.stop_reason is None,
         stop_reason=result.stop_reason,
-        timestep_fs=cfg["timestep"],
+        timestep_fs=cfg.timestep,
         temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
         n_sigma_exceeded=len(result.sigma_exceeded_steps),
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
@@ -322,26 +322,27 @@ def production_metadynamics(
     from mlmm.dynamics.metadynamics import run_mlp_metadynamics
     from mlmm.potentials import ensemble_potential
 
-    system = system_from_config(structure, system_cfg)
-    cfg, metad = production_cfg, production_cfg["metadynamics"]
+    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
+    metad = cfg.metadynamics
+    system = system_from_config(structure, system_settings)
     result = run_mlp_metadynamics(
         system,
-        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_cfg["embedding_cutoff"]),
-        plumed_input=metad["plumed"],
-        biasfactor=metad["biasfactor"],
+        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_settings.embedding_cutoff),
+        plumed_input=metad.plumed,
+        biasfactor=metad.biasfactor,
         out_dir=out_dir,
-        steps=metad["steps"],
-        friction_per_fs=cfg["friction"],
-        seed=derive_seed(cfg["seed"], stream="production_metadynamics", index=replica),
+        steps=metad.steps,
+        friction_per_fs=cfg.friction,
+        seed=derive_seed(cfg.seed, stream="production_metadynamics", index=replica),
         sampler="production_metad",
         source=f"{structure}:metad:replica{replica}",
-        sigma_action=metad["sigma_action"],
+        sigma_action=metad.sigma_action,
         **production_md_settings(cfg),
     )
     _write_timeseries(timeseries_out, result)
     return MetadynamicsStats(
         replica=replica,
-        steps_requested=metad["steps"],
+        steps_requested=metad.steps,
         steps_done=result.steps_done,
         completed=result.stop_reason is None,
         stop_reason=result.stop_reason,

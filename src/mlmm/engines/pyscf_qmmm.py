@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -24,15 +24,16 @@ from pyscf import __version__ as PYSCF_VERSION
 from pyscf import dft, gto, qmmm, scf
 
 from mlmm.frames import mm_charges, qm_mask, validate_frame
+from mlmm.settings import LevelSettings
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
 __all__ = [
     "PYSCF_VERSION",
-    "LevelOfTheory",
     "LevelOfTheoryError",
     "QMMMResult",
     "SCFNotConverged",
     "build_molecule",
+    "check_level",
     "make_scf",
     "qmmm_energy_forces",
     "run_scf",
@@ -45,7 +46,7 @@ STABILISED_DAMP_CYCLES: int = 8
 
 
 class LevelOfTheoryError(ValueError):
-    """The level-of-theory configuration is invalid."""
+    """The level of theory names a method or basis PySCF does not know."""
 
 
 class SCFNotConverged(RuntimeError):
@@ -57,78 +58,26 @@ class SCFNotConverged(RuntimeError):
         self.energy_ev = energy_ev
 
 
-@dataclass(frozen=True)
-class LevelOfTheory:
-    """SCF level of theory: ``method`` is 'hf' or a PySCF/libxc functional (b3lyp, pbe, ...).
+def check_level(level: LevelSettings, source: str = "labeling.level") -> LevelSettings:
+    """``level`` itself once PySCF knows its method (``hf`` or a libxc functional) and basis.
 
-    Closed shells (multiplicity 1) use RHF/RKS, open shells UHF/UKS. ``conv_tol`` is the SCF
-    energy threshold in Hartree; ``grid_level`` (0–9) applies to DFT only.
+    The schema checks types and ranges; this checks the names against PySCF, so a typo stops
+    the labeling job at once with ``source.field`` named instead of failing in the first SCF.
     """
-
-    method: str = "hf"
-    basis: str = "6-31g"
-    density_fit: bool = False
-    grid_level: int = 3
-    conv_tol: float = 1e-9
-    max_cycle: int = 100
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], source: str = "labeling.level") -> "LevelOfTheory":
-        """Build from a config mapping (missing keys take the defaults); errors name ``source.field``."""
-        if not isinstance(cfg, Mapping):
-            raise LevelOfTheoryError(f"{source}: expected a mapping, got {type(cfg).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise LevelOfTheoryError(f"{source}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        values = {**asdict(cls()), **cfg}
-
-        def check(name: str, ok: bool, expected: str) -> None:
-            if not ok:
-                raise LevelOfTheoryError(f"{source}.{name}: expected {expected}, got {values[name]!r}")
-
-        check("method", isinstance(values["method"], str) and values["method"].strip() != "", "a non-empty string")
-        check("basis", isinstance(values["basis"], str) and values["basis"].strip() != "", "a non-empty string")
-        check("density_fit", isinstance(values["density_fit"], bool), "true or false")
-        check("grid_level", _is_int(values["grid_level"]) and 0 <= values["grid_level"] <= 9, "an integer in 0..9")
-        check("conv_tol", _is_number(values["conv_tol"]) and values["conv_tol"] > 0, "a positive number (Hartree)")
-        check("max_cycle", _is_int(values["max_cycle"]) and values["max_cycle"] >= 1, "an integer >= 1")
-        level = cls(
-            method=values["method"].strip().lower(),
-            basis=values["basis"].strip().lower(),
-            density_fit=values["density_fit"],
-            grid_level=int(values["grid_level"]),
-            conv_tol=float(values["conv_tol"]),
-            max_cycle=int(values["max_cycle"]),
-        )
-        if not level.is_hf:
-            try:
-                dft.libxc.parse_xc(level.method)
-            except KeyError as err:
-                raise LevelOfTheoryError(
-                    f"{source}.method: {values['method']!r} is neither 'hf' nor a functional known to PySCF/libxc"
-                ) from err
+    if not level.is_hf:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                gto.basis.load(level.basis, "H")
-        except Exception as err:  # PySCF raises BasisNotFoundError, KeyError or RuntimeError by format
-            raise LevelOfTheoryError(f"{source}.basis: {values['basis']!r} is not a basis set PySCF knows") from err
-        return level
-
-    @property
-    def is_hf(self) -> bool:
-        """True for Hartree–Fock, False for Kohn–Sham DFT."""
-        return self.method == "hf"
-
-    @property
-    def label(self) -> str:
-        """Short label stored with every labelled row, e.g. 'b3lyp/def2-svp+df'."""
-        return f"{self.method}/{self.basis}" + ("+df" if self.density_fit else "")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON-serialisable) of the settings."""
-        return asdict(self)
+            dft.libxc.parse_xc(level.method)
+        except KeyError as err:
+            raise LevelOfTheoryError(
+                f"{source}.method: {level.method!r} is neither 'hf' nor a functional known to PySCF/libxc"
+            ) from err
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gto.basis.load(level.basis.strip().lower(), "H")
+    except Exception as err:  # PySCF raises BasisNotFoundError, KeyError or RuntimeError by format
+        raise LevelOfTheoryError(f"{source}.basis: {level.basis!r} is not a basis set PySCF knows") from err
+    return level
 
 
 @dataclass
@@ -145,14 +94,6 @@ class QMMMResult:
     wall_time_s: float
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def build_molecule(frame: Atoms, basis: str) -> gto.Mole:
     """PySCF molecule of the QM atoms of ``frame`` (Å), with the Frame's QM charge and multiplicity."""
     mask = qm_mask(frame)
@@ -167,7 +108,7 @@ def build_molecule(frame: Atoms, basis: str) -> gto.Mole:
     )
 
 
-def make_scf(mol: gto.Mole, level: LevelOfTheory, mm_positions_ang: np.ndarray, mm_charges_e: np.ndarray):
+def make_scf(mol: gto.Mole, level: LevelSettings, mm_positions_ang: np.ndarray, mm_charges_e: np.ndarray):
     """SCF object (R/U HF or KS, optionally density fitted) embedded in the MM point charges."""
     closed_shell = mol.spin == 0
     if level.is_hf:
@@ -185,7 +126,7 @@ def make_scf(mol: gto.Mole, level: LevelOfTheory, mm_positions_ang: np.ndarray, 
     return mf
 
 
-def run_scf(mf, level: LevelOfTheory, stabilised: bool) -> tuple[Any, int]:
+def run_scf(mf, level: LevelSettings, stabilised: bool) -> tuple[Any, int]:
     """Converge ``mf``; return the converged SCF object and the number of SCF iterations used.
 
     The stabilised route first runs damped, level-shifted DIIS from a superposition-of-atoms
@@ -221,7 +162,7 @@ def run_scf(mf, level: LevelOfTheory, stabilised: bool) -> tuple[Any, int]:
     return newton, n_diis + max(counter["n"] - 1, 0)
 
 
-def qmmm_energy_forces(frame: Atoms, level: LevelOfTheory, *, stabilised: bool = False) -> QMMMResult:
+def qmmm_energy_forces(frame: Atoms, level: LevelSettings, *, stabilised: bool = False) -> QMMMResult:
     """QM/MM energy (eV) and forces (eV/Å) of a Frame with its MM sites as point charges.
 
     Raises :class:`SCFNotConverged` if the SCF does not converge; ``stabilised=True`` is the

@@ -20,6 +20,14 @@ from mlmm.jobs import read_json, system_from_config, write_json
 from mlmm.labeling.reports import ExcitedLabels
 from mlmm.records import Record, nested
 from mlmm.seeds import derive_seed
+from mlmm.settings import (
+    ExcitedDynamicsSettings,
+    LevelSettings,
+    PropertyModelSettings,
+    SpectraSettings,
+    SystemSettings,
+    TDSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +85,14 @@ def label_excited(
     and, when ``db_out`` is given, writes the bright state's energy/forces as a label DB in the
     ordinary labels contract (unambiguous frames only).
     """
-    from mlmm.engines.pyscf_qmmm import LevelOfTheory
+    level = LevelSettings.from_dict(level_cfg, "excited.level")
+    settings = TDSettings.from_dict(td_cfg)
+    from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
     from mlmm.labeling.db import write_label_db
-    from mlmm.labeling.excited import ExcitedSettings, label_excited_frames
+    from mlmm.labeling.excited import label_excited_frames
 
-    level = LevelOfTheory.from_config(level_cfg, source="excited.level")
-    settings = ExcitedSettings.from_config(td_cfg)
+    check_level(level, "excited.level")
     frames = read_frames(frames_path)
     picked = evenly_spaced(len(frames), n_frames)
     subset = [frames[i] for i in picked]
@@ -94,14 +103,14 @@ def label_excited(
         rec.source_index = picked[rec.index]
     ok = [r for r in records if r.ok]
     labels = ExcitedLabels(
-        level=level.as_dict(), td=settings.as_dict(), frames=frames_path,
+        level=level.to_dict(), td=settings.to_dict(), frames=frames_path,
         n_frames=len(subset), n_ok=len(ok),
         n_ambiguous=sum(bool(r.bright_ambiguous) for r in ok),
         bright_state_counts={str(k): int(v) for k, v in zip(*np.unique([r.bright_state for r in ok], return_counts=True))} if ok else {},
         records=records,
     )
     if db_out is not None:
-        write_label_db(db_out, rows, level.as_dict())
+        write_label_db(db_out, rows, level.to_dict())
         labels.n_training_rows = len(rows)
     log.info("done: %d ok, %d ambiguous, %s", labels.n_ok, labels.n_ambiguous, labels.bright_state_counts)
     return labels
@@ -111,6 +120,7 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
                          metrics_out: str) -> None:
     """Fit the bright-state property model on the labelled frames of the bright-state DBs
     (initial ensemble and the frames added by the bright-state active learning)."""
+    settings = PropertyModelSettings.from_dict(cfg)
     from mlmm.excited.property_model import fit_property_model
     from mlmm.labeling.db import frame_id, read_labelled_frames
 
@@ -118,7 +128,7 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
     frames = [f for p in db_paths for f in read_labelled_frames(p) if frame_id(f) in by_id]
     de = [by_id[frame_id(f)].bright_excitation_energy_ev for f in frames]
     osc = [by_id[frame_id(f)].bright_oscillator_strength for f in frames]
-    model, metrics = fit_property_model(frames, de, osc, cv_folds=cfg["cv_folds"], seed=cfg["seed"])
+    model, metrics = fit_property_model(frames, de, osc, cv_folds=settings.cv_folds, seed=settings.seed)
     model.save(model_out)
     log.info("property model: %s", metrics)
     write_json(metrics_out, metrics)
@@ -135,30 +145,31 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
     frames before ``relaxation`` fs are discarded (the relaxation from the Franck–Condon region);
     the rest are written as Frames. The bright-state ensemble runs on ``device`` (``training.device``).
     """
+    dyn, system_settings = ExcitedDynamicsSettings.from_dict(dyn_cfg), SystemSettings.from_dict(system_cfg)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.frames import write_frames
     from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
-    system = system_from_config(structure, system_cfg)
+    system = system_from_config(structure, system_settings)
     ensemble = Ensemble.load(list(models), resolve_device(device))
-    starts, initial = initial_states(system, dyn_cfg["initial"], n=dyn_cfg["n_replicas"],
-                                     temperature_K=dyn_cfg["temperature"], seed=dyn_cfg["seed"],
-                                     environment=dyn_cfg["wigner_environment"], cutoff_ang=system_cfg["embedding_cutoff"])
+    starts, initial = initial_states(system, dyn.initial, n=dyn.n_replicas,
+                                     temperature_K=dyn.temperature, seed=dyn.seed,
+                                     environment=dyn.wigner_environment, cutoff_ang=system_settings.embedding_cutoff)
     kept, replicas = [], []
-    for r in range(dyn_cfg["n_replicas"]):
+    for r in range(dyn.n_replicas):
         res = run_mlp_md(
-            system, ensemble_potential(system, ensemble, cutoff_ang=system_cfg["embedding_cutoff"]),
-            steps=dyn_cfg["steps"], timestep_fs=dyn_cfg["timestep"],
-            temperature_K=dyn_cfg["temperature"], friction_per_fs=dyn_cfg["friction"], stride=dyn_cfg["stride"],
-            seed=derive_seed(dyn_cfg["seed"], stream="excited_replica", index=r), sigma_stop=dyn_cfg["sigma_stop"], max_force=dyn_cfg["max_force"],
+            system, ensemble_potential(system, ensemble, cutoff_ang=system_settings.embedding_cutoff),
+            steps=dyn.steps, timestep_fs=dyn.timestep,
+            temperature_K=dyn.temperature, friction_per_fs=dyn.friction, stride=dyn.stride,
+            seed=derive_seed(dyn.seed, stream="excited_replica", index=r), sigma_stop=dyn.sigma_stop, max_force=dyn.max_force,
             sampler="excited_md", iteration=r,
             source=f"{structure}:excited_replica{r}", start=starts[r],
         )
         n_before = len(kept)
         for frame, t in zip(res.frames, res.times_fs):
-            if t >= dyn_cfg["relaxation"]:
+            if t >= dyn.relaxation:
                 frame.info["time_fs"] = float(t)
                 frame.info["replica"] = r
                 kept.append(frame)
@@ -170,7 +181,7 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
         raise RuntimeError("excited-state MD kept no frames after the relaxation period; "
                            "lower excited.dynamics.relaxation or raise steps")
     write_frames(frames_out, kept)
-    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn_cfg["relaxation"], "initial": initial,
+    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn.relaxation, "initial": initial,
                            "replicas": replicas})
 
 
@@ -220,10 +231,11 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
 
     ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary.
     """
+    spectra = SpectraSettings.from_dict(cfg)
     from mlmm.spectra import ensemble as sp
 
-    grid = sp.energy_grid(cfg["e_min"], cfg["e_max"], cfg["n_points"])
-    fwhm, shape = cfg["fwhm"], cfg["shape"]
+    grid = sp.energy_grid(spectra.e_min, spectra.e_max, spectra.n_points)
+    fwhm, shape = spectra.fwhm, spectra.shape
     labels = ExcitedLabels.from_json(absorption_records)
     absr = labels.ok_records()
     absorption = sp.absorption_spectrum([r.excitation_energies_ev for r in absr],
@@ -263,7 +275,7 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     for name, s in summaries.items():
         if s.get("fraction_outside_grid", 0.0) > OUTSIDE_GRID_WARN:
             log.warning("%s: %.1f %% of the intensity lies outside excited.spectra.e_min..e_max = %g..%g eV; "
-                        "widen the grid", name, 100 * s["fraction_outside_grid"], cfg["e_min"], cfg["e_max"])
+                        "widen the grid", name, 100 * s["fraction_outside_grid"], spectra.e_min, spectra.e_max)
     summary = {
         "absorption": {**summaries["absorption"], "n_frames": len(absr)},
         "emission_ml": {**summaries["emission_ml"], "n_frames": len(pred),

@@ -20,9 +20,9 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from mlmm.engines.pyscf_qmmm import PYSCF_VERSION, LevelOfTheory
+from mlmm.engines.pyscf_qmmm import PYSCF_VERSION
 from mlmm.frames import read_frames
 from mlmm.labeling.db import (
     append_label_rows,
@@ -35,6 +35,7 @@ from mlmm.labeling.db import (
 from mlmm.labeling.ground_state import Labelled, label_frames
 from mlmm.labeling.reports import ChunkReport
 from mlmm.logutil import FORMAT
+from mlmm.settings import LevelSettings
 
 _LOG = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def checkpoint_path(db_out: str | os.PathLike) -> Path:
     return db_out.with_name(f"{db_out.stem}.partial.db")
 
 
-def load_checkpoint(path: Path, level: LevelOfTheory, wanted_ids: set[str]) -> dict[str, Labelled]:
+def load_checkpoint(path: Path, level: LevelSettings, wanted_ids: set[str]) -> dict[str, Labelled]:
     """Rows of a checkpoint DB labelled at ``level`` whose frame_id is wanted; discards a stale one."""
     if not path.exists():
         return {}
@@ -66,8 +67,8 @@ def load_checkpoint(path: Path, level: LevelOfTheory, wanted_ids: set[str]) -> d
         _LOG.warning("%s: unreadable checkpoint discarded (%s)", path, exc)
         path.unlink()
         return {}
-    if stored_level != level.as_dict():
-        _LOG.warning("%s: checkpoint labelled with %s, now %s; discarded", path, stored_level, level.as_dict())
+    if stored_level != level.to_dict():
+        _LOG.warning("%s: checkpoint labelled with %s, now %s; discarded", path, stored_level, level.to_dict())
         path.unlink()
         return {}
     done = {meta["frame_id"]: (atoms, props, meta) for atoms, props, meta in rows if meta["frame_id"] in wanted_ids}
@@ -75,7 +76,7 @@ def load_checkpoint(path: Path, level: LevelOfTheory, wanted_ids: set[str]) -> d
     return done
 
 
-def _label_one(frame: Any, level: LevelOfTheory) -> tuple[list[Labelled], list[dict[str, Any]]]:
+def _label_one(frame: Any, level: LevelSettings) -> tuple[list[Labelled], list[dict[str, Any]]]:
     """:func:`label_frames` of one frame with single-threaded PySCF, in a worker process."""
     from pyscf import lib
 
@@ -85,7 +86,7 @@ def _label_one(frame: Any, level: LevelOfTheory) -> tuple[list[Labelled], list[d
 
 def label_frames_parallel(
     frames: list[Any],
-    level: LevelOfTheory,
+    level: LevelSettings,
     *,
     workers: int,
     on_labelled: Any = None,
@@ -154,7 +155,7 @@ def label_chunk(
     frames_path: str | os.PathLike,
     chunk_index: int,
     chunk_size: int,
-    level_cfg: Mapping[str, Any],
+    level: LevelSettings,
     db_out: str | os.PathLike,
     report_out: str | os.PathLike,
     log_path: str | os.PathLike | None = None,
@@ -167,7 +168,6 @@ def label_chunk(
     Returns the report (also written as JSON): chunk settings, counts, and one entry per frame
     with ``status`` ('ok' or the failure reason), ``resumed`` and timings (s).
     """
-    level = LevelOfTheory.from_config(level_cfg)
     start = time.perf_counter()
     with _log_to_file(log_path):
         all_frames = read_frames(frames_path)
@@ -180,7 +180,7 @@ def label_chunk(
         _LOG.info("%s chunk %d: frames %d..%d, %d to label (%d resumed), %s", frames_path, chunk_index,
                   window.start, window.stop, len(todo), len(done), level.label)
         if todo and not ckpt.exists():
-            create_label_db(ckpt, level.as_dict())
+            create_label_db(ckpt, level.to_dict())
         labelled, entries = label_frames_parallel(
             [f for _, f in todo],
             level,
@@ -202,14 +202,14 @@ def label_chunk(
             frame_entries.append(entry)
             if row is not None:
                 rows.append(row)
-        write_label_db(db_out, rows, level.as_dict())
+        write_label_db(db_out, rows, level.to_dict())
         n_ok = sum(e["status"] == "ok" for e in frame_entries)
         report = ChunkReport(
             frames_path=str(frames_path),
             chunk_index=chunk_index,
             chunk_size=chunk_size,
             frame_range=[window.start, window.stop],
-            level=level.as_dict(),
+            level=level.to_dict(),
             pyscf_version=PYSCF_VERSION,
             n_frames=len(frames),
             n_ok=n_ok,

@@ -35,14 +35,13 @@ Units: eV, Å, e; transition dipoles in e·Å. PySCF's Hartree/Bohr are converte
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from mlmm.engines.pyscf_qmmm import (
-    LevelOfTheory,
     SCFNotConverged,
     build_molecule,
     make_scf,
@@ -50,10 +49,10 @@ from mlmm.engines.pyscf_qmmm import (
 )
 from mlmm.frames import mm_charges, qm_mask, validate_frame
 from mlmm.labeling.reports import ExcitedFrameLabel
+from mlmm.settings import LevelSettings, TDSettings
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
 __all__ = [
-    "ExcitedSettings",
     "ExcitedResult",
     "TDNotConverged",
     "BrightAssignment",
@@ -65,57 +64,8 @@ __all__ = [
 ]
 
 
-TRACKING_MODES: tuple[str, ...] = ("previous", "first", "none")
-
-
 class TDNotConverged(RuntimeError):
     """The TDA/TDDFT eigenvalue solver did not converge for all requested states."""
-
-
-@dataclass(frozen=True)
-class ExcitedSettings:
-    """Excited-state settings (config section ``excited.td``).
-
-    ``n_states``: lowest singlet excitations computed; ``tda``: Tamm–Dancoff (default) or full
-    TDDFT/TDHF; ``window``: the bright state is searched among the lowest ``window`` states;
-    ``f_min``: minimum oscillator strength for a state to count as bright; ``ambiguity_ratio``:
-    without a reference, flag when the runner-up has f ≥ ratio·f_best; ``min_overlap`` and
-    ``overlap_margin``: with a reference transition dipole, flag when the best overlap
-    |μ·μ_ref|/max(|μ|,|μ_ref|)² is below ``min_overlap`` or within ``overlap_margin`` of the
-    runner-up; ``conv_tol``: Davidson
-    convergence (Hartree); ``tracking``: reference transition dipole for a sequence of frames,
-    'previous' (the previous frame's bright state: trajectories), 'first' (the first frame's:
-    an ensemble around one geometry) or 'none' (largest f in every frame).
-    """
-
-    n_states: int = 5
-    tda: bool = True
-    window: int = 5
-    f_min: float = 0.01
-    ambiguity_ratio: float = 0.5
-    min_overlap: float = 0.6
-    overlap_margin: float = 0.2
-    conv_tol: float = 1e-7
-    tracking: str = "previous"
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> "ExcitedSettings":
-        """Build from a config mapping (missing keys take the defaults)."""
-        cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"excited.td: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        s = cls(**{**asdict(cls()), **cfg})
-        if s.tracking not in TRACKING_MODES:
-            raise ValueError(f"excited.td.tracking: expected one of {TRACKING_MODES}, got {s.tracking!r}")
-        if s.n_states < 1 or not 1 <= s.window <= s.n_states:
-            raise ValueError(f"excited.td: need n_states >= 1 and 1 <= window <= n_states, got {s}")
-        return s
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict of the settings."""
-        return asdict(self)
 
 
 @dataclass
@@ -166,7 +116,7 @@ def oscillator_strengths(excitation_energies_ev: np.ndarray, transition_dipoles_
 def assign_bright_state(
     oscillator_strengths_: np.ndarray,
     transition_dipoles_e_ang: np.ndarray,
-    settings: ExcitedSettings,
+    settings: TDSettings,
     reference_dipole_e_ang: np.ndarray | None = None,
 ) -> BrightAssignment:
     """Pick the bright state among the lowest ``settings.window`` states.
@@ -240,7 +190,7 @@ class _CaptureRelaxedDensity:
         return self.original(atom_id, envs)
 
 
-def _td_object(mf, settings: ExcitedSettings):
+def _td_object(mf, settings: TDSettings):
     if settings.tda:
         td = mf.TDA()
     else:  # RHF objects offer TDHF, KS objects TDDFT (both full RPA-type response)
@@ -254,8 +204,8 @@ def _td_object(mf, settings: ExcitedSettings):
 
 def excited_state_labels(
     frame: Atoms,
-    level: LevelOfTheory,
-    settings: ExcitedSettings,
+    level: LevelSettings,
+    settings: TDSettings,
     *,
     reference_dipole_e_ang: np.ndarray | None = None,
     forces: bool = True,
@@ -334,7 +284,7 @@ def _bright_forces(frame: Atoms, mf, td, index: int, mask: np.ndarray, has_mm: b
 def track_bright_states(
     oscillator_strengths_seq: list[np.ndarray],
     transition_dipoles_seq: list[np.ndarray],
-    settings: ExcitedSettings,
+    settings: TDSettings,
     qm_positions_seq: list[np.ndarray] | None = None,
 ) -> list[BrightAssignment]:
     """Bright-state assignment along a sequence of frames (see ``settings.tracking``).
@@ -386,8 +336,8 @@ def excited_record(index: int, frame: Atoms, result: ExcitedResult) -> ExcitedFr
 
 def label_excited_frames(
     frames: list[Atoms],
-    level: LevelOfTheory,
-    settings: ExcitedSettings,
+    level: LevelSettings,
+    settings: TDSettings,
     *,
     forces: bool = True,
     log=None,

@@ -17,12 +17,12 @@ from tqdm import tqdm
 
 from mlmm.engines.pyscf_qmmm import (
     PYSCF_VERSION,
-    LevelOfTheory,
     QMMMResult,
     SCFNotConverged,
     qmmm_energy_forces,
 )
 from mlmm.frames import REQUIRED_INFO, FrameError, mm_charges, qm_mask, validate_frame
+from mlmm.settings import LevelSettings
 from mlmm.labeling.db import frame_id
 
 #: One labelled frame: (Frame, schnetpack properties, row key_value_pairs); see docs/CONTRACTS.md.
@@ -52,7 +52,7 @@ def label_properties(frame: Atoms, result: QMMMResult) -> dict[str, np.ndarray]:
     }
 
 
-def label_metadata(frame: Atoms, level: LevelOfTheory) -> dict[str, Any]:
+def label_metadata(frame: Atoms, level: LevelSettings) -> dict[str, Any]:
     """Row key_value_pairs of a successfully labelled frame (docs/CONTRACTS.md)."""
     info = frame.info
     meta: dict[str, Any] = {
@@ -69,7 +69,7 @@ def label_metadata(frame: Atoms, level: LevelOfTheory) -> dict[str, Any]:
 
 def label_frames(
     frames: Sequence[Atoms],
-    level: LevelOfTheory,
+    level: LevelSettings,
     *,
     progress: bool = True,
     log: logging.Logger | None = None,

@@ -75,9 +75,9 @@ class Ensemble:
         self.models = [m.to(self.device).eval() for m in models]
         self.dtype = next(self.models[0].parameters()).dtype
         # pairs up to the largest member cutoff; a member's cutoff function zeroes the longer ones
-        self.cutoff_ang = max(float(m.mlmm_settings["cutoff_ang"]) for m in self.models)
+        self.cutoff_ang = max(float(m.mlmm_settings["cutoff"]) for m in self.models)
         self.pair_list = QMPairList(self.cutoff_ang)
-        deltas = {str(m.mlmm_settings.get("delta", "none")) for m in self.models}
+        deltas = {str(m.mlmm_settings["delta"]) for m in self.models}
         if len(deltas) != 1:
             raise ValueError(f"ensemble members were trained on different Δ baselines: {sorted(deltas)}")
         self.delta = deltas.pop()

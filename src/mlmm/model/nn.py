@@ -30,18 +30,12 @@ from schnetpack.representation import SchNet
 from torch import nn
 
 from mlmm.model.field import FIELD_POTENTIAL, FIELD_VECTOR, QM_MASK, MMField
+from mlmm.settings import TrainingSettings
 
-#: Architecture settings of :func:`build_model` (lengths in Å).
-ARCHITECTURE_DEFAULTS: dict[str, Any] = {
-    "n_atom_basis": 64,
-    "n_interactions": 3,
-    "n_rbf": 20,
-    "cutoff_ang": 5.0,
-    "field_cutoff_ang": 10.0,
-    "field_switch_on_ang": 8.0,
-    "use_field": True,
-    "qm_charge_e": 0,
-}
+#: The training settings that define a model (kept on it as ``model.mlmm_settings``; lengths in Å).
+ARCHITECTURE_KEYS: tuple[str, ...] = (
+    "n_atom_basis", "n_interactions", "n_rbf", "cutoff", "field_cutoff", "field_switch_on", "use_field", "delta",
+)
 MAX_Z = 100
 #: Smoothing of |E| in the invariant field feature sqrt(|E|² + ε²) (V/Å), so it is differentiable at E = 0.
 FIELD_NORM_EPS = 1.0e-2
@@ -187,32 +181,33 @@ def split_force_targets(frame: Dict[str, torch.Tensor]) -> Dict[str, torch.Tenso
     return frame
 
 
-def build_model(settings: Mapping[str, Any]) -> NeuralNetworkPotential:
+def build_model(settings: TrainingSettings, *, qm_charge_e: int) -> NeuralNetworkPotential:
     """Field-aware SchNet NeuralNetworkPotential: outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms; also split into ``forces_qm``/``forces_mm``).
 
-    ``settings`` may hold any :data:`ARCHITECTURE_DEFAULTS` key; the resolved values are kept on
-    the model as ``model.mlmm_settings`` so a saved model knows its cutoffs. ``use_field: False``
-    builds the ablation model: same SchNet and atomic energies, no MM field input at all (zero
-    forces on MM sites).
+    The :data:`ARCHITECTURE_KEYS` of ``settings`` and the QM region's total charge
+    ``qm_charge_e`` (e) are kept on the model as ``model.mlmm_settings`` so a saved model knows
+    its cutoffs (config key names) and its Δ baseline. ``use_field: False`` builds the ablation
+    model: same SchNet and atomic energies, no MM field input at all (zero forces on MM sites).
     """
-    s = {**ARCHITECTURE_DEFAULTS, **{k: settings[k] for k in ARCHITECTURE_DEFAULTS if k in settings}}
+    s: dict[str, Any] = {k: getattr(settings, k) for k in ARCHITECTURE_KEYS}
+    s["qm_charge_e"] = int(qm_charge_e)
     n = int(s["n_atom_basis"])
     use_field = bool(s["use_field"])
     schnet = SchNet(
         n_atom_basis=n,
         n_interactions=int(s["n_interactions"]),
-        radial_basis=GaussianRBF(n_rbf=int(s["n_rbf"]), cutoff=float(s["cutoff_ang"])),
-        cutoff_fn=CosineCutoff(float(s["cutoff_ang"])),
+        radial_basis=GaussianRBF(n_rbf=int(s["n_rbf"]), cutoff=float(s["cutoff"])),
+        cutoff_fn=CosineCutoff(float(s["cutoff"])),
         electronic_embeddings=[FieldEmbedding(n)] if use_field else [],
     )
     inputs: list[nn.Module] = [PairwiseDistances()]
     if use_field:
-        inputs.append(MMField(float(s["field_cutoff_ang"]), float(s["field_switch_on_ang"])))
+        inputs.append(MMField(float(s["field_cutoff"]), float(s["field_switch_on"])))
     model = NeuralNetworkPotential(
         representation=QMRepresentation(schnet),
         input_modules=inputs,
         output_modules=[
-            FieldCoupledEnergy(n, float(s["cutoff_ang"]), use_field=use_field, qm_charge_e=float(s["qm_charge_e"])),
+            FieldCoupledEnergy(n, float(s["cutoff"]), use_field=use_field, qm_charge_e=float(s["qm_charge_e"])),
             Forces(),
             SplitForces(),
         ],

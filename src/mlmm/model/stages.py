@@ -14,6 +14,7 @@ from mlmm.frames import atomic_write
 from mlmm.jobs import read_json, write_json
 from mlmm.records import Record
 from mlmm.seeds import derive_seed
+from mlmm.settings import LevelSettings, TrainingSettings
 
 if TYPE_CHECKING:
     from mlmm.model.calibration import Calibration
@@ -56,6 +57,7 @@ def train_member(
     """
     from mlmm.al.selection import read_selection
 
+    training = TrainingSettings.from_dict(training_cfg)
     record = read_selection(selection)
     if record is not None and record.n_selected == 0 and previous_model:
         log.info("iteration %d added no labels (%s): carrying %s forward", iteration, record.reason, previous_model[0])
@@ -64,16 +66,16 @@ def train_member(
         metrics["carried_forward_from"] = previous_model[0]
         write_json(metrics_out, metrics)
         return
-    from mlmm.config import training_settings
     from mlmm.model.train import train_member as run
 
     metrics = run(
         list(dbs),
         model_out,
-        seed=derive_seed(training_cfg["seed"], stream="training_member", index=member),
-        settings=training_settings(training_cfg, threads),
+        seed=derive_seed(training.seed, stream="training_member", index=member),
+        settings=training,
         log_dir=log_dir,
-        init_from=previous_model[0] if previous_model and training_cfg.get("warm_start") else None,
+        num_threads=threads,
+        init_from=previous_model[0] if previous_model and training.warm_start else None,
     )
     metrics.update(iteration=iteration, member=member)
     write_json(metrics_out, metrics)
@@ -82,12 +84,13 @@ def train_member(
 def evaluate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any]) -> EnsembleEvaluation:
     """Ensemble MAEs on the held-out test frames (identical for all members, never trained on);
     members run on ``training.device``."""
+    training = TrainingSettings.from_dict(training_cfg)
     from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load(list(models), resolve_device(training_cfg["device"]))
-    db_path, test_idx, workdir = held_out_test_set(list(dbs), test_fraction=training_cfg["test_fraction"])
+    ensemble = Ensemble.load(list(models), resolve_device(training.device))
+    db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx) if len(test_idx) else {}
     finally:
@@ -105,14 +108,14 @@ def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str) -> 
     write_json(stats_out, write_delta_db(labels_db, out_db, baseline))
 
 
-def _held_out(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any]) -> dict[str, Any]:
+def _held_out(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings) -> dict[str, Any]:
     """Ensemble evaluation (with per-atom arrays) on the held-out test frames of ``dbs``, on ``training.device``."""
     from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load(list(models), resolve_device(training_cfg["device"]))
-    db_path, test_idx, workdir = held_out_test_set(list(dbs), test_fraction=training_cfg["test_fraction"])
+    ensemble = Ensemble.load(list(models), resolve_device(training.device))
+    db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx, return_arrays=True) if len(test_idx) else {}
     finally:
@@ -125,7 +128,7 @@ def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: 
     """models/it{i}/calibration.json: Spearman ρ of σ vs max force error and the σ scale factor."""
     from mlmm.model.calibration import calibrate
 
-    result = _held_out(models, dbs, training_cfg)
+    result = _held_out(models, dbs, TrainingSettings.from_dict(training_cfg))
     calibration = calibrate(result.get("sigma_force", []), result.get("max_force_error", []))
     calibration.iteration = iteration
     calibration.sigma_force = [float(v) for v in result.get("sigma_force", [])]
@@ -147,7 +150,7 @@ def training_plots(
     from mlmm.model.plots import plot_calibration, plot_learning_curves, plot_parity
 
     plot_learning_curves([read_json(m) for m in metrics], learning_png)
-    held_out = _held_out(models, dbs, training_cfg)
+    held_out = _held_out(models, dbs, TrainingSettings.from_dict(training_cfg))
     plot_parity(held_out, parity_png)
     plot_calibration([Calibration.from_json(c) for c in calibrations], calibration_png)
     write_json(index_out, {
@@ -195,7 +198,8 @@ def field_ablation(
     """Errors (eV, eV/Å) of the ensembles with and without the MM field input on frames of a separate
     trajectory (never trained on) and on the held-out test split of the training labels, plus the
     environment scan (:mod:`mlmm.model.environment_scan`) on the first separate-trajectory frame."""
-    from mlmm.engines.pyscf_qmmm import LevelOfTheory
+    training, level = TrainingSettings.from_dict(training_cfg), LevelSettings.from_dict(level_cfg)
+    from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
     from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
@@ -206,17 +210,16 @@ def field_ablation(
     result: dict[str, Any] = {"units": {"energy": "eV", "force": "eV/Ang"}}
     terms = {}  # QM terms of the scan: baseline + correction for Δ-trained members
     closest = closest_mm_distances(heldout_db)
-    device = resolve_device(training_cfg["device"])
+    device = resolve_device(training.device)
     for name, models in (("with_field", field_models), ("without_field", nofield_models)):
         ensemble = Ensemble.load(list(models), device)
         terms[name] = ensemble_term(ensemble)
         separate = ensemble.evaluate_db(heldout_db)
         result[name] = {
             "separate_trajectory": {**_errors(separate), **energy_error_analysis(separate["energy_error"], closest)},
-            "test_split": _errors(_held_out(models, dbs, training_cfg)),
+            "test_split": _errors(_held_out(models, dbs, training)),
         }
-    level = LevelOfTheory.from_config(level_cfg)
-    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], level, terms)
+    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], check_level(level), terms)
     plot_environment_scan(result["environment_scan"], scan_png)
     sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
     result["field_improves"] = {

@@ -15,7 +15,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -33,47 +33,21 @@ from mlmm.frames import atomic_write
 from mlmm.model.device import lightning_accelerator, resolve_device
 from mlmm.model.ensemble import Ensemble, db_dataset, load_model
 from mlmm.model.nn import (
-    ARCHITECTURE_DEFAULTS,
     FORCES_MM,
     FORCES_QM,
     build_model,
     fit_energy_reference,
     split_force_targets,
 )
+from mlmm.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
 
-#: Training settings (lengths Å, lr per step of Adam); see the config schema for their meaning.
-DEFAULT_SETTINGS: dict[str, Any] = {
-    **ARCHITECTURE_DEFAULTS,
-    "lr": 5.0e-4,
-    "batch_size": 16,
-    "max_epochs": 100,
-    "patience": 20,
-    "energy_weight": 0.05,
-    "forces_weight": 0.95,
-    "mm_forces_weight": 10.0,
-    "val_fraction": 0.1,
-    "test_fraction": 0.1,
-    "num_threads": 1,
-    "lr_schedule": "plateau",
-    "warm_start": False,
-    "delta": "none",
-    "device": "auto",
-}
 #: Learning-rate schedules: ReduceLROnPlateau on val_loss, cosine decay to MIN_LR over max_epochs, constant.
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 #: ReduceLROnPlateau: halve the learning rate after patience // 2 epochs without improvement.
 LR_FACTOR = 0.5
 MIN_LR = 1.0e-6
-
-
-def resolve_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults updated with ``settings``; unknown keys are an error (they would be silently ignored)."""
-    unknown = set(settings) - set(DEFAULT_SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(DEFAULT_SETTINGS)}")
-    return {**DEFAULT_SETTINGS, **settings}
 
 
 def merge_dbs(db_paths: Sequence[str | Path], out_path: str | Path) -> str:
@@ -117,34 +91,40 @@ def frame_hash_fraction(numbers: np.ndarray, positions_ang: np.ndarray) -> float
     return int.from_bytes(digest.digest()[:8], "big") / 2.0**64
 
 
-def held_out_indices(db_path: str | Path, test_fraction: float) -> list[int]:
-    """0-based rows of ``db_path`` held out for testing (content hash below ``test_fraction``)."""
+def held_out_indices(db_path: str | Path, test_fraction: float, min_test_frames: int) -> list[int]:
+    """0-based rows of ``db_path`` held out for testing (content hash below ``test_fraction``).
+
+    With ``test_fraction`` > 0, fewer than ``min_test_frames`` such rows is an error: the test
+    errors and the σ calibration would silently rest on (almost) nothing.
+    """
     conn = connect(str(db_path), use_lock_file=False)
-    return [
-        k
-        for k in range(conn.count())
-        if frame_hash_fraction((row := conn.get(k + 1)).numbers, row.positions) < test_fraction
-    ]
+    n = conn.count()
+    test = [k for k in range(n) if frame_hash_fraction((row := conn.get(k + 1)).numbers, row.positions) < test_fraction]
+    if test_fraction > 0 and len(test) < min_test_frames:
+        raise ValueError(
+            f"training.test_fraction: {test_fraction:g} of the {n} labelled frames held out {len(test)} test "
+            f"frame(s), fewer than training.min_test_frames = {min_test_frames}; raise test_fraction, label more "
+            "frames, or set test_fraction: 0 to train without a test set"
+        )
+    return test
 
 
-def held_out_test_set(db_paths: Sequence[str | Path], *, test_fraction: float) -> tuple[str, list[int], str]:
+def held_out_test_set(db_paths: Sequence[str | Path], training: TrainingSettings) -> tuple[str, list[int], str]:
     """(db_path, test rows, workdir): the test frames every member holds out; remove ``workdir`` when done."""
     workdir = tempfile.mkdtemp(prefix="mlmm_test_")
     db_path = prepare_db(db_paths, workdir)
-    return db_path, held_out_indices(db_path, test_fraction), workdir
+    return db_path, held_out_indices(db_path, training.test_fraction, training.min_test_frames), workdir
 
 
-def split_indices(
-    db_path: str | Path, *, seed: int, val_fraction: float, test_fraction: float
-) -> tuple[list[int], list[int], list[int]]:
+def split_indices(db_path: str | Path, *, seed: int, training: TrainingSettings) -> tuple[list[int], list[int], list[int]]:
     """(train, val, test) rows: fixed hash-based test set, seeded train/val split of the rest (≥ 1 val)."""
     n = connect(str(db_path), use_lock_file=False).count()
-    test = held_out_indices(db_path, test_fraction)
+    test = held_out_indices(db_path, training.test_fraction, training.min_test_frames)
     rest = np.setdiff1d(np.arange(n), test)
     if len(rest) < 2:
         raise ValueError(f"{db_path}: {len(rest)} frame(s) outside the test set; need ≥ 2 for train and val")
     rest = np.random.default_rng(seed).permutation(rest)
-    n_val = min(max(1, int(round(val_fraction * len(rest)))), len(rest) - 1)
+    n_val = min(max(1, int(round(training.val_fraction * len(rest)))), len(rest) - 1)
     return sorted(rest[n_val:].tolist()), sorted(rest[:n_val].tolist()), test
 
 
@@ -167,22 +147,22 @@ def _read_epoch_column(csv_path: Path, column: str) -> list[float]:
     return [float(np.mean(per_epoch[e])) for e in sorted(per_epoch)]
 
 
-def _scheduler(s: Mapping[str, Any]) -> dict[str, Any]:
-    """AtomisticTask keyword arguments of the learning-rate schedule ``s["lr_schedule"]``."""
-    if s["lr_schedule"] == "plateau":
+def _scheduler(s: TrainingSettings) -> dict[str, Any]:
+    """AtomisticTask keyword arguments of the learning-rate schedule ``s.lr_schedule``."""
+    if s.lr_schedule == "plateau":
         return {
             "scheduler_cls": torch.optim.lr_scheduler.ReduceLROnPlateau,
-            "scheduler_args": {"factor": LR_FACTOR, "patience": max(1, s["patience"] // 2), "min_lr": MIN_LR},
+            "scheduler_args": {"factor": LR_FACTOR, "patience": max(1, s.patience // 2), "min_lr": MIN_LR},
             "scheduler_monitor": "val_loss",
         }
-    if s["lr_schedule"] == "cosine":  # stepped once per epoch by Lightning
+    if s.lr_schedule == "cosine":  # stepped once per epoch by Lightning
         return {
             "scheduler_cls": torch.optim.lr_scheduler.CosineAnnealingLR,
-            "scheduler_args": {"T_max": max(1, int(s["max_epochs"])), "eta_min": MIN_LR},
+            "scheduler_args": {"T_max": max(1, int(s.max_epochs)), "eta_min": MIN_LR},
         }
-    if s["lr_schedule"] == "constant":
+    if s.lr_schedule == "constant":
         return {}
-    raise ValueError(f"unknown lr_schedule {s['lr_schedule']!r}; known: {LR_SCHEDULES}")
+    raise ValueError(f"unknown lr_schedule {s.lr_schedule!r}; known: {LR_SCHEDULES}")
 
 
 def _warm_start(model: torch.nn.Module, init_from: str | Path) -> bool:
@@ -203,8 +183,9 @@ def train_member(
     model_out: str,
     *,
     seed: int,
-    settings: Mapping[str, Any],
+    settings: TrainingSettings,
     log_dir: str,
+    num_threads: int,
     init_from: str | None = None,
 ) -> dict[str, Any]:
     """Train one member on the labels DBs and save the best model (``torch.save``) to ``model_out``.
@@ -219,43 +200,41 @@ def train_member(
     the model so MD uses the ``delta`` potential (:mod:`mlmm.potentials`). Returns (and
     writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
     ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
-    (per epoch), best_val_loss, seconds, n_parameters, seed, energy_reference, settings; test entries
-    are None without test frames. Lightning's CSV log and best checkpoint also go to ``log_dir``.
+    (per epoch), best_val_loss, seconds, n_parameters, seed, energy_reference, settings (the
+    training section), num_threads; test entries are None without test frames. Lightning's CSV
+    log and best checkpoint also go to ``log_dir``. The member's seed is ``seed`` (not
+    ``settings.seed``, the ensemble's base seed).
     """
     t0 = time.perf_counter()
-    s = resolve_settings(settings)
-    device = resolve_device(s["device"])
+    s = settings
+    device = resolve_device(s.device)
     log_path = Path(log_dir)
     log_path.mkdir(parents=True, exist_ok=True)
     Path(model_out).parent.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(int(s["num_threads"]))
+    torch.set_num_threads(int(num_threads))
     pl.seed_everything(seed, verbose=False)
     with tempfile.TemporaryDirectory(dir=Path(model_out).parent, prefix=".train_work_") as workdir:
         db_path = prepare_db(db_paths, workdir)
-        train_idx, val_idx, test_idx = split_indices(
-            db_path, seed=seed, val_fraction=s["val_fraction"], test_fraction=s["test_fraction"]
-        )
+        train_idx, val_idx, test_idx = split_indices(db_path, seed=seed, training=s)
         log.info("member seed %d: %d train, %d val, %d test frames on %s", seed, len(train_idx), len(val_idx),
                  len(test_idx), device)
-        data = db_dataset(db_path, s["cutoff_ang"])
+        data = db_dataset(db_path, s.cutoff)
         train_frames = [split_force_targets(data[i]) for i in train_idx]
         val_frames = [split_force_targets(data[i]) for i in val_idx]
 
-        s["qm_charge_e"] = db_qm_charge(db_path)
-        model = build_model(s)
-        model.mlmm_settings["delta"] = str(s["delta"])
+        model = build_model(s, qm_charge_e=db_qm_charge(db_path))
         reference = fit_energy_reference(model, train_frames)
-        warm = bool(s["warm_start"] and init_from and _warm_start(model, init_from))
+        warm = bool(s.warm_start and init_from and _warm_start(model, init_from))
         outputs = [
-            ModelOutput(properties.energy, torch.nn.MSELoss(), s["energy_weight"], {"MAE": MeanAbsoluteError()}),
-            ModelOutput(FORCES_QM, torch.nn.MSELoss(), s["forces_weight"], {"MAE": MeanAbsoluteError()}),
-            ModelOutput(FORCES_MM, torch.nn.MSELoss(), s["mm_forces_weight"], {"MAE": MeanAbsoluteError()}),
+            ModelOutput(properties.energy, torch.nn.MSELoss(), s.energy_weight, {"MAE": MeanAbsoluteError()}),
+            ModelOutput(FORCES_QM, torch.nn.MSELoss(), s.forces_weight, {"MAE": MeanAbsoluteError()}),
+            ModelOutput(FORCES_MM, torch.nn.MSELoss(), s.mm_forces_weight, {"MAE": MeanAbsoluteError()}),
         ]
         task = AtomisticTask(
             model,
             outputs,
             optimizer_cls=torch.optim.Adam,
-            optimizer_args={"lr": s["lr"]},
+            optimizer_args={"lr": s.lr},
             **_scheduler(s),
         )
         best_path = log_path / "best_model.pt"
@@ -266,8 +245,8 @@ def train_member(
         )
         logger = CSVLogger(save_dir=str(log_path), name="", version="")
         trainer = pl.Trainer(
-            accelerator=lightning_accelerator(device), devices=1, max_epochs=s["max_epochs"], inference_mode=False,
-            callbacks=[checkpoint, EarlyStopping("val_loss", patience=s["patience"], mode="min")],
+            accelerator=lightning_accelerator(device), devices=1, max_epochs=s.max_epochs, inference_mode=False,
+            callbacks=[checkpoint, EarlyStopping("val_loss", patience=s.patience, mode="min")],
             logger=logger, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, log_every_n_steps=1,
         )
@@ -276,8 +255,8 @@ def train_member(
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             trainer.fit(
                 task,
-                AtomsLoader(train_frames, batch_size=s["batch_size"], shuffle=True, generator=loader_rng),
-                AtomsLoader(val_frames, batch_size=s["batch_size"]),
+                AtomsLoader(train_frames, batch_size=s.batch_size, shuffle=True, generator=loader_rng),
+                AtomsLoader(val_frames, batch_size=s.batch_size),
             )
 
         best = load_model(best_path, device)
@@ -302,7 +281,8 @@ def train_member(
         "n_parameters": sum(p.numel() for p in best.parameters()),
         "seed": seed,
         "energy_reference": reference,
-        "settings": s,
+        "settings": s.to_dict(),
+        "num_threads": int(num_threads),
         "units": {"energy": "eV", "force": "eV/Ang"},
     }
     atomic_write(log_path / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=1)))

@@ -25,6 +25,7 @@ from mlmm.frames import atomic_write  # noqa: E402
 from mlmm.jobs import write_json  # noqa: E402
 from mlmm.labeling.reports import LabelReport  # noqa: E402
 from mlmm.model.stages import EnsembleEvaluation  # noqa: E402
+from mlmm.settings import ALSettings  # noqa: E402
 
 log = logging.getLogger("mlmm.report")
 
@@ -67,17 +68,17 @@ def al_table(label_reports: Sequence[str | Path], evaluations: Sequence[str | Pa
     return rows
 
 
-def plot_sigma_histograms(sigmas: Sequence[np.ndarray], al_cfg: dict, out: str | Path) -> None:
+def plot_sigma_histograms(sigmas: Sequence[np.ndarray], al: ALSettings, out: str | Path) -> None:
     """Histogram of walker σ per AL iteration with sigma_lo / sigma_hi / sigma_stop marked."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     finite = [s[np.isfinite(s)] for s in sigmas]
-    top = max([al_cfg["sigma_stop"] * 1.2] + [float(s.max()) for s in finite if s.size])
+    top = max([al.sigma_stop * 1.2] + [float(s.max()) for s in finite if s.size])
     bins = np.linspace(0.0, top, 40)
     for it, s in enumerate(finite, start=1):
         if s.size:
             ax.hist(s, bins=bins, histtype="step", lw=1.8, label=f"iteration {it} ({s.size} frames)")
     for key, style in (("sigma_lo", ":"), ("sigma_hi", "--"), ("sigma_stop", "-")):
-        ax.axvline(al_cfg[key], color="k", ls=style, lw=1, label=f"{key} = {al_cfg[key]:g} eV/Å")
+        ax.axvline(getattr(al, key), color="k", ls=style, lw=1, label=f"{key} = {getattr(al, key):g} eV/Å")
     ax.set_xlabel("ensemble force σ (eV/Å)")
     ax.set_ylabel("frames")
     ax.legend(fontsize=8)
@@ -102,10 +103,11 @@ def overview(walker_stats: Sequence[Sequence[str | Path]], label_reports: Sequen
              evaluations: Sequence[str | Path], selections: Sequence[str | Path], al_cfg: dict,
              sigma_png: str | Path, table_csv: str | Path, json_out: str | Path) -> None:
     """Stage `report_overview`: all overview figures/tables plus their numbers as JSON."""
+    al = ALSettings.from_dict(al_cfg)
     # σ as the selection compared it with the trust window (calibrated scale when al.calibrated_thresholds)
     scales = [SelectionRecord.from_json(path).sigma_scale for path in selections]
     sigmas = [scale * walker_sigmas(files) for scale, files in zip(scales, walker_stats, strict=True)]
-    plot_sigma_histograms(sigmas, al_cfg, sigma_png)
+    plot_sigma_histograms(sigmas, al, sigma_png)
     rows = al_table(label_reports, evaluations, selections)
     write_table(rows, table_csv)
     log.info("overview: %d AL iterations, %d walker frames", len(sigmas), sum(s.size for s in sigmas))

@@ -22,12 +22,13 @@ on every Frame atom (QM atoms and MM sites, through the field input). The unbias
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from mlmm.frames import qm_mask
+from mlmm.settings import BiasSettings
 
 
 def sigma_bias(energies_ev: np.ndarray, member_forces: np.ndarray, n_qm: int, strength_ev: float,
@@ -69,11 +70,10 @@ class SigmaBiasedEnsemble:
         return out
 
 
-def biased_term(ensemble, bias_cfg: Mapping[str, Any] | None):
+def biased_term(ensemble, bias: BiasSettings):
     """The QM term for exploration: the ensemble itself (kind ``none``) or the σ-biased wrapper."""
-    kind = (bias_cfg or {}).get("kind", "none")
-    if kind == "none":
+    if bias.kind == "none":
         return ensemble
-    if kind == "sigma":
-        return SigmaBiasedEnsemble(ensemble, bias_cfg["strength"], bias_cfg["width"])
-    raise ValueError(f"al.bias.kind must be 'none' or 'sigma', got {kind!r}")
+    if bias.kind == "sigma":
+        return SigmaBiasedEnsemble(ensemble, bias.strength, bias.width)
+    raise ValueError(f"al.bias.kind must be 'none' or 'sigma', got {bias.kind!r}")
