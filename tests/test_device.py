@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlmm.config import training_settings, validate_config
+from dataclasses import replace
+
+from conftest import config_with
 from mlmm.model.device import lightning_accelerator, resolve_device
 from mlmm.model.ensemble import Ensemble, load_model
 from mlmm.model.stages import evaluate_ensemble
@@ -18,9 +20,9 @@ no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behavi
 
 
 def test_device_setting_is_in_the_schema_with_default_auto():
-    config = validate_config({})
+    config = config_with()
     assert config["training"]["device"] == "auto"
-    assert training_settings(config["training"], 1)["device"] == "auto"
+    assert SETTINGS.device == "auto"
 
 
 def test_auto_takes_the_gpu_only_when_torch_sees_one(monkeypatch):
@@ -40,9 +42,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="training.device: 'cuda' requested but torch sees no CUDA GPU"):
         resolve_device("cuda")
     with pytest.raises(RuntimeError, match="training.device: 'cuda'"):
-        evaluate_ensemble([], [], {"device": "cuda", "test_fraction": 0.1}, str(tmp_path / "e.json"),
-                          str(tmp_path / "e.log"))
-    assert not (tmp_path / "e.json").exists()
+        evaluate_ensemble([], [], replace(SETTINGS, device="cuda").to_dict())
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,9 @@ def trained(tmp_path_factory) -> dict:
     rng = np.random.default_rng(5)
     frames = [water_in_charges(rng) for _ in range(12)]
     write_labels_db(root / "labels.db", frames)
-    settings = {**SETTINGS, "max_epochs": 3, "test_fraction": 0.0, "device": "auto"}
+    settings = replace(SETTINGS, max_epochs=3, test_fraction=0.0, device="auto")
     metrics = train_member([str(root / "labels.db")], str(root / "m.pt"), seed=0, settings=settings,
-                           log_dir=str(root / "log"))
+                           log_dir=str(root / "log"), num_threads=1)
     return {"root": root, "frames": frames, "metrics": metrics, "settings": settings}
 
 
@@ -69,7 +69,7 @@ def test_auto_trains_and_saved_member_predicts_the_same(trained):
     ensemble = Ensemble.load([str(root / "m.pt")], device)
     assert ensemble.device == device and {p.device for p in ensemble.models[0].parameters()} == {device}
     db = prepare_db([str(root / "labels.db")], root)
-    train, val, _ = split_indices(db, seed=0, val_fraction=SETTINGS["val_fraction"], test_fraction=0.0)
+    train, val, _ = split_indices(db, seed=0, training=trained["settings"])
     for name, idx in (("train", train), ("val", val)):
         again = ensemble.evaluate_db(db, idx)
         for key in ("energy_mae", "force_mae_qm", "force_mae_mm"):
@@ -84,5 +84,6 @@ def test_auto_trains_and_saved_member_predicts_the_same(trained):
 def test_cuda_training_without_a_gpu_stops_before_training(trained, tmp_path):
     with pytest.raises(RuntimeError, match="training.device: 'cuda'"):
         train_member([str(trained["root"] / "labels.db")], str(tmp_path / "m.pt"), seed=0,
-                     settings={**trained["settings"], "device": "cuda"}, log_dir=str(tmp_path / "log"))
+                     settings=replace(trained["settings"], device="cuda"), log_dir=str(tmp_path / "log"),
+                     num_threads=1)
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "log").exists()

@@ -11,7 +11,7 @@ from conftest import ROOT, SNAKEMAKE, make_workdir
 def test_failing_rule_writes_its_traceback_into_the_rule_log(tmp_path: Path) -> None:
     """A real Snakemake run of prepare_system on a corrupt structure file: the job fails and the
     log file Snakemake names holds the traceback down to the error (not only Snakemake's stderr)."""
-    work = make_workdir(tmp_path, {"system": {"structure": "broken.pdb"}})
+    work = make_workdir(tmp_path, {"system": {"structure": "broken.pdb", "qm_selection": "resname ETH"}})
     (work / "broken.pdb").write_text("ATOM  this is not a PDB record\nHETATM 12 garbage\nEND\n")
     proc = subprocess.run(
         [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "--cores", "1",
@@ -20,7 +20,7 @@ def test_failing_rule_writes_its_traceback_into_the_rule_log(tmp_path: Path) -> 
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
-    log = work / "logs" / "system" / "prepare_system.log"
+    log = work / "results" / "logs" / "system" / "prepare_system.log"
     assert str(log.relative_to(work)) in out  # the file "check log file(s)" points to
     text = log.read_text()
     assert "rule prepare_system failed" in text

@@ -70,9 +70,9 @@ class SigmaBiasedEnsemble:
         return out
 
 
-def biased_term(ensemble, bias: BiasSettings):
-    """The QM term for exploration: the ensemble itself (kind ``none``) or the σ-biased wrapper."""
-    if bias.kind == "none":
+def biased_term(ensemble, bias: BiasSettings | None):
+    """The QM term for exploration: the ensemble itself (no bias, or kind ``none``) or the σ-biased wrapper."""
+    if bias is None or bias.kind == "none":
         return ensemble
     if bias.kind == "sigma":
         return SigmaBiasedEnsemble(ensemble, bias.strength, bias.width)
