@@ -23,7 +23,7 @@ def test_demo_dry_run_shows_samplers(tmp_path: Path) -> None:
     demo = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["sampling"]
     assert 80 <= sum(v["n_frames"] for v in demo.values() if v.get("activate", False)) <= 100
     switch = str(ROOT / "config" / "examples" / "sampling_adaptive.yaml")
-    out = run_snakemake(work, "-n", "--configfile", switch).stdout
+    out = run_snakemake(work, "-n", "--configfile", "config/config.yaml", switch).stdout
     assert "results/sampling/adaptive/frames.extxyz" in out
 
 

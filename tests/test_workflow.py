@@ -54,14 +54,14 @@ def _dry_run_fails(work: Path) -> str:
 
 @pytest.mark.parametrize("field", ["structure", "topology"])
 def test_missing_system_file_fails_at_dag_time_with_field_name(tmp_path: Path, field: str) -> None:
-    work = make_workdir(tmp_path, {"system": {field: "data/no_such_file.prmtop"}})
+    work = make_workdir(tmp_path, {"system": {**DEMO_SYSTEM, field: "data/no_such_file.prmtop"}})
     out = _dry_run_fails(work)
     assert f"config system.{field}: file 'data/no_such_file.prmtop' does not exist" in out, out
 
 
 def test_logs_live_in_the_results_dir(tmp_path: Path) -> None:
     # two runs with different results directories must not share a log file
-    work = make_workdir(tmp_path, {"results_dir": "run_a", "training": {"field_ablation": {"activate": True}}})
+    work = make_workdir(tmp_path, {"system": DEMO_SYSTEM, "results_dir": "run_a", "training": {"field_ablation": {"activate": True}}})
     out = run_snakemake(work, "-n").stdout
     logs = re.findall(r"^\s+log: (.+)$", out, flags=re.MULTILINE)
     assert len(logs) > 20 and all(path.startswith("run_a/logs/") for path in logs), logs
@@ -74,7 +74,7 @@ def test_resources_are_set_once(tmp_path: Path) -> None:
     sections = [profile["default-resources"], *profile["set-resources"].values()]
     assert not [key for section in sections for key in section if key in ("mem_mb", "runtime")], profile
     assert {"train_member", "train_member_nofield", "excited_train_member"} <= set(profile["set-resources"])
-    work = make_workdir(tmp_path, {"training": {"field_ablation": {"activate": True}}})
+    work = make_workdir(tmp_path, {"system": DEMO_SYSTEM, "training": {"field_ablation": {"activate": True}}})
     for extra in ([], ["--configfile", str(ROOT / "config/examples/chromophore.yaml")]):
         out = run_snakemake(work, "-n", *extra).stdout
         blocks = re.findall(r"^(?:local)?rule (\w+):\n((?:\s{4}.*\n)+)", out, flags=re.MULTILINE)

@@ -321,6 +321,10 @@ class BiasSettings(Section):
     width: float
 
 
+#: ``al`` keys a per-iteration rule (explore, select) leaves out of its params.
+AL_LOOP_KEYS: tuple[str, ...] = ("max_iterations",)
+
+
 @dataclass(frozen=True)
 class ALSettings(MDSettings):
     """Active learning (``al``; the bright-state loop passes ``al`` updated with ``excited.al``).
@@ -348,9 +352,6 @@ class ALSettings(MDSettings):
     initial: str
     wigner_environment: str
 
-    #: Keys a per-iteration rule (explore, select) leaves out of its params.
-    LOOP_KEYS: ClassVar[tuple[str, ...]] = ("max_iterations",)
-
     @classmethod
     def from_rule_params(cls, data: Mapping[str, Any], section: str | None = None) -> "ALSettings":
         """From the ``al`` params of a per-iteration rule: the whole section but ``max_iterations``.
@@ -359,10 +360,10 @@ class ALSettings(MDSettings):
         raising ``al.max_iterations`` to extend a run would rerun every finished iteration; no
         per-iteration step reads it (the DAG has the iterations), so it is None here.
         """
-        present = sorted(set(cls.LOOP_KEYS) & set(data))
+        present = sorted(set(AL_LOOP_KEYS) & set(data))
         if present:
             raise SettingsError(f"{section or cls.SECTION}: rule params must not carry {present}")
-        return cls.from_dict({**data, **dict.fromkeys(cls.LOOP_KEYS)}, section)
+        return cls.from_dict({**data, **dict.fromkeys(AL_LOOP_KEYS)}, section)
 
 
 @dataclass(frozen=True)
