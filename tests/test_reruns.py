@@ -106,7 +106,7 @@ def test_forcerun_one_rule_and_one_file(finished: Path) -> None:
 
 
 def test_changed_topology_reruns_every_rule_that_loads_the_system(tmp_path: Path) -> None:
-    work = make_workdir(tmp_path, {**TINY, "system": {"topology": "charges.psf"}})
+    work = make_workdir(tmp_path, {**TINY, "system": {**TINY["system"], "topology": "charges.psf"}})
     (work / "charges.psf").write_text("stand-in: the dry runs below never read it\n")
     _finish(work)
     later = time.time() + 60
