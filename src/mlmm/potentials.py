@@ -26,7 +26,7 @@ engine only needs ``energy_forces(positions_ang)`` (:class:`MMTerm`).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 from ase import Atoms
@@ -37,6 +37,7 @@ from mlmm.system import System
 
 if TYPE_CHECKING:  # torch is imported only where an ensemble is used
     from mlmm.model.ensemble import Ensemble
+    from mlmm.settings import BiasSettings
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def ensemble_potential_name(ensemble: "Ensemble") -> str:
     return "ensemble" if ensemble.delta == "none" else "delta"
 
 
-def ensemble_term(ensemble: "Ensemble", bias: Mapping[str, Any] | None = None) -> QMTerm:
+def ensemble_term(ensemble: "Ensemble", bias: "BiasSettings | None" = None) -> QMTerm:
     """The QM term of trained members: the ensemble itself or, for Δ-trained members, baseline +
     correction; with ``bias`` (``al.bias``, kind ``sigma``) wrapped in the σ_E² bias."""
     from mlmm.sampling.uncertainty import biased_term
@@ -198,7 +199,7 @@ def build_potential(
     cutoff_ang: float,
     mm_cutoff_ang: float | None = None,
     ensemble: "Ensemble | None" = None,
-    bias: Mapping[str, Any] | None = None,
+    bias: "BiasSettings | None" = None,
 ) -> QMMMCalculator:
     """The QM/MM potential ``name`` (:data:`POTENTIALS`, see module docstring) of ``system``.
 
@@ -224,6 +225,6 @@ def build_potential(
 
 
 def ensemble_potential(system: System, ensemble: "Ensemble", *, cutoff_ang: float,
-                       bias: Mapping[str, Any] | None = None) -> QMMMCalculator:
+                       bias: "BiasSettings | None" = None) -> QMMMCalculator:
     """The MLP/MM potential of trained members (``ensemble`` or ``delta``, from their training.delta)."""
     return build_potential(ensemble_potential_name(ensemble), system, cutoff_ang=cutoff_ang, ensemble=ensemble, bias=bias)
