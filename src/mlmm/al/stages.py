@@ -66,7 +66,6 @@ def explore(
         write_frames(frames_out, [])
         return WalkerStats(skipped=True, converged_at=done.converged_at)
     from mlmm.dynamics.mlp_md import run_mlp_md
-    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
@@ -82,7 +81,7 @@ def explore(
         starts, _ = initial_states(system, al.initial, n=1, temperature_K=temperature_K, seed=seed,
                                    environment=al.wigner_environment, cutoff_ang=system_settings.embedding_cutoff)
         start = starts[0]
-    potential = ensemble_potential(system, Ensemble.load(list(models), resolve_device(device)),
+    potential = ensemble_potential(system, Ensemble.load_for(list(models), device),
                                    cutoff_ang=system_settings.embedding_cutoff, bias=al.bias)  # optional σ_E² bias
     result = run_mlp_md(
         system,

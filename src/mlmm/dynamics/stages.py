@@ -127,14 +127,6 @@ def production_md_settings(production: ProductionSettings) -> dict[str, Any]:
     )
 
 
-def _load_ensemble(models: Sequence[str], device: str):
-    """The production members on the device of ``training.device``."""
-    from mlmm.model.device import resolve_device
-    from mlmm.model.ensemble import Ensemble
-
-    return Ensemble.load(list(models), resolve_device(device))
-
-
 def ran_without_breach(stats: ProductionStats) -> bool:
     """A production replica ran its full length and σ never exceeded sigma_stop."""
     return bool(stats.completed and stats.n_sigma_exceeded == 0)
@@ -165,6 +157,7 @@ def production(
     The ensemble runs on ``device`` (``training.device``)."""
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
     cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
@@ -172,7 +165,7 @@ def production(
     seed = derive_seed(cfg.seed, stream="production_replica", index=replica)
     result = run_mlp_md(
         system,
-        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_settings.embedding_cutoff),
+        ensemble_potential(system, Ensemble.load_for(list(models), device), cutoff_ang=system_settings.embedding_cutoff),
         steps=cfg.steps,
         friction_per_fs=cfg.friction,
         seed=seed,
@@ -241,11 +234,12 @@ def production_nve(
     """NVT equilibration, then NVE (friction 0) with the final ensemble (on ``device``,
     ``training.device``); returns the total-energy drift."""
     from mlmm.dynamics.mlp_md import MLPMDResult, run_mlp_md
+    from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
     cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
     system = system_from_config(structure, system_settings)
-    ensemble = _load_ensemble(models, device)
+    ensemble = Ensemble.load_for(list(models), device)
 
     def potential():  # a fresh calculator (and MM pair list) per run
         return ensemble_potential(system, ensemble, cutoff_ang=system_settings.embedding_cutoff)
@@ -320,6 +314,7 @@ def production_metadynamics(
     """One MLP/MM well-tempered metaD replica with the final ensemble (on ``device``,
     ``training.device``): HILLS, COLVAR, σ(t); returns its stats."""
     from mlmm.dynamics.metadynamics import run_mlp_metadynamics
+    from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
     cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
@@ -327,7 +322,7 @@ def production_metadynamics(
     system = system_from_config(structure, system_settings)
     result = run_mlp_metadynamics(
         system,
-        ensemble_potential(system, _load_ensemble(models, device), cutoff_ang=system_settings.embedding_cutoff),
+        ensemble_potential(system, Ensemble.load_for(list(models), device), cutoff_ang=system_settings.embedding_cutoff),
         plumed_input=metad.plumed,
         biasfactor=metad.biasfactor,
         out_dir=out_dir,

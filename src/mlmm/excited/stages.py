@@ -148,12 +148,11 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
     dyn, system_settings = ExcitedDynamicsSettings.from_dict(dyn_cfg), SystemSettings.from_dict(system_cfg)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.frames import write_frames
-    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
     system = system_from_config(structure, system_settings)
-    ensemble = Ensemble.load(list(models), resolve_device(device))
+    ensemble = Ensemble.load_for(list(models), device)
     starts, initial = initial_states(system, dyn.initial, n=dyn.n_replicas,
                                      temperature_K=dyn.temperature, seed=dyn.seed,
                                      environment=dyn.wigner_environment, cutoff_ang=system_settings.embedding_cutoff)

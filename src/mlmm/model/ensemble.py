@@ -87,6 +87,13 @@ class Ensemble:
         """Load the members written by :func:`mlmm.model.train.train_member` onto ``device``."""
         return cls([load_model(p, device) for p in model_paths], device=device)
 
+    @classmethod
+    def load_for(cls, model_paths: Sequence[str | Path], device_setting: str) -> "Ensemble":
+        """Load the members onto the device the ``training.device`` setting (auto|cpu|cuda) resolves to."""
+        from mlmm.model.device import resolve_device
+
+        return cls.load(model_paths, resolve_device(device_setting))
+
     def _to_device(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         return {k: v.to(self.device) for k, v in inputs.items()}
 

@@ -85,11 +85,10 @@ def evaluate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: d
     """Ensemble MAEs on the held-out test frames (identical for all members, never trained on);
     members run on ``training.device``."""
     training = TrainingSettings.from_dict(training_cfg)
-    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load(list(models), resolve_device(training.device))
+    ensemble = Ensemble.load_for(list(models), training.device)
     db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx) if len(test_idx) else {}
@@ -110,11 +109,10 @@ def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str) -> 
 
 def _held_out(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings) -> dict[str, Any]:
     """Ensemble evaluation (with per-atom arrays) on the held-out test frames of ``dbs``, on ``training.device``."""
-    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load(list(models), resolve_device(training.device))
+    ensemble = Ensemble.load_for(list(models), training.device)
     db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
     try:
         result = ensemble.evaluate_db(db_path, indices=test_idx, return_arrays=True) if len(test_idx) else {}
@@ -201,7 +199,6 @@ def field_ablation(
     training, level = TrainingSettings.from_dict(training_cfg), LevelSettings.from_dict(level_cfg)
     from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
-    from mlmm.model.device import resolve_device
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.environment_scan import environment_scan
     from mlmm.model.plots import plot_environment_scan
@@ -210,9 +207,8 @@ def field_ablation(
     result: dict[str, Any] = {"units": {"energy": "eV", "force": "eV/Ang"}}
     terms = {}  # QM terms of the scan: baseline + correction for Δ-trained members
     closest = closest_mm_distances(heldout_db)
-    device = resolve_device(training.device)
     for name, models in (("with_field", field_models), ("without_field", nofield_models)):
-        ensemble = Ensemble.load(list(models), device)
+        ensemble = Ensemble.load_for(list(models), training.device)
         terms[name] = ensemble_term(ensemble)
         separate = ensemble.evaluate_db(heldout_db)
         result[name] = {
