@@ -9,50 +9,24 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import ROOT, SNAKEMAKE, make_workdir, run_snakemake
+from mlmm.report.spread import summary_differences
 from test_workflow import TINY
-
-#: summary keys that are wall-clock timings, not results (they differ between any two runs)
-TIMING = re.compile(r"(^|_)(wall|seconds|ms_per_step)(_|$)|_s$")
-
-
-def without_timings(obj: Any) -> Any:
-    """``obj`` (parsed JSON) with every timing entry (key matching TIMING) removed."""
-    if isinstance(obj, dict):
-        return {k: without_timings(v) for k, v in obj.items() if not TIMING.search(k)}
-    if isinstance(obj, list):
-        return [without_timings(v) for v in obj]
-    return obj
-
-
-def numbers(obj: Any, path: str = "") -> dict[str, float]:
-    """Every numeric leaf of ``obj`` by its JSON path."""
-    if isinstance(obj, dict):
-        return {k: v for key, val in obj.items() for k, v in numbers(val, f"{path}.{key}").items()}
-    if isinstance(obj, list):
-        return {k: v for i, val in enumerate(obj) for k, v in numbers(val, f"{path}[{i}]").items()}
-    return {path: obj} if isinstance(obj, (int, float)) and not isinstance(obj, bool) else {}
 
 
 def assert_same_summary(work_a: Path, work_b: Path) -> int:
     """Both runs' summaries agree in every non-timing entry; returns the number of numbers compared."""
-    a = without_timings(json.loads((work_a / "results/summary.json").read_text()))
-    b = without_timings(json.loads((work_b / "results/summary.json").read_text()))
-    na, nb = numbers(a), numbers(b)
-    assert na.keys() == nb.keys()
-    differ = {k: (na[k], nb[k]) for k in na if na[k] != nb[k]}
-    assert not differ, f"{len(differ)} of {len(na)} numbers differ, e.g. {dict(list(differ.items())[:8])}"
-    assert a == b  # and every string, flag and list length
-    return len(na)
+    a, b = (json.loads((work / "results/summary.json").read_text()) for work in (work_a, work_b))
+    n, differ = summary_differences(a, b)
+    assert not differ, f"{len(differ)} of {n} numbers/entries differ, e.g. {dict(list(differ.items())[:8])}"
+    return n
 
 
 @pytest.fixture(scope="module")
