@@ -12,4 +12,5 @@ run_stage(
     level_cfg=snakemake.params.level,
     td_cfg=snakemake.params.td,
     db_out=snakemake.output.get("db"),
+    samplers=snakemake.params.get("samplers"),
 )

@@ -127,7 +127,7 @@ def test_schema_has_only_json_schema_keywords() -> None:
     known = {"type", "default", "description", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
              "enum", "items", "properties", "additionalProperties", "required", "$schema", "title",
              "minItems", "maxItems", "minLength", "maxLength", "pattern", "oneOf", "anyOf", "const",
-             "$ref", "$defs", "unevaluatedProperties"}
+             "$ref", "$defs", "unevaluatedProperties", "uniqueItems"}
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     bad = []
 

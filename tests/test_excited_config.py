@@ -49,3 +49,10 @@ def test_chromophore_dry_run_has_the_excited_chain(tmp_path):
     assert "excited/spectra/summary.json" in proc.stdout
     demo = subprocess.run(snakemake, capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0 and "rule explore:" in demo.stdout and "rule excited_labels:" not in demo.stdout
+
+
+def test_absorption_needs_an_active_unbiased_sampler():
+    with pytest.raises(ConfigError, match=r"excited\.absorption_samplers: none of \['wigner'\] is active"):
+        config_with(excited={"activate": True, "absorption_samplers": ["wigner"]}, sampling={"wigner": {"activate": False}})
+    with pytest.raises(ConfigError, match=r"excited\.absorption_samplers"):  # biased samplers are not allowed at all
+        config_with(excited={"absorption_samplers": ["metadynamics"]})

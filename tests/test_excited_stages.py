@@ -7,6 +7,8 @@ covered by the workflow run), so the stages are checked with real TDA numbers en
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -39,13 +41,13 @@ EXCITED = config_with(excited={"level": {"method": "hf", "basis": "sto-3g", "con
 LEVEL, TD = EXCITED["level"], EXCITED["td"]
 
 
-def displaced_frames(n, seed, qm_amp=0.04, mm_amp=0.4):
+def displaced_frames(n, seed, qm_amp=0.04, mm_amp=0.4, sampler="test"):
     rng = np.random.default_rng(seed)
     frames = []
     for i in range(n):
         frames.append(make_frame(QM_SYMBOLS, QM_POS + rng.normal(0, qm_amp, QM_POS.shape), MM_SYMBOLS,
                                  MM_POS + rng.normal(0, mm_amp, (1, 3)), MM_Q, qm_charge=0, multiplicity=1,
-                                 sampler="test", iteration=0, source=f"test:{seed}:{i}", seed=seed))
+                                 sampler=sampler, iteration=0, source=f"test:{seed}:{i}", seed=seed))
     return frames
 
 
@@ -158,12 +160,17 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
 
 def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     ground = tmp_path / "ground.extxyz"
-    write_frames(ground, displaced_frames(40, 3))
+    biased = displaced_frames(10, 5, qm_amp=0.3, sampler="metadynamics")  # far from the others: never labelled
+    thermal = displaced_frames(40, 3, sampler="wigner")
+    write_frames(ground, [f for pair in zip(thermal[:10], biased) for f in pair] + thermal[10:])
     traj = tmp_path / "traj.extxyz"
     write_frames(traj, displaced_frames(16, 4))
-    stages.label_excited(str(ground), 36, LEVEL, TD, db_out=str(tmp_path / "bright.db")).to_json(tmp_path / "records.json")
+    stages.label_excited(str(ground), 36, LEVEL, TD, db_out=str(tmp_path / "bright.db"),
+                         samplers=["xtb_md", "wigner"]).to_json(tmp_path / "records.json")
     records = read_json(tmp_path / "records.json")
     assert records["n_frames"] == 36 and records["n_ok"] == 36
+    assert {r["sampler"] for r in records["records"]} == {"wigner"}
+    assert all(read_frames(ground)[r["source_index"]].info["sampler"] == "wigner" for r in records["records"])
     assert records["bright_state_counts"] == {"2": 36}  # S3 (pi-pi*) throughout; ambiguous frames included
     assert len(read_labelled_frames(tmp_path / "bright.db")) == records["n_training_rows"] == 36 - records["n_ambiguous"]
     stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
@@ -177,6 +184,15 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
                            out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"],
                            property_metrics=str(tmp_path / "pm.json"))
     summary = read_json(out["s.json"])
+    # absorption refuses biased frames: one record claimed by the metadynamics sampler
+    tampered = read_json(tmp_path / "records.json")
+    tampered["records"][3]["sampler"] = "metadynamics"
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    with pytest.raises(ValueError, match=r"tampered\.json: the absorption spectrum takes unbiased frames only.*1 metadynamics"):
+        stages.excited_spectra(str(tmp_path / "tampered.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"),
+                               cfg, out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], str(tmp_path / "t.json"))
+    with pytest.raises(ValueError, match=r"no frame of the samplers \['xtb_md'\]"):
+        stages.label_excited(str(traj), 8, LEVEL, TD, samplers=["xtb_md"])
     ref = summary["reference"]
     assert ref["n_frames"] == 8
     # the ML spectrum on the reference frames must resemble the TDDFT one (same molecule, small model error)

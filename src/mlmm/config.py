@@ -180,6 +180,9 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
                           f"({ex['td']['window']} > {ex['td']['n_states']})")
     if ex["level"]["density_fit"]:
         raise ConfigError(f"{source}: excited.level.density_fit: PySCF has no density-fitted TDA/TDDFT gradients")
+    if ex["activate"] and not any(sampling[name]["activate"] for name in ex["absorption_samplers"]):
+        raise ConfigError(f"{source}: excited.absorption_samplers: none of {ex['absorption_samplers']} is active "
+                          "in sampling; the absorption spectrum needs frames of an unbiased sampler (xtb_md, wigner)")
     xal = ex["al"]
     if not xal["sigma_lo"] < xal["sigma_hi"] <= xal["sigma_stop"]:
         raise ConfigError(f"{source}: excited.al.sigma_lo/sigma_hi/sigma_stop: expected sigma_lo < sigma_hi <= sigma_stop")

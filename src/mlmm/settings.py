@@ -518,6 +518,7 @@ class ExcitedSettings(Section):
     SECTION: ClassVar[str] = "excited"
     activate: bool
     n_label_frames: int
+    absorption_samplers: tuple[str, ...]
     level: LevelSettings
     td: TDSettings
     training: ExcitedTrainingSettings

@@ -23,6 +23,7 @@ if config["excited"]["activate"]:
             runtime=600,
         params:
             n_frames=config["excited"]["n_label_frames"],
+            samplers=config["excited"]["absorption_samplers"],
             level=config["excited"]["level"],
             td=config["excited"]["td"],
         script:
@@ -167,6 +168,7 @@ if config["excited"]["activate"]:
             f"{R}/benchmarks/excited/reference.tsv"
         params:
             n_frames=config["excited"]["reference"]["n_frames"],
+            samplers=None,  # every trajectory frame (the emission check, not an absorption ensemble)
 
     rule spectra:
         """Absorption (nuclear ensemble), ML emission, Stokes shift; ML vs TDDFT emission on the same frames."""

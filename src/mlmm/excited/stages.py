@@ -11,6 +11,7 @@ spectra, Stokes shift and ML-vs-TDDFT comparison.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -19,6 +20,7 @@ import numpy as np
 from mlmm.jobs import read_json, system_from_config, write_json
 from mlmm.labeling.reports import ExcitedLabels
 from mlmm.records import Record, nested
+from mlmm.sampling import check_unbiased
 from mlmm.seeds import derive_seed
 from mlmm.settings import (
     ExcitedDynamicsSettings,
@@ -78,8 +80,10 @@ def label_excited(
     level_cfg: dict[str, Any],
     td_cfg: dict[str, Any],
     db_out: str | None = None,
+    samplers: Sequence[str] | None = None,
 ) -> ExcitedLabels:
-    """TDA/TDDFT of ``n_frames`` evenly spaced frames of ``frames_path``.
+    """TDA/TDDFT of ``n_frames`` frames of ``frames_path``, evenly spaced over those of ``samplers``
+    (``info["sampler"]``; None: all frames).
 
     Returns the per-frame records (all states, f, transition dipoles, bright state and its flag)
     and, when ``db_out`` is given, writes the bright state's energy/forces as a label DB in the
@@ -94,13 +98,21 @@ def label_excited(
 
     check_level(level, "excited.level")
     frames = read_frames(frames_path)
-    picked = evenly_spaced(len(frames), n_frames)
+    candidates = list(range(len(frames)))
+    if samplers is not None:
+        candidates = [i for i in candidates if frames[i].info["sampler"] in samplers]
+        if not candidates:
+            found = sorted({f.info["sampler"] for f in frames})
+            raise ValueError(f"{frames_path}: no frame of the samplers {list(samplers)} "
+                             f"(excited.absorption_samplers) among its {len(frames)} frames (samplers {found})")
+    picked = [candidates[k] for k in evenly_spaced(len(candidates), n_frames)]
     subset = [frames[i] for i in picked]
     log.info("%s: %d of %d frames, %s %s", frames_path, len(subset), len(frames),
              "TDA" if settings.tda else "TDDFT", level.label)
     rows, records = label_excited_frames(subset, level, settings, forces=db_out is not None, log=log)
     for rec in records:
         rec.source_index = picked[rec.index]
+        rec.sampler = str(subset[rec.index].info["sampler"])
     ok = [r for r in records if r.ok]
     labels = ExcitedLabels(
         level=level.to_dict(), td=settings.to_dict(), frames=frames_path,
@@ -237,6 +249,7 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     fwhm, shape = spectra.fwhm, spectra.shape
     labels = ExcitedLabels.from_json(absorption_records)
     absr = labels.ok_records()
+    check_unbiased(dict(Counter(str(r.sampler) for r in absr)), absorption_records, "the absorption spectrum")
     absorption = sp.absorption_spectrum([r.excitation_energies_ev for r in absr],
                                         [r.oscillator_strengths for r in absr], grid, fwhm, shape)
     pred = PropertyPredictions.from_json(predictions).records

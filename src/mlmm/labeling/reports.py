@@ -52,7 +52,8 @@ class ExcitedFrameLabel(Record):
     """One frame's excited-state labels (energies eV, dipoles e·Å); a failed frame has only
     ``index``, ``frame_id``, ``status`` (the reason) and ``source_index``.
 
-    ``index``: position in the labelled subset; ``source_index``: position in the frames file.
+    ``index``: position in the labelled subset; ``source_index``: position in the frames file;
+    ``sampler``: the frame's ``info["sampler"]`` (absorption takes unbiased samplers only).
     """
 
     index: int
@@ -71,6 +72,7 @@ class ExcitedFrameLabel(Record):
     bright_energy_ev: float | None = optional()
     wall_s: float | None = optional()
     source_index: int | None = optional()
+    sampler: str | None = optional()
 
     @property
     def ok(self) -> bool:
