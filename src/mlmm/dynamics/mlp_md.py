@@ -89,7 +89,7 @@ def run_mlp_md(
         sigma = float(potential.results["sigma_force"])
         frame, _ = system.cut_frame(
             current.positions,
-            potential.cutoff_ang,
+            potential.embedding,
             sampler=sampler,
             iteration=iteration,
             source=f"{source}:step{step}",
