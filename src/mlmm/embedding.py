@@ -160,11 +160,15 @@ def weight_forces(frame: Atoms, potential_ev_per_e: np.ndarray) -> np.ndarray:
     and electrons) at each MM site (ignored on QM atoms). Add the result to the forces at fixed
     charges to get −dE/dR of the energy in the weighted charges.
     """
+    import torch
+
     e = frame_embedding(frame)
     is_qm = np.asarray(frame.arrays["qm_mask"], bool)
     positions = torch.tensor(np.asarray(frame.positions, float), dtype=torch.float64, requires_grad=True)
     w = site_weights(positions, torch.as_tensor(is_qm), torch.as_tensor(_groups(frame)),
                      torch.zeros(len(frame), dtype=torch.long), e.cutoff, e.switch_width)
+    if not w.requires_grad:  # no MM site within the cutoff: the weights do not move
+        return np.zeros((len(frame), 3))
     phi_q = np.where(is_qm, 0.0, np.asarray(potential_ev_per_e, float)) * np.asarray(frame.get_initial_charges(), float)
-    (grad,) = torch.autograd.grad((torch.as_tensor(phi_q) * w).sum(), positions, allow_unused=True)
-    return np.zeros((len(frame), 3)) if grad is None else -grad.numpy()
+    (grad,) = torch.autograd.grad((torch.as_tensor(phi_q) * w).sum(), positions)
+    return -grad.numpy()
