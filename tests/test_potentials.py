@@ -113,6 +113,20 @@ def test_unknown_or_incomplete_potentials_are_refused(demo):
     assert POTENTIALS == ("xtb", "xtb_point_charges", "ensemble", "delta")
 
 
+def test_members_refuse_another_embedding(demo, positions):
+    """Members trained with one embedding, MD asked for another: an error naming both (at build time),
+    and a Frame cut with another embedding is refused by the members too."""
+    from dataclasses import replace
+
+    other = replace(EMBEDDING, switch_width=EMBEDDING.switch_width + 0.5)
+    with pytest.raises(ValueError, match=r"system\.embedding: embedding \{'cutoff': 6\.0, 'switch_width': 2\.0\} "
+                                         r"differs from .* trained with, \{'cutoff': 6\.0, 'switch_width': 1\.5\}"):
+        ensemble_potential(demo, ensemble(), embedding=other)
+    frame, _ = demo.cut_frame(positions, other, sampler="t", iteration=0, source="t", seed=0)
+    with pytest.raises(ValueError, match="differs from the one the ensemble members were trained with"):
+        ensemble().compute(frame)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> System:
     return solute_with_nearest_waters(DEMO, "ETH", 6, tmp_path_factory.mktemp("cluster") / "eth6.pdb")
