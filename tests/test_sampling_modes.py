@@ -99,7 +99,7 @@ def test_normal_mode_displacements_probe_the_real_surface(modes, system):
     """The GFN2 energy above the minimum of the displaced structures tracks the harmonic energy:
     within 15 % on average at 50 K; at 300 K the rectilinear torsion displacements make it larger
     (anharmonic, measured ≈ +30 %), but never smaller on average."""
-    energy_forces, _ = qm_potential(system, "vacuum", 6.0)
+    energy_forces, _ = qm_potential(system, "vacuum", embedding_with(cutoff=6.0))
     e_min = energy_forces(modes.positions_ang)[0]
     rng = np.random.default_rng(4)
     ratios = {}
