@@ -84,6 +84,9 @@ class Ensemble:
         if len(deltas) != 1:
             raise ValueError(f"ensemble members were trained on different Δ baselines: {sorted(deltas)}")
         self.delta = deltas.pop()
+        if any("embedding" not in m.mlmm_settings for m in self.models):
+            raise ValueError("ensemble member without a stored embedding (trained before system.embedding "
+                             "existed): retrain it")
         embeddings = {tuple(sorted(m.mlmm_settings["embedding"].items())) for m in self.models}
         if len(embeddings) != 1:
             raise ValueError(f"ensemble members were trained with different embeddings: {sorted(embeddings)}")
