@@ -27,11 +27,12 @@ group–QM distance d_g ≤ min r_ia.
 
 **Forces.** The energy depends on the positions also through the weights:
 ``F_k −= Σ_a (∂E/∂q_a) q_a ∂w_g(a)/∂R_k`` with ``∂E/∂q_a`` the electrostatic potential of the QM
-region at site a. The model gets this term from autograd through :func:`site_weights`; engines
+region at site a. The model gets this term from autograd through :func:`group_weights`; engines
 that return ``∂E/∂q_a`` get it from :func:`weight_forces`. Both act on QM atoms and MM sites.
 
-Implemented once, in torch (differentiable, batched over frames); the NumPy functions below are
-thin entries to the same code.
+Implemented once, in torch (:func:`group_weights`, differentiable, batched over frames): from pair
+distances (the model's field input, which has them) or from positions (:func:`site_weights`); the
+NumPy functions below are thin entries to the same code.
 """
 
 from __future__ import annotations
@@ -80,6 +81,33 @@ def switch_complement(r_ang: torch.Tensor, cutoff_ang: float, switch_width_ang: 
     return x**3 * (10.0 - 15.0 * x + 6.0 * x**2)
 
 
+def group_index(group: torch.Tensor, frame_index: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(id in 0..G-1 of each MM site's (frame, group), G) for the MM sites of a batch."""
+    import torch
+
+    g = group.long()
+    key = frame_index.long() * (int(g.max()) + 1 if len(g) else 1) + g  # one id per (frame, group)
+    _, gid = torch.unique(key, return_inverse=True)
+    return gid, int(gid.max()) + 1 if len(gid) else 0
+
+
+def group_weights(r_ang: torch.Tensor, pair_group: torch.Tensor, n_groups: int, cutoff_ang: float,
+                  switch_width_ang: float) -> torch.Tensor:
+    """w_g = 1 − Π u(r) (module docstring) of ``n_groups`` groups from (QM atom, MM atom) pair
+    distances ``r_ang`` (Å) and each pair's group ``pair_group``; pairs at r ≥ cutoff may be given
+    (u = 1). Differentiable in ``r_ang`` (twice, for force training); the product is taken as a sum
+    of logarithms, with a group that has a pair inside cutoff − width set to exactly 1.
+    """
+    import torch
+
+    u = switch_complement(r_ang, cutoff_ang, switch_width_ang)
+    inside = u == 0.0
+    log_u = torch.log(torch.where(inside, torch.ones_like(u), u))
+    log_prod = torch.zeros(n_groups, dtype=u.dtype, device=u.device).index_add(0, pair_group, log_u)
+    n_inside = torch.zeros(n_groups, dtype=u.dtype, device=u.device).index_add(0, pair_group, inside.to(u.dtype))
+    return torch.where(n_inside > 0.0, torch.ones_like(log_prod), -torch.expm1(log_prod))
+
+
 def site_weights(
     positions_ang: torch.Tensor,
     is_qm: torch.Tensor,
@@ -92,32 +120,21 @@ def site_weights(
 
     ``positions_ang`` (N, 3), ``is_qm`` (N,) bool, ``group`` (N,) int (the MM molecule index, any
     value on QM atoms) and ``frame_index`` (N,) int (schnetpack's ``_idx_m``: atoms of different
-    frames never interact) for a batch of frames. Differentiable in the positions (twice, for
-    force training). Pairs at r ≥ cutoff have u = 1 and are left out of the product exactly.
+    frames never interact) for a batch of frames. Differentiable in the positions (twice).
     """
     import torch
 
-    n = positions_ang.shape[0]
-    weights = torch.zeros(n, dtype=positions_ang.dtype, device=positions_ang.device)
+    weights = torch.zeros(positions_ang.shape[0], dtype=positions_ang.dtype, device=positions_ang.device)
     qm = torch.nonzero(is_qm).squeeze(-1)
     mm = torch.nonzero(~is_qm).squeeze(-1)
     if len(mm) == 0:
         return weights
-    g = group[mm].long()
-    key = frame_index[mm].long() * (int(g.max()) + 1) + g  # one id per (frame, group)
-    _, gid = torch.unique(key, return_inverse=True)
-    n_groups = int(gid.max()) + 1
-    with torch.no_grad():  # pair search only; the kept pairs are differentiated below
+    gid, n_groups = group_index(group[mm], frame_index[mm])
+    with torch.no_grad():  # pair search only (pairs beyond the cutoff have u = 1); kept pairs differentiated below
         same = frame_index[qm][:, None] == frame_index[mm][None, :]
-        near = same & (torch.cdist(positions_ang[qm], positions_ang[mm]) < cutoff_ang)
-        a, b = torch.nonzero(near, as_tuple=True)
+        a, b = torch.nonzero(same & (torch.cdist(positions_ang[qm], positions_ang[mm]) < cutoff_ang), as_tuple=True)
     r = torch.linalg.vector_norm(positions_ang[qm[a]] - positions_ang[mm[b]], dim=-1)
-    u = switch_complement(r, cutoff_ang, switch_width_ang)
-    inside = u == 0.0  # a pair within cutoff − width: its group has w = 1 exactly
-    log_u = torch.log(torch.where(inside, torch.ones_like(u), u))
-    log_prod = torch.zeros(n_groups, dtype=u.dtype, device=u.device).index_add(0, gid[b], log_u)
-    any_inside = torch.zeros(n_groups, dtype=torch.bool, device=u.device).index_fill(0, gid[b][inside], True)
-    w_group = torch.where(any_inside, torch.ones_like(log_prod), -torch.expm1(log_prod))
+    w_group = group_weights(r, gid[b], n_groups, cutoff_ang, switch_width_ang)
     return weights.index_copy(0, mm, w_group[gid])
 
 

@@ -19,7 +19,7 @@ from schnetpack import properties
 from schnetpack.transform import Transform
 from torch import nn
 
-from mlmm.embedding import check_embedding, site_weights
+from mlmm.embedding import check_embedding, group_index, group_weights
 from mlmm.units import COULOMB_EV_ANGSTROM
 
 #: Per-atom input keys of the labels DB (see docs/CONTRACTS.md).
@@ -63,9 +63,10 @@ class MMField(nn.Module):
 
     V_i = k_e Σ_j q_j w_j / r_ij and E_i = k_e Σ_j q_j w_j (R_i - R_j)/r_ij³ over the MM sites j of
     the same frame (``_idx_m``), with w_j the embedding weight of j's group
-    (:func:`mlmm.embedding.site_weights`, ``cutoff_ang``/``switch_width_ang`` = the system's
-    ``embedding``) and k_e = 14.3996 eV·Å/e². Groups leave smoothly (C²) at the cutoff. Results are
-    per atom (zero on MM sites) under :data:`FIELD_POTENTIAL` and :data:`FIELD_VECTOR`.
+    (:func:`mlmm.embedding.group_weights` from the same pair distances; ``cutoff_ang`` /
+    ``switch_width_ang`` = the system's ``embedding``) and k_e = 14.3996 eV·Å/e². Groups leave
+    smoothly (C²) at the cutoff. Results are per atom (zero on MM sites) under
+    :data:`FIELD_POTENTIAL` and :data:`FIELD_VECTOR`.
     """
 
     def __init__(self, cutoff_ang: float, switch_width_ang: float) -> None:
@@ -78,17 +79,19 @@ class MMField(nn.Module):
         R = inputs[properties.R]
         is_qm = inputs[QM_MASK] > 0.5
         idx_m = inputs[properties.idx_m]
-        w = site_weights(R, is_qm, inputs[MM_MOLECULE].round().long(), idx_m, self.cutoff_ang, self.switch_width_ang)
-        q = inputs[MM_CHARGES].to(R.dtype) * w
         qm = torch.nonzero(is_qm).squeeze(-1)
-        mm = torch.nonzero(~is_qm & (q.detach() != 0.0)).squeeze(-1)
+        mm = torch.nonzero(~is_qm).squeeze(-1)
+        gid = torch.zeros(R.shape[0], dtype=torch.long, device=R.device)
+        gid_mm, n_groups = group_index(inputs[MM_MOLECULE][mm].round(), idx_m[mm])
+        gid[mm] = gid_mm
         with torch.no_grad():  # pair search only; the kept pairs are differentiated below
             same = idx_m[qm][:, None] == idx_m[mm][None, :]
             a, b = torch.nonzero(same, as_tuple=True)
             i, j = qm[a], mm[b]
         r_vec = R[i] - R[j]  # from MM site j to QM atom i, Å
         r = torch.linalg.vector_norm(r_vec, dim=-1)
-        kq = COULOMB_EV_ANGSTROM * q[j]
+        w = group_weights(r, gid[j], n_groups, self.cutoff_ang, self.switch_width_ang)[gid[j]]  # weight per pair
+        kq = COULOMB_EV_ANGSTROM * inputs[MM_CHARGES].to(R.dtype)[j] * w
         n = R.shape[0]
         potential = torch.zeros(n, dtype=R.dtype, device=R.device).index_add(0, i, kq / r)
         field = torch.zeros((n, 3), dtype=R.dtype, device=R.device).index_add(0, i, (kq / r**3)[:, None] * r_vec)
