@@ -41,8 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     n_train, n_test, epochs, members = (12, 4, 2, 1) if args.quick else (80, 30, args.epochs, 2)
     settings = TrainingSettings.from_dict(section_with_defaults("training", {
-        "n_atom_basis": 32, "n_interactions": 2, "n_rbf": 16, "cutoff": 4.0, "field_cutoff": 8.0,
-        "field_switch_on": 6.0, "lr": 1.0e-3, "batch_size": 8, "max_epochs": epochs, "patience": 50,
+        "n_atom_basis": 32, "n_interactions": 2, "n_rbf": 16, "cutoff": 4.0,
+        "lr": 1.0e-3, "batch_size": 8, "max_epochs": epochs, "patience": 50,
         "val_fraction": 0.15, "test_fraction": 0.0, "mm_forces_weight": 10.0,
     }))
     t0 = time.perf_counter()

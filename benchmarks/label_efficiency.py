@@ -54,7 +54,7 @@ def make_heldout(cfg: dict, run_dir: Path, level_cfg: dict, out_db: Path, *, n_f
     t0 = time.perf_counter()
     frames = sample_xtb_md(system, n_frames=n_frames, stride=stride, equilibration_steps=equilibration,
                            timestep_fs=md["timestep"], temperature_K=temperature_K, friction_per_fs=md["friction"],
-                           cutoff_ang=cfg["system"]["embedding_cutoff"], seed=seed)
+                           embedding=SystemSettings.from_dict(cfg["system"]).embedding, seed=seed)
     t_md = time.perf_counter() - t0
     labelled, report = label_frames(frames, LevelSettings.from_dict(level_cfg), progress=False)
     write_label_db(out_db, labelled, level_cfg)

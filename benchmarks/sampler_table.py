@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from mlmm.embedding import frame_embedding  # noqa: E402
 from mlmm.engines.xtb import XTBTerm  # noqa: E402
 from mlmm.frames import make_frame, qm_mask, read_frames  # noqa: E402
 from mlmm.jobs import write_json  # noqa: E402
@@ -35,7 +36,7 @@ def qm_energies(frames) -> np.ndarray:
     for f in frames:
         n = int(qm_mask(f).sum())
         qm = make_frame(f.get_chemical_symbols()[:n], f.positions[:n], [], np.zeros((0, 3)), [],
-                        qm_charge=f.info["qm_charge"], multiplicity=f.info["multiplicity"], sampler="table",
+                        mm_molecule=[], embedding=frame_embedding(f), qm_charge=f.info["qm_charge"], multiplicity=f.info["multiplicity"], sampler="table",
                         iteration=0, source="table", seed=0)
         out.append(term.compute(qm)["energy"])
     return np.array(out)

@@ -2,9 +2,12 @@
 
 Two systems, each with seeded 0.02 Å displacements, cut around the QM region:
 
-* ``demo``: the demo config's system (ethanol, 9 QM atoms) at ``system.embedding_cutoff``;
+* ``demo``: the demo config's system (ethanol, 9 QM atoms);
 * ``at_pair``: the adenine–thymine pair (30 QM atoms) in TIP3P water, data/bench/at_pair_water.pdb
-  (tools/build_bench_system.py), cut at ``--at-cutoff`` Å (7.5 Å: ≈500 MM point charges).
+  (tools/build_bench_system.py).
+
+Both are cut with the members' embedding (the config's ``system.embedding`` for untrained members),
+as the MLP/MM calculator does.
 
 Timed per frame (wall clock, torch/BLAS threads as set by OMP_NUM_THREADS):
 
@@ -67,7 +70,7 @@ def _profile(fn, steps: int, top: int = 12) -> list[dict]:
     return rows[:top]
 
 
-def bench_system(name, system, cutoff, ensemble, levels, *, n_frames, repeats, profile_steps, rng,
+def bench_system(name, system, embedding, ensemble, levels, *, n_frames, repeats, profile_steps, rng,
                  quick_skip_pyscf: bool = False) -> dict:
     """Time every method on ``n_frames`` displaced frames of ``system``; returns the JSON section."""
     from mlmm.engines.pyscf_qmmm import qmmm_energy_forces
@@ -79,11 +82,11 @@ def bench_system(name, system, cutoff, ensemble, levels, *, n_frames, repeats, p
     single = Ensemble(ensemble.models[:1])
     mm_ff = MMForceField(system, cutoff_ang=default_mm_cutoff(system))
     atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, ensemble, mm_ff, cutoff)
+    atoms.calc = QMMMCalculator(system, ensemble, mm_ff, embedding)
     positions = [system.atoms.positions + rng.normal(scale=0.02, size=system.atoms.positions.shape) for _ in range(n_frames)]
 
     def cut(p):
-        return system.cut_frame(p, cutoff, sampler="benchmark", iteration=0, source="step_cost", seed=0)[0]
+        return system.cut_frame(p, embedding, sampler="benchmark", iteration=0, source="step_cost", seed=0)[0]
 
     frames = [cut(p) for p in positions]
     times: dict[str, list[float]] = {}
@@ -131,7 +134,7 @@ def bench_system(name, system, cutoff, ensemble, levels, *, n_frames, repeats, p
         "n_atoms_frame": [len(f) for f in frames],
         "n_qm": int(frames[0].arrays["qm_mask"].sum()),
         "n_mm_charges": [int((~f.arrays["qm_mask"]).sum()) for f in frames],
-        "embedding_cutoff_ang": cutoff,
+        "embedding": embedding.to_dict(),
     }
 
 
@@ -147,7 +150,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per frame for the fast methods")
     parser.add_argument("--levels", default="hf/6-31g,b3lyp/def2-svp", help="PySCF method/basis list")
-    parser.add_argument("--at-cutoff", type=float, default=7.5, help="embedding cutoff (Å) of the A–T system")
     parser.add_argument("--systems", default="demo,at_pair")
     parser.add_argument("--quick", action="store_true",
                         help="1 frame, few repeats, HF/STO-3G on the demo only, no PySCF on at_pair (smoke test)")
@@ -180,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
         members = []
         for k in range(settings.training.n_members):
             torch.manual_seed(k)
-            members.append(build_model(settings.training, qm_charge_e=settings.system.qm_charge).eval())
+            members.append(build_model(settings.training, qm_charge_e=settings.system.qm_charge,
+                                       embedding=settings.system.embedding).eval())
         ensemble = Ensemble(members)
 
     rng = np.random.default_rng(0)
@@ -191,13 +194,14 @@ def main(argv: list[str] | None = None) -> dict:
             structure = cfg["system"]["structure"]
             if not Path(structure).is_absolute() and not Path(structure).exists():
                 structure = str(ROOT / structure)
-            system, cutoff = system_from_config(structure, settings.system), settings.system.embedding_cutoff
+            system = system_from_config(structure, settings.system)
         elif name == "at_pair":
-            system, cutoff = load_system(AT_PAIR_PDB, "resname ADE THY"), args.at_cutoff
+            system = load_system(AT_PAIR_PDB, "resname ADE THY")
         else:
             raise ValueError(f"unknown system {name!r} (demo, at_pair)")
         print(f"{name}: timing …", flush=True)
-        result["systems"][name] = bench_system(name, system, cutoff, ensemble, levels, n_frames=n_frames,
+        # frames cut with the members' embedding (the config's for untrained members), as in MD
+        result["systems"][name] = bench_system(name, system, ensemble.embedding, ensemble, levels, n_frames=n_frames,
                                                repeats=repeats, profile_steps=profile_steps, rng=rng,
                                                quick_skip_pyscf=args.quick and name == "at_pair")
 

@@ -96,3 +96,8 @@ def level_with(**keys):
 def td_with(**keys):
     """:class:`mlmm.settings.TDSettings` of ``excited.td`` with ``keys`` (schema defaults otherwise)."""
     return settings_with(excited={"td": keys}).excited.td
+
+
+def embedding_with(**keys):
+    """:class:`mlmm.settings.EmbeddingSettings` of ``system.embedding`` with ``keys`` (schema defaults otherwise)."""
+    return settings_with(system={"embedding": keys}).system.embedding

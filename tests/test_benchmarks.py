@@ -39,9 +39,18 @@ def test_step_cost_quick(tmp_path):
         assert demo["ms_per_call"][key] > 0
     assert demo["ratio_to_ensemble"]["pyscf_hf/sto-3g"] == demo["ms_per_call"]["pyscf_hf/sto-3g"] / demo["ms_per_call"]["ensemble"]
     assert demo["n_qm"] == 9 and demo["n_atoms_frame"][0] < demo["n_atoms_full"]
-    # the ~30-atom benchmark system: A–T pair with ≈500 MM point charges in the 7.5 Å cutoff
-    assert at["n_qm"] == 30 and 400 <= at["n_mm_charges"][0] <= 600
+    # the ~30-atom benchmark system: A–T pair with ≈600 MM point charges in the members' (demo) 8 Å embedding
+    assert at["n_qm"] == 30 and 450 <= at["n_mm_charges"][0] <= 750
     assert at["profile"] and at["profile"][0]["cum_ms_per_step"] > 0
+
+
+def test_embedding_truncation_quick(tmp_path):
+    out = tmp_path / "et.json"
+    result = _load("embedding_truncation").main(["--quick", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert abs(result["left_out_charge_e"]) < 1e-9  # whole neutral waters are left out (in part or whole)
+    assert result["n_molecules_switched"] > 0 and result["n_molecules_embedded"] < result["n_molecules_box"]
+    assert result["potential_at_qm_v"]["spread"] > 0
 
 
 def test_workflow_overhead_quick(tmp_path):

@@ -12,7 +12,7 @@ from mlmm.model.calibration import calibrate
 from mlmm.model.nn import build_model
 from mlmm.model.stages import calibrate_ensemble, training_plots
 from test_delta import write_labels_db
-from test_training import SETTINGS, water_in_charges
+from test_training import EMBEDDING, SETTINGS, water_in_charges
 
 
 def test_calibrate_proportional_errors():
@@ -51,7 +51,7 @@ def test_calibration_stage_and_plots(tmp_path):
     paths = []
     for seed in (0, 1, 2):
         torch.manual_seed(seed)
-        model = build_model(SETTINGS, qm_charge_e=0)
+        model = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING)
         path = tmp_path / f"m{seed}.pt"
         torch.save(model, path)
         paths.append(str(path))

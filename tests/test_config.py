@@ -105,6 +105,15 @@ def test_cross_field_rule(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_embedding_switch_width_must_fit_in_the_cutoff() -> None:
+    with pytest.raises(ConfigError, match=r"system\.embedding\.switch_width: must not exceed system\.embedding\.cutoff"):
+        config_with(system={"embedding": {"cutoff": 3.0, "switch_width": 4.0}})
+    with pytest.raises(ConfigError, match=r"system\.embedding\.switch_width"):
+        config_with(system={"embedding": {"switch_width": 0.0}})
+    with pytest.raises(ConfigError, match=r"training\.field_cutoff"):  # removed: the model uses system.embedding
+        config_with(training={"field_cutoff": 8.0})
+
+
 def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("al: [unclosed\n")

@@ -13,12 +13,12 @@ from mlmm.frames import make_frame
 from mlmm.model.ensemble import Ensemble
 from mlmm.model.environment_scan import environment_scan, scan_frames
 from mlmm.model.nn import build_model
-from conftest import settings_with
+from conftest import embedding_with, settings_with
 
 WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 TIP3P_E = np.array([-0.834, 0.417, 0.417])
-SETTINGS = settings_with(training={"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6, "cutoff": 4.0,
-                                  "field_cutoff": 8.0, "field_switch_on": 6.5}).training
+SETTINGS = settings_with(training={"n_atom_basis": 8, "n_interactions": 1, "n_rbf": 6, "cutoff": 4.0}).training
+EMBEDDING = embedding_with(cutoff=8.0, switch_width=1.5)
 LEVEL = settings_with(labeling={"level": {"method": "hf", "basis": "sto-3g"}}).labeling.level
 
 
@@ -33,7 +33,7 @@ def frame():
     donor = np.array([o, o - 0.9572 * u, o + 0.9572 * rot @ (-u)])
     far = WATER_ANG + np.array([0.0, 0.0, 5.5])
     return make_frame(["O", "H", "H"], WATER_ANG, ["O", "H", "H"] * 2, np.vstack([donor, far]),
-                      np.tile(TIP3P_E, 2), qm_charge=0, multiplicity=1, sampler="test", iteration=0,
+                      np.tile(TIP3P_E, 2), mm_molecule=[4, 4, 4, 7, 7, 7], embedding=EMBEDDING, qm_charge=0, multiplicity=1, sampler="test", iteration=0,
                       source="test", seed=0)
 
 
@@ -51,8 +51,9 @@ def test_scan_moves_one_molecule_rigidly(frame):
 def test_scan_reference_and_models(frame):
     torch.manual_seed(0)
     models = {
-        "with_field": Ensemble([build_model(SETTINGS, qm_charge_e=0).eval()]),
-        "without_field": Ensemble([build_model(replace(SETTINGS, use_field=False), qm_charge_e=0).eval()]),
+        "with_field": Ensemble([build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).eval()]),
+        "without_field": Ensemble([build_model(replace(SETTINGS, use_field=False), qm_charge_e=0,
+                                               embedding=EMBEDDING).eval()]),
     }
     out = environment_scan(frame, LEVEL, models, (2.7, 3.2, 4.0, 6.0))
     ref = np.array(out["reference_ev"])

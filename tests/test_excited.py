@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pyscf import gto, qmmm, scf
 
+from mlmm.embedding import frame_weights
 from mlmm.frames import make_frame
 from mlmm.labeling.db import read_labelled_frames, write_label_db
 from mlmm.labeling.excited import (
@@ -20,7 +21,7 @@ from mlmm.labeling.excited import (
     track_bright_states,
 )
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
-from conftest import level_with, td_with
+from conftest import embedding_with, level_with, td_with
 
 QM_SYMBOLS = ["C", "O", "H", "H"]
 QM_POS = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.21], [0.94, 0.0, -0.59], [-0.94, 0.0, -0.59]])
@@ -37,8 +38,10 @@ FULL = td_with(n_states=4, window=4, tda=False, conv_tol=1e-10)
 COORDS = [(0, 2), (1, 2), (2, 0), (4, 2), (5, 0), (7, 1)]
 
 
-def frame(qm_pos=QM_POS, mm_pos=MM_POS):
-    return make_frame(QM_SYMBOLS, qm_pos, MM_SYMBOLS, mm_pos, MM_Q, qm_charge=0, multiplicity=1,
+def frame(qm_pos=QM_POS, mm_pos=MM_POS, embedding=None):
+    """Formaldehyde, the water and Na+ (weight 1 in the default 10 Å embedding)."""
+    return make_frame(QM_SYMBOLS, qm_pos, MM_SYMBOLS, mm_pos, MM_Q, mm_molecule=[0, 0, 0, 1],
+                      embedding=embedding or embedding_with(), qm_charge=0, multiplicity=1,
                       sampler="test", iteration=0, source="test:0", seed=0)
 
 
@@ -67,6 +70,26 @@ def test_tda_forces_on_qm_atoms_and_mm_charges_match_finite_differences():
     fd = fd_forces(fr, HF, TDA, result.bright.index)
     np.testing.assert_allclose(analytic(result), fd, atol=1e-4)
     assert np.abs(fd[3:]).max() > 0.05  # the MM forces checked are not trivially ~0
+
+
+def test_tda_forces_include_the_embedding_weights():
+    """The water moved into the switching shell (3–5 Å) of a 5 Å embedding: the bright-state energy is
+    in the weighted charges, and its forces (QM atoms and the switched water) match central
+    differences, which needs the weights' term from the relaxed density. Reached: 3e-5 eV/Å on the
+    QM atoms (h² truncation), 1e-8 eV/Å on the switched water, where that term is ~1e-2 eV/Å."""
+    from mlmm.engines.pyscf_qmmm import embedded_scf, weight_chain_forces
+
+    mm = MM_POS + np.array([[0.0, 0.0, 2.1]] * 3 + [[0.0, 0.0, 0.0]])
+    fr = frame(mm_pos=mm, embedding=embedding_with(cutoff=5.0, switch_width=2.0))
+    w = frame_weights(fr)
+    assert 0.2 < w[4] < 0.8 and w[7] == 1.0
+    result = excited_state_labels(fr, HF, TDA, state=2)
+    fd = fd_forces(fr, HF, TDA, 2)
+    np.testing.assert_allclose(analytic(result), fd, atol=1e-4)
+    # the weights' term is sizeable on the switched water (here for the ground-state density)
+    mol, mf = embedded_scf(fr, HF)
+    mf.kernel()
+    assert np.abs(weight_chain_forces(fr, mol, mf.make_rdm1())[4:7]).max() > 1e-2
 
 
 def test_full_tdhf_forces_match_finite_differences():

@@ -28,7 +28,7 @@ from mlmm.labeling.db import read_labelled_frames
 from mlmm.labeling.excited import label_excited_frames
 from mlmm.settings import LevelSettings, TDSettings
 from mlmm.spectra.ensemble import read_spectrum_csv
-from conftest import config_with
+from conftest import config_with, embedding_with
 
 QM_SYMBOLS = ["C", "O", "H", "H"]
 QM_POS = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.21], [0.94, 0.0, -0.59], [-0.94, 0.0, -0.59]])
@@ -39,6 +39,7 @@ MM_Q = np.array([-0.834, 0.417, 0.417])
 EXCITED = config_with(excited={"level": {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9},
                                "td": {"n_states": 4, "window": 4, "tracking": "first"}})["excited"]
 LEVEL, TD = EXCITED["level"], EXCITED["td"]
+EMBEDDING = embedding_with()
 
 
 def displaced_frames(n, seed, qm_amp=0.04, mm_amp=0.4, sampler="test"):
@@ -46,7 +47,8 @@ def displaced_frames(n, seed, qm_amp=0.04, mm_amp=0.4, sampler="test"):
     frames = []
     for i in range(n):
         frames.append(make_frame(QM_SYMBOLS, QM_POS + rng.normal(0, qm_amp, QM_POS.shape), MM_SYMBOLS,
-                                 MM_POS + rng.normal(0, mm_amp, (1, 3)), MM_Q, qm_charge=0, multiplicity=1,
+                                 MM_POS + rng.normal(0, mm_amp, (1, 3)), MM_Q, mm_molecule=[0, 0, 0],
+                                 embedding=EMBEDDING, qm_charge=0, multiplicity=1,
                                  sampler=sampler, iteration=0, source=f"test:{seed}:{i}", seed=seed))
     return frames
 
@@ -81,7 +83,8 @@ def butadiene_frame(twist_deg: float = 0.0) -> Atoms:
     part = Atoms([mol[i] for i in hs], positions=mol.positions[hs])
     part.rotate(twist_deg, axis, center=mol.positions[end])
     mol.positions[hs] = part.positions
-    return make_frame(mol.get_chemical_symbols(), mol.positions, [], np.zeros((0, 3)), [], qm_charge=0,
+    return make_frame(mol.get_chemical_symbols(), mol.positions, [], np.zeros((0, 3)), [], mm_molecule=[],
+                      embedding=EMBEDDING, qm_charge=0,
                       multiplicity=1, sampler="test", iteration=0, source=f"butadiene:{twist_deg}", seed=0)
 
 
@@ -152,7 +155,8 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
     again = PropertyModel.load(tmp_path / "m.npz")
     np.testing.assert_allclose(again.predict(test)[0], pred_de)
     np.testing.assert_allclose(again.predict_with_sigma(test)[2], sig_de)
-    water = make_frame(["O", "H", "H"], MM_POS, [], np.zeros((0, 3)), [], qm_charge=0, multiplicity=1,
+    water = make_frame(["O", "H", "H"], MM_POS, [], np.zeros((0, 3)), [], mm_molecule=[], embedding=EMBEDDING,
+                       qm_charge=0, multiplicity=1,
                        sampler="t", iteration=0, source="t", seed=0)
     with pytest.raises(ValueError, match="trained for QM atoms"):
         model.predict([water])

@@ -18,7 +18,7 @@ from mlmm.excited.stages import initial_states
 from mlmm.sampling.common import kabsch
 from mlmm.sampling.normal_modes import qm_modes
 from mlmm.sampling.wigner import wigner_initial_conditions, wigner_variances
-from conftest import solute_with_nearest_waters
+from conftest import embedding_with, solute_with_nearest_waters
 from mlmm.system import System
 
 BOX = Path(__file__).resolve().parents[1] / "data" / "chromophore" / "butadiene_water.pdb"
@@ -33,7 +33,7 @@ def system(tmp_path_factory) -> System:
 
 @pytest.fixture(scope="module")
 def modes(system):
-    return qm_modes(system, environment="embedded", cutoff_ang=6.0)
+    return qm_modes(system, environment="embedded", embedding=embedding_with(cutoff=6.0))
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +114,11 @@ def test_every_replica_starts_differently_and_the_mm_part_is_thermal(system, sta
 
 def test_initial_states_choices(system):
     starts, record = initial_states(system, "ground_state", n=3, temperature_K=300.0, seed=1, environment="embedded",
-                                    cutoff_ang=6.0)
+                                    embedding=embedding_with(cutoff=6.0))
     assert starts == [None, None, None] and record == {"initial": "ground_state"}
     with pytest.raises(ValueError, match="initial must be"):
-        initial_states(system, "boltzmann", n=1, temperature_K=300.0, seed=1, environment="embedded", cutoff_ang=6.0)
+        initial_states(system, "boltzmann", n=1, temperature_K=300.0, seed=1, environment="embedded", embedding=embedding_with(cutoff=6.0))
     starts, record = initial_states(system, "wigner", n=2, temperature_K=300.0, seed=1, environment="vacuum",
-                                    cutoff_ang=6.0)
+                                    embedding=embedding_with(cutoff=6.0))
     assert len(starts) == 2 and record["initial"] == "wigner" and record["n_modes"] == 24
     assert len(record["harmonic_energy_ev"]) == 2

@@ -19,18 +19,21 @@ from mlmm.labeling.chunks import chunk_slice, checkpoint_path, label_chunk
 from mlmm.labeling.db import (
     PROPERTY_UNITS,
     LabelDBError,
+    db_embedding,
     frame_id,
     merge_label_dbs,
     read_labelled_frames,
     write_label_db,
 )
-from conftest import level_with
+from conftest import embedding_with, level_with
 
-PROPS = ["energy", "forces", "qm_mask", "mm_charges"]
+PROPS = ["energy", "forces", "qm_mask", "mm_charges", "mm_molecule"]
 LEVEL = level_with(method="hf", basis="sto-3g", conv_tol=1e-10, max_cycle=10)
 WATER_QM = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2399872, 0.92662721, 0.0]])
 MM_POS = np.array([[2.9, 0.1, 0.2], [3.4, 0.8, 0.1], [3.3, -0.7, 0.3], [-1.5, -2.6, 0.4], [-1.2, 2.9, -0.6]])
 MM_Q = np.array([-0.834, 0.417, 0.417, 1.0, -1.0])
+MM_GROUPS = [0, 0, 0, 1, 2]
+EMBEDDING = embedding_with()
 #: O–H bonds ×3 (2.9 Å): plain DIIS does not converge in 10 iterations; the stabilised retry does
 HARD_STRETCH = 3.0
 
@@ -40,15 +43,16 @@ def water(index: int, stretch: float = 1.0):
     rng = np.random.default_rng(index)
     qm = WATER_QM * stretch + rng.normal(scale=0.02, size=(3, 3))
     mm = MM_POS + rng.normal(scale=0.05, size=MM_POS.shape)
-    return make_frame(["O", "H", "H"], qm, ["O", "H", "H", "Na", "Cl"], mm, MM_Q, qm_charge=0, multiplicity=1,
-                      sampler="test_md", iteration=index % 2, source=f"traj.xyz:{index}", seed=7)
+    return make_frame(["O", "H", "H"], qm, ["O", "H", "H", "Na", "Cl"], mm, MM_Q, mm_molecule=MM_GROUPS,
+                      embedding=EMBEDDING, qm_charge=0, multiplicity=1, sampler="test_md", iteration=index % 2, source=f"traj.xyz:{index}", seed=7)
 
 
 def helium(index: int):
     """He (QM) in the same MM charges: one STO-3G function, so its SCF converges in 2 iterations."""
     rng = np.random.default_rng(index)
     return make_frame(["He"], rng.normal(scale=0.1, size=(1, 3)), ["O", "H", "H", "Na", "Cl"],
-                      MM_POS + rng.normal(scale=0.05, size=MM_POS.shape), MM_Q, qm_charge=0, multiplicity=1,
+                      MM_POS + rng.normal(scale=0.05, size=MM_POS.shape), MM_Q, mm_molecule=MM_GROUPS,
+                      embedding=EMBEDDING, qm_charge=0, multiplicity=1,
                       sampler="test_md", iteration=0, source=f"he.xyz:{index}", seed=7)
 
 
@@ -95,6 +99,7 @@ def test_chunk_loads_through_schnetpack_with_all_properties(frames_file, tmp_pat
     assert batch["qm_mask"].shape == (n_atoms,) and batch["mm_charges"].shape == (n_atoms,)
     assert torch.equal(batch["qm_mask"], torch.tensor([1.0, 1, 1, 0, 0, 0, 0, 0] * 4, dtype=torch.float64))
     assert batch["mm_charges"].sum().item() == pytest.approx(0.0, abs=1e-12)
+    assert torch.equal(batch["mm_molecule"], torch.tensor([-1.0, -1, -1, 0, 0, 0, 1, 2] * 4, dtype=torch.float64))
 
     # the stored labels are the engine's energy (eV) and forces (eV/Å) on QM atoms and MM sites
     direct = qmmm_energy_forces(water(3), LEVEL)
@@ -105,6 +110,8 @@ def test_chunk_loads_through_schnetpack_with_all_properties(frames_file, tmp_pat
         kvp = conn.get(4).key_value_pairs
     assert kvp["status"] == "ok" and kvp["level"] == "hf/sto-3g" and kvp["pyscf_version"]
     assert (kvp["frame_id"], kvp["source"], kvp["iteration"], kvp["seed"]) == (frame_id(water(3)), "traj.xyz:3", 1, 7)
+    assert (kvp["embedding_cutoff"], kvp["embedding_switch_width"]) == (EMBEDDING.cutoff, EMBEDDING.switch_width)
+    assert db_embedding(db) == EMBEDDING
 
 
 def test_unconvergeable_frame_is_quarantined_and_the_others_labelled(tmp_path):
@@ -133,8 +140,10 @@ def test_read_labelled_frames_restores_frames_and_labels(frames_file, tmp_path):
     original = water(3)
     np.testing.assert_array_equal(frame.arrays["qm_mask"], original.arrays["qm_mask"])
     np.testing.assert_allclose(frame.get_initial_charges(), original.get_initial_charges())
+    np.testing.assert_array_equal(frame.arrays["mm_molecule"], original.arrays["mm_molecule"])
     np.testing.assert_allclose(frame.positions, original.positions, atol=1e-7)
     assert frame.info["sampler"] == "test_md" and frame.info["multiplicity"] == 1
+    assert frame.info["embedding_cutoff"] == EMBEDDING.cutoff
     assert frame_id(frame) == frame_id(original)
     direct = qmmm_energy_forces(original, LEVEL)
     assert frame.get_potential_energy() == pytest.approx(direct.energy_ev, abs=1e-6)
@@ -225,3 +234,23 @@ def test_labels_are_bit_identical_across_workers_and_resume(tmp_path):
         assert fa.get_potential_energy() == fb.get_potential_energy()
         assert np.array_equal(fa.get_forces(), fb.get_forces())
         assert np.array_equal(fa.positions, fb.positions)
+
+
+def test_labels_cut_with_different_embeddings_cannot_train_one_model(tmp_path):
+    """The embedding is part of a frame's identity and of its labels: frames that differ only in it
+    get different ids, and DBs mixing embeddings are refused naming both."""
+    from mlmm.labeling.ground_state import label_metadata, label_properties
+
+    wide = water(0)
+    narrow = wide.copy()
+    narrow.info["embedding_switch_width"] = 1.0
+    assert frame_id(narrow) != frame_id(wide)
+    rows = []
+    for f in (wide, narrow):
+        result = qmmm_energy_forces(f, LEVEL)
+        rows.append((f, label_properties(f, result), label_metadata(f, LEVEL)))
+    write_label_db(tmp_path / "a.db", rows[:1], LEVEL.to_dict())
+    write_label_db(tmp_path / "b.db", rows[1:], LEVEL.to_dict())
+    assert db_embedding([tmp_path / "a.db"]) == EMBEDDING
+    with pytest.raises(LabelDBError, match=r"different embeddings.*\(10\.0, 2\.0\).*a\.db.*\(10\.0, 1\.0\).*b\.db"):
+        db_embedding([tmp_path / "a.db", tmp_path / "b.db"])

@@ -12,6 +12,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.tip3p import TIP3P
 from ase.optimize import BFGS
 
+from conftest import embedding_with
 from mlmm.engines.xtb import XTBTerm, xtb_charges
 from mlmm.mm import MMForceField
 from mlmm.potentials import QMMMCalculator
@@ -66,7 +67,8 @@ def write_pdb(path: Path, positions: np.ndarray, resnames: list[str], names: lis
 
 def cluster(tmp_path: Path, demo: System, n_waters: int) -> System:
     """Ethanol + its ``n_waters`` nearest waters from the demo, as a non-periodic PDB."""
-    frame, index = demo.cut_frame(demo.atoms.positions, 9.0, sampler="t", iteration=0, source="t", seed=0)
+    frame, index = demo.cut_frame(demo.atoms.positions, embedding_with(cutoff=9.0), sampler="t", iteration=0,
+                                  source="t", seed=0)
     o = np.flatnonzero(frame.numbers[9:] == 8) + 9
     d = np.linalg.norm(frame.positions[o][:, None] - frame.positions[None, :9], axis=2).min(axis=1)
     keep = np.r_[np.arange(9), (o[np.argsort(d)[:n_waters]][:, None] + np.arange(3)).ravel()]
@@ -208,7 +210,8 @@ def test_qmmm_xtb_forces_finite_differences(tmp_path, demo, qm_charges, periodic
     """QMMMCalculator(XTBTerm + MM) forces = -dE/dR on QM atoms and waters, with and without PBC."""
     system = demo if periodic else cluster(tmp_path, demo, 8)
     atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, XTBTerm(accuracy=0.01), MMForceField(system, cutoff_ang=8.0, qm_charges_e=qm_charges), 8.0)
+    atoms.calc = QMMMCalculator(system, XTBTerm(accuracy=0.01), MMForceField(system, cutoff_ang=8.0, qm_charges_e=qm_charges),
+                                embedding_with(cutoff=8.0))
     f = atoms.get_forces()
     check = [0, 2, 3, 9, 10] if periodic else list(range(9)) + [9, 10, 11, 21]
 

@@ -1,5 +1,6 @@
 """Physics checks of the field-aware model (untrained, double precision): forces are -dE/dR on QM
-atoms and MM sites, the MM charges are a real input, symmetry, smooth field cutoff, batching."""
+atoms and MM sites (embedding weights included), the MM charges are a real input, symmetry, smooth
+embedding cutoff, batching."""
 
 from __future__ import annotations
 
@@ -16,23 +17,23 @@ from schnetpack.data.loader import _atoms_collate_fn
 
 from mlmm.frames import make_frame
 from mlmm.model.ensemble import Ensemble
-from mlmm.model.field import FIELD_POTENTIAL, MMField, QMPairList, frame_to_inputs, smooth_switch
+from mlmm.embedding import frame_weights
+from mlmm.model.field import FIELD_POTENTIAL, MMField, QMPairList, frame_to_inputs
 from mlmm.model.nn import build_model, energy_head
-from conftest import settings_with
+from conftest import embedding_with, settings_with
 
 WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 TIP3P_E = np.array([-0.834, 0.417, 0.417])
-SETTINGS = settings_with(training={
-    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff": 4.0,
-    "field_cutoff": 6.0, "field_switch_on": 4.5,
-}).training
+SETTINGS = settings_with(training={"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff": 4.0}).training
+#: Groups switch off between 4.5 and 6 Å.
+EMBEDDING = embedding_with(cutoff=6.0, switch_width=1.5)
 
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
     """Untrained double-precision model with a non-trivial energy reference."""
     torch.manual_seed(3)
-    m = build_model(SETTINGS, qm_charge_e=0).double().eval()
+    m = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double().eval()
     head = energy_head(m)
     with torch.no_grad():
         head.atomref_ev[1], head.atomref_ev[8] = -13.6, -2040.0
@@ -46,14 +47,17 @@ def frame_with(mm_centers: list[np.ndarray], qm: np.ndarray = WATER_ANG, charges
     q = np.tile(TIP3P_E, len(mm_centers)) if charges is None else charges
     return make_frame(
         ["O", "H", "H"], qm, ["O", "H", "H"] * len(mm_centers), mm, q,
+        mm_molecule=np.repeat(np.arange(len(mm_centers)), 3), embedding=EMBEDDING,
         qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="test", seed=0,
     )
 
 
 @pytest.fixture
 def frame() -> Atoms:
-    """Three MM waters: two close, one inside the switching region (4.5–6 Å)."""
-    return frame_with([np.array([2.8, 0.5, 0.3]), np.array([-1.5, -2.5, 0.8]), np.array([0.3, 1.0, 5.0])])
+    """Three MM waters: two close, one inside the switching shell (4.5–6 Å) with weight 0 < w < 1."""
+    f = frame_with([np.array([2.8, 0.5, 0.3]), np.array([-1.5, -2.5, 0.8]), np.array([0.3, 1.0, 5.5])])
+    assert 0.1 < frame_weights(f)[-1] < 0.9
+    return f
 
 
 def evaluate(model: torch.nn.Module, frame: Atoms) -> tuple[float, np.ndarray]:
@@ -63,7 +67,8 @@ def evaluate(model: torch.nn.Module, frame: Atoms) -> tuple[float, np.ndarray]:
 
 
 def test_forces_are_minus_energy_gradient(model, frame):
-    """Autograd forces on QM atoms and MM sites equal central finite differences of E."""
+    """Autograd forces on QM atoms and MM sites equal central finite differences of E, whose MM
+    charges carry the embedding weights (the switched water's weight moves with every atom)."""
     _, forces = evaluate(model, frame)
     h = 1e-5
     numeric = np.zeros_like(forces)
@@ -114,29 +119,17 @@ def test_rotation_translation(model, frame):
     np.testing.assert_allclose(f1, rot.apply(f0), atol=1e-9)
 
 
-def test_switch_function():
-    """s = 1 up to switch-on, 0 from the cutoff, monotone, with zero slope at both ends."""
-    r = torch.linspace(3.0, 7.0, 401, dtype=torch.float64, requires_grad=True)
-    s = smooth_switch(r, 4.5, 6.0)
-    (ds,) = torch.autograd.grad(s.sum(), r)
-    assert torch.all(s[r <= 4.5] == 1.0) and torch.all(s[r >= 6.0] == 0.0)
-    assert torch.all(torch.diff(s) <= 0.0)
-    at_ends = (torch.isclose(r, torch.tensor(4.5, dtype=torch.float64))) | (torch.isclose(r, torch.tensor(6.0, dtype=torch.float64)))
-    assert torch.allclose(ds[at_ends], torch.zeros(2, dtype=torch.float64), atol=1e-12)
-    assert ds.min() < -0.5  # it does switch
-
-
 def cutoff_scan(model: torch.nn.Module, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Energies (eV) and forces (eV/Å) while a TIP3P water moves along x (Å) past the field cutoff."""
+    """Energies (eV) and forces (eV/Å) while a TIP3P water moves along x (Å) past the embedding cutoff."""
     results = [evaluate(model, frame_with([np.array([2.8, 0.5, 0.3]), np.array([x, -0.3, 0.2])])) for x in xs]
     return np.array([r[0] for r in results]), np.array([r[1] for r in results])
 
 
-def test_field_cutoff_is_smooth(model):
-    """A charged MM water moving out through the field cutoff: E and forces have no jumps (second
-    differences along the path stay tiny, unlike with a hard cutoff), and beyond the cutoff the
-    water has no effect at all."""
-    xs = np.arange(4.0, 7.2, 0.004)  # its atoms cross 6 Å from the QM atoms between x ≈ 4.1 and 7.0
+def test_embedding_cutoff_is_smooth(model):
+    """A charged MM water moving out through the embedding cutoff: E and forces have no jumps (second
+    differences along the path stay tiny, unlike with a hard cutoff), and once no atom of it is within
+    the cutoff it has no effect at all."""
+    xs = np.arange(3.0, 7.2, 0.004)  # its group weight goes 1 -> 0 between x ≈ 3.5 and 7.0
     energies, forces = cutoff_scan(model, xs)
     assert energies.max() - energies.min() > 1e-2  # the scan does probe the field
     assert np.abs(np.diff(energies, 2)).max() < 1e-3
@@ -146,10 +139,10 @@ def test_field_cutoff_is_smooth(model):
     assert np.abs(forces[-1, 6:]).max() == 0.0
 
     hard = copy.deepcopy(model)  # same weights, switch squeezed into 1 mÅ: the same checks catch the jump
-    hard.input_modules[1] = MMField(SETTINGS.field_cutoff, SETTINGS.field_cutoff - 1e-3)
+    hard.input_modules[1] = MMField(EMBEDDING.cutoff, 1e-3)
     hard_energies, hard_forces = cutoff_scan(hard, xs)
     assert np.abs(np.diff(hard_energies, 2)).max() > 1e-2
-    assert np.abs(np.diff(hard_forces, 2, axis=0)).max() > 1.0
+    assert np.abs(np.diff(hard_forces, 2, axis=0)).max() > 0.1
 
 
 def test_qm_pair_list_excludes_mm(frame):
@@ -174,7 +167,7 @@ def test_batch_equals_single_frames(model, frame):
 def test_ensemble_compute(model, frame):
     """Ensemble mean and σ: identical members give σ = 0; different members give σ > 0."""
     torch.manual_seed(5)
-    second = build_model(SETTINGS, qm_charge_e=0).double().eval()
+    second = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double().eval()
     same = Ensemble([model, model]).compute(frame)
     assert same["sigma_force"] == 0.0
     e, f = evaluate(model, frame)
@@ -190,7 +183,7 @@ def test_without_field_is_blind_to_mm(frame):
     """use_field=False (ablation): no field input module, E independent of MM sites and charges,
     zero MM forces, QM forces still -dE/dR."""
     torch.manual_seed(3)
-    blind = build_model(replace(SETTINGS, use_field=False), qm_charge_e=0).double().eval()
+    blind = build_model(replace(SETTINGS, use_field=False), qm_charge_e=0, embedding=EMBEDDING).double().eval()
     assert not any(isinstance(m, MMField) for m in blind.input_modules)
     e0, f0 = evaluate(blind, frame)
     moved = frame.copy()
@@ -228,7 +221,7 @@ def test_uniform_potential_shift_changes_energy_by_charge(frame, qm_charge_e):
     Fails if the atomic charges do not sum to the QM charge or the features see the absolute potential.
     """
     torch.manual_seed(5)
-    m = build_model(SETTINGS, qm_charge_e=qm_charge_e).double().eval()
+    m = build_model(SETTINGS, qm_charge_e=qm_charge_e, embedding=EMBEDDING).double().eval()
     e0, _ = evaluate(m, frame)
     for shift_v in (-3.0, 2.5):
         shifted = copy.deepcopy(m)
@@ -246,9 +239,10 @@ def test_training_reads_qm_charge_from_labels(tmp_path):
         f = frame_with([np.array([2.8, 0.5, 0.3])])
         f.info["qm_charge"] = q
         props = {"energy": np.zeros(1), "forces": np.zeros((len(f), 3)), "qm_mask": f.arrays["qm_mask"].astype(float),
-                 "mm_charges": f.get_initial_charges()}
+                 "mm_charges": f.get_initial_charges(), "mm_molecule": f.arrays["mm_molecule"].astype(float)}
         meta = {"level": "test", "status": "ok", "pyscf_version": "x", "frame_id": f"frame-{q}-{k}", "sampler": "t",
-                "iteration": 0, "source": "t", "seed": 0, "qm_charge": q, "multiplicity": 1}
+                "iteration": 0, "source": "t", "seed": 0, "qm_charge": q, "multiplicity": 1,
+                "embedding_cutoff": EMBEDDING.cutoff, "embedding_switch_width": EMBEDDING.switch_width}
         return f, props, meta
 
     write_label_db(tmp_path / "one.db", [labelled(1, 0), labelled(1, 1)], level={"method": "hf"})

@@ -16,10 +16,9 @@ from mlmm.mm import MMForceField, default_mm_cutoff
 from mlmm.model.ensemble import Ensemble
 from mlmm.potentials import POTENTIALS, QMMMCalculator, build_potential, ensemble_potential
 from mlmm.system import System, load_system
-from test_sampling_uncertainty import member
+from test_sampling_uncertainty import EMBEDDING, member
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
-CUTOFF_ANG = 5.0
 needs_xtb = pytest.mark.skipif(shutil.which("xtb") is None, reason="needs the xtb program (apt-get install xtb)")
 
 
@@ -43,7 +42,7 @@ def evaluate(calc, system: System, positions_ang: np.ndarray) -> tuple[float, np
 
 def engines_directly(system: System, positions_ang: np.ndarray, terms, mm: MMForceField) -> tuple[float, np.ndarray]:
     """Energy and forces summed from the QM terms on the cut Frame and the MM force field, by hand."""
-    frame, index = system.cut_frame(positions_ang, CUTOFF_ANG, sampler="t", iteration=0, source="t", seed=0)
+    frame, index = system.cut_frame(positions_ang, EMBEDDING, sampler="t", iteration=0, source="t", seed=0)
     energy, forces = mm.energy_forces(positions_ang)
     for term in terms:
         out = term.compute(frame)
@@ -69,7 +68,7 @@ def test_xtb_potential_is_the_samplers_xtb_mm(demo, positions):
     q = xtb_charges(demo.atoms.get_chemical_symbols()[: demo.n_qm], demo.whole_qm_positions(demo.atoms.positions),
                     demo.qm_charge, demo.multiplicity)
     mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo), qm_charges_e=q)
-    calc = build_potential("xtb", demo, cutoff_ang=CUTOFF_ANG)
+    calc = build_potential("xtb", demo, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [XTBTerm()], mm))
     assert np.abs(calc.results["forces"][demo.n_qm :]).max() > 1e-3  # the waters feel the QM charges
 
@@ -78,7 +77,7 @@ def test_xtb_potential_is_the_samplers_xtb_mm(demo, positions):
 def test_point_charge_potential_is_xtb_program_plus_mm(demo, positions):
     """``xtb_point_charges`` = xtb in the Frame's point charges (forces on MM sites) + MM without QM charges."""
     mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo))
-    calc = build_potential("xtb_point_charges", demo, cutoff_ang=CUTOFF_ANG)
+    calc = build_potential("xtb_point_charges", demo, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [XTBEmbeddingTerm()], mm))
 
 
@@ -86,11 +85,11 @@ def test_ensemble_potential_is_ensemble_plus_mm(demo, positions):
     """``ensemble`` = ensemble mean on the Frame + MM without QM charges; σ passes through."""
     ens = ensemble()
     mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo))
-    calc = ensemble_potential(demo, ens, cutoff_ang=CUTOFF_ANG)
+    calc = ensemble_potential(demo, ens, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [ens], mm))
     assert calc.results["sigma_force"] > 0
     with pytest.raises(ValueError, match="training.delta 'none'; use 'ensemble'"):
-        build_potential("delta", demo, cutoff_ang=CUTOFF_ANG, ensemble=ens)
+        build_potential("delta", demo, embedding=EMBEDDING, ensemble=ens)
 
 
 @needs_xtb
@@ -98,20 +97,34 @@ def test_delta_potential_is_baseline_plus_correction_plus_mm(demo, positions):
     """``delta`` = xtb point-charge baseline + the members' correction + MM; chosen from the members."""
     ens = ensemble("xtb")
     mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo))
-    calc = ensemble_potential(demo, ens, cutoff_ang=CUTOFF_ANG)
+    calc = ensemble_potential(demo, ens, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [ens, XTBEmbeddingTerm()], mm))
     assert calc.results["sigma_force"] == pytest.approx(ens.compute(
-        demo.cut_frame(positions, CUTOFF_ANG, sampler="t", iteration=0, source="t", seed=0)[0])["sigma_force"])
+        demo.cut_frame(positions, EMBEDDING, sampler="t", iteration=0, source="t", seed=0)[0])["sigma_force"])
     with pytest.raises(ValueError, match="use 'delta'"):
-        build_potential("ensemble", demo, cutoff_ang=CUTOFF_ANG, ensemble=ens)
+        build_potential("ensemble", demo, embedding=EMBEDDING, ensemble=ens)
 
 
 def test_unknown_or_incomplete_potentials_are_refused(demo):
     with pytest.raises(ValueError, match="unknown QM/MM potential 'dftb'"):
-        build_potential("dftb", demo, cutoff_ang=CUTOFF_ANG)
+        build_potential("dftb", demo, embedding=EMBEDDING)
     with pytest.raises(ValueError, match="needs the trained ensemble"):
-        build_potential("ensemble", demo, cutoff_ang=CUTOFF_ANG)
+        build_potential("ensemble", demo, embedding=EMBEDDING)
     assert POTENTIALS == ("xtb", "xtb_point_charges", "ensemble", "delta")
+
+
+def test_members_refuse_another_embedding(demo, positions):
+    """Members trained with one embedding, MD asked for another: an error naming both (at build time),
+    and a Frame cut with another embedding is refused by the members too."""
+    from dataclasses import replace
+
+    other = replace(EMBEDDING, switch_width=EMBEDDING.switch_width + 0.5)
+    with pytest.raises(ValueError, match=r"system\.embedding: embedding \{'cutoff': 6\.0, 'switch_width': 2\.0\} "
+                                         r"differs from .* trained with, \{'cutoff': 6\.0, 'switch_width': 1\.5\}"):
+        ensemble_potential(demo, ensemble(), embedding=other)
+    frame, _ = demo.cut_frame(positions, other, sampler="t", iteration=0, source="t", seed=0)
+    with pytest.raises(ValueError, match="differs from the one the ensemble members were trained with"):
+        ensemble().compute(frame)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +146,7 @@ def numerical_forces(calc: QMMMCalculator, system: System, atoms_k: list[tuple[i
 
 def test_xtb_potential_forces_are_minus_energy_gradient(cluster):
     """Factory xTB/MM potential on ethanol + 6 waters: forces = -dE/dR on QM atoms and water sites."""
-    calc = build_potential("xtb", cluster, cutoff_ang=20.0)
+    calc = build_potential("xtb", cluster, embedding=EMBEDDING)
     _, forces = evaluate(calc, cluster, cluster.atoms.positions)
     check = [(0, 0), (2, 1), (5, 2), (8, 0), (9, 0), (10, 1), (13, 2), (20, 0)]
     num = numerical_forces(calc, cluster, check, h=1e-3)
@@ -143,11 +156,11 @@ def test_xtb_potential_forces_are_minus_energy_gradient(cluster):
 def test_ensemble_potential_forces_are_minus_energy_gradient(cluster):
     """Factory MLP/MM potential (float64 members) on ethanol + 6 waters: forces = -dE/dR, including
     the MM sites the field input sees."""
-    calc = ensemble_potential(cluster, ensemble(), cutoff_ang=20.0)
+    calc = ensemble_potential(cluster, ensemble(), embedding=EMBEDDING)
     _, forces = evaluate(calc, cluster, cluster.atoms.positions)
     check = [(0, 0), (1, 2), (4, 1), (8, 0), (9, 0), (10, 1), (14, 2), (21, 0)]
     num = numerical_forces(calc, cluster, check, h=1e-4)
     np.testing.assert_allclose([forces[a, k] for a, k in check], num, atol=1e-6)
-    qm = calc.qm_term.compute(cluster.cut_frame(cluster.atoms.positions, 20.0, sampler="t", iteration=0,
+    qm = calc.qm_term.compute(cluster.cut_frame(cluster.atoms.positions, EMBEDDING, sampler="t", iteration=0,
                                                 source="t", seed=0)[0])
     assert np.abs(qm["forces"][cluster.n_qm :]).max() > 1e-4  # the model's field input acts on MM sites

@@ -1,4 +1,5 @@
-"""Physics checks of the PySCF QM/MM engine (electrostatic embedding), HF/STO-3G on water."""
+"""Physics checks of the PySCF QM/MM engine (electrostatic embedding), HF/STO-3G on water; the
+labels in embedding-weighted charges against finite differences including the weights."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from mlmm.engines.pyscf_qmmm import (
     check_level,
     qmmm_energy_forces,
 )
+from mlmm.embedding import frame_weights, weighted_charges
 from mlmm.frames import make_frame
-from conftest import config_with, level_with
+from conftest import config_with, embedding_with, level_with
 from mlmm.units import BOHR_TO_ANGSTROM, COULOMB_EV_ANGSTROM, HARTREE_TO_EV
 
 #: CODATA 2014 Hartree energy in eV (the value ASE and mlmm.units use).
@@ -26,6 +28,9 @@ WATER_QM = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2399872, 0.9266272
 MM_SYMBOLS = ["O", "H", "H", "Na"]
 MM_POS = np.array([[2.9, 0.1, 0.2], [3.4, 0.8, 0.1], [3.3, -0.7, 0.3], [-1.5, -2.6, 0.4]])
 MM_Q = np.array([-0.834, 0.417, 0.417, 1.0])
+MM_GROUPS = np.array([0, 0, 0, 1])
+#: Schema-default embedding (10 Å): every test site here has weight 1.
+EMBEDDING = embedding_with()
 
 TIGHT = level_with(method="hf", basis="sto-3g", conv_tol=1e-12, max_cycle=100)
 
@@ -34,7 +39,7 @@ def water_frame(charges=MM_Q, qm_positions=WATER_QM, mm_positions=MM_POS, *, qm_
     """Water QM region in the field of the MM charges (positions Å, charges e)."""
     return make_frame(
         ["O", "H", "H"], qm_positions, MM_SYMBOLS[: len(mm_positions)], mm_positions, charges,
-        qm_charge=qm_charge, multiplicity=multiplicity, sampler="test", iteration=0, source="test:0", seed=0,
+        mm_molecule=MM_GROUPS[: len(mm_positions)], embedding=EMBEDDING, qm_charge=qm_charge, multiplicity=multiplicity, sampler="test", iteration=0, source="test:0", seed=0,
     )
 
 
@@ -64,6 +69,48 @@ def test_forces_match_finite_differences_on_qm_atoms_and_mm_charges():
     # the MM sites feel real forces (order 0.1–1 eV/Å here), so the check is not vacuous
     assert np.abs(result.forces_ev_per_ang[3:]).max() > 0.05
     # QM/MM forces of a closed system (QM + MM charges) sum to zero: no external field
+    np.testing.assert_allclose(result.forces_ev_per_ang.sum(axis=0), 0.0, atol=1e-6)
+
+
+#: A TIP3P water in the switching shell (3–5 Å) of SHELL_EMBEDDING, with weight ≈ 0.5, next to a
+#: close water and Na+ (weight 1).
+SHELL_EMBEDDING = embedding_with(cutoff=5.0, switch_width=2.0)
+SHELL_WATER = MM_POS[:3] + np.array([2.1, 0.4, -0.3])
+
+
+def shell_frame():
+    mm = np.vstack([MM_POS[:3], SHELL_WATER, MM_POS[3:]])
+    return make_frame(["O", "H", "H"], WATER_QM, ["O", "H", "H"] * 2 + ["Na"], mm, np.r_[MM_Q[:3], MM_Q],
+                      mm_molecule=[0, 0, 0, 1, 1, 1, 2], embedding=SHELL_EMBEDDING, qm_charge=0, multiplicity=1,
+                      sampler="test", iteration=0, source="test:0", seed=0)
+
+
+def test_labels_in_weighted_charges_match_finite_differences_including_the_weights():
+    """Energy in the charges q_a·w_g(a); forces vs central differences of that energy, whose weights
+    move with the positions, on every QM atom and every atom of the switched water.
+
+    Reached (h = 5e-4 Å): max deviation 2.0e-5 eV/Å, the h² truncation on the QM O–H stretch
+    (5e-6 at h = 2.5e-4 Å), and 5e-9 eV/Å on the switched water; tolerance 1e-4 as for the
+    fixed-charge forces above. The weights' chain-rule term itself is up to 0.04 eV/Å here (0.027 on
+    the switched water's O), so leaving it out fails the check.
+    """
+    frame = shell_frame()
+    w = frame_weights(frame)
+    assert 0.3 < w[6] < 0.7 and np.all(w[[3, 4, 5]] == 1.0) and w[9] > 0.999
+    result = qmmm_energy_forces(frame, TIGHT)
+    # the energy is that of PySCF in the weighted charges, called directly
+    mol = gto.M(atom=list(zip(["O", "H", "H"], WATER_QM)), unit="Angstrom", basis="sto-3g", verbose=0)
+    mf = qmmm.mm_charge(scf.RHF(mol), frame.positions[3:], weighted_charges(frame)[3:], unit="Angstrom")
+    mf.conv_tol = 1e-12
+    assert result.energy_ev == pytest.approx(mf.kernel() * HARTREE_EV_LITERAL, abs=1e-6)
+    coords = [(a, x) for a in (0, 1, 2, 6, 7, 8) for x in range(3)]
+    fd = central_difference_forces(frame, TIGHT, coords)
+    analytic = np.array([result.forces_ev_per_ang[a, x] for a, x in coords])
+    np.testing.assert_allclose(analytic, fd, atol=1e-4, rtol=0)
+    # without the weights' term (PySCF's forces at fixed charges) the switched water is off by far more
+    grad = mf.Gradients()
+    fixed = -(grad.grad_hcore_mm(mf.make_rdm1()) + grad.grad_nuc_mm()) * HARTREE_EV_LITERAL / BOHR_ANG_LITERAL
+    assert np.abs(fixed[3:6] - result.forces_ev_per_ang[6:9]).max() > 2e-2
     np.testing.assert_allclose(result.forces_ev_per_ang.sum(axis=0), 0.0, atol=1e-6)
 
 
@@ -103,7 +150,8 @@ def test_zero_mm_charges_give_the_gas_phase_energy():
     assert result.energy_ev == pytest.approx(gas.e_tot * HARTREE_EV_LITERAL, abs=1e-6)
     np.testing.assert_allclose(result.forces_ev_per_ang[3:], 0.0, atol=1e-12)
     # a Frame without any MM site takes the plain (non-embedded) path and agrees too
-    bare = make_frame(["O", "H", "H"], WATER_QM, [], np.zeros((0, 3)), np.zeros(0), qm_charge=0,
+    bare = make_frame(["O", "H", "H"], WATER_QM, [], np.zeros((0, 3)), np.zeros(0), mm_molecule=[],
+                      embedding=EMBEDDING, qm_charge=0,
                       multiplicity=1, sampler="test", iteration=0, source="test:0", seed=0)
     bare_result = qmmm_energy_forces(bare, TIGHT)
     assert bare_result.energy_ev == pytest.approx(result.energy_ev, abs=1e-6)
@@ -118,16 +166,16 @@ def test_units_coulomb_of_a_distant_charge_on_li_cation():
     """
     assert HARTREE_TO_EV == pytest.approx(HARTREE_EV_LITERAL, rel=1e-12)
     assert BOHR_TO_ANGSTROM == pytest.approx(BOHR_ANG_LITERAL, rel=1e-9)
-    q, r_ang = 0.5, 15.0
+    q, r_ang = 1.0, 20.0  # a whole ion: MM groups carry integer charge
     li = lambda charge: make_frame(  # noqa: E731
         ["Li"], np.zeros((1, 3)), ["Na"], np.array([[0.0, 0.0, r_ang]]), np.array([charge]),
-        qm_charge=1, multiplicity=1, sampler="test", iteration=0, source="test:0", seed=0,
+        mm_molecule=[0], embedding=embedding_with(cutoff=30.0), qm_charge=1, multiplicity=1, sampler="test", iteration=0, source="test:0", seed=0,
     )
     embedded = qmmm_energy_forces(li(q), TIGHT)
     gas = qmmm_energy_forces(li(0.0), TIGHT)
     k = HARTREE_EV_LITERAL * BOHR_ANG_LITERAL  # e²/(4πε0) in eV·Å
     assert COULOMB_EV_ANGSTROM == pytest.approx(k, rel=1e-9)
-    # polarisation of Li+ in STO-3G at 15 Å is < 1e-8 eV; charge penetration is nil
+    # polarisation of Li+ in STO-3G by a unit charge: 1.5e-6 eV at 15 Å, 5e-7 eV at 20 Å; no charge penetration
     assert embedded.energy_ev - gas.energy_ev == pytest.approx(k * q / r_ang, abs=1e-6)
     np.testing.assert_allclose(embedded.forces_ev_per_ang[1], [0.0, 0.0, k * q / r_ang**2], atol=1e-7)
     np.testing.assert_allclose(embedded.forces_ev_per_ang[0], [0.0, 0.0, -k * q / r_ang**2], atol=1e-7)

@@ -22,7 +22,7 @@ TINY_SAMPLING = {"xtb_md": {"n_frames": 8, "stride": 5, "equilibration_steps": 1
 # convergence logic under test does not need a test set
 TINY_TRAINING = {
     "n_members": 2, "n_atom_basis": 8, "n_interactions": 1, "n_rbf": 8, "max_epochs": 2,
-    "batch_size": 4, "field_cutoff": 8.0, "field_switch_on": 6.5, "val_fraction": 0.25, "test_fraction": 0.0,
+    "batch_size": 4, "val_fraction": 0.25, "test_fraction": 0.0,
 }
 
 
@@ -71,7 +71,7 @@ def test_convergence_flag_stops_labeling_and_carries_models_forward(tmp_path: Pa
     # trust levels far above any σ: every explored frame counts as accurate, so iteration 1
     # converges and iteration 2 must neither explore, select, label nor retrain
     config = {
-        "system": DEMO_SYSTEM,
+        "system": {**DEMO_SYSTEM, "embedding": {"cutoff": 8.0, "switch_width": 1.5}},
         "sampling": TINY_SAMPLING,
         "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "sto-3g"}},
         "training": TINY_TRAINING,

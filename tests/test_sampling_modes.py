@@ -11,7 +11,7 @@ from ase import units
 from mlmm.frames import qm_mask, read_frames, validate_frame, write_frames
 from mlmm.sampling.normal_modes import draw_amplitudes, harmonic_modes, qm_modes, qm_potential, sample_normal_modes
 from mlmm.sampling.wigner import HBAR, draw_wigner, sample_wigner_modes, wigner_variances
-from conftest import solute_with_nearest_waters
+from conftest import embedding_with, solute_with_nearest_waters
 from mlmm.system import System
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
@@ -29,7 +29,7 @@ def system(tmp_path_factory) -> System:
 
 @pytest.fixture(scope="module")
 def modes(system):
-    return qm_modes(system, environment="vacuum", cutoff_ang=6.0)
+    return qm_modes(system, environment="vacuum", embedding=embedding_with(cutoff=6.0))
 
 
 def diatomic_modes(k_ev_ang2: float, masses: tuple[float, float]):
@@ -99,7 +99,7 @@ def test_normal_mode_displacements_probe_the_real_surface(modes, system):
     """The GFN2 energy above the minimum of the displaced structures tracks the harmonic energy:
     within 15 % on average at 50 K; at 300 K the rectilinear torsion displacements make it larger
     (anharmonic, measured ≈ +30 %), but never smaller on average."""
-    energy_forces, _ = qm_potential(system, "vacuum", 6.0)
+    energy_forces, _ = qm_potential(system, "vacuum", embedding_with(cutoff=6.0))
     e_min = energy_forces(modes.positions_ang)[0]
     rng = np.random.default_rng(4)
     ratios = {}
@@ -123,11 +123,11 @@ def test_ani_distribution_bounds(modes):
 
 
 def test_frames_are_reembedded(system, tmp_path):
-    refs = [system.cut_frame(system.atoms.positions, 6.0, sampler="xtb_md", iteration=0, source=f"ref{i}", seed=0)[0]
+    refs = [system.cut_frame(system.atoms.positions, embedding_with(cutoff=6.0), sampler="xtb_md", iteration=0, source=f"ref{i}", seed=0)[0]
             for i in range(2)]
     refs[1].positions[9:] += 0.1  # a second, different environment
     frames, stats = sample_normal_modes(system, refs, n_frames=4, temperature_K=300.0, environment="vacuum",
-                                        distribution="boltzmann", cutoff_ang=6.0, seed=2)
+                                        distribution="boltzmann", embedding=embedding_with(cutoff=6.0), seed=2)
     assert len(frames) == 4 and len(stats["harmonic_energy_ev"]) == 4
     for k, f in enumerate(frames):
         validate_frame(f)
@@ -136,7 +136,7 @@ def test_frames_are_reembedded(system, tmp_path):
         assert np.array_equal(f.positions[~qm_mask(f)], ref.positions[~qm_mask(ref)])
         # aligned onto the reference QM atoms: displacements are small
         assert np.sqrt(((f.positions[:9] - ref.positions[:9]) ** 2).sum(1).mean()) < 0.3
-    modes = qm_modes(system, environment="embedded", cutoff_ang=6.0)
+    modes = qm_modes(system, environment="embedded", embedding=embedding_with(cutoff=6.0))
     wframes, q, p = sample_wigner_modes(modes, refs, n_frames=3, temperature_K=0.0, seed=1, source="t")
     write_frames(tmp_path / "w.extxyz", wframes)
     back = read_frames(tmp_path / "w.extxyz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import embedding_with
 from mlmm.frames import qm_mask, validate_frame
 from mlmm.sampling.adaptive import internal_cvs, sample_adaptive
 from mlmm.sampling.md_sampler import sample_xtb_md
@@ -21,7 +22,7 @@ def system(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trajectory(system):
     return sample_xtb_md(system, n_frames=25, stride=4, equilibration_steps=10, timestep_fs=0.5, temperature_K=400.0,
-                         friction_per_fs=0.01, cutoff_ang=4.0, seed=5)
+                         friction_per_fs=0.01, embedding=embedding_with(cutoff=4.0), seed=5)
 
 
 def test_pca_round_trip(trajectory):
@@ -73,7 +74,7 @@ def test_internal_cvs_match_ase(trajectory):
 def test_adaptive_sampling(system):
     frames, stats = sample_adaptive(system, cvs=[[0, 1, 2, 3], [0, 1, 2]], n_frames=8, n_walkers=2, steps=30, stride=5,
                                     max_rounds=3, min_growth=0.0, bin_width_ang=0.05, bin_width_deg=5.0,
-                                    timestep_fs=0.5, temperature_K=500.0, friction_per_fs=0.01, cutoff_ang=4.0, seed=2)
+                                    timestep_fs=0.5, temperature_K=500.0, friction_per_fs=0.01, embedding=embedding_with(cutoff=4.0), seed=2)
     cov = stats["coverage_per_round"]
     assert len(cov) >= 2 and np.all(np.diff(cov) >= 0) and cov[-1] > cov[0]
     assert len(stats["cv_values"]) == len(cov) * 2 * 6  # rounds x walkers x (steps / stride)

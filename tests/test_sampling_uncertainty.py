@@ -11,16 +11,17 @@ from mlmm.model.ensemble import Ensemble
 from mlmm.model.nn import build_model, energy_head
 from mlmm.sampling.uncertainty import SigmaBiasedEnsemble, biased_term, sigma_bias
 from mlmm.settings import BiasSettings
-from conftest import settings_with
+from conftest import embedding_with, settings_with
 
-SETTINGS = settings_with(training={"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff": 4.0,
-                                  "field_cutoff": 6.0, "field_switch_on": 4.5}).training
+SETTINGS = settings_with(training={"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff": 4.0}).training
+#: The members' embedding (and so that of the frames and potentials they are used with).
+EMBEDDING = embedding_with(cutoff=6.0, switch_width=1.5)
 WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 
 
 def member(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    m = build_model(SETTINGS, qm_charge_e=0).double().eval()
+    m = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double().eval()
     head = energy_head(m)
     with torch.no_grad():
         head.atomref_ev[1], head.atomref_ev[8] = -13.6, -2040.0
@@ -36,7 +37,7 @@ def ensemble() -> Ensemble:
 def frame():
     mm = np.vstack([WATER + [2.8, 0.5, 0.3], WATER + [-1.5, -2.5, 0.8]])
     return make_frame(["O", "H", "H"], WATER + [0.05, -0.03, 0.02], ["O", "H", "H"] * 2, mm, [-0.834, 0.417, 0.417] * 2,
-                      qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="test", seed=0)
+                      mm_molecule=[0, 0, 0, 1, 1, 1], embedding=EMBEDDING, qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="test", seed=0)
 
 
 def test_bias_formula():
@@ -105,8 +106,8 @@ def test_biased_mlp_md_runs_and_reports_unbiased_sigma(ensemble, tmp_path):
     kwargs = dict(steps=6, timestep_fs=0.25, temperature_K=300.0, friction_per_fs=0.01, stride=3, seed=1,
                   sigma_stop=1e6, max_force=1e6, sampler="al_explore", iteration=1, source="t")
     bias = BiasSettings(kind="sigma", strength=1.0, width=0.3)
-    plain = run_mlp_md(system, build_potential("ensemble", system, cutoff_ang=4.0, ensemble=ensemble), **kwargs)
-    biased = run_mlp_md(system, build_potential("ensemble", system, cutoff_ang=4.0, ensemble=ensemble, bias=bias),
+    plain = run_mlp_md(system, build_potential("ensemble", system, embedding=EMBEDDING, ensemble=ensemble), **kwargs)
+    biased = run_mlp_md(system, build_potential("ensemble", system, embedding=EMBEDDING, ensemble=ensemble, bias=bias),
                         **kwargs)
     assert plain.steps_done == biased.steps_done == 6 and len(biased.frames) == 2
     # same start: the first recorded σ differ only through the bias acting for 3 steps

@@ -5,6 +5,7 @@ from ase import Atoms
 
 from mlmm.al.selection import farthest_point_sampling, is_converged, select_frames, trust_window
 from mlmm.frames import make_frame
+from mlmm.settings import EmbeddingSettings
 
 
 def _frame(shift: float, mm_x: float) -> Atoms:
@@ -12,7 +13,7 @@ def _frame(shift: float, mm_x: float) -> Atoms:
     mm = np.array([[mm_x, 0.0, 0.0], [mm_x + 0.96, 0.0, 0.0], [mm_x - 0.24, 0.93, 0.0]])
     return make_frame(
         ["O", "H", "H"], qm, ["O", "H", "H"], mm, [-0.834, 0.417, 0.417],
-        qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="t", seed=0,
+        mm_molecule=[0, 0, 0], embedding=EmbeddingSettings(cutoff=10.0, switch_width=2.0), qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="t", seed=0,
     )
 
 

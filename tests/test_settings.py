@@ -81,7 +81,8 @@ def test_settings_round_trip_the_validated_config(path: Path) -> None:
     settings = st.Settings.from_config(config)
     assert settings.to_dict() == config
     raw = yaml.safe_load(path.read_text())
-    assert settings.training.field_switch_on == raw["training"]["field_switch_on"]
+    assert settings.system.embedding.switch_width == raw["system"]["embedding"]["switch_width"]
+    assert isinstance(settings.system.embedding, st.EmbeddingSettings)
     assert settings.system.structure == raw["system"]["structure"]
     assert settings.production.cv_distances[0].selection1 == raw["production"]["cv_distances"][0]["selection1"]
     assert isinstance(settings.al.temperatures, tuple)
@@ -89,7 +90,7 @@ def test_settings_round_trip_the_validated_config(path: Path) -> None:
 
 def test_demo_values_reach_the_settings() -> None:
     s = st.Settings.from_config(load_config(ROOT / "config" / "config.yaml"))
-    assert (s.training.cutoff, s.training.field_cutoff, s.training.field_switch_on) == (5.0, 8.0, 6.5)
+    assert (s.training.cutoff, s.system.embedding.cutoff, s.system.embedding.switch_width) == (5.0, 8.0, 1.5)
     assert s.sampling.metadynamics.plumed.startswith("phi: TORSION ATOMS=1,2,3,4")
     assert (s.sampling.xtb_md.timestep, s.sampling.xtb_md.temperature, s.sampling.xtb_md.friction) == (0.5, 300.0, 0.01)
     assert s.al.temperatures == (300.0, 350.0, 400.0) and s.al.bias.kind == "none" and s.al.initial == "ground_state"

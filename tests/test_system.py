@@ -11,8 +11,10 @@ import pytest
 from ase.constraints import FixBondLengths
 from ase.geometry import get_distances
 
+from mlmm.embedding import frame_weights
 from mlmm.frames import validate_frame
 from mlmm.system import TIP3P_HOH_DEG, TIP3P_ROH_ANG, RigidWaterConstraint, load_system
+from conftest import embedding_with
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
 INFO = dict(sampler="test", iteration=0, source="test", seed=0)
@@ -65,7 +67,8 @@ def test_qm_lj_defaults(demo):
     assert demo.lj_epsilon_ev[o + 1] == 0.0
 
 
-def _check_cut(system, positions, frame, index, cutoff):
+def _check_cut(system, positions, frame, index, embedding):
+    cutoff = embedding.cutoff
     validate_frame(frame)
     n_qm = system.n_qm
     # whole molecules only, integer (here zero) charge, QM first
@@ -73,12 +76,16 @@ def _check_cut(system, positions, frame, index, cutoff):
     for m in np.unique(mols):
         assert np.sum(mols == m) == np.sum(system.molecule_index == m)
     assert abs(frame.get_initial_charges().sum() - round(frame.get_initial_charges().sum())) < 1e-9
-    # exactly the molecules with an atom within the cutoff (brute force, minimum image)
+    # exactly the molecules with an atom within the cutoff (brute force, minimum image), i.e. those
+    # the embedding weights > 0; some of them switched (0 < w < 1), as every consumer sees them
     _, d = get_distances(positions[n_qm:], positions[:n_qm], cell=system.atoms.cell, pbc=system.atoms.pbc)
     atom_min = d.min(axis=1)
     mol = system.molecule_index[n_qm:]
-    expected = {m for m in range(mol.max() + 1) if atom_min[mol == m].min() <= cutoff}
+    expected = {m for m in range(mol.max() + 1) if atom_min[mol == m].min() < cutoff}
     assert set(mols.tolist()) == expected
+    w = frame_weights(frame)[n_qm:]
+    assert np.all(w > 0) and np.any(w < 1) and np.any(w == 1)
+    assert frame.info["embedding_cutoff"] == cutoff and frame.info["embedding_switch_width"] == embedding.switch_width
     # molecules kept whole and at the image that realises their closest distance
     fp = frame.positions
     for m in expected:
@@ -91,28 +98,30 @@ def _check_cut(system, positions, frame, index, cutoff):
 
 def test_cut_frame_whole_molecules(demo):
     pos = demo.atoms.positions
-    frame, index = demo.cut_frame(pos, 6.0, **INFO)
+    embedding = embedding_with(cutoff=6.0, switch_width=1.5)
+    frame, index = demo.cut_frame(pos, embedding, **INFO)
     assert np.array_equal(index[:9], np.arange(9)) and len(frame) == len(index)
-    assert np.array_equal(frame.get_initial_charges(), demo.charges_e[index])
+    assert np.array_equal(frame.get_initial_charges(), demo.charges_e[index])  # raw charges; weights apart
     assert 20 < (len(frame) - 9) // 3 < 80
-    _check_cut(demo, pos, frame, index, 6.0)
+    _check_cut(demo, pos, frame, index, embedding)
 
 
 def test_cut_frame_across_box_face(demo):
     """Translating everything so the QM region straddles a box corner, and wrapping every atom
     into the box (splitting molecules), gives the same frame up to a rigid translation."""
     pos = demo.atoms.positions
-    ref, ref_index = demo.cut_frame(pos, 7.0, **INFO)
+    embedding = embedding_with(cutoff=7.0)
+    ref, ref_index = demo.cut_frame(pos, embedding, **INFO)
     box = demo.box_ang
     shift = -pos[1] + np.array([0.1, box[1] - 0.2, 0.3])  # C2 of ethanol at a corner
     moved = pos + shift
     wrapped = moved - box * np.floor(moved / box)
     assert np.ptp(wrapped[:9], axis=0).max() > 10.0  # QM region really split by the wrap
-    frame, index = demo.cut_frame(wrapped, 7.0, **INFO)
+    frame, index = demo.cut_frame(wrapped, embedding, **INFO)
     assert np.array_equal(index, ref_index)
     delta = frame.positions - ref.positions
     assert np.allclose(delta, delta[0], atol=1e-9)
-    _check_cut(demo, wrapped, frame, index, 7.0)
+    _check_cut(demo, wrapped, frame, index, embedding)
     assert frame.info["box_cell"] == pytest.approx(np.diag(box).ravel().tolist())
 
 

@@ -17,21 +17,24 @@ import torch
 from ase import Atoms
 from pyscf import gto, qmmm, scf
 from scipy.spatial.transform import Rotation
-from schnetpack.data import ASEAtomsData
-
+from mlmm.embedding import frame_weights
 from mlmm.frames import make_frame
+from mlmm.labeling.db import write_label_db
+from mlmm.labeling.ground_state import label_metadata
 from mlmm.model.ensemble import Ensemble, db_dataset
 from mlmm.model.nn import build_model, fit_energy_reference
 from mlmm.model.train import held_out_test_set, split_indices, train_member
 from mlmm.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
-from conftest import settings_with
+from conftest import embedding_with, level_with, settings_with
 
 N_FRAMES = 40
 WATER_ANG = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 TIP3P_CHARGES_E = np.array([-0.834, 0.417, 0.417])
+#: Schema-default embedding (10 Å): the MM waters here (≤ 5.5 Å) all have weight 1.
+EMBEDDING = embedding_with()
+LEVEL = level_with(method="hf", basis="sto-3g", conv_tol=1e-10)
 SETTINGS = settings_with(training={
-    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 12, "cutoff": 4.0,
-    "field_cutoff": 8.0, "field_switch_on": 6.0, "lr": 5.0e-3, "batch_size": 4,
+    "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 12, "cutoff": 4.0, "lr": 5.0e-3, "batch_size": 4,
     "max_epochs": 30, "patience": 30, "val_fraction": 0.2, "test_fraction": 0.15,
 }).training
 
@@ -59,25 +62,22 @@ def water_in_charges(rng: np.random.Generator, distortion_ang: float = 0.04) -> 
         mm.append(Rotation.random(random_state=rng.integers(1 << 31)).apply(WATER_ANG) + center)
     return make_frame(
         ["O", "H", "H"], qm, ["O", "H", "H"] * 2, np.vstack(mm), np.tile(TIP3P_CHARGES_E, 2),
-        qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="pyscf-test", seed=0,
+        mm_molecule=[0, 0, 0, 1, 1, 1], embedding=EMBEDDING, qm_charge=0, multiplicity=1, sampler="test", iteration=0, source="pyscf-test", seed=0,
     )
 
 
 def write_labels_db(path: Path, frames: list[Atoms]) -> None:
-    """Label Frames with PySCF and write a schnetpack labels DB (CONTRACTS.md layout)."""
-    db = ASEAtomsData.create(
-        str(path), distance_unit="Ang",
-        property_unit_dict={"energy": "eV", "forces": "eV/Ang", "qm_mask": None, "mm_charges": None},
-    )
-    props = []
+    """HF/STO-3G labels (PySCF called directly, point charges) in the labels-DB contract of
+    mlmm.labeling.db. All embedding weights are 1 here, so the raw charges are the weighted ones."""
+    rows = []
     for frame in frames:
         mask = frame.arrays["qm_mask"]
+        assert np.all(frame_weights(frame)[~mask] == 1.0)
         energy, forces = hf_qmmm_label(frame.positions[mask], frame.positions[~mask], frame.get_initial_charges()[~mask])
-        props.append({
-            "energy": np.array([energy]), "forces": forces,
-            "qm_mask": mask.astype(float), "mm_charges": frame.get_initial_charges(),
-        })
-    db.add_systems(props, frames)
+        props = {"energy": np.array([energy]), "forces": forces, "qm_mask": mask.astype(float),
+                 "mm_charges": frame.get_initial_charges(), "mm_molecule": frame.arrays["mm_molecule"].astype(float)}
+        rows.append((frame, props, label_metadata(frame, LEVEL)))
+    write_label_db(path, rows, level=LEVEL.to_dict())
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_training_reduces_errors(labels, members):
             train, val, _ = split_indices(db, seed=seed, training=SETTINGS)
             data = db_dataset(db, SETTINGS.cutoff)
             torch.manual_seed(seed)
-            untrained = build_model(SETTINGS, qm_charge_e=0)
+            untrained = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING)
             fit_energy_reference(untrained, [data[i] for i in train])
             before = Ensemble([untrained.eval()]).evaluate_db(db, val)
             assert metrics["val_force_mae_qm"] < 0.5 * before["force_mae_qm"]

@@ -84,12 +84,12 @@ def test_resources_are_set_once(tmp_path: Path) -> None:
 
 
 TINY = {
-    "system": DEMO_SYSTEM,
+    "system": {**DEMO_SYSTEM, "embedding": {"cutoff": 8.0, "switch_width": 1.5}},
     "sampling": {"xtb_md": {"n_frames": 16, "stride": 5, "equilibration_steps": 20, "timestep": 0.5}},
     "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "sto-3g"}},
     "training": {
         "n_members": 2, "n_atom_basis": 16, "n_interactions": 1, "n_rbf": 10, "max_epochs": 3,
-        "batch_size": 8, "field_cutoff": 8.0, "field_switch_on": 6.5, "test_fraction": 0.2, "val_fraction": 0.2,
+        "batch_size": 8, "test_fraction": 0.2, "val_fraction": 0.2,
     },
     "al": {"max_iterations": 1, "n_walkers": 1, "steps": 30, "stride": 5, "max_selected": 4},
     "production": {

@@ -11,7 +11,7 @@ from mlmm.dynamics.md import run_langevin
 from mlmm.frames import read_frames, validate_frame, write_frames
 from mlmm.sampling.common import xtb_mm_atoms
 from mlmm.sampling.md_sampler import sample_xtb_md
-from conftest import solute_with_nearest_waters
+from conftest import embedding_with, solute_with_nearest_waters
 from mlmm.system import System
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
@@ -27,7 +27,7 @@ def small(tmp_path_factory) -> System:
 
 def test_sampler_emits_valid_frames(small, tmp_path):
     frames = sample_xtb_md(small, n_frames=3, stride=4, equilibration_steps=4, timestep_fs=0.5,
-                           temperature_K=300.0, friction_per_fs=0.01, cutoff_ang=3.5, seed=11)
+                           temperature_K=300.0, friction_per_fs=0.01, embedding=embedding_with(cutoff=3.5), seed=11)
     assert len(frames) == 3
     for k, frame in zip((8, 12, 16), frames):
         validate_frame(frame)
@@ -43,7 +43,7 @@ def test_sampler_emits_valid_frames(small, tmp_path):
 
 
 def _nve(system: System, steps: int, timestep_fs: float):
-    atoms = xtb_mm_atoms(system, 8.0)
+    atoms = xtb_mm_atoms(system, embedding_with(cutoff=8.0))
     e_tot, e_pot = [], []
 
     def record(step, a):
@@ -77,7 +77,7 @@ def test_nve_conserves_energy_with_rigid_water(small):
 
 
 def test_driver_stops_on_callback_and_blow_up(small):
-    atoms = xtb_mm_atoms(small, 8.0)
+    atoms = xtb_mm_atoms(small, embedding_with(cutoff=8.0))
     seen = []
 
     def stop_at_six(step, a):
@@ -99,7 +99,7 @@ def test_driver_stops_on_callback_and_blow_up(small):
 def test_driver_is_reproducible(small):
     runs = []
     for _ in range(2):
-        atoms = xtb_mm_atoms(small, 8.0)
+        atoms = xtb_mm_atoms(small, embedding_with(cutoff=8.0))
         run_langevin(atoms, steps=5, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.02, seed=9,
                      constraints=small.water_constraints())
         runs.append(atoms.positions.copy())

@@ -89,11 +89,12 @@ def relax(path: Path, *, seed: int, min_steps: int, md_steps: int) -> None:
 
     from mlmm.dynamics.md import run_langevin
     from mlmm.potentials import build_potential
+    from mlmm.settings import EmbeddingSettings
     from mlmm.system import load_system
 
     system = load_system(path, "resname ETH")
     atoms = system.atoms.copy()
-    atoms.calc = build_potential("xtb", system, cutoff_ang=8.0)
+    atoms.calc = build_potential("xtb", system, embedding=EmbeddingSettings(cutoff=8.0, switch_width=1.5))
     constraints = system.water_constraints(tip3p_geometry=True)
     atoms.set_constraint(constraints)
     atoms.set_positions(atoms.positions)  # snap waters onto exact TIP3P geometry

@@ -139,16 +139,11 @@ def validate_config(
 def _check_consistency(config: dict[str, Any], source: str) -> None:
     """Cross-field rules the schema cannot express."""
     tr = config["training"]
-    if tr["field_switch_on"] >= tr["field_cutoff"]:
+    emb = config["system"]["embedding"]
+    if emb["switch_width"] > emb["cutoff"]:
         raise ConfigError(
-            f"{source}: training.field_switch_on: must be smaller than training.field_cutoff "
-            f"({tr['field_switch_on']} >= {tr['field_cutoff']})"
-        )
-    if tr["field_cutoff"] > config["system"]["embedding_cutoff"]:
-        raise ConfigError(
-            f"{source}: training.field_cutoff: must not exceed system.embedding_cutoff "
-            f"({tr['field_cutoff']} > {config['system']['embedding_cutoff']}); MM sites the model "
-            "sees must be inside the embedded frame, or the MLP/MM energy jumps when a molecule enters it"
+            f"{source}: system.embedding.switch_width: must not exceed system.embedding.cutoff "
+            f"({emb['switch_width']} > {emb['cutoff']})"
         )
     al = config["al"]
     if not al["sigma_lo"] < al["sigma_hi"] <= al["sigma_stop"]:

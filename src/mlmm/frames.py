@@ -1,14 +1,16 @@
 """The Frame contract shared by every stage (see DESIGN.md §2).
 
-A Frame is an :class:`ase.Atoms` holding the QM atoms first, then the MM sites inside the
-embedding cutoff (whole molecules only). Positions are in Å and form a non-periodic cluster:
-MM sites are placed at their minimum image relative to the QM region; the full system's cell,
-if any, is kept in ``info["box_cell"]``.
+A Frame is an :class:`ase.Atoms` holding the QM atoms first, then the MM sites of every MM group
+(molecule/residue) the embedding gives a weight > 0 (:mod:`mlmm.embedding`; whole groups only).
+Positions are in Å and form a non-periodic cluster: MM sites are placed at their minimum image
+relative to the QM region; the full system's cell, if any, is kept in ``info["box_cell"]``.
 
-Arrays: ``qm_mask`` (bool per atom), ``initial_charges`` (MM partial charges in e; 0 for QM
-atoms), optionally ``mm_molecule`` (int molecule index per atom; -1 for QM atoms) and
+Arrays: ``qm_mask`` (bool per atom), ``initial_charges`` (the raw MM partial charges in e; 0 for
+QM atoms — the weights that scale them come only from :mod:`mlmm.embedding`), ``mm_molecule``
+(int group index per atom, -1 for QM atoms; every group has integer total charge) and optionally
 ``momenta``. Info: ``qm_charge``, ``multiplicity``, ``sampler``, ``iteration``, ``source``,
-``seed``.
+``seed`` and the embedding the Frame was cut with, ``embedding_cutoff`` and
+``embedding_switch_width`` (Å).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
+from mlmm.embedding import INFO_KEYS, embedding_info
+from mlmm.settings import EmbeddingSettings
+
 REQUIRED_INFO: tuple[str, ...] = (
     "qm_charge",
     "multiplicity",
@@ -29,7 +34,10 @@ REQUIRED_INFO: tuple[str, ...] = (
     "iteration",
     "source",
     "seed",
+    *INFO_KEYS,
 )
+#: Largest deviation (e) of an MM group's total charge from an integer (as load_system allows).
+GROUP_CHARGE_TOLERANCE_E = 1e-3
 
 
 class FrameError(ValueError):
@@ -43,17 +51,19 @@ def make_frame(
     mm_positions_ang: np.ndarray,
     mm_charges_e: np.ndarray,
     *,
+    mm_molecule: Sequence[int] | np.ndarray,
+    embedding: EmbeddingSettings,
     qm_charge: int,
     multiplicity: int,
     sampler: str,
     iteration: int,
     source: str,
     seed: int,
-    mm_molecule: np.ndarray | None = None,
     box_cell_ang: np.ndarray | None = None,
     extra_info: dict[str, Any] | None = None,
 ) -> Atoms:
-    """Build a Frame from QM atoms and the embedded MM sites (positions in Å, charges in e)."""
+    """Build a Frame from QM atoms and the embedded MM sites (positions in Å, charges in e), their
+    group (MM molecule) indices and the embedding they were selected with."""
     n_qm, n_mm = len(qm_symbols), len(mm_symbols)
     atoms = Atoms(
         symbols=list(qm_symbols) + list(mm_symbols),
@@ -64,8 +74,7 @@ def make_frame(
     )
     atoms.set_array("qm_mask", np.r_[np.ones(n_qm, bool), np.zeros(n_mm, bool)])
     atoms.set_initial_charges(np.r_[np.zeros(n_qm), np.asarray(mm_charges_e, float)])
-    if mm_molecule is not None:
-        atoms.set_array("mm_molecule", np.r_[-np.ones(n_qm, int), np.asarray(mm_molecule, int)])
+    atoms.set_array("mm_molecule", np.r_[-np.ones(n_qm, int), np.asarray(mm_molecule, int).reshape(n_mm)])
     atoms.info.update(
         qm_charge=int(qm_charge),
         multiplicity=int(multiplicity),
@@ -73,6 +82,7 @@ def make_frame(
         iteration=int(iteration),
         source=str(source),
         seed=int(seed),
+        **embedding_info(embedding),
     )
     if box_cell_ang is not None:
         atoms.info["box_cell"] = np.asarray(box_cell_ang, float).reshape(-1).tolist()
@@ -98,6 +108,18 @@ def validate_frame(atoms: Atoms, where: str = "frame") -> None:
     missing = [k for k in REQUIRED_INFO if k not in atoms.info]
     if missing:
         raise FrameError(f"{where}: missing info keys {missing}")
+    if "mm_molecule" not in atoms.arrays:
+        raise FrameError(f"{where}: missing per-atom array 'mm_molecule' (the embedding's MM groups)")
+    groups = np.asarray(atoms.arrays["mm_molecule"])
+    if np.any(groups[mask] != -1) or np.any(groups[~mask] < 0):
+        raise FrameError(f"{where}: 'mm_molecule' must be -1 on QM atoms and >= 0 on MM sites")
+    if (~mask).any():
+        ids, inverse = np.unique(groups[~mask], return_inverse=True)
+        totals = np.bincount(inverse, weights=charges[~mask])
+        bad = np.abs(totals - np.round(totals)) > GROUP_CHARGE_TOLERANCE_E
+        if bad.any():
+            raise FrameError(f"{where}: MM group(s) {ids[bad].tolist()} have non-integer total charge "
+                             f"{totals[bad].round(4).tolist()} e (groups must be whole molecules/residues)")
 
 
 def qm_mask(atoms: Atoms) -> np.ndarray:
@@ -150,5 +172,7 @@ def read_frames(path: str | os.PathLike) -> list[Atoms]:
     for i, atoms in enumerate(frames):
         if "qm_mask" in atoms.arrays:
             atoms.arrays["qm_mask"] = np.asarray(atoms.arrays["qm_mask"], bool)
+        if "mm_molecule" in atoms.arrays:
+            atoms.arrays["mm_molecule"] = np.asarray(atoms.arrays["mm_molecule"], int)
         validate_frame(atoms, where=f"{path}: frame {i}")
     return frames

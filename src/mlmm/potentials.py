@@ -33,6 +33,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from mlmm.mm import MMForceField, default_mm_cutoff
+from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 if TYPE_CHECKING:  # torch is imported only where an ensemble is used
@@ -63,18 +64,18 @@ class QMMMCalculator(Calculator):
     """ASE calculator for the full system: QM term on the cut Frame + MM part on all atoms.
 
     ``results`` hold ``energy``/``forces`` (eV, eV/Å) plus ``qm_energy``, ``mm_energy`` and the QM
-    term's ``sigma_force`` (eV/Å) when it gives one. ``cutoff_ang`` is the embedding cutoff of the
-    Frame (whole molecules within it).
+    term's ``sigma_force`` (eV/Å) when it gives one. ``embedding`` (``system.embedding``) is the
+    embedding the Frame is cut with (:meth:`mlmm.system.System.cut_frame`).
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
-    def __init__(self, system: System, qm_term: QMTerm, mm: MMTerm, cutoff_ang: float) -> None:
+    def __init__(self, system: System, qm_term: QMTerm, mm: MMTerm, embedding: EmbeddingSettings) -> None:
         super().__init__()
         self.system = system
         self.qm_term = qm_term
         self.mm = mm
-        self.cutoff_ang = float(cutoff_ang)
+        self.embedding = embedding
 
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
                   system_changes: list[str] = all_changes) -> None:
@@ -82,7 +83,7 @@ class QMMMCalculator(Calculator):
         super().calculate(atoms, properties or ["energy"], system_changes)
         pos = self.atoms.positions
         frame, index = self.system.cut_frame(
-            pos, self.cutoff_ang, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
+            pos, self.embedding, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
         )
         qm = self.qm_term.compute(frame)
         e_mm, forces = self.mm.energy_forces(pos)
@@ -196,17 +197,18 @@ def build_potential(
     name: str,
     system: System,
     *,
-    cutoff_ang: float,
+    embedding: EmbeddingSettings,
     mm_cutoff_ang: float | None = None,
     ensemble: "Ensemble | None" = None,
     bias: "BiasSettings | None" = None,
 ) -> QMMMCalculator:
     """The QM/MM potential ``name`` (:data:`POTENTIALS`, see module docstring) of ``system``.
 
-    ``cutoff_ang``: embedding cutoff of the QM term's Frame (Å); ``mm_cutoff_ang``: switched MM and
-    QM–MM cutoff (Å; None: 9 Å or half the shortest box edge). ``ensemble`` (loaded members) and
-    ``bias`` (``al.bias``) are for ``ensemble``/``delta`` only; the members' ``training.delta`` must
-    match the name (``delta`` iff they learned corrections).
+    ``embedding``: the embedding of the QM term's Frame (``system.embedding``); ``mm_cutoff_ang``:
+    switched MM and QM–MM cutoff (Å; None: 9 Å or half the shortest box edge). ``ensemble`` (loaded
+    members) and ``bias`` (``al.bias``) are for ``ensemble``/``delta`` only; the members'
+    ``training.delta`` must match the name (``delta`` iff they learned corrections), and they must
+    have been trained with ``embedding``.
     """
     if name not in POTENTIALS:
         raise ValueError(f"unknown QM/MM potential {name!r}; known: {list(POTENTIALS)}")
@@ -215,16 +217,17 @@ def build_potential(
         if ensemble is not None or bias is not None:
             raise ValueError(f"QM/MM potential {name!r} takes no ensemble or bias")
         term, mm = _MODEL_FREE[name](system, mm_cutoff)
-        return QMMMCalculator(system, term, mm, cutoff_ang)
+        return QMMMCalculator(system, term, mm, embedding)
     if ensemble is None:
         raise ValueError(f"QM/MM potential {name!r} needs the trained ensemble")
     if ensemble_potential_name(ensemble) != name:
         raise ValueError(f"QM/MM potential {name!r}: the members were trained with training.delta "
                          f"{ensemble.delta!r}; use {ensemble_potential_name(ensemble)!r}")
-    return QMMMCalculator(system, ensemble_term(ensemble, bias), MMForceField(system, cutoff_ang=mm_cutoff), cutoff_ang)
+    ensemble.check_embedding(embedding, f"QM/MM potential {name!r} of {system.source}: system.embedding")
+    return QMMMCalculator(system, ensemble_term(ensemble, bias), MMForceField(system, cutoff_ang=mm_cutoff), embedding)
 
 
-def ensemble_potential(system: System, ensemble: "Ensemble", *, cutoff_ang: float,
+def ensemble_potential(system: System, ensemble: "Ensemble", *, embedding: EmbeddingSettings,
                        bias: "BiasSettings | None" = None) -> QMMMCalculator:
     """The MLP/MM potential of trained members (``ensemble`` or ``delta``, from their training.delta)."""
-    return build_potential(ensemble_potential_name(ensemble), system, cutoff_ang=cutoff_ang, ensemble=ensemble, bias=bias)
+    return build_potential(ensemble_potential_name(ensemble), system, embedding=embedding, ensemble=ensemble, bias=bias)

@@ -122,8 +122,18 @@ class ThreadsSettings(Section):
 
 
 @dataclass(frozen=True)
+class EmbeddingSettings(Section):
+    """The electrostatic embedding (``system.embedding``, :mod:`mlmm.embedding`): MM groups are
+    switched off smoothly from ``cutoff − switch_width`` to ``cutoff`` (both Å)."""
+
+    SECTION: ClassVar[str] = "system.embedding"
+    cutoff: float
+    switch_width: float
+
+
+@dataclass(frozen=True)
 class SystemSettings(Section):
-    """The QM/MM system (``system``); ``embedding_cutoff`` in Å, ``qm_charge`` in e."""
+    """The QM/MM system (``system``); ``qm_charge`` in e, ``embedding`` the MM charges the QM region sees."""
 
     SECTION: ClassVar[str] = "system"
     structure: str
@@ -131,7 +141,7 @@ class SystemSettings(Section):
     qm_selection: str
     qm_charge: int
     multiplicity: int
-    embedding_cutoff: float
+    embedding: EmbeddingSettings
 
 
 @dataclass(frozen=True)
@@ -280,8 +290,8 @@ class FieldAblationSettings(Section):
 
 @dataclass(frozen=True)
 class TrainingSettings(Section):
-    """Field-aware SchNet ensemble (``training``): ``cutoff``, ``field_cutoff``, ``field_switch_on``
-    in Å; loss weights on MSEs in eV² and (eV/Å)²; ``lr`` per Adam step; ``device`` 'auto', 'cpu'
+    """Field-aware SchNet ensemble (``training``): ``cutoff`` (QM–QM) in Å; the MM field input uses
+    the system's embedding (``system.embedding``); loss weights on MSEs in eV² and (eV/Å)²; ``lr`` per Adam step; ``device`` 'auto', 'cpu'
     or 'cuda' (resolve with :func:`mlmm.model.device.resolve_device`)."""
 
     SECTION: ClassVar[str] = "training"
@@ -291,8 +301,6 @@ class TrainingSettings(Section):
     n_interactions: int
     n_rbf: int
     cutoff: float
-    field_cutoff: float
-    field_switch_on: float
     lr: float
     batch_size: int
     max_epochs: int

@@ -30,7 +30,7 @@ def prepare_system(structure: str, system_cfg: dict[str, Any], frame_out: str, i
     system = system_from_config(structure, settings)
     frame, index = system.cut_frame(
         system.atoms.positions,
-        settings.embedding_cutoff,
+        settings.embedding,
         sampler="initial",
         iteration=0,
         source=f"{structure}:0",

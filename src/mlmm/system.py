@@ -3,8 +3,8 @@
 ``load_system`` reads a PDB/GRO (optionally with a charge-carrying topology) with MDAnalysis and
 reorders atoms so the QM atoms come first, then every MM molecule (residue) contiguously, water
 as O, H, H. ``System.cut_frame`` turns full-system positions into the Frame contract of
-:mod:`mlmm.frames`: the QM region made whole, plus every MM molecule with an atom within the
-embedding cutoff of a QM atom, placed at its minimum image relative to the QM region.
+:mod:`mlmm.frames`: the QM region made whole, plus every MM molecule the embedding
+(:mod:`mlmm.embedding`) gives a weight > 0, placed at its minimum image relative to the QM region.
 
 Periodic boxes must be orthorhombic (CRYST1 angles 90°); minimum image is exact for distances
 below half the shortest box edge.
@@ -23,7 +23,9 @@ from ase.constraints import FixBondLengths
 from ase.data import atomic_numbers
 from ase.geometry import find_mic
 
+from mlmm.embedding import weights_of
 from mlmm.frames import make_frame
+from mlmm.settings import EmbeddingSettings
 from mlmm.units import KCAL_PER_MOL_TO_EV
 
 #: TIP3P partial charges (e) and Lennard-Jones parameters (Jorgensen et al. 1983, as in ASE's
@@ -222,9 +224,12 @@ class System:
             qm[i] = qm[j] + d[j]
         return qm
 
-    def cut_frame(self, positions_ang: np.ndarray, cutoff_ang: float, **info: Any) -> tuple[Atoms, np.ndarray]:
-        """Frame of the QM region (made whole) plus every MM molecule with an atom within
-        ``cutoff_ang`` (Å) of a QM atom, at the minimum image realising that closest distance.
+    def cut_frame(self, positions_ang: np.ndarray, embedding: EmbeddingSettings, **info: Any) -> tuple[Atoms, np.ndarray]:
+        """Frame of the QM region (made whole) plus every MM molecule whose embedding weight
+        (:mod:`mlmm.embedding`, with ``embedding``) is > 0 — those with an atom closer than
+        ``embedding.cutoff`` (Å) to a QM atom —, each whole, at the minimum image realising its
+        closest distance. The weights are evaluated on these placed positions, i.e. exactly as
+        every consumer of the Frame evaluates them.
 
         ``info`` must give sampler, iteration, source and seed; other keys go to ``Frame.info``.
         Returns (frame, index) with ``index[k]`` the full-system index of frame atom k.
@@ -249,11 +254,12 @@ class System:
             # each molecule's closest atom: the first atom attaining the molecule minimum
             is_min = atom_min2 == mol_min2[mol_of_atom]
             closest = np.minimum.reduceat(np.where(is_min, np.arange(len(is_min)), len(is_min)), starts[:-1])
-            keep_atom = (mol_min2 <= cutoff_ang**2)[mol_of_atom]
-            local = np.flatnonzero(keep_atom)
-            ref = closest[mol_of_atom[local]]  # closest atom of each kept atom's molecule
+            ref = closest[mol_of_atom]  # closest atom of each atom's molecule
             anchor = qm[nearest_qm[ref]] + d[ref, nearest_qm[ref]]
-            mm_pos = anchor + minimum_image(pos[n_qm + local] - pos[n_qm + ref], box)
+            placed = anchor + minimum_image(pos[n_qm:] - pos[n_qm + ref], box)
+            weights = weights_of(np.vstack([qm, placed]), np.arange(len(pos)) < n_qm, self.molecule_index, embedding)
+            local = np.flatnonzero(weights[n_qm:] > 0.0)
+            mm_pos = placed[local]
             mm_idx = n_qm + local
         index = np.r_[np.arange(n_qm), mm_idx].astype(int)
         symbols = self.atoms.get_chemical_symbols()
@@ -270,6 +276,7 @@ class System:
             qm_charge=self.qm_charge,
             multiplicity=self.multiplicity,
             mm_molecule=self.molecule_index[mm_idx],
+            embedding=embedding,
             box_cell_ang=np.asarray(self.atoms.cell.array) if box is not None else None,
             extra_info=info or None,
             **required,

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-from mlmm.frames import mm_charges, qm_mask
+from mlmm.embedding import weighted_charges
+from mlmm.frames import qm_mask
 from mlmm.records import Record, optional
 from mlmm.units import COULOMB_EV_ANGSTROM
 
@@ -86,14 +87,15 @@ def descriptor(frame: Atoms) -> np.ndarray:
     """Geometry + environment descriptor of a Frame.
 
     Inverse QM–QM distances (1/Å, fixed atom order within one system) and the electrostatic
-    potential of the MM charges at each QM atom (eV/e, scaled by 1/10 so both parts are O(1)).
+    potential of the embedding-weighted MM charges (:mod:`mlmm.embedding`) at each QM atom (eV/e,
+    scaled by 1/10 so both parts are O(1)).
     """
     mask = qm_mask(frame)
     pos = frame.positions
     qm = pos[mask]
     iu = np.triu_indices(len(qm), k=1)
     inv_d = 1.0 / np.linalg.norm(qm[:, None] - qm[None, :], axis=-1)[iu]
-    q = mm_charges(frame)[~mask]
+    q = weighted_charges(frame)[~mask]
     r = np.linalg.norm(qm[:, None, :] - pos[~mask][None, :, :], axis=-1)
     potential = COULOMB_EV_ANGSTROM * (q[None, :] / r).sum(axis=1) if len(q) else np.zeros(len(qm))
     return np.concatenate([inv_d, potential / 10.0])

@@ -79,10 +79,10 @@ def explore(
         from mlmm.excited.stages import initial_states
 
         starts, _ = initial_states(system, al.initial, n=1, temperature_K=temperature_K, seed=seed,
-                                   environment=al.wigner_environment, cutoff_ang=system_settings.embedding_cutoff)
+                                   environment=al.wigner_environment, embedding=system_settings.embedding)
         start = starts[0]
     potential = ensemble_potential(system, Ensemble.load_for(list(models), device),
-                                   cutoff_ang=system_settings.embedding_cutoff, bias=al.bias)  # optional σ_E² bias
+                                   embedding=system_settings.embedding, bias=al.bias)  # optional σ_E² bias
     result = run_mlp_md(
         system,
         potential,

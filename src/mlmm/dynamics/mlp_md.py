@@ -1,8 +1,8 @@
 """MLP/MM molecular dynamics of the full system with an ensemble for the QM region.
 
-E = E_ML(QM atoms | MM charges) + E_TIP3P(MM–MM) + E_LJ(QM–MM): the ``ensemble``/``delta``
-potential of :mod:`mlmm.potentials`. The ensemble sees the Frame cut around the QM region (whole
-molecules within the embedding cutoff); its forces on QM atoms and MM sites are mapped back onto
+E = E_ML(QM atoms | weighted MM charges) + E_TIP3P(MM–MM) + E_LJ(QM–MM): the ``ensemble``/``delta``
+potential of :mod:`mlmm.potentials`. The ensemble sees the Frame cut around the QM region with the
+system's embedding (:mod:`mlmm.embedding`: whole molecules, weighted per molecule); its forces on QM atoms and MM sites are mapped back onto
 the full system. σ (ensemble force spread, eV/Å) is recorded at every saved frame. What a σ above
 ``sigma_stop`` does is the ``sigma_action``: ``stop`` ends the run cleanly (exploration,
 default), ``warn`` logs and counts it, ``collect`` keeps the Frame for labeling and goes on. A
@@ -70,7 +70,7 @@ def run_mlp_md(
     """Langevin MLP/MM MD (friction 0: NVE velocity Verlet) on ``potential`` (a fresh one per run,
     from :func:`mlmm.potentials.ensemble_potential`); see module docstring.
 
-    Saved Frames are cut with the potential's embedding cutoff. Starts from the system's positions
+    Saved Frames are cut with the potential's embedding. Starts from the system's positions
     with Maxwell–Boltzmann momenta, or from ``start`` (positions and momenta of a previous run's
     ``final_state``). ``wrap_calculator`` may put a bias around the MLP/MM calculator (e.g. ASE
     ``Plumed``); σ and the recorded potential energies are always those of the unbiased MLP/MM
@@ -89,7 +89,7 @@ def run_mlp_md(
         sigma = float(potential.results["sigma_force"])
         frame, _ = system.cut_frame(
             current.positions,
-            potential.cutoff_ang,
+            potential.embedding,
             sampler=sampler,
             iteration=iteration,
             source=f"{source}:step{step}",

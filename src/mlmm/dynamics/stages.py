@@ -165,7 +165,7 @@ def production(
     seed = derive_seed(cfg.seed, stream="production_replica", index=replica)
     result = run_mlp_md(
         system,
-        ensemble_potential(system, Ensemble.load_for(list(models), device), cutoff_ang=system_settings.embedding_cutoff),
+        ensemble_potential(system, Ensemble.load_for(list(models), device), embedding=system_settings.embedding),
         steps=cfg.steps,
         friction_per_fs=cfg.friction,
         seed=seed,
@@ -242,7 +242,7 @@ def production_nve(
     ensemble = Ensemble.load_for(list(models), device)
 
     def potential():  # a fresh calculator (and MM pair list) per run
-        return ensemble_potential(system, ensemble, cutoff_ang=system_settings.embedding_cutoff)
+        return ensemble_potential(system, ensemble, embedding=system_settings.embedding)
 
     common = dict(
         seed=derive_seed(cfg.seed, stream="production_nve"),
@@ -322,7 +322,7 @@ def production_metadynamics(
     system = system_from_config(structure, system_settings)
     result = run_mlp_metadynamics(
         system,
-        ensemble_potential(system, Ensemble.load_for(list(models), device), cutoff_ang=system_settings.embedding_cutoff),
+        ensemble_potential(system, Ensemble.load_for(list(models), device), embedding=system_settings.embedding),
         plumed_input=metad.plumed,
         biasfactor=metad.biasfactor,
         out_dir=out_dir,

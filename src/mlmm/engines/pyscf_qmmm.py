@@ -1,11 +1,14 @@
 """PySCF QM/MM reference labels with electrostatic embedding (MM sites as point charges).
 
 The QM atoms of a Frame form the PySCF molecule; every MM site enters the one-electron
-Hamiltonian as a point charge (``pyscf.qmmm.mm_charge``). The energy is that of the QM
-electrons and nuclei in the field of the MM charges (QM–QM nuclear repulsion and QM-nuclei–MM
-Coulomb included, MM–MM excluded), as in DESIGN.md §2. Forces are returned on every Frame atom:
-QM atoms from the QM/MM nuclear gradient, MM sites from the derivative of the electron–charge
-integrals contracted with the density plus the nuclei–charge Coulomb term.
+Hamiltonian as a point charge (``pyscf.qmmm.mm_charge``) carrying its embedding-weighted charge
+q_a·w_g(a) (:mod:`mlmm.embedding`). The energy is that of the QM electrons and nuclei in the field
+of these charges (QM–QM nuclear repulsion and QM-nuclei–MM Coulomb included, MM–MM excluded), as
+in DESIGN.md §2. Forces are −dE/dR on every Frame atom: at fixed charges, QM atoms from the QM/MM
+nuclear gradient and MM sites from the derivative of the electron–charge integrals contracted with
+the density plus the nuclei–charge Coulomb term; plus the chain rule through the weights,
+−Σ_a φ_a q_a ∇w_g(a), with φ_a = ∂E/∂q_a the potential of the QM nuclei and electrons at site a
+(:func:`potential_at_points`; the SCF energy is stationary, so no response term enters).
 
 Units: mlmm speaks eV, Å, e; PySCF gets Å coordinates with an explicit ``unit`` and returns
 Hartree and Hartree/Bohr, converted once here with :mod:`mlmm.units`.
@@ -21,11 +24,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from pyscf import __version__ as PYSCF_VERSION
-from pyscf import dft, gto, qmmm, scf
+from pyscf import df, dft, gto, qmmm, scf
 
-from mlmm.frames import mm_charges, qm_mask, validate_frame
+from mlmm.embedding import weight_forces, weighted_charges
+from mlmm.frames import qm_mask, validate_frame
 from mlmm.settings import LevelSettings
-from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from mlmm.units import ANGSTROM_TO_BOHR, BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
 __all__ = [
     "PYSCF_VERSION",
@@ -34,10 +38,15 @@ __all__ = [
     "SCFNotConverged",
     "build_molecule",
     "check_level",
+    "embedded_scf",
     "make_scf",
+    "potential_at_points",
     "qmmm_energy_forces",
     "run_scf",
+    "weight_chain_forces",
 ]
+#: Bytes of the 3-centre integral block of :func:`potential_at_points`.
+_POTENTIAL_BLOCK_BYTES = 2.0e8
 
 #: Settings of the stabilised retry (see :func:`qmmm_energy_forces`).
 STABILISED_LEVEL_SHIFT_HARTREE: float = 0.3
@@ -126,6 +135,42 @@ def make_scf(mol: gto.Mole, level: LevelSettings, mm_positions_ang: np.ndarray, 
     return mf
 
 
+def embedded_scf(frame: Atoms, level: LevelSettings):
+    """(molecule, SCF object) of the Frame's QM region in its MM sites, each carrying the weighted
+    charge q_a·w_g(a) (e) of :func:`mlmm.embedding.weighted_charges`; not yet run."""
+    mask = qm_mask(frame)
+    mol = build_molecule(frame, level.basis)
+    return mol, make_scf(mol, level, frame.positions[~mask], weighted_charges(frame)[~mask])
+
+
+def potential_at_points(mol: gto.Mole, dm_ao: np.ndarray, points_ang: np.ndarray) -> np.ndarray:
+    """Electrostatic potential (Hartree/e) of the QM nuclei and the electron density ``dm_ao``
+    (AO basis, total) at ``points_ang`` (Å): Σ_A Z_A/|R_A − r| − Tr[D ⟨μ|1/|r' − r||ν⟩].
+
+    It is ∂E/∂q of a point charge q at r for an energy stationary in the density (SCF, or the
+    excited-state Lagrangian with its relaxed density). The integrals are PySCF's ``int3c2e``
+    with point-like s functions at r, as ``pyscf.qmmm`` builds the one-electron term of the charges.
+    """
+    pts = np.asarray(points_ang, float).reshape(-1, 3) * ANGSTROM_TO_BOHR
+    dist = np.linalg.norm(pts[:, None, :] - mol.atom_coords()[None], axis=2)
+    phi = (mol.atom_charges()[None, :] / dist).sum(axis=1)
+    block = max(1, int(_POTENTIAL_BLOCK_BYTES // (8 * mol.nao**2)))
+    for i0 in range(0, len(pts), block):
+        fake = gto.fakemol_for_charges(pts[i0 : i0 + block])
+        j3c = df.incore.aux_e2(mol, fake, intor="int3c2e", aosym="s1")  # (nao, nao, n_points)
+        phi[i0 : i0 + block] -= np.einsum("ijk,ij->k", j3c, dm_ao)
+    return phi
+
+
+def weight_chain_forces(frame: Atoms, mol: gto.Mole, dm_ao: np.ndarray) -> np.ndarray:
+    """The embedding weights' force term (eV/Å, all Frame atoms) for the density ``dm_ao``:
+    :func:`mlmm.embedding.weight_forces` with φ_a of :func:`potential_at_points` in eV/e."""
+    mask = qm_mask(frame)
+    phi = np.zeros(len(frame))
+    phi[~mask] = potential_at_points(mol, dm_ao, frame.positions[~mask]) * HARTREE_TO_EV
+    return weight_forces(frame, phi)
+
+
 def run_scf(mf, level: LevelSettings, stabilised: bool) -> tuple[Any, int]:
     """Converge ``mf``; return the converged SCF object and the number of SCF iterations used.
 
@@ -171,10 +216,8 @@ def qmmm_energy_forces(frame: Atoms, level: LevelSettings, *, stabilised: bool =
     validate_frame(frame)
     start = time.perf_counter()
     mask = qm_mask(frame)
-    mm_pos = frame.positions[~mask]
-    mm_q = mm_charges(frame)[~mask]
-    mol = build_molecule(frame, level.basis)
-    mf, n_cycles = run_scf(make_scf(mol, level, mm_pos, mm_q), level, stabilised)
+    mol, mf = embedded_scf(frame, level)
+    mf, n_cycles = run_scf(mf, level, stabilised)
     if not mf.converged:
         raise SCFNotConverged(
             f"SCF ({level.label}, {'stabilised' if stabilised else 'default'}) not converged to "
@@ -188,9 +231,10 @@ def qmmm_energy_forces(frame: Atoms, level: LevelSettings, *, stabilised: bool =
     forces[mask] = -grad_qm * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
     dm = mf.make_rdm1()
     dm_total = dm if dm.ndim == 2 else dm.sum(axis=0)
-    if len(mm_q):
-        grad_mm = grad.grad_hcore_mm(dm_total) + grad.grad_nuc_mm()
+    if (~mask).any():
+        grad_mm = grad.grad_hcore_mm(dm_total) + grad.grad_nuc_mm()  # at fixed (weighted) charges
         forces[~mask] = -grad_mm * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+        forces += weight_chain_forces(frame, mol, dm_total)
     _, mulliken = mf.mulliken_pop(mol, dm, verbose=0)
     dipole_au = mf.dip_moment(mol, dm, unit="AU", verbose=0)
     return QMMMResult(

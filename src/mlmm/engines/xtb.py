@@ -5,9 +5,18 @@ the QM–MM electrostatics of the xTB sampler are a fixed-charge mechanical embe
 :class:`mlmm.mm.MMForceField` (charges from :func:`xtb_charges`).
 
 :class:`XTBEmbeddingTerm` runs the ``xtb`` program (Debian xtb 6.5.1) with its ``$embedding``
-point charges: electrostatic embedding like the PySCF labels, with forces on the MM sites. That
-build reads the point-charge file in Å and writes ``pcgrad`` in Eh/Bohr (pinned in
-tests/test_delta.py); it is the Δ-learning baseline (``training.delta: xtb``).
+point charges: electrostatic embedding like the PySCF labels — the same embedding-weighted charges
+q_a·w_g(a) (:mod:`mlmm.embedding`) —, with forces on the MM sites. That build reads the
+point-charge file in Å and writes ``pcgrad`` in Eh/Bohr (pinned in tests/test_delta.py); it is
+the Δ-learning baseline (``training.delta: xtb``).
+
+xtb does not print ∂E/∂q_a, which the weights' force term needs. In GFN2-xTB the point charges
+couple only to the shell charges of the QM atoms, through the kernel (r² + (2/(γ_sh + γ_a))²)^(−1/2)
+(xtb ``src/embedding.f90``, ``jpot_pcem_gfn2``), and the SCC energy is stationary in them, so
+∂E/∂q_a = Σ_sh q_sh k(r). With the pure point charges written here (γ_a = 99 Eh) the shell hardness
+γ_sh ≲ 1 Eh changes k by < 1e-6 relative at r > 1 Å, and the shell charges sum to xtb's atomic
+charges (file ``charges``): :func:`point_charge_potential` uses those with γ_sh left out.
+tests/test_delta.py checks that this kernel and these charges reproduce ``pcgrad``.
 """
 
 from __future__ import annotations
@@ -22,8 +31,14 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
+from mlmm.embedding import weight_forces, weighted_charges
 from mlmm.frames import qm_mask
-from mlmm.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from mlmm.units import BOHR_TO_ANGSTROM, COULOMB_EV_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+
+#: Hardness γ (Eh) written for every point charge: xtb's marker of a pure point charge.
+POINT_CHARGE_HARDNESS_EH: float = 99.0
+#: Smoothing length 2/γ (Å) of xtb's point-charge kernel for that hardness (QM shell hardness neglected).
+POINT_CHARGE_SMOOTHING_ANG: float = 2.0 / POINT_CHARGE_HARDNESS_EH * BOHR_TO_ANGSTROM
 
 
 class XTBTerm:
@@ -86,12 +101,22 @@ def xtb_charges(symbols: Sequence[str], positions: np.ndarray, charge: int, mult
     return np.asarray(atoms.get_charges(), float)
 
 
+def point_charge_potential(qm_positions_ang: np.ndarray, qm_charges_e: np.ndarray, points_ang: np.ndarray) -> np.ndarray:
+    """Potential (eV/e) of the QM atomic charges at ``points_ang`` with xtb's point-charge kernel:
+    k_e Σ_A q_A / sqrt(r² + ℓ²), ℓ = :data:`POINT_CHARGE_SMOOTHING_ANG`."""
+    d = np.asarray(points_ang, float)[:, None, :] - np.asarray(qm_positions_ang, float)[None]
+    r2 = np.einsum("pak,pak->pa", d, d) + POINT_CHARGE_SMOOTHING_ANG**2
+    return COULOMB_EV_ANGSTROM * (np.asarray(qm_charges_e, float)[None] / np.sqrt(r2)).sum(axis=1)
+
+
 class XTBEmbeddingTerm:
     """GFN2-xTB of the QM atoms in the frame's MM point charges via the ``xtb`` program.
 
-    ``compute(frame)`` returns ``energy`` (eV; QM electrons and nuclei in the field of the MM
-    charges, no MM–MM term — the same quantity as the PySCF labels) and ``forces`` (eV/Å) on QM
-    atoms and MM sites (zero on uncharged sites). One scratch directory is reused per instance.
+    ``compute(frame)`` returns ``energy`` (eV; QM electrons and nuclei in the field of the
+    embedding-weighted MM charges, no MM–MM term — the same quantity as the PySCF labels),
+    ``forces`` (eV/Å) on QM atoms and MM sites, including the weights' chain-rule term, and
+    ``charges`` (xtb's atomic charges of the QM atoms, e). One scratch directory is reused per
+    instance.
     """
 
     def __init__(self, executable: str = "xtb", *, accuracy: float = 1.0,
@@ -109,7 +134,7 @@ class XTBEmbeddingTerm:
     def compute(self, frame: Atoms) -> dict[str, Any]:
         """Energy (eV) and forces (eV/Å, all frame atoms) of the QM region in the MM charges."""
         mask = qm_mask(frame)
-        charges = np.asarray(frame.get_initial_charges(), float)
+        charges = weighted_charges(frame)
         sites = np.flatnonzero(~mask & (charges != 0.0))
         qm_numbers, qm_pos = frame.numbers[mask], frame.positions[mask]
         work = self.workdir
@@ -123,7 +148,8 @@ class XTBEmbeddingTerm:
         if len(sites):
             # q x y z γ: positions in Å for this build; γ = 99 marks a pure point charge (no hardness)
             pc = [str(len(sites))] + [
-                f"{charges[k]:.8f} {x:.10f} {y:.10f} {w:.10f} 99" for k, (x, y, w) in zip(sites, frame.positions[sites])
+                f"{charges[k]:.10f} {x:.10f} {y:.10f} {w:.10f} {POINT_CHARGE_HARDNESS_EH:g}"
+                for k, (x, y, w) in zip(sites, frame.positions[sites])
             ]
             (work / "pc.txt").write_text("\n".join(pc) + "\n")
             control += ["$embedding", "   input=pc.txt", "   gradient=pcgrad"]
@@ -136,14 +162,20 @@ class XTBEmbeddingTerm:
         if proc.returncode != 0 or not (work / "coord.engrad").exists():
             raise RuntimeError(f"xtb failed ({proc.returncode}): {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         energy_eh, grad_eh_bohr = _read_engrad(work / "coord.engrad", len(qm_numbers))
+        qm_charges = np.loadtxt(work / "charges", ndmin=1)  # e, xtb's atomic charges of the QM atoms
+        if qm_charges.shape != (len(qm_numbers),):
+            raise RuntimeError(f"xtb charges file has shape {qm_charges.shape}, expected {(len(qm_numbers),)}")
         forces = np.zeros((len(frame), 3))
         forces[np.flatnonzero(mask)] = -grad_eh_bohr * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
         if len(sites):
-            pcgrad = np.loadtxt(work / "pcgrad", ndmin=2)  # Eh/Bohr
+            pcgrad = np.loadtxt(work / "pcgrad", ndmin=2)  # Eh/Bohr, at fixed (weighted) charges
             if pcgrad.shape != (len(sites), 3):
                 raise RuntimeError(f"xtb pcgrad has shape {pcgrad.shape}, expected {(len(sites), 3)}")
             forces[sites] = -pcgrad * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
-        return {"energy": energy_eh * HARTREE_TO_EV, "forces": forces}
+            phi = np.zeros(len(frame))
+            phi[sites] = point_charge_potential(qm_pos, qm_charges, frame.positions[sites])
+            forces += weight_forces(frame, phi)
+        return {"energy": energy_eh * HARTREE_TO_EV, "forces": forces, "charges": qm_charges}
 
 
 def _read_engrad(path: Path, n_atoms: int) -> tuple[float, np.ndarray]:

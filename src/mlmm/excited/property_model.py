@@ -3,8 +3,8 @@ geometry + environment.
 
 Kernel ridge regression (Gaussian kernel) on an invariant descriptor of a Frame in five groups:
 inverse QM–QM distances (1/Å) between heavy atoms, heavy atom–H and H–H; the electrostatic
-potential of the MM charges at every QM atom (V = k Σ q/r, eV/e), so the model sees how the
-environment shifts the transition; and cos φ of every proper torsion along the QM region's
+potential of the embedding-weighted MM charges at every QM atom (V = k Σ q w/r, eV/e), so the
+model sees how the environment shifts the transition; and cos φ of every proper torsion along the QM region's
 covalent bonds (the twist that closes a π→π* gap shows in distances only weakly, through
 1–4 contacts). Features are standardised with the training statistics, then each group is
 scaled by its own weight. The group weights, the kernel width and the ridge are chosen by k-fold
@@ -31,7 +31,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
 
-from mlmm.frames import atomic_write, mm_charges, qm_mask
+from mlmm.embedding import weighted_charges
+from mlmm.frames import atomic_write, qm_mask
 from mlmm.units import COULOMB_EV_ANGSTROM
 
 TARGETS: tuple[str, ...] = ("excitation_energy_ev", "oscillator_strength")
@@ -99,7 +100,7 @@ def descriptor(frame: Atoms, torsions: np.ndarray) -> np.ndarray:
     iu = np.triu_indices(len(qm), 1)
     inv = 1.0 / np.linalg.norm(qm[:, None] - qm[None], axis=2)[iu]
     mm = frame.positions[~mask]
-    q = mm_charges(frame)[~mask]
+    q = weighted_charges(frame)[~mask]
     if len(q):
         esp = COULOMB_EV_ANGSTROM * (q[None, :] / np.linalg.norm(qm[:, None] - mm[None], axis=2)).sum(axis=1)
     else:

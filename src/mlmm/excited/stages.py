@@ -23,6 +23,7 @@ from mlmm.records import Record, nested
 from mlmm.sampling import check_unbiased
 from mlmm.seeds import derive_seed
 from mlmm.settings import (
+    EmbeddingSettings,
     ExcitedDynamicsSettings,
     LevelSettings,
     PropertyModelSettings,
@@ -167,11 +168,11 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
     ensemble = Ensemble.load_for(list(models), device)
     starts, initial = initial_states(system, dyn.initial, n=dyn.n_replicas,
                                      temperature_K=dyn.temperature, seed=dyn.seed,
-                                     environment=dyn.wigner_environment, cutoff_ang=system_settings.embedding_cutoff)
+                                     environment=dyn.wigner_environment, embedding=system_settings.embedding)
     kept, replicas = [], []
     for r in range(dyn.n_replicas):
         res = run_mlp_md(
-            system, ensemble_potential(system, ensemble, cutoff_ang=system_settings.embedding_cutoff),
+            system, ensemble_potential(system, ensemble, embedding=system_settings.embedding),
             steps=dyn.steps, timestep_fs=dyn.timestep,
             temperature_K=dyn.temperature, friction_per_fs=dyn.friction, stride=dyn.stride,
             seed=derive_seed(dyn.seed, stream="excited_replica", index=r), sigma_stop=dyn.sigma_stop, max_force=dyn.max_force,
@@ -197,7 +198,7 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
 
 
 def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: int, environment: str,
-                   cutoff_ang: float) -> tuple[list, dict]:
+                   embedding: EmbeddingSettings) -> tuple[list, dict]:
     """Start states of ``n`` excited-state MD runs: Wigner samples (``initial='wigner'``, see
     :func:`mlmm.sampling.wigner.wigner_starts`) or ``None`` each (``'ground_state'``: the input
     structure with Maxwell–Boltzmann momenta drawn by the MD); and a record of how."""
@@ -208,7 +209,7 @@ def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: 
     from mlmm.sampling.wigner import wigner_starts
 
     return wigner_starts(system, n=n, temperature_K=temperature_K, seed=seed, environment=environment,
-                         cutoff_ang=cutoff_ang, log=log)
+                         embedding=embedding, log=log)
 
 
 def predict_properties(frames_path: str, model_path: str) -> PropertyPredictions:

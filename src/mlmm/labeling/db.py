@@ -1,15 +1,17 @@
 """Label databases in schnetpack's ``ASEAtomsData`` format (docs/CONTRACTS.md, "Labels DB").
 
 Each row is one Frame (QM atoms + MM sites). ``row.data`` holds the schnetpack properties
-``energy`` (eV, shape (1,)), ``forces`` (eV/Å, (n_atoms, 3)), ``qm_mask`` ((n_atoms,), 0/1)
-and ``mm_charges`` ((n_atoms,), e); the row's key_value_pairs hold ``level``, ``status``,
-``pyscf_version``, ``frame_id`` and the Frame info (``sampler``, ``iteration``, ``source``,
-``seed``, ``qm_charge``, ``multiplicity``). The database metadata carries schnetpack's units
-and, under ``mlmm_level``, the full level-of-theory settings the labels were computed with.
+``energy`` (eV, shape (1,)), ``forces`` (eV/Å, (n_atoms, 3)), ``qm_mask`` ((n_atoms,), 0/1),
+``mm_charges`` ((n_atoms,), e: the raw MM charges) and ``mm_molecule`` ((n_atoms,), the MM group
+index, -1 on QM atoms: with the positions it gives the embedding weights, :mod:`mlmm.embedding`);
+the row's key_value_pairs hold ``level``, ``status``, ``pyscf_version``, ``frame_id`` and the Frame
+info (``sampler``, ``iteration``, ``source``, ``seed``, ``qm_charge``, ``multiplicity``,
+``embedding_cutoff``, ``embedding_switch_width``). The database metadata carries schnetpack's
+units and, under ``mlmm_level``, the full level-of-theory settings the labels were computed with.
 
 Unit strings: schnetpack parses a unit string through ``ase.units`` and passes numbers through
 unchanged (``schnetpack.units._parse_unit``); ASE has no symbol for the elementary charge or
-for "dimensionless", so ``qm_mask`` and ``mm_charges`` carry the number ``1.0`` (ASE's internal
+for "dimensionless", so ``qm_mask``, ``mm_charges`` and ``mm_molecule`` carry the number ``1.0`` (ASE's internal
 unit, which is e for charge), which ``schnetpack.units.convert_units`` accepts.
 
 Writes are atomic (temporary file + rename), so a killed job never leaves a half database.
@@ -28,14 +30,17 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 from schnetpack.data import ASEAtomsData
 
+from mlmm.embedding import INFO_KEYS, frame_embedding
 from mlmm.frames import REQUIRED_INFO, atomic_write, validate_frame
+from mlmm.settings import EmbeddingSettings
 
-#: schnetpack property -> unit (energy eV, forces eV/Å, qm_mask dimensionless, mm_charges e).
+#: schnetpack property -> unit (energy eV, forces eV/Å, qm_mask and mm_molecule dimensionless, mm_charges e).
 PROPERTY_UNITS: dict[str, str | float] = {
     "energy": "eV",
     "forces": "eV/Ang",
     "qm_mask": 1.0,
     "mm_charges": 1.0,
+    "mm_molecule": 1.0,
 }
 DISTANCE_UNIT = "Ang"
 #: Row key_value_pairs every labelled row carries.
@@ -50,8 +55,8 @@ class LabelDBError(ValueError):
 def frame_id(frame: Atoms) -> str:
     """Stable id of a Frame: ``info['frame_id']`` if set, else a hash of its content.
 
-    The hash covers atomic numbers, positions (rounded to 1e-6 Å), MM charges (e), QM charge
-    and multiplicity, so the same configuration read twice gets the same id.
+    The hash covers atomic numbers, positions (rounded to 1e-6 Å), MM charges (e), MM groups,
+    QM charge, multiplicity and the embedding, so the same configuration read twice gets the same id.
     """
     if "frame_id" in frame.info:
         return str(frame.info["frame_id"])
@@ -59,7 +64,9 @@ def frame_id(frame: Atoms) -> str:
     digest.update(np.asarray(frame.numbers, np.int64).tobytes())
     digest.update(np.round(frame.positions, 6).astype(np.float64).tobytes())
     digest.update(np.round(frame.get_initial_charges(), 6).astype(np.float64).tobytes())
-    digest.update(f"{frame.info.get('qm_charge')}/{frame.info.get('multiplicity')}".encode())
+    if "mm_molecule" in frame.arrays:
+        digest.update(np.asarray(frame.arrays["mm_molecule"], np.int64).tobytes())
+    digest.update("/".join(str(frame.info.get(k)) for k in ("qm_charge", "multiplicity", *INFO_KEYS)).encode())
     sampler = str(frame.info.get("sampler", "frame"))
     return f"{sampler}-{digest.hexdigest()[:16]}"
 
@@ -86,6 +93,31 @@ def db_level(path: str | os.PathLike) -> dict[str, Any] | None:
         return conn.metadata.get(LEVEL_METADATA_KEY)
 
 
+def db_embedding(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> EmbeddingSettings | None:
+    """The embedding every row of the labels DB(s) was cut with (None when they hold no row).
+
+    A model trained on them uses this embedding; rows cut with different embeddings (a changed
+    ``system.embedding``) cannot train one model and raise :class:`LabelDBError` naming them.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: dict[tuple[float, float], str] = {}
+    for path in paths:
+        with connect(str(path), use_lock_file=False) as conn:
+            for row in conn.select():
+                try:
+                    e = frame_embedding(row.key_value_pairs)
+                except KeyError as err:
+                    raise LabelDBError(f"{path}: row {row.id}: {err}") from err
+                found.setdefault((e.cutoff, e.switch_width), f"{path} row {row.id}")
+    if len(found) > 1:
+        raise LabelDBError("labels cut with different embeddings (cutoff, switch_width in Å): "
+                           + "; ".join(f"{k} in {v}" for k, v in found.items()))
+    if not found:
+        return None
+    cutoff, width = next(iter(found))
+    return EmbeddingSettings(cutoff=cutoff, switch_width=width)
+
+
 def _check_row(where: str, atoms: Atoms, props: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
     """Raise :class:`LabelDBError` naming ``where`` if properties or metadata break the contract."""
     n = len(atoms)
@@ -93,7 +125,7 @@ def _check_row(where: str, atoms: Atoms, props: Mapping[str, np.ndarray], meta: 
     extra = sorted(set(props) - set(PROPERTY_UNITS))
     if missing or extra:
         raise LabelDBError(f"{where}: properties must be exactly {sorted(PROPERTY_UNITS)} (missing {missing}, extra {extra})")
-    shapes = {"energy": (1,), "forces": (n, 3), "qm_mask": (n,), "mm_charges": (n,)}
+    shapes = {"energy": (1,), "forces": (n, 3), "qm_mask": (n,), "mm_charges": (n,), "mm_molecule": (n,)}
     for name, shape in shapes.items():
         got = np.shape(props[name])
         if got != shape:
@@ -182,7 +214,7 @@ def merge_label_dbs(paths: Sequence[str | os.PathLike], out_path: str | os.PathL
 
 
 def read_labelled_frames(path: str | os.PathLike) -> list[Atoms]:
-    """Frames of a label DB with ``qm_mask``/``initial_charges``/info restored.
+    """Frames of a label DB with ``qm_mask``/``initial_charges``/``mm_molecule``/info restored.
 
     Labels are attached as a ``SinglePointCalculator`` (energy eV, forces eV/Å), so
     ``atoms.get_potential_energy()`` and ``atoms.get_forces()`` return them.
@@ -191,6 +223,7 @@ def read_labelled_frames(path: str | os.PathLike) -> list[Atoms]:
     for i, (atoms, props, meta) in enumerate(iter_label_rows(path)):
         atoms.set_array("qm_mask", np.asarray(props["qm_mask"]) > 0.5)
         atoms.set_initial_charges(np.asarray(props["mm_charges"], float))
+        atoms.set_array("mm_molecule", np.rint(props["mm_molecule"]).astype(int))
         atoms.info.update(meta)
         validate_frame(atoms, where=f"{path}: row {i + 1}")
         atoms.calc = SinglePointCalculator(

@@ -17,8 +17,14 @@ with ``P_relaxed = P_ground + P_diff + Z`` the relaxed excited-state density. Py
 this density (``2*oo0 + dmz1doo``) inside its gradient code and exposes the local variables of
 ``grad_elec`` to the documented ``extra_force(atom_id, envs)`` hook; we capture it there and
 contract it with the MM-charge derivative integrals (``grad_hcore_mm``), as the ground-state
-engine does with the SCF density. Tests check both QM and MM forces against finite differences
-of the excited-state energy.
+engine does with the SCF density.
+
+The MM sites carry the embedding-weighted charges q_a·w_g(a) (:mod:`mlmm.embedding`), as in the
+ground-state labels. For the same reason as above, ∂E_exc/∂q_a is the potential of the QM nuclei
+and of the relaxed excited-state density at site a, so the weights' chain-rule term
+−Σ_a (∂E_exc/∂q_a) q_a ∇w_g(a) is built from that density too
+(:func:`mlmm.engines.pyscf_qmmm.weight_chain_forces`). Tests check both QM and MM forces against
+finite differences of the excited-state energy, with a molecule inside the switching shell.
 
 Bright-state tracking (:func:`assign_bright_state`): without a reference the bright state is the
 state with the largest oscillator strength among the lowest ``window`` states; with a reference
@@ -43,11 +49,11 @@ from ase import Atoms
 
 from mlmm.engines.pyscf_qmmm import (
     SCFNotConverged,
-    build_molecule,
-    make_scf,
+    embedded_scf,
     run_scf,
+    weight_chain_forces,
 )
-from mlmm.frames import mm_charges, qm_mask, validate_frame
+from mlmm.frames import qm_mask, validate_frame
 from mlmm.labeling.reports import ExcitedFrameLabel
 from mlmm.settings import LevelSettings, TDSettings
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
@@ -225,10 +231,8 @@ def excited_state_labels(
         raise ValueError("PySCF has no density-fitted TDA/TDDFT gradients: set density_fit: false for excited forces")
     start = time.perf_counter()
     mask = qm_mask(frame)
-    mm_pos = frame.positions[~mask]
-    mm_q = mm_charges(frame)[~mask]
-    mol = build_molecule(frame, level.basis)
-    mf, n_cycles = run_scf(make_scf(mol, level, mm_pos, mm_q), level, stabilised)
+    mol, mf = embedded_scf(frame, level)
+    mf, n_cycles = run_scf(mf, level, stabilised)
     if not mf.converged:
         raise SCFNotConverged(f"SCF ({level.label}) not converged before TD", n_cycles=n_cycles,
                               energy_ev=float(mf.e_tot) * HARTREE_TO_EV)
@@ -249,7 +253,7 @@ def excited_state_labels(
     bright_energy = ground_ev + float(exc_ev[bright.index])
     bright_forces = None
     if forces:
-        bright_forces = _bright_forces(frame, mf, td, bright.index, mask, len(mm_q) > 0)
+        bright_forces = _bright_forces(frame, mol, mf, td, bright.index, mask)
     return ExcitedResult(
         ground_energy_ev=ground_ev,
         excitation_energies_ev=exc_ev,
@@ -263,8 +267,9 @@ def excited_state_labels(
     )
 
 
-def _bright_forces(frame: Atoms, mf, td, index: int, mask: np.ndarray, has_mm: bool) -> np.ndarray:
-    """Forces (eV/Å) of excited state ``index`` on QM atoms (PySCF) and MM charges (relaxed density)."""
+def _bright_forces(frame: Atoms, mol, mf, td, index: int, mask: np.ndarray) -> np.ndarray:
+    """Forces (eV/Å) of excited state ``index`` on QM atoms (PySCF) and MM charges (relaxed density),
+    plus the embedding weights' term (potential of the relaxed density at the MM sites)."""
     tdg = td.nuc_grad_method()
     tdg.verbose = 0
     capture = _CaptureRelaxedDensity(tdg.extra_force)
@@ -272,12 +277,13 @@ def _bright_forces(frame: Atoms, mf, td, index: int, mask: np.ndarray, has_mm: b
     grad_qm = tdg.kernel(state=index + 1)  # Eh/Bohr, total excited-state energy
     forces = np.zeros((len(frame), 3))
     forces[mask] = -np.asarray(grad_qm) * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
-    if has_mm:
+    if (~mask).any():
         if capture.density_ao is None:
             raise RuntimeError("PySCF's TD gradient did not call extra_force; relaxed density unavailable")
         mf_grad = mf.nuc_grad_method()
         grad_mm = mf_grad.grad_hcore_mm(capture.density_ao) + mf_grad.grad_nuc_mm()
         forces[~mask] = -grad_mm * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+        forces += weight_chain_forces(frame, mol, capture.density_ao)
     return forces
 
 

@@ -21,6 +21,7 @@ from mlmm.engines.pyscf_qmmm import (
     SCFNotConverged,
     qmmm_energy_forces,
 )
+from mlmm.embedding import INFO_KEYS
 from mlmm.frames import REQUIRED_INFO, FrameError, mm_charges, qm_mask, validate_frame
 from mlmm.settings import LevelSettings
 from mlmm.labeling.db import frame_id
@@ -43,12 +44,14 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def label_properties(frame: Atoms, result: QMMMResult) -> dict[str, np.ndarray]:
-    """schnetpack row properties: energy (eV, (1,)), forces (eV/Å), qm_mask (0/1), mm_charges (e)."""
+    """schnetpack row properties: energy (eV, (1,)), forces (eV/Å), qm_mask (0/1), mm_charges (e),
+    mm_molecule (group index, -1 on QM atoms)."""
     return {
         "energy": np.array([result.energy_ev], dtype=float),
         "forces": np.asarray(result.forces_ev_per_ang, dtype=float),
         "qm_mask": qm_mask(frame).astype(float),
         "mm_charges": mm_charges(frame).astype(float),
+        "mm_molecule": np.asarray(frame.arrays["mm_molecule"], float),
     }
 
 
@@ -63,7 +66,12 @@ def label_metadata(frame: Atoms, level: LevelSettings) -> dict[str, Any]:
     }
     for key in REQUIRED_INFO:
         value = info[key]
-        meta[key] = int(value) if key in ("iteration", "seed", "qm_charge", "multiplicity") else str(value)
+        if key in ("iteration", "seed", "qm_charge", "multiplicity"):
+            meta[key] = int(value)
+        elif key in INFO_KEYS:
+            meta[key] = float(value)
+        else:
+            meta[key] = str(value)
     return meta
 
 

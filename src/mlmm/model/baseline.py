@@ -43,6 +43,7 @@ def write_delta_db(labels_db: str, out_db: str, baseline: str) -> dict[str, Any]
             "forces": ref_f - np.asarray(base["forces"], float),
             "qm_mask": mask.astype(float),
             "mm_charges": np.asarray(frame.get_initial_charges(), float),
+            "mm_molecule": np.asarray(frame.arrays["mm_molecule"], float),
         }
         meta = {k: frame.info[k] for k in frame.info if isinstance(frame.info[k], (str, int, float, bool))}
         rows.append((frame, props, meta))

@@ -21,10 +21,13 @@ from schnetpack.data import AtomsLoader, ASEAtomsData
 from schnetpack.model import NeuralNetworkPotential
 from schnetpack.transform import CastTo32
 
-from mlmm.model.field import MM_CHARGES, QM_MASK, QMPairList, frame_to_inputs
+from mlmm.embedding import frame_embedding
+from mlmm.labeling.db import db_embedding
+from mlmm.model.field import MM_CHARGES, MM_MOLECULE, QM_MASK, QMPairList, frame_to_inputs
+from mlmm.settings import EmbeddingSettings
 
 #: Per-atom and per-frame properties read from a labels DB.
-DB_PROPERTIES = [properties.energy, properties.forces, QM_MASK, MM_CHARGES]
+DB_PROPERTIES = [properties.energy, properties.forces, QM_MASK, MM_CHARGES, MM_MOLECULE]
 
 
 def load_model(path: str | Path, device: torch.device | str) -> NeuralNetworkPotential:
@@ -81,6 +84,22 @@ class Ensemble:
         if len(deltas) != 1:
             raise ValueError(f"ensemble members were trained on different Δ baselines: {sorted(deltas)}")
         self.delta = deltas.pop()
+        if any("embedding" not in m.mlmm_settings for m in self.models):
+            raise ValueError("ensemble member without a stored embedding (trained before system.embedding "
+                             "existed): retrain it")
+        embeddings = {tuple(sorted(m.mlmm_settings["embedding"].items())) for m in self.models}
+        if len(embeddings) != 1:
+            raise ValueError(f"ensemble members were trained with different embeddings: {sorted(embeddings)}")
+        #: The embedding (system.embedding) the members were trained with.
+        self.embedding = EmbeddingSettings.from_dict(dict(embeddings.pop()), "members' embedding")
+
+    def check_embedding(self, embedding: EmbeddingSettings, where: str) -> None:
+        """Raise ValueError unless ``embedding`` is the one the members were trained with (naming both)."""
+        if embedding != self.embedding:
+            raise ValueError(
+                f"{where}: embedding {embedding.to_dict()} differs from the one the ensemble members were trained "
+                f"with, {self.embedding.to_dict()} (system.embedding must stay as it was for training)"
+            )
 
     @classmethod
     def load(cls, model_paths: Sequence[str | Path], device: torch.device | str) -> "Ensemble":
@@ -102,8 +121,9 @@ class Ensemble:
         ``sigma_force`` (eV/Å), ``energies`` (per member, eV), ``member_forces`` ((M,n_atoms,3) eV/Å).
 
         For Δ-learned members this is the correction alone (:class:`mlmm.potentials.DeltaTerm`
-        adds the baseline).
+        adds the baseline). The frame must have been cut with the members' embedding.
         """
+        self.check_embedding(frame_embedding(frame), f"frame {frame.info.get('source', '')}")
         inputs = self._to_device(frame_to_inputs(frame, self.pair_list, self.dtype))
         energies, forces = predict(self.models, inputs)
         return {
@@ -131,6 +151,9 @@ class Ensemble:
         ``forces_ref_mm``/``forces_pred_mm`` (eV/Å, Cartesian components). Labels of a Δ DB give
         the errors of the correction, which equal those of baseline + correction.
         """
+        embedding = db_embedding(db_path)
+        if embedding is not None:
+            self.check_embedding(embedding, f"labels {db_path}")
         data = db_dataset(db_path, self.cutoff_ang, float32=self.dtype == torch.float32)
         if indices is not None:
             data = data.subset([int(i) for i in indices])

@@ -5,7 +5,8 @@ to the MM charges predicts a flat curve, and the reference curve is the QM regio
 embedding energy (PySCF, the labels' level) as a function of that molecule's distance. Energies
 are relative to the farthest point (eV); distances are between the molecule's anchor site (the MM
 site with the most negative charge nearest to the QM region, e.g. a water O) and the nearest QM
-heavy atom (Å).
+heavy atom (Å). The molecule is the anchor's MM group (``mm_molecule``), moved whole, and carries
+its embedding weight (:mod:`mlmm.embedding`) at every distance, as in the labels.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from ase import Atoms
 
 #: Anchor–QM distances of the scan (Å): H-bond contact to nearly free.
 DEFAULT_DISTANCES_ANG = (2.5, 2.7, 2.9, 3.1, 3.4, 3.8, 4.5, 6.0)
-#: MM sites within this distance (Å) of the anchor belong to its molecule (water: O–H 0.96 Å).
-MOLECULE_RADIUS_ANG = 1.2
 
 
 def scan_frames(frame: Atoms, distances_ang: Sequence[float] = DEFAULT_DISTANCES_ANG) -> tuple[list[Atoms], dict[str, Any]]:
     """Frames of the QM region plus one MM molecule moved rigidly along the anchor–QM axis.
 
     The anchor is the most negative MM site among those closest to a QM heavy atom (within 0.5 Å
-    of the nearest); the molecule is every MM site within :data:`MOLECULE_RADIUS_ANG` of it.
+    of the nearest); the molecule is the anchor's MM group (``mm_molecule``).
     Returns (frames, description with the anchor's index, charge and starting distance in Å).
     """
     qm = np.asarray(frame.arrays["qm_mask"], bool)
@@ -38,7 +37,7 @@ def scan_frames(frame: Atoms, distances_ang: Sequence[float] = DEFAULT_DISTANCES
     nearest = dist.min(axis=1)
     close = mm[nearest < nearest.min() + 0.5]
     anchor = int(close[np.argmin(charges[close])])
-    molecule = np.flatnonzero(~qm & (np.linalg.norm(frame.positions - frame.positions[anchor], axis=1) < MOLECULE_RADIUS_ANG))
+    molecule = np.flatnonzero(frame.arrays["mm_molecule"] == frame.arrays["mm_molecule"][anchor])
     qm_atom = int(heavy[np.argmin(np.linalg.norm(frame.positions[heavy] - frame.positions[anchor], axis=1))])
     axis = frame.positions[anchor] - frame.positions[qm_atom]
     d0 = float(np.linalg.norm(axis))

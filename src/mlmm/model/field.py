@@ -1,9 +1,11 @@
 """Model inputs for electrostatic embedding: QM-only neighbour pairs and the MM field at QM atoms.
 
 The MM sites of a Frame are not SchNet atoms: :class:`QMPairList` lists pairs among QM atoms only,
-and :class:`MMField` turns the MM point charges into the electrostatic potential V_i (eV/e, i.e.
-volt) and field E_i (V/Å) at every QM atom. Both keep the MM positions in the autograd graph, so
-``forces = -dE/dR`` yields forces on the MM sites too.
+and :class:`MMField` turns the embedding-weighted MM charges q_a·w_g(a) (:mod:`mlmm.embedding`, the
+same charges the PySCF labels were computed in) into the electrostatic potential V_i (eV/e, i.e.
+volt) and field E_i (V/Å) at every QM atom. The positions stay in the autograd graph through the
+Coulomb terms and the weights, so ``forces = -dE/dR`` yields forces on the MM sites too, including
+the weights' chain-rule term on QM atoms and MM sites.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from schnetpack import properties
 from schnetpack.transform import Transform
 from torch import nn
 
+from mlmm.embedding import check_embedding, group_index, group_weights
 from mlmm.units import COULOMB_EV_ANGSTROM
 
 #: Per-atom input keys of the labels DB (see docs/CONTRACTS.md).
 QM_MASK = "qm_mask"
 MM_CHARGES = "mm_charges"
+MM_MOLECULE = "mm_molecule"
 #: Keys written by :class:`MMField` (per atom; zero on MM sites).
 FIELD_POTENTIAL = "field_potential"  # V_i in eV/e
 FIELD_VECTOR = "field_vector"  # E_i in V/Å
@@ -54,55 +58,43 @@ class QMPairList(Transform):
         return inputs
 
 
-def smooth_switch(r: torch.Tensor, switch_on: float, switch_off: float) -> torch.Tensor:
-    """Quintic switch: 1 below ``switch_on``, 0 beyond ``switch_off`` (Å); C2 at both ends.
-
-    s(x) = 1 - x³(10 - 15x + 6x²), x = (r - on)/(off - on) clipped to [0, 1]; s' and s'' vanish at
-    both ends, so energies and forces stay continuous when an MM site crosses the cutoff.
-    """
-    x = ((r - switch_on) / (switch_off - switch_on)).clamp(0.0, 1.0)
-    return 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x**2)
-
-
 class MMField(nn.Module):
-    """Electrostatic potential V_i (eV/e) and field E_i (V/Å) of the MM charges at each QM atom.
+    """Electrostatic potential V_i (eV/e) and field E_i (V/Å) of the weighted MM charges at each QM atom.
 
-    V_i = k_e Σ_j q_j s(r_ij)/r_ij and E_i = k_e Σ_j q_j s(r_ij) (R_i - R_j)/r_ij³ over the MM sites j
-    of the same frame (``_idx_m``) with r_ij < ``field_cutoff_ang``; k_e = 14.3996 eV·Å/e². Both
-    vanish smoothly at the cutoff. Results are per atom (zero on MM sites) under
+    V_i = k_e Σ_j q_j w_j / r_ij and E_i = k_e Σ_j q_j w_j (R_i - R_j)/r_ij³ over the MM sites j of
+    the same frame (``_idx_m``), with w_j the embedding weight of j's group
+    (:func:`mlmm.embedding.group_weights` from the same pair distances; ``cutoff_ang`` /
+    ``switch_width_ang`` = the system's ``embedding``) and k_e = 14.3996 eV·Å/e². Groups leave
+    smoothly (C²) at the cutoff. Results are per atom (zero on MM sites) under
     :data:`FIELD_POTENTIAL` and :data:`FIELD_VECTOR`.
     """
 
-    def __init__(self, field_cutoff_ang: float, field_switch_on_ang: float) -> None:
+    def __init__(self, cutoff_ang: float, switch_width_ang: float) -> None:
         super().__init__()
-        if not 0.0 < field_switch_on_ang < field_cutoff_ang:
-            raise ValueError(
-                f"need 0 < field_switch_on_ang ({field_switch_on_ang}) < field_cutoff_ang ({field_cutoff_ang})"
-            )
-        self.field_cutoff_ang = float(field_cutoff_ang)
-        self.field_switch_on_ang = float(field_switch_on_ang)
+        check_embedding(cutoff_ang, switch_width_ang, where="MMField")
+        self.cutoff_ang = float(cutoff_ang)
+        self.switch_width_ang = float(switch_width_ang)
 
     def forward(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         R = inputs[properties.R]
-        q = inputs[MM_CHARGES].to(R.dtype)
         is_qm = inputs[QM_MASK] > 0.5
         idx_m = inputs[properties.idx_m]
         qm = torch.nonzero(is_qm).squeeze(-1)
-        mm = torch.nonzero(~is_qm & (q != 0.0)).squeeze(-1)
+        mm = torch.nonzero(~is_qm).squeeze(-1)
+        gid = torch.zeros(R.shape[0], dtype=torch.long, device=R.device)
+        gid_mm, n_groups = group_index(inputs[MM_MOLECULE][mm].round(), idx_m[mm])
+        gid[mm] = gid_mm
         with torch.no_grad():  # pair search only; the kept pairs are differentiated below
             same = idx_m[qm][:, None] == idx_m[mm][None, :]
             a, b = torch.nonzero(same, as_tuple=True)
             i, j = qm[a], mm[b]
-            keep = torch.linalg.vector_norm(R[i] - R[j], dim=-1) < self.field_cutoff_ang
-            i, j = i[keep], j[keep]
         r_vec = R[i] - R[j]  # from MM site j to QM atom i, Å
         r = torch.linalg.vector_norm(r_vec, dim=-1)
-        kq_s = COULOMB_EV_ANGSTROM * q[j] * smooth_switch(r, self.field_switch_on_ang, self.field_cutoff_ang)
+        w = group_weights(r, gid[j], n_groups, self.cutoff_ang, self.switch_width_ang)[gid[j]]  # weight per pair
+        kq = COULOMB_EV_ANGSTROM * inputs[MM_CHARGES].to(R.dtype)[j] * w
         n = R.shape[0]
-        potential = torch.zeros(n, dtype=R.dtype, device=R.device).index_add(0, i, kq_s / r)
-        field = torch.zeros((n, 3), dtype=R.dtype, device=R.device).index_add(
-            0, i, (kq_s / r**3)[:, None] * r_vec
-        )
+        potential = torch.zeros(n, dtype=R.dtype, device=R.device).index_add(0, i, kq / r)
+        field = torch.zeros((n, 3), dtype=R.dtype, device=R.device).index_add(0, i, (kq / r**3)[:, None] * r_vec)
         inputs[FIELD_POTENTIAL] = potential
         inputs[FIELD_VECTOR] = field
         return inputs
@@ -111,7 +103,7 @@ class MMField(nn.Module):
 def frame_to_inputs(
     frame: Atoms, pair_list: QMPairList, dtype: torch.dtype = torch.float32
 ) -> Dict[str, torch.Tensor]:
-    """schnetpack input dict (one-frame batch) for a Frame: positions Å, MM charges e, QM pairs."""
+    """schnetpack input dict (one-frame batch) for a Frame: positions Å, raw MM charges e, MM groups, QM pairs."""
     n = len(frame)
     inputs = {
         properties.Z: torch.as_tensor(frame.numbers, dtype=torch.long),
@@ -123,5 +115,6 @@ def frame_to_inputs(
         properties.idx: torch.tensor([0]),
         QM_MASK: torch.as_tensor(np.asarray(frame.arrays["qm_mask"], float), dtype=dtype),
         MM_CHARGES: torch.as_tensor(frame.get_initial_charges(), dtype=dtype),
+        MM_MOLECULE: torch.as_tensor(np.asarray(frame.arrays["mm_molecule"], float), dtype=dtype),
     }
     return pair_list(inputs)

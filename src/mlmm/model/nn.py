@@ -9,7 +9,7 @@ is an equivariant atomic dipole. The charges are shifted per frame so that Σ_i 
 region's total charge Q (``qm_charge_e``). Together these make the model gauge-correct: a uniform
 shift ΔV of the MM potential changes E by exactly Q·ΔV, as it changes the reference QM/MM energy,
 so the model cannot fit a spurious coupling to the (cutoff-dependent, noisy) absolute potential.
-V_i (eV/e) and E_i (V/Å) come from the MM charges (:class:`mlmm.model.field.MMField`), so
+V_i (eV/e) and E_i (V/Å) come from the embedding-weighted MM charges (:class:`mlmm.model.field.MMField`), so
 ``forces = -dE/dR`` (eV/Å) act on the QM atoms and the MM sites. E_ref (eV per element) and σ (eV) are buffers fitted on the training
 set (:func:`fit_energy_reference`); schnetpack's RemoveOffsets is not used because ``_n_atoms``
 counts MM sites.
@@ -30,12 +30,11 @@ from schnetpack.representation import SchNet
 from torch import nn
 
 from mlmm.model.field import FIELD_POTENTIAL, FIELD_VECTOR, QM_MASK, MMField
-from mlmm.settings import TrainingSettings
+from mlmm.settings import EmbeddingSettings, TrainingSettings
 
-#: The training settings that define a model (kept on it as ``model.mlmm_settings``; lengths in Å).
-ARCHITECTURE_KEYS: tuple[str, ...] = (
-    "n_atom_basis", "n_interactions", "n_rbf", "cutoff", "field_cutoff", "field_switch_on", "use_field", "delta",
-)
+#: The training settings that define a model (kept on it as ``model.mlmm_settings`` with its
+#: ``embedding`` and ``qm_charge_e``; lengths in Å).
+ARCHITECTURE_KEYS: tuple[str, ...] = ("n_atom_basis", "n_interactions", "n_rbf", "cutoff", "use_field", "delta")
 MAX_Z = 100
 #: Smoothing of |E| in the invariant field feature sqrt(|E|² + ε²) (V/Å), so it is differentiable at E = 0.
 FIELD_NORM_EPS = 1.0e-2
@@ -181,16 +180,19 @@ def split_force_targets(frame: Dict[str, torch.Tensor]) -> Dict[str, torch.Tenso
     return frame
 
 
-def build_model(settings: TrainingSettings, *, qm_charge_e: int) -> NeuralNetworkPotential:
+def build_model(settings: TrainingSettings, *, qm_charge_e: int, embedding: EmbeddingSettings) -> NeuralNetworkPotential:
     """Field-aware SchNet NeuralNetworkPotential: outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms; also split into ``forces_qm``/``forces_mm``).
 
-    The :data:`ARCHITECTURE_KEYS` of ``settings`` and the QM region's total charge
-    ``qm_charge_e`` (e) are kept on the model as ``model.mlmm_settings`` so a saved model knows
-    its cutoffs (config key names) and its Δ baseline. ``use_field: False`` builds the ablation
-    model: same SchNet and atomic energies, no MM field input at all (zero forces on MM sites).
+    The :data:`ARCHITECTURE_KEYS` of ``settings``, the QM region's total charge ``qm_charge_e``
+    (e) and the ``embedding`` whose weighted charges the field input sees (``system.embedding``,
+    the one the labels were computed in) are kept on the model as ``model.mlmm_settings`` so a
+    saved model knows its cutoffs (config key names), its embedding and its Δ baseline.
+    ``use_field: False`` builds the ablation model: same SchNet and atomic energies, no MM field
+    input at all (zero forces on MM sites).
     """
     s: dict[str, Any] = {k: getattr(settings, k) for k in ARCHITECTURE_KEYS}
     s["qm_charge_e"] = int(qm_charge_e)
+    s["embedding"] = embedding.to_dict()
     n = int(s["n_atom_basis"])
     use_field = bool(s["use_field"])
     schnet = SchNet(
@@ -202,7 +204,7 @@ def build_model(settings: TrainingSettings, *, qm_charge_e: int) -> NeuralNetwor
     )
     inputs: list[nn.Module] = [PairwiseDistances()]
     if use_field:
-        inputs.append(MMField(float(s["field_cutoff"]), float(s["field_switch_on"])))
+        inputs.append(MMField(float(embedding.cutoff), float(embedding.switch_width)))
     model = NeuralNetworkPotential(
         representation=QMRepresentation(schnet),
         input_modules=inputs,

@@ -30,6 +30,7 @@ from schnetpack.train import ModelCheckpoint
 from torchmetrics import MeanAbsoluteError
 
 from mlmm.frames import atomic_write
+from mlmm.labeling.db import db_embedding
 from mlmm.model.device import lightning_accelerator, resolve_device
 from mlmm.model.ensemble import Ensemble, db_dataset, load_model
 from mlmm.model.nn import (
@@ -196,7 +197,8 @@ def train_member(
     ``warm_start`` and ``init_from`` (the previous iteration's member) training starts from those
     weights instead of a fresh initialisation. ``device`` (``training.device``: auto | cpu | cuda)
     is where training and the final evaluation run; the saved model is on the CPU and loads on
-    any device. ``delta`` names the baseline the DBs' labels are corrections to; it is stored on
+    any device. The model's field input uses the embedding the labels were computed in (the
+    frames' ``system.embedding``, :func:`mlmm.labeling.db.db_embedding`), stored on the model. ``delta`` names the baseline the DBs' labels are corrections to; it is stored on
     the model so MD uses the ``delta`` potential (:mod:`mlmm.potentials`). Returns (and
     writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
     ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
@@ -222,7 +224,10 @@ def train_member(
         train_frames = [split_force_targets(data[i]) for i in train_idx]
         val_frames = [split_force_targets(data[i]) for i in val_idx]
 
-        model = build_model(s, qm_charge_e=db_qm_charge(db_path))
+        embedding = db_embedding(db_path)
+        if embedding is None:
+            raise ValueError(f"{list(db_paths)}: no labelled frames to train on")
+        model = build_model(s, qm_charge_e=db_qm_charge(db_path), embedding=embedding)
         reference = fit_energy_reference(model, train_frames)
         warm = bool(s.warm_start and init_from and _warm_start(model, init_from))
         outputs = [

@@ -22,6 +22,7 @@ from ase import Atoms
 from mlmm.dynamics.md import run_langevin
 from mlmm.sampling.common import xtb_mm_atoms
 from mlmm.seeds import derive_seed
+from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def sample_adaptive(
     timestep_fs: float,
     temperature_K: float,
     friction_per_fs: float,
-    cutoff_ang: float,
+    embedding: EmbeddingSettings,
     seed: int,
     max_force_ev_ang: float = 50.0,
     log: logging.Logger | None = None,
@@ -79,7 +80,7 @@ def sample_adaptive(
     log = log or _log
     if not cvs:
         raise ValueError("adaptive: give at least one CV")
-    atoms = xtb_mm_atoms(system, cutoff_ang)
+    atoms = xtb_mm_atoms(system, embedding)
     constraints = system.water_constraints()
     rng = np.random.default_rng(seed)
     snapshots: list[np.ndarray] = []  # full-system positions
@@ -143,7 +144,7 @@ def sample_adaptive(
         depth += 1
     frames = []
     for i in picked:
-        frame, _ = system.cut_frame(snapshots[i], cutoff_ang, sampler="adaptive", iteration=0,
+        frame, _ = system.cut_frame(snapshots[i], embedding, sampler="adaptive", iteration=0,
                                     source=f"{system.source}:snapshot{i}", seed=seed, cv=cv_values[i].tolist())
         frames.append(frame)
     log.info("adaptive: stopped (%s); %d frames from %d snapshots in %d bins", stop, len(frames), len(bins), len(counts))

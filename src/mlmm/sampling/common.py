@@ -12,10 +12,11 @@ from ase import Atoms
 
 from mlmm.frames import qm_mask, validate_frame
 from mlmm.potentials import build_potential
+from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 
-def xtb_mm_atoms(system: System, cutoff_ang: float, mm_cutoff_ang: float | None = None) -> Atoms:
+def xtb_mm_atoms(system: System, embedding: EmbeddingSettings, mm_cutoff_ang: float | None = None) -> Atoms:
     """Full-system atoms with the samplers' xTB/MM potential (``xtb`` of :mod:`mlmm.potentials`) attached.
 
     GFN2-xTB (vacuum) on the QM region, TIP3P water, QM–MM LJ and a mechanical-embedding
@@ -23,7 +24,7 @@ def xtb_mm_atoms(system: System, cutoff_ang: float, mm_cutoff_ang: float | None 
     ``mm_cutoff_ang`` (None: 9 Å or half the shortest box edge) is the switched MM cutoff.
     """
     atoms = system.atoms.copy()
-    atoms.calc = build_potential("xtb", system, cutoff_ang=cutoff_ang, mm_cutoff_ang=mm_cutoff_ang)
+    atoms.calc = build_potential("xtb", system, embedding=embedding, mm_cutoff_ang=mm_cutoff_ang)
     return atoms
 
 

@@ -14,6 +14,7 @@ from ase import Atoms
 
 from mlmm.dynamics.md import run_langevin
 from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def sample_xtb_md(
     timestep_fs: float,
     temperature_K: float,
     friction_per_fs: float,
-    cutoff_ang: float,
+    embedding: EmbeddingSettings,
     seed: int,
     mm_cutoff_ang: float | None = None,
     max_force_ev_ang: float = 50.0,
@@ -36,7 +37,7 @@ def sample_xtb_md(
 ) -> list[Atoms]:
     """Run xTB/MM Langevin MD from the system's positions and return ``n_frames`` Frames.
 
-    Frames are cut with ``System.cut_frame(cutoff_ang)`` after ``equilibration_steps`` and then
+    Frames are cut with ``System.cut_frame(embedding)`` after ``equilibration_steps`` and then
     every ``stride`` steps; info: sampler="xtb_md", iteration=0, source="<structure>:step<k>",
     seed. The QM charges for the mechanical embedding are GFN2 Mulliken charges of the solute
     computed once at the start and kept fixed: tblite has no point-charge embedding, and
@@ -50,7 +51,7 @@ def sample_xtb_md(
     if n_frames < 1 or stride < 1 or equilibration_steps < 0:
         raise ValueError(f"sample_xtb_md: need n_frames >= 1, stride >= 1, equilibration_steps >= 0 "
                          f"(got {n_frames}, {stride}, {equilibration_steps})")
-    atoms = xtb_mm_atoms(system, cutoff_ang, mm_cutoff_ang)
+    atoms = xtb_mm_atoms(system, embedding, mm_cutoff_ang)
     frames: list[Atoms] = []
     temperatures: list[float] = []
 
@@ -58,7 +59,7 @@ def sample_xtb_md(
         k = step - equilibration_steps
         if k <= 0 or k % stride:
             return None
-        frame, _ = system.cut_frame(current.positions, cutoff_ang, sampler="xtb_md", iteration=0,
+        frame, _ = system.cut_frame(current.positions, embedding, sampler="xtb_md", iteration=0,
                                     source=f"{system.source}:step{step}", seed=seed)
         frames.append(frame)
         temperatures.append(float(current.get_temperature()))

@@ -20,6 +20,7 @@ from ase import Atoms
 from mlmm.dynamics.md import run_langevin
 from mlmm.engines.plumed import biased_calculator, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
 from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def sample_metadynamics(
     timestep_fs: float,
     temperature_K: float,
     friction_per_fs: float,
-    cutoff_ang: float,
+    embedding: EmbeddingSettings,
     seed: int,
     biasfactor: float | None = 10.0,
     max_force_ev_ang: float = 50.0,
@@ -54,7 +55,7 @@ def sample_metadynamics(
     names) into ``out_dir``. Returns (frames, stats) with per-frame biased/unbiased energies (eV)."""
     log = log or _log
     lines = prepare_plumed_input(plumed_input, biasfactor)
-    atoms = xtb_mm_atoms(system, cutoff_ang)
+    atoms = xtb_mm_atoms(system, embedding)
     inner = atoms.calc
     frames: list[Atoms] = []
     e_unbiased: list[float] = []
@@ -64,7 +65,7 @@ def sample_metadynamics(
         k = step - equilibration_steps
         if k <= 0 or k % stride:
             return None
-        frame, _ = system.cut_frame(current.positions, cutoff_ang, sampler="metadynamics", iteration=0,
+        frame, _ = system.cut_frame(current.positions, embedding, sampler="metadynamics", iteration=0,
                                     source=f"{system.source}:step{step}", seed=seed)
         e_total = float(current.get_potential_energy())
         e0 = float(inner.results["energy"])

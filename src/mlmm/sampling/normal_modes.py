@@ -27,6 +27,7 @@ from ase.optimize import BFGS
 from mlmm.frames import make_frame
 from mlmm.potentials import qm_term
 from mlmm.sampling.common import embed_qm, min_qm_distance, xtb_mm_atoms
+from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -114,14 +115,14 @@ def numerical_hessian(energy_forces: Callable[[np.ndarray], tuple[float, np.ndar
     return 0.5 * (hess + hess.T)
 
 
-def qm_potential(system: System, environment: str, cutoff_ang: float) -> tuple[Callable[[np.ndarray], tuple[float, np.ndarray]], np.ndarray]:
+def qm_potential(system: System, environment: str, embedding: EmbeddingSettings) -> tuple[Callable[[np.ndarray], tuple[float, np.ndarray]], np.ndarray]:
     """(energy_forces(qm_pos) -> (eV, (n_qm,3) eV/Å), start QM positions) for the QM region in
     ``vacuum`` (GFN2-xTB alone) or ``embedded`` (xTB/MM of the full system, MM atoms fixed)."""
     n_qm = system.n_qm
     start = system.whole_qm_positions(system.atoms.positions)
     if environment == "vacuum":
         frame = make_frame(system.atoms.get_chemical_symbols()[:n_qm], start, [], np.zeros((0, 3)), [],
-                           qm_charge=system.qm_charge, multiplicity=system.multiplicity, sampler="normal_modes",
+                           mm_molecule=[], embedding=embedding, qm_charge=system.qm_charge, multiplicity=system.multiplicity, sampler="normal_modes",
                            iteration=0, source=system.source, seed=0)
         term = qm_term("xtb")
 
@@ -132,7 +133,7 @@ def qm_potential(system: System, environment: str, cutoff_ang: float) -> tuple[C
 
         return vacuum, start
     if environment == "embedded":
-        atoms = xtb_mm_atoms(system, cutoff_ang)
+        atoms = xtb_mm_atoms(system, embedding)
         full = atoms.positions.copy()
         full[:n_qm] = start  # whole QM region (the MM force field uses minimum images)
 
@@ -161,11 +162,11 @@ class _EnergyForcesCalculator(Calculator):
         self.results = {"energy": energy, "forces": forces}
 
 
-def qm_modes(system: System, *, environment: str, cutoff_ang: float, fmax_ev_ang: float = 0.005,
+def qm_modes(system: System, *, environment: str, embedding: EmbeddingSettings, fmax_ev_ang: float = 0.005,
              min_wavenumber: float = 50.0, log: logging.Logger | None = None) -> Modes:
     """Optimise the QM region (BFGS to ``fmax_ev_ang``) and return its harmonic modes."""
     log = log or _log
-    energy_forces, start = qm_potential(system, environment, cutoff_ang)
+    energy_forces, start = qm_potential(system, environment, embedding)
     qm = Atoms(system.atoms.get_chemical_symbols()[: system.n_qm], positions=start)
     qm.calc = _EnergyForcesCalculator(energy_forces)
     opt = BFGS(qm, logfile=None)
@@ -217,7 +218,7 @@ def displaced_frames(modes: Modes, references: list[Atoms], q_mw: np.ndarray, *,
 
 
 def sample_normal_modes(system: System, references: list[Atoms], *, n_frames: int, temperature_K: float,
-                        environment: str, distribution: str, cutoff_ang: float, seed: int,
+                        environment: str, distribution: str, embedding: EmbeddingSettings, seed: int,
                         min_distance_ang: float = 0.7, min_wavenumber: float = 50.0,
                         log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
     """``n_frames`` normal-mode-displaced Frames (module docstring) and stats (harmonic and xTB
@@ -225,7 +226,7 @@ def sample_normal_modes(system: System, references: list[Atoms], *, n_frames: in
     log = log or _log
     if not references:
         raise ValueError("normal modes: need at least one environment snapshot (reference Frame)")
-    modes = qm_modes(system, environment=environment, cutoff_ang=cutoff_ang, min_wavenumber=min_wavenumber, log=log)
+    modes = qm_modes(system, environment=environment, embedding=embedding, min_wavenumber=min_wavenumber, log=log)
     rng = np.random.default_rng(seed)
     frames: list[Atoms] = []
     harmonic: list[float] = []

@@ -81,7 +81,7 @@ def sample_xtb_md(
         timestep_fs=sampler.timestep,
         temperature_K=sampler.temperature,
         friction_per_fs=sampler.friction,
-        cutoff_ang=system_settings.embedding_cutoff,
+        embedding=system_settings.embedding,
         seed=sampler.seed,
         log=log,
     )
@@ -123,7 +123,7 @@ def sample_metadynamics(structure: str, system_cfg: dict[str, Any], sampler_cfg:
         system, plumed_input=sampler.plumed, out_dir=out_dir, n_frames=sampler.n_frames,
         stride=sampler.stride, equilibration_steps=sampler.equilibration_steps,
         timestep_fs=sampler.timestep, temperature_K=sampler.temperature,
-        friction_per_fs=sampler.friction, cutoff_ang=system_settings.embedding_cutoff,
+        friction_per_fs=sampler.friction, embedding=system_settings.embedding,
         seed=sampler.seed, biasfactor=sampler.biasfactor, log=log,
     )
     fes = sum_hills(out_dir / "HILLS", out_dir / "fes.dat")
@@ -156,7 +156,7 @@ def sample_normal_modes(structure: str, environment_frames: str, system_cfg: dic
     frames, stats = run(
         system, _references(environment_frames), n_frames=sampler.n_frames,
         temperature_K=sampler.temperature, environment=sampler.environment,
-        distribution=sampler.distribution, cutoff_ang=system_settings.embedding_cutoff,
+        distribution=sampler.distribution, embedding=system_settings.embedding,
         seed=sampler.seed, min_distance_ang=sampler.min_distance, log=log,
     )
     seconds = time.perf_counter() - t0
@@ -179,7 +179,7 @@ def sample_wigner(structure: str, environment_frames: str, system_cfg: dict[str,
     frames, stats = run(
         system, _references(environment_frames), n_frames=sampler.n_frames,
         temperature_K=sampler.temperature, environment=sampler.environment,
-        cutoff_ang=system_settings.embedding_cutoff, seed=sampler.seed,
+        embedding=system_settings.embedding, seed=sampler.seed,
         min_distance_ang=sampler.min_distance, log=log,
     )
     seconds = time.perf_counter() - t0
@@ -219,7 +219,7 @@ def sample_adaptive(structure: str, system_cfg: dict[str, Any], sampler_cfg: dic
         min_growth=sampler.min_growth, bin_width_ang=sampler.bin_width_ang,
         bin_width_deg=sampler.bin_width_deg, timestep_fs=sampler.timestep,
         temperature_K=sampler.temperature, friction_per_fs=sampler.friction,
-        cutoff_ang=system_settings.embedding_cutoff, seed=sampler.seed, log=log,
+        embedding=system_settings.embedding, seed=sampler.seed, log=log,
     )
     seconds = time.perf_counter() - t0
     plot_adaptive(stats["coverage_per_round"], stats["cv_values"], stats["picked"], plot_out)

@@ -21,6 +21,7 @@ import numpy as np
 from ase import Atoms, units
 
 from mlmm.sampling.normal_modes import Modes, displaced_frames, qm_modes
+from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -68,13 +69,13 @@ def sample_wigner_modes(modes: Modes, references: list[Atoms], *, n_frames: int,
 
 
 def sample_wigner(system: System, references: list[Atoms], *, n_frames: int, temperature_K: float, environment: str,
-                  cutoff_ang: float, seed: int, min_distance_ang: float = 0.7, min_wavenumber: float = 50.0,
+                  embedding: EmbeddingSettings, seed: int, min_distance_ang: float = 0.7, min_wavenumber: float = 50.0,
                   log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
     """``n_frames`` Wigner Frames of the QM region (see module docstring) and stats."""
     log = log or _log
     if not references:
         raise ValueError("wigner: need at least one environment snapshot (reference Frame)")
-    modes = qm_modes(system, environment=environment, cutoff_ang=cutoff_ang, min_wavenumber=min_wavenumber, log=log)
+    modes = qm_modes(system, environment=environment, embedding=embedding, min_wavenumber=min_wavenumber, log=log)
     frames, q, p = sample_wigner_modes(modes, references, n_frames=n_frames, temperature_K=temperature_K, seed=seed,
                                        source=system.source, min_distance_ang=min_distance_ang)
     var_q, var_p = wigner_variances(modes.omegas, temperature_K)
@@ -145,13 +146,13 @@ def wigner_initial_conditions(system: System, modes: Modes, *, n: int, temperatu
     raise RuntimeError(f"wigner: fewer than {n} start states pass min_distance {min_distance_ang} Å")
 
 
-def wigner_starts(system: System, *, n: int, temperature_K: float, seed: int, environment: str, cutoff_ang: float,
+def wigner_starts(system: System, *, n: int, temperature_K: float, seed: int, environment: str, embedding: EmbeddingSettings,
                   log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
     """GFN2-xTB modes of the QM region (``environment``: 'embedded' = in the fixed MM field, or
     'vacuum') and ``n`` Wigner start states (:func:`wigner_initial_conditions`); also stats
     (harmonic potential and QM kinetic energy per start, eV, and their expected mean)."""
     log = log or _log
-    modes = qm_modes(system, environment=environment, cutoff_ang=cutoff_ang, log=log)
+    modes = qm_modes(system, environment=environment, embedding=embedding, log=log)
     starts, q, p = wigner_initial_conditions(system, modes, n=n, temperature_K=temperature_K, seed=seed)
     var_q, _ = wigner_variances(modes.omegas, temperature_K)
     stats = {"initial": "wigner", "environment": environment, "temperature_K": temperature_K,
