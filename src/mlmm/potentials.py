@@ -10,9 +10,9 @@ engine only needs ``energy_forces(positions_ang)`` (:class:`MMTerm`).
 :func:`build_potential` knows four potentials (:data:`POTENTIALS`):
 
 ``xtb``
-    GFN2-xTB (tblite, vacuum) on the QM region + mechanical embedding: the MM force field's
-    Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry (the
-    samplers' potential).
+    GFN2-xTB (tblite, vacuum) on the QM region + mechanical embedding: the QM region's GFN2
+    Mulliken charges, fixed at the start geometry, in the force field's Coulomb term (PME in a
+    box) next to its QM–MM Lennard-Jones (the samplers' potential).
 ``xtb_point_charges``
     GFN2-xTB of the QM region in the MM point charges (``xtb`` program, ``$embedding``; forces on
     the MM sites too) + MM force field without QM charges.
@@ -32,7 +32,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from mlmm.mm import MMForceField, default_mm_cutoff
+from mlmm.mm import OpenMMTerm
 from mlmm.system import System
 
 if TYPE_CHECKING:  # torch is imported only where an ensemble is used
@@ -170,24 +170,24 @@ def ensemble_term(ensemble: "Ensemble", bias: "BiasSettings | None" = None) -> Q
     return biased_term(ensemble if base is None else DeltaTerm(base, ensemble), bias)
 
 
-def _xtb_parts(system: System, mm_cutoff_ang: float) -> tuple[QMTerm, MMTerm]:
+def _xtb_parts(system: System, platform: str) -> tuple[QMTerm, MMTerm]:
     """tblite GFN2-xTB + MM with the QM region's GFN2 Mulliken charges fixed at the start geometry."""
     from mlmm.engines.xtb import xtb_charges
 
     charges = xtb_charges(system.atoms.get_chemical_symbols()[: system.n_qm],
                           system.whole_qm_positions(system.atoms.positions), system.qm_charge, system.multiplicity)
     log.info("xtb: fixed GFN2 Mulliken charges of the QM region (e): %s", np.round(charges, 3).tolist())
-    return qm_term("xtb"), MMForceField(system, cutoff_ang=mm_cutoff_ang, qm_charges_e=charges)
+    return qm_term("xtb"), OpenMMTerm(system, qm_charges_e=charges, platform=platform)
 
 
-def _xtb_point_charge_parts(system: System, mm_cutoff_ang: float) -> tuple[QMTerm, MMTerm]:
+def _xtb_point_charge_parts(system: System, platform: str) -> tuple[QMTerm, MMTerm]:
     """xtb-program GFN2-xTB in the MM point charges + MM without QM charges."""
-    return qm_term("xtb_point_charges"), MMForceField(system, cutoff_ang=mm_cutoff_ang)
+    return qm_term("xtb_point_charges"), OpenMMTerm(system, platform=platform)
 
 
 #: QM/MM potentials :func:`build_potential` builds; ``ensemble``/``delta`` need trained members.
 POTENTIALS = ("xtb", "xtb_point_charges", "ensemble", "delta")
-_MODEL_FREE: dict[str, Callable[[System, float], tuple[QMTerm, MMTerm]]] = {
+_MODEL_FREE: dict[str, Callable[[System, str], tuple[QMTerm, MMTerm]]] = {
     "xtb": _xtb_parts, "xtb_point_charges": _xtb_point_charge_parts,
 }
 
@@ -197,34 +197,35 @@ def build_potential(
     system: System,
     *,
     cutoff_ang: float,
-    mm_cutoff_ang: float | None = None,
     ensemble: "Ensemble | None" = None,
     bias: "BiasSettings | None" = None,
+    mm_platform: str = "CPU",
 ) -> QMMMCalculator:
     """The QM/MM potential ``name`` (:data:`POTENTIALS`, see module docstring) of ``system``.
 
-    ``cutoff_ang``: embedding cutoff of the QM term's Frame (Å); ``mm_cutoff_ang``: switched MM and
-    QM–MM cutoff (Å; None: 9 Å or half the shortest box edge). ``ensemble`` (loaded members) and
+    ``cutoff_ang``: embedding cutoff of the QM term's Frame (Å); the MM part's nonbonded method and
+    cutoff are the system's (``system.nonbonded``); ``mm_platform`` is its OpenMM platform (CPU;
+    Reference for double-precision checks). ``ensemble`` (loaded members) and
     ``bias`` (``al.bias``) are for ``ensemble``/``delta`` only; the members' ``training.delta`` must
     match the name (``delta`` iff they learned corrections).
     """
     if name not in POTENTIALS:
         raise ValueError(f"unknown QM/MM potential {name!r}; known: {list(POTENTIALS)}")
-    mm_cutoff = default_mm_cutoff(system) if mm_cutoff_ang is None else mm_cutoff_ang
     if name in _MODEL_FREE:
         if ensemble is not None or bias is not None:
             raise ValueError(f"QM/MM potential {name!r} takes no ensemble or bias")
-        term, mm = _MODEL_FREE[name](system, mm_cutoff)
+        term, mm = _MODEL_FREE[name](system, mm_platform)
         return QMMMCalculator(system, term, mm, cutoff_ang)
     if ensemble is None:
         raise ValueError(f"QM/MM potential {name!r} needs the trained ensemble")
     if ensemble_potential_name(ensemble) != name:
         raise ValueError(f"QM/MM potential {name!r}: the members were trained with training.delta "
                          f"{ensemble.delta!r}; use {ensemble_potential_name(ensemble)!r}")
-    return QMMMCalculator(system, ensemble_term(ensemble, bias), MMForceField(system, cutoff_ang=mm_cutoff), cutoff_ang)
+    return QMMMCalculator(system, ensemble_term(ensemble, bias), OpenMMTerm(system, platform=mm_platform), cutoff_ang)
 
 
 def ensemble_potential(system: System, ensemble: "Ensemble", *, cutoff_ang: float,
-                       bias: "BiasSettings | None" = None) -> QMMMCalculator:
+                       bias: "BiasSettings | None" = None, mm_platform: str = "CPU") -> QMMMCalculator:
     """The MLP/MM potential of trained members (``ensemble`` or ``delta``, from their training.delta)."""
-    return build_potential(ensemble_potential_name(ensemble), system, cutoff_ang=cutoff_ang, ensemble=ensemble, bias=bias)
+    return build_potential(ensemble_potential_name(ensemble), system, cutoff_ang=cutoff_ang, ensemble=ensemble, bias=bias,
+                           mm_platform=mm_platform)

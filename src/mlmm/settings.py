@@ -122,12 +122,26 @@ class ThreadsSettings(Section):
 
 
 @dataclass(frozen=True)
+class NonbondedSettings(Section):
+    """Nonbonded method of the MM part (``system.nonbonded``); ``cutoff`` in Å."""
+
+    SECTION: ClassVar[str] = "system.nonbonded"
+    method: str
+    cutoff: float
+    dispersion_correction: bool
+
+
+@dataclass(frozen=True)
 class SystemSettings(Section):
     """The QM/MM system (``system``); ``embedding_cutoff`` in Å, ``qm_charge`` in e."""
 
     SECTION: ClassVar[str] = "system"
     structure: str
+    force_field: tuple[str, ...]
     topology: str | None
+    parameters: tuple[str, ...]
+    gromacs_include: str | None
+    nonbonded: NonbondedSettings
     qm_selection: str
     qm_charge: int
     multiplicity: int

@@ -3,6 +3,7 @@ rule production:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         models=production_models,
     output:
         trajectory=f"{PROD}/{{model}}/replica{{replica}}/trajectory.dcd",
@@ -32,6 +33,7 @@ rule production_nve:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         models=member_models("ground", N_ITER),
     output:
         timeseries=f"{PROD}/nve/timeseries.csv",
@@ -174,6 +176,7 @@ rule production_metadynamics:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         models=member_models("ground", N_ITER),
     output:
         hills=f"{PROD}/metadynamics/replica{{replica}}/HILLS",

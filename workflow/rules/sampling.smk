@@ -3,6 +3,7 @@ rule sample_xtb_md:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/xtb_md/frames.extxyz",
@@ -29,6 +30,7 @@ rule sample_metadynamics:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/metadynamics/frames.extxyz",
@@ -63,6 +65,7 @@ rule sample_normal_modes:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         environment=rules.sample_xtb_md.output.frames,
     output:
         frames=f"{R}/sampling/normal_modes/frames.extxyz",
@@ -94,6 +97,7 @@ rule sample_wigner:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         environment=rules.sample_xtb_md.output.frames,
     output:
         frames=f"{R}/sampling/wigner/frames.extxyz",
@@ -150,6 +154,7 @@ rule sample_adaptive:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/adaptive/frames.extxyz",

@@ -50,6 +50,7 @@ if config["excited"]["activate"]:
         input:
             structure=STRUCTURE,
             topology=TOPOLOGY,
+            force_field=FORCE_FIELD_FILES,
             models=lambda wc: member_models("bright", int(wc.it) - 1),
             previous=lambda wc: selection_of("bright", int(wc.it) - 1),
             calibration=lambda wc: calibration_of("bright", int(wc.it) - 1),
@@ -118,6 +119,7 @@ if config["excited"]["activate"]:
         input:
             structure=STRUCTURE,
             topology=TOPOLOGY,
+            force_field=FORCE_FIELD_FILES,
             models=member_models("bright", last_iteration("bright")),
         output:
             frames=f"{EXC}/dynamics/frames.extxyz",

@@ -175,9 +175,8 @@ def production(
         sigma_action=cfg.sigma_action,
         **production_md_settings(cfg),
     )
-    snapshots = [system.to_input_order(a) for a in result.snapshots]
-    write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg.stride * cfg.timestep / 1000.0)
-    write_topology(structure, topology_out)
+    write_dcd(system, result.snapshots, trajectory_out, timestep_ps=cfg.stride * cfg.timestep / 1000.0)
+    write_topology(system, topology_out)
     _write_timeseries(timeseries_out, result)
     write_frames(handback_out, result.collected)
     exceeded = result.sigma_exceeded_steps
@@ -201,7 +200,7 @@ def production(
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
         sigma_mean=float(np.mean(result.sigmas)) if result.sigmas else None,
         temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
-        n_frames=len(snapshots),
+        n_frames=len(result.snapshots),
         ms_per_step=result.ms_per_step,
     )
 

@@ -1,8 +1,8 @@
 """GFN2-xTB for the QM region of a Frame, in eV and Å.
 
 :class:`XTBTerm` (tblite, in-process) has no point-charge embedding, so it sees only the QM atoms;
-the QM–MM electrostatics of the xTB sampler are a fixed-charge mechanical embedding in
-:class:`mlmm.mm.MMForceField` (charges from :func:`xtb_charges`).
+the QM–MM electrostatics of the xTB sampler are a fixed-charge mechanical embedding: the charges
+of :func:`xtb_charges` in the force field's Coulomb term (:class:`mlmm.mm.OpenMMTerm`).
 
 :class:`XTBEmbeddingTerm` runs the ``xtb`` program (Debian xtb 6.5.1) with its ``$embedding``
 point charges: electrostatic embedding like the PySCF labels, with forces on the MM sites. That

@@ -15,15 +15,14 @@ from mlmm.potentials import build_potential
 from mlmm.system import System
 
 
-def xtb_mm_atoms(system: System, cutoff_ang: float, mm_cutoff_ang: float | None = None) -> Atoms:
+def xtb_mm_atoms(system: System, cutoff_ang: float) -> Atoms:
     """Full-system atoms with the samplers' xTB/MM potential (``xtb`` of :mod:`mlmm.potentials`) attached.
 
-    GFN2-xTB (vacuum) on the QM region, TIP3P water, QM–MM LJ and a mechanical-embedding
-    Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry;
-    ``mm_cutoff_ang`` (None: 9 Å or half the shortest box edge) is the switched MM cutoff.
+    GFN2-xTB (vacuum) on the QM region, the force field's MM terms and QM–MM Lennard-Jones, and
+    its Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry.
     """
     atoms = system.atoms.copy()
-    atoms.calc = build_potential("xtb", system, cutoff_ang=cutoff_ang, mm_cutoff_ang=mm_cutoff_ang)
+    atoms.calc = build_potential("xtb", system, cutoff_ang=cutoff_ang)
     return atoms
 
 

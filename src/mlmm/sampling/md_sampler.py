@@ -1,7 +1,7 @@
 """GFN2-xTB/MM Langevin MD sampler for the initial training frames.
 
-Potential: vacuum GFN2-xTB (tblite) for the QM region + rigid TIP3P water + QM–MM Lennard-Jones
-+ mechanical-embedding Coulomb between *fixed* QM charges and the TIP3P charges.
+Potential: vacuum GFN2-xTB (tblite) for the QM region + the force field's MM terms and QM–MM
+Lennard-Jones + mechanical-embedding Coulomb between *fixed* QM charges and the MM charges.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ def sample_xtb_md(
     friction_per_fs: float,
     cutoff_ang: float,
     seed: int,
-    mm_cutoff_ang: float | None = None,
     max_force_ev_ang: float = 50.0,
     log: logging.Logger | None = None,
 ) -> list[Atoms]:
@@ -42,15 +41,13 @@ def sample_xtb_md(
     computed once at the start and kept fixed: tblite has no point-charge embedding, and
     geometry-dependent charges without their response term would make the forces
     non-conservative. This only steers the sampling; the labels come from PySCF with full
-    electrostatic embedding. Waters are rigid (RATTLE). ``mm_cutoff_ang`` (switched MM and QM–MM
-    cutoff) defaults to 9 Å, or half the shortest box edge if smaller. Raises RuntimeError on a
-    blow-up.
+    electrostatic embedding. Waters are rigid (RATTLE). Raises RuntimeError on a blow-up.
     """
     log = log or _log
     if n_frames < 1 or stride < 1 or equilibration_steps < 0:
         raise ValueError(f"sample_xtb_md: need n_frames >= 1, stride >= 1, equilibration_steps >= 0 "
                          f"(got {n_frames}, {stride}, {equilibration_steps})")
-    atoms = xtb_mm_atoms(system, cutoff_ang, mm_cutoff_ang)
+    atoms = xtb_mm_atoms(system, cutoff_ang)
     frames: list[Atoms] = []
     temperatures: list[float] = []
 

@@ -163,10 +163,12 @@ class _EnergyForcesCalculator(Calculator):
 
 def qm_modes(system: System, *, environment: str, cutoff_ang: float, fmax_ev_ang: float = 0.005,
              min_wavenumber: float = 50.0, log: logging.Logger | None = None) -> Modes:
-    """Optimise the QM region (BFGS to ``fmax_ev_ang``) and return its harmonic modes."""
+    """Optimise the QM region (BFGS to ``fmax_ev_ang``) and return its harmonic modes (with the
+    force field's masses, those of the MD)."""
     log = log or _log
     energy_forces, start = qm_potential(system, environment, cutoff_ang)
-    qm = Atoms(system.atoms.get_chemical_symbols()[: system.n_qm], positions=start)
+    qm = Atoms(system.atoms.get_chemical_symbols()[: system.n_qm], positions=start,
+               masses=system.atoms.get_masses()[: system.n_qm])
     qm.calc = _EnergyForcesCalculator(energy_forces)
     opt = BFGS(qm, logfile=None)
     converged = opt.run(fmax=fmax_ev_ang, steps=500)
