@@ -125,3 +125,26 @@ def level_with(**keys):
 def td_with(**keys):
     """:class:`mlmm.settings.TDSettings` of ``excited.td`` with ``keys`` (schema defaults otherwise)."""
     return settings_with(excited={"td": keys}).excited.td
+
+
+def rigid_waters(system):
+    """(triples (M, 3) mlmm indices, lengths (M, 3) Å of the pairs (0,1), (0,2), (1,2)) of the MM
+    waters the force field's OpenMM System keeps rigid (3-atom residues with 3 constraints)."""
+    import numpy as np
+    import openmm.unit as unit
+
+    lengths = {}
+    omm = system.mm.system
+    for k in range(omm.getNumConstraints()):
+        a, b, d = omm.getConstraintParameters(k)
+        lengths[(min(a, b), max(a, b))] = d.value_in_unit(unit.angstrom)
+    position = np.empty(len(system.original_index), int)
+    position[system.original_index] = np.arange(len(system.original_index))
+    triples, values = [], []
+    for residue in system.mm.topology.residues():
+        idx = sorted(a.index for a in residue.atoms())
+        pairs = [(idx[0], idx[1]), (idx[0], idx[2]), (idx[1], idx[2])] if len(idx) == 3 else []
+        if pairs and all(p in lengths for p in pairs):
+            triples.append(position[idx])
+            values.append([lengths[p] for p in pairs])
+    return np.array(triples, int).reshape(-1, 3), np.array(values, float).reshape(-1, 3)

@@ -29,16 +29,15 @@ def test_dcd_round_trip_in_input_order(tmp_path: Path) -> None:
     from ase.io import read
 
     from conftest import load_demo
-    from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from mlmm.dynamics.trajectory import DCDTrajectory, write_topology
 
     atoms = read(DEMO)
     system = load_demo()
-    snaps = []
+    dcd = DCDTrajectory(tmp_path / "t.dcd", system, interval_fs=5.0)
     for k in range(3):
-        snap = system.atoms.copy()
-        snap.positions += 0.1 * k
-        snaps.append(snap)
-    write_dcd(system, snaps, str(tmp_path / "t.dcd"), timestep_ps=0.005)
+        dcd.write(system.atoms.positions + 0.1 * k)
+    assert not (tmp_path / "t.dcd").exists()  # written in place only when complete
+    dcd.close()
     write_topology(system, str(tmp_path / "top.pdb"))
     u = mda.Universe(str(tmp_path / "top.pdb"), str(tmp_path / "t.dcd"))
     assert u.trajectory.n_frames == 3
@@ -115,7 +114,7 @@ def test_trajectory_of_a_structure_without_element_column(tmp_path: Path) -> Non
 
     from conftest import FORCE_FIELDS
     from mlmm.analysis.production import replica_universe, solvent_rdf
-    from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from mlmm.dynamics.trajectory import DCDTrajectory, write_topology
     from mlmm.system import load_system
 
     bare = tmp_path / "bare.pdb"  # the demo with columns 77-78 (element) blanked
@@ -125,7 +124,10 @@ def test_trajectory_of_a_structure_without_element_column(tmp_path: Path) -> Non
     replica = tmp_path / "replica0"
     replica.mkdir()
     write_topology(system, str(replica / "topology.pdb"))
-    write_dcd(system, [system.atoms] * 2, str(replica / "trajectory.dcd"), timestep_ps=0.005)
+    dcd = DCDTrajectory(replica / "trajectory.dcd", system, interval_fs=5.0)
+    for _ in range(2):
+        dcd.write(system.atoms.positions)
+    dcd.close()
     universe = replica_universe(replica)
     # the analysis' default RDF reference: heavy atoms of the QM selection
     heavy = universe.select_atoms("(resname ETH) and not element H")

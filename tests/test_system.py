@@ -9,13 +9,12 @@ import numpy as np
 import openmm
 import openmm.unit as unit
 import pytest
-from ase.constraints import FixBondLengths
 from ase.geometry import get_distances
 
-from conftest import DEMO, FORCE_FIELDS, ROOT, load_demo
+from conftest import DEMO, FORCE_FIELDS, ROOT, load_demo, rigid_waters
 from mlmm.frames import validate_frame
 from mlmm.mm import OpenMMTerm
-from mlmm.system import RigidWaterConstraint, load_system
+from mlmm.system import load_system
 
 INFO = dict(sampler="test", iteration=0, source="test", seed=0)
 DATA = ROOT / "tests" / "data"
@@ -31,12 +30,12 @@ def test_demo_box_order_masses_and_charges_from_the_force_field(demo):
     at = demo.atoms
     assert demo.n_qm == 9 and at.get_chemical_symbols()[:9] == ["C", "C", "O"] + ["H"] * 6
     assert at.pbc.all() and np.allclose(at.cell.lengths(), 18.6, atol=1e-6) and demo.mm.nonbonded_method == "pme"
-    n_w = len(demo.water_molecules)
+    w, lengths = rigid_waters(demo)
+    n_w = len(w)
     assert n_w == 209 and len(at) == 9 + 3 * n_w
     density = at.get_masses().sum() / 6.02214076e23 / (at.get_volume() * 1e-24)
     assert 0.95 < density < 1.02  # g/cm³
     assert np.all(demo.charges_e[:9] == 0) and np.all(demo.molecule_index[:9] == -1)
-    w = np.asarray(demo.water_molecules)
     assert np.array_equal(w.ravel(), np.arange(9, len(at)))  # contiguous, file order O H1 H2
     assert np.all(at.numbers[w[:, 0]] == 8) and np.all(at.numbers[w[:, 1:]] == 1)
     assert np.allclose(demo.charges_e[w], [-0.834, 0.417, 0.417])  # amber14/tip3p.xml
@@ -51,7 +50,7 @@ def test_demo_box_order_masses_and_charges_from_the_force_field(demo):
     # rigid water at the force field's geometry (up to the PDB's 0.001 Å), no clash with ethanol
     r1 = np.linalg.norm(at.positions[w[:, 1]] - at.positions[w[:, 0]], axis=1)
     r12 = np.linalg.norm(at.positions[w[:, 2]] - at.positions[w[:, 1]], axis=1)
-    assert np.allclose(demo.water_lengths_ang, [0.9572, 0.9572, 1.51390065], atol=1e-6)
+    assert np.allclose(lengths, [0.9572, 0.9572, 1.51390065], atol=1e-6)
     assert np.allclose(r1, 0.9572, atol=2e-3) and np.allclose(r12, 1.5139, atol=3e-3)
     _, d = get_distances(at.positions[:3], at.positions[w[:, 0]], cell=at.cell, pbc=True)
     assert d.min() >= 2.4
@@ -177,26 +176,6 @@ def test_selection_errors_name_the_problem(selection, qm_charge, message):
     assert str(DEMO) in str(err.value)
 
 
-def test_water_constraint_matches_ase_and_slices(demo):
-    atoms = demo.atoms.copy()
-    con = RigidWaterConstraint(np.asarray(demo.water_molecules[:20]))  # ASE's loop is slow: 20 waters
-    ref = FixBondLengths(con.pairs)
-    rng = np.random.default_rng(3)
-    new = atoms.positions + rng.normal(0, 0.02, atoms.positions.shape)
-    mine, theirs = new.copy(), new.copy()
-    con.adjust_positions(atoms, mine)
-    ref.adjust_positions(atoms, theirs)
-    assert np.allclose(mine, theirs, atol=1e-10)
-    p = rng.normal(size=atoms.positions.shape)
-    pm, pr = p.copy(), p.copy()
-    con.adjust_momenta(atoms, pm)
-    ref.adjust_momenta(atoms, pr)
-    assert np.allclose(pm, pr, atol=1e-10)
-    atoms.set_constraint(demo.water_constraints())
-    part = atoms[: 9 + 7]  # two whole waters and a lone O
-    assert len(part.constraints) == 1 and len(part.constraints[0].pairs) == 6
-
-
 #: The same tiny box (ethanol + 46 waters, 12.4 Å) in the four force-field inputs (tools/build_test_systems.py):
 #: PDB + ForceField XML, and tleap's Amber files, ParmEd's CHARMM and GROMACS conversions of them.
 INPUT_KINDS = {
@@ -230,8 +209,9 @@ def test_the_four_input_kinds_give_the_same_system(kinds, kind):
     assert np.allclose(other.atoms.cell.array, ref.atoms.cell.array)
     np.testing.assert_allclose(other.charges_e, ref.charges_e, atol=1e-6)
     np.testing.assert_allclose(other.atoms.get_masses(), ref.atoms.get_masses(), atol=1e-3)  # Amber O 16.00, OpenMM 15.99943
-    assert other.water_molecules == ref.water_molecules
-    np.testing.assert_allclose(other.water_lengths_ang, ref.water_lengths_ang, atol=5e-4)  # tleap's H–H 1.5136 Å
+    (w_other, l_other), (w_ref, l_ref) = rigid_waters(other), rigid_waters(ref)
+    assert np.array_equal(w_other, w_ref) and len(w_ref) == 46
+    np.testing.assert_allclose(l_other, l_ref, atol=5e-4)  # tleap's H–H 1.5136 Å
     e_ref, f_ref = OpenMMTerm(ref, platform="Reference").energy_forces(ref.atoms.positions)
     e, f = OpenMMTerm(other, platform="Reference").energy_forces(ref.atoms.positions)
     assert e == pytest.approx(e_ref, rel=1e-7)

@@ -7,8 +7,8 @@ and water O ≥ 2.6 Å from ethanol heavy atoms), giving ≈1 g/cm³. The ethano
 field (``ethanol_gaff2.xml`` next to ``--out``) is built from that start by
 tools/build_force_field.py. The box is then relaxed with mlmm's own xTB/MM potential (GFN2-xTB
 ethanol with fixed Mulliken charges in the force field: GAFF2 Lennard-Jones, TIP3P, rigid water):
-a FIRE minimisation followed by a short strongly damped Langevin run at 300 K, and written with
-CONECT records. Deterministic for a given seed (tblite, OpenMM and numpy on one thread).
+an L-BFGS minimisation followed by a short strongly damped Langevin run at 300 K (OpenMM), and
+written with CONECT records. Deterministic for a given seed (tblite, OpenMM and numpy on one thread).
 
 The committed data/demo/ethanol_water.pdb was made by this script's first version (the same
 lattice, relaxed with generic Lennard-Jones on ethanol); its force field comes from
@@ -88,31 +88,26 @@ def write_pdb(path: str | Path, eth: np.ndarray, waters: list[np.ndarray]) -> No
 
 def relax(path: Path, xml: Path, *, seed: int, min_steps: int, md_steps: int) -> None:
     """Minimise, then briefly equilibrate, the box in ``path`` with the xTB/MM potential (force
-    field: amber14 TIP3P + ``xml``); rewrite it."""
-    from ase.optimize import FIRE
-
-    from mlmm.dynamics.md import run_langevin
+    field: amber14 TIP3P + ``xml``; OpenMM, rigid water); rewrite it."""
+    from mlmm.dynamics.md import minimize, run_md
     from mlmm.potentials import build_potential
     from mlmm.system import load_system
 
     system = load_system(path, "resname ETH", force_field=["amber14/tip3p.xml", str(xml)])
-    atoms = system.atoms.copy()
-    atoms.calc = build_potential("xtb", system, cutoff_ang=8.0)
-    constraints = system.water_constraints()
-    atoms.set_constraint(constraints)
-    atoms.set_positions(atoms.positions)  # snap waters onto the force field's rigid geometry
-    print(f"initial E = {atoms.get_potential_energy():.3f} eV")
-    FIRE(atoms, maxstep=0.1, logfile=None).run(fmax=0.5, steps=min_steps)
-    print(f"after {min_steps} FIRE steps E = {atoms.get_potential_energy():.3f} eV")
-    reason, _ = run_langevin(atoms, steps=md_steps, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.05,
-                             seed=seed, constraints=constraints, max_force_ev_ang=50.0, progress_desc="relax demo box")
-    if reason:
-        raise RuntimeError(f"demo relaxation failed: {reason}")
-    print(f"after {md_steps} Langevin steps E = {atoms.get_potential_energy():.3f} eV, T = {atoms.get_temperature():.0f} K")
-    pos = atoms.positions
-    eth = pos[: system.n_qm]
-    waters = [pos[list(w)] for w in system.water_molecules]
-    write_pdb(path, eth, waters)
+    potential = build_potential("xtb", system, cutoff_ang=8.0)
+    start = system.atoms.copy()
+    start.positions = minimize(potential, system.atoms.positions, max_iterations=min_steps)
+    start.calc = potential
+    print(f"after {min_steps} minimiser iterations E = {start.get_potential_energy():.3f} eV")
+    run = run_md(potential, steps=md_steps, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.05, seed=seed,
+                 start=start, max_force_ev_ang=50.0, progress_desc="relax demo box")
+    if run.stop_reason:
+        raise RuntimeError(f"demo relaxation failed: {run.stop_reason}")
+    end = run.final_state
+    print(f"after {md_steps} Langevin steps: E = {potential.results['energy']:.3f} eV")
+    pos = end.positions
+    waters = [pos[system.molecule_index == m] for m in range(system.molecule_index.max() + 1)]
+    write_pdb(path, pos[: system.n_qm], waters)
     write_with_conect(path, xml)
 
 
@@ -120,7 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/demo/ethanol_water.pdb")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--min-steps", type=int, default=300)
+    parser.add_argument("--min-steps", type=int, default=300, help="minimiser iterations")
     parser.add_argument("--md-steps", type=int, default=2000)
     args = parser.parse_args()
     eth, waters = initial_box(args.seed)

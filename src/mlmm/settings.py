@@ -129,6 +129,7 @@ class NonbondedSettings(Section):
     method: str
     cutoff: float
     dispersion_correction: bool
+    ewald_tolerance: float
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class SystemSettings(Section):
 
 @dataclass(frozen=True)
 class XtbMDSettings(MDSettings):
-    """xTB/TIP3P Langevin sampler (``sampling.xtb_md``)."""
+    """xTB/MM Langevin sampler (``sampling.xtb_md``)."""
 
     SECTION: ClassVar[str] = "sampling.xtb_md"
     activate: bool
@@ -162,7 +163,7 @@ class XtbMDSettings(MDSettings):
 
 @dataclass(frozen=True)
 class MetadynamicsSamplerSettings(MDSettings):
-    """PLUMED metadynamics sampler on xTB/TIP3P (``sampling.metadynamics``; PLUMED units in ``plumed``)."""
+    """PLUMED metadynamics sampler on xTB/MM (``sampling.metadynamics``; PLUMED units in ``plumed``)."""
 
     SECTION: ClassVar[str] = "sampling.metadynamics"
     activate: bool

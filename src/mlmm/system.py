@@ -24,8 +24,6 @@ from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixBondLengths
-from ase.geometry import find_mic
 
 import openmm
 import openmm.unit as unit
@@ -41,107 +39,6 @@ def minimum_image(vectors_ang: np.ndarray, box_ang: np.ndarray | None) -> np.nda
     return vectors_ang - box_ang * np.round(vectors_ang / box_ang)
 
 
-#: Bonds of a rigid water (O, H1, H2) = atoms 0, 1, 2: O–H1, O–H2, H1–H2.
-_BOND_A = np.array([0, 0, 1])
-_BOND_B = np.array([1, 2, 2])
-#: sign of bond k's correction on atom i (+1 on its first atom, -1 on its second)
-_SIGN = np.array([[1.0, 1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, -1.0, -1.0]])
-
-
-class ConstraintError(RuntimeError):
-    """SHAKE could not restore the rigid-water geometry (a symptom of an exploding trajectory)."""
-
-
-class RigidWaterConstraint(FixBondLengths):
-    """Rigid waters as an ASE ``FixBondLengths`` (pairs O–H1, O–H2, H1–H2 per molecule).
-
-    Same SHAKE/RATTLE conditions as ASE's class, but solved per molecule with the three bond
-    multipliers at once, vectorised over all waters: Newton iterations on the 3×3 system for
-    positions (quadratic convergence) and one exact 3×3 solve for momenta/forces. ASE's
-    per-bond Python loop costs ~1 s per MD step for 200 waters; this costs ~1 ms.
-    """
-
-    maxiter = 50
-
-    def __init__(self, triples: np.ndarray, tolerance: float = 1e-13, bondlengths: np.ndarray | None = None) -> None:
-        triples = np.asarray(triples, int).reshape(-1, 3)
-        pairs = np.stack([triples[:, _BOND_A], triples[:, _BOND_B]], axis=-1).reshape(-1, 2)
-        super().__init__(pairs, tolerance=tolerance, bondlengths=bondlengths)
-
-    @property
-    def triples(self) -> np.ndarray:
-        """(M, 3) atom indices O, H1, H2 (from the pairs, three per molecule)."""
-        pairs = np.asarray(self.pairs, int).reshape(-1, 3, 2)
-        return np.stack([pairs[:, 0, 0], pairs[:, 0, 1], pairs[:, 1, 1]], axis=1)
-
-    def index_shuffle(self, atoms: Atoms, ind) -> None:
-        """Restrict to a slice of the atoms, keeping the waters that lie wholly inside it."""
-        mapping = np.zeros(len(atoms), int)
-        mapping[ind] = 1
-        n_kept = int(mapping.sum())
-        mapping[:] = -1
-        mapping[ind] = np.arange(n_kept)
-        tri = mapping[self.triples]
-        keep = (tri >= 0).all(axis=1)
-        if not keep.any():
-            raise IndexError("RigidWaterConstraint: no whole water in the slice")
-        if self.bondlengths is not None:
-            self.bondlengths = np.asarray(self.bondlengths).reshape(-1, 3)[keep].ravel()
-        self.pairs = RigidWaterConstraint(tri[keep]).pairs
-
-    def initialize_bond_lengths(self, atoms: Atoms) -> np.ndarray:
-        """Current bond lengths (Å, minimum image), in pair order."""
-        a, b = np.asarray(self.pairs, int).T
-        _, lengths = find_mic(atoms.positions[a] - atoms.positions[b], atoms.cell, atoms.pbc)
-        return lengths
-
-    def _geometry(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """triples (M,3), masses (M,3), raw and minimum-image bond vectors (M,3,3), C (M,3,3).
-
-        C[m, k, l] is the change of bond k's vector per unit multiplier of bond l along bond l.
-        """
-        if self.bondlengths is None:
-            self.bondlengths = self.initialize_bond_lengths(atoms)
-        tri = self.triples
-        masses = atoms.get_masses()[tri]
-        pos = atoms.positions[tri]
-        raw = pos[:, _BOND_A] - pos[:, _BOND_B]
-        d0, _ = find_mic(raw.reshape(-1, 3), atoms.cell, atoms.pbc)
-        inv = 1.0 / masses
-        coupling = _SIGN[_BOND_A][None] * inv[:, _BOND_A, None] - _SIGN[_BOND_B][None] * inv[:, _BOND_B, None]
-        return tri, masses, raw, d0.reshape(-1, 3, 3), coupling
-
-    def adjust_positions(self, atoms: Atoms, new: np.ndarray) -> None:
-        """SHAKE: move ``new`` (Å) in place so that every bond regains its fixed length."""
-        tri, masses, raw, d0, coupling = self._geometry(atoms)
-        c2 = np.asarray(self.bondlengths, float).reshape(-1, 3) ** 2
-        lam = np.zeros(c2.shape)
-        pos_u = new[tri]
-        d_u = pos_u[:, _BOND_A] - pos_u[:, _BOND_B] - raw + d0
-        for _ in range(self.maxiter):
-            d = d_u + np.einsum("mkl,mli->mki", coupling * lam[:, None, :], d0)
-            sigma = np.einsum("mki,mki->mk", d, d) - c2
-            if not np.all(np.isfinite(sigma)):
-                break
-            if np.abs(sigma / c2).max() <= self.tolerance:
-                break
-            jac = 2.0 * coupling * np.einsum("mki,mli->mkl", d, d0)
-            lam -= np.linalg.solve(jac, sigma[..., None])[..., 0]
-        else:
-            raise ConstraintError(f"RigidWaterConstraint: SHAKE did not converge in {self.maxiter} Newton steps")
-        new[tri] = pos_u + np.einsum("mal,ml,mli->mai", _SIGN[None] / masses[:, :, None], lam, d0)
-
-    def adjust_momenta(self, atoms: Atoms, p: np.ndarray) -> None:
-        """RATTLE: remove in place the part of ``p`` that changes any bond length (exact 3×3 solve)."""
-        tri, masses, _, d, coupling = self._geometry(atoms)
-        v = p[tri] / masses[..., None]
-        dv = v[:, _BOND_A] - v[:, _BOND_B]
-        rhs = -np.einsum("mki,mki->mk", dv, d)
-        mat = coupling * np.einsum("mki,mli->mkl", d, d)
-        mu = np.linalg.solve(mat, rhs[..., None])[..., 0]
-        p[tri] += np.einsum("al,ml,mli->mai", _SIGN, mu, d)
-
-
 @dataclass
 class System:
     """Full QM/MM system in mlmm order: QM atoms first, then MM molecules contiguously.
@@ -149,9 +46,8 @@ class System:
     Per-atom arrays follow ``atoms`` (whose masses are the force field's); ``charges_e`` are the
     force field's partial charges of the MM atoms and 0 on QM atoms (their electrostatics belong
     to the QM term); ``molecule_index`` is -1 on QM atoms and numbers the MM molecules (residues)
-    0..M-1. ``mm`` is the force field's OpenMM System in the structure file's order;
-    ``original_index[k]`` is the file index of atom k. ``water_molecules`` (O, H, H) are the MM
-    waters the force field keeps rigid, at ``water_lengths_ang`` (O–H1, O–H2, H1–H2).
+    0..M-1. ``mm`` is the force field's OpenMM System in the structure file's order (its
+    constraints keep water rigid); ``original_index[k]`` is the file index of atom k.
     """
 
     atoms: Atoms
@@ -162,8 +58,6 @@ class System:
     multiplicity: int
     mm: MMModel
     original_index: np.ndarray
-    water_molecules: list[tuple[int, int, int]]
-    water_lengths_ang: np.ndarray
     source: str = ""  #: structure file the system was read from
     atom_names: np.ndarray | None = None
     resnames: np.ndarray | None = None
@@ -260,13 +154,6 @@ class System:
         )
         return frame, index
 
-    def water_constraints(self, tolerance: float = 1e-13) -> list[FixBondLengths]:
-        """ASE constraints keeping every rigid MM water (O–H1, O–H2, H1–H2) at the force field's geometry."""
-        if not self.water_molecules:
-            return []
-        return [RigidWaterConstraint(np.asarray(self.water_molecules, int), tolerance=tolerance,
-                                     bondlengths=np.asarray(self.water_lengths_ang, float).ravel())]
-
 
 def _element(name: str) -> str:
     """Normalise an element symbol ('CL' -> 'Cl')."""
@@ -299,22 +186,6 @@ def cut_bonds(universe: Any, in_qm: np.ndarray) -> list[tuple[int, int]]:
     return sorted(set(ordered))
 
 
-def _rigid_waters(model: MMModel) -> dict[tuple[int, int, int], tuple[float, float, float]]:
-    """Residues of three atoms whose three pairs the force field constrains (rigid waters):
-    file indices (in file order) -> lengths (Å) of the pairs (0, 1), (0, 2), (1, 2)."""
-    lengths = {}
-    for k in range(model.system.getNumConstraints()):
-        a, b, d = model.system.getConstraintParameters(k)
-        lengths[(min(a, b), max(a, b))] = d.value_in_unit(unit.angstrom)
-    waters = {}
-    for residue in model.topology.residues():
-        idx = tuple(sorted(atom.index for atom in residue.atoms()))
-        pairs = [(idx[0], idx[1]), (idx[0], idx[2]), (idx[1], idx[2])] if len(idx) == 3 else []
-        if pairs and all(p in lengths for p in pairs):
-            waters[idx] = tuple(lengths[p] for p in pairs)
-    return waters
-
-
 def load_system(
     structure: str | Path,
     qm_selection: str,
@@ -328,6 +199,7 @@ def load_system(
     nonbonded_method: str = "auto",
     nonbonded_cutoff_ang: float = 9.0,
     dispersion_correction: bool = True,
+    ewald_tolerance: float = 1e-4,
 ) -> System:
     """Read ``structure`` with its force field (see :func:`mlmm.mm.load_mm_model` for the inputs)
     into a :class:`System`.
@@ -345,7 +217,7 @@ def load_system(
     model = load_mm_model(structure, force_field=force_field, topology=None if topology is None else str(topology),
                           parameters=parameters, gromacs_include=gromacs_include,
                           nonbonded_method=nonbonded_method, cutoff_ang=nonbonded_cutoff_ang,
-                          dispersion_correction=dispersion_correction)
+                          dispersion_correction=dispersion_correction, ewald_tolerance=ewald_tolerance)
     top, box = model.topology, model.box_vectors_ang
     for atom in top.atoms():
         if atom.element is None:
@@ -382,11 +254,9 @@ def load_system(
     if round(q_qm) != int(qm_charge):
         raise ValueError(f"{model.source}: QM selection {qm_selection!r} has force-field charge {round(q_qm)} e, "
                          f"but system.qm_charge is {qm_charge}")
-    waters = _rigid_waters(model)
 
     order: list[int] = list(qm_idx)
     mol_index: list[int] = [-1] * len(qm_idx)
-    water_files: list[tuple[int, int, int]] = []
     n_mol = 0
     for res in u.residues:
         idx = [int(i) for i in res.atoms.indices if not in_qm[i]]
@@ -397,8 +267,6 @@ def load_system(
             what = "the MM atoms of residue" if len(idx) < len(res.atoms) else "residue"
             raise ValueError(f"{model.source}: {what} {res.resname} {res.resid} carry a non-integer charge {q:.4f} e; "
                              "Frames embed whole residues, so each must have an integer charge")
-        if tuple(idx) in waters:
-            water_files.append(tuple(idx))
         order.extend(idx)
         mol_index.extend([n_mol] * len(idx))
         n_mol += 1
@@ -416,8 +284,6 @@ def load_system(
             "the QM region must consist of whole molecules"
         )
     order_arr = np.asarray(order, int)
-    position_of = np.empty(len(order_arr), int)
-    position_of[order_arr] = np.arange(len(order_arr))
     atoms = Atoms(
         symbols=[elements[i] for i in order_arr],
         positions=model.positions_ang[order_arr],
@@ -436,8 +302,6 @@ def load_system(
         multiplicity=int(multiplicity),
         mm=model,
         original_index=order_arr,
-        water_molecules=[tuple(int(position_of[i]) for i in w) for w in water_files],
-        water_lengths_ang=np.array([waters[w] for w in water_files], float).reshape(-1, 3),
         source=structure,
         atom_names=np.asarray(u.atoms.names)[order_arr],
         resnames=np.asarray(u.atoms.resnames)[order_arr],

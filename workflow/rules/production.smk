@@ -1,5 +1,5 @@
 rule production:
-    """NVT MLP/MM MD replica: E_ML(QM | MM charges) + TIP3P + QM–MM Lennard-Jones."""
+    """NVT MLP/MM MD replica: E_ML(QM | MM charges) + the force field (MM–MM, QM–MM Lennard-Jones)."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,

@@ -1,5 +1,5 @@
 rule sample_xtb_md:
-    """GFN2-xTB/TIP3P Langevin MD (mechanical embedding); a Frame every `stride` steps."""
+    """GFN2-xTB/MM Langevin MD (mechanical embedding); a Frame every `stride` steps."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
@@ -26,7 +26,7 @@ rule sample_xtb_md:
 
 
 rule sample_metadynamics:
-    """Well-tempered PLUMED metadynamics on xTB/TIP3P (CVs/bias in PLUMED syntax); HILLS, COLVAR, FES."""
+    """Well-tempered PLUMED metadynamics on xTB/MM (CVs/bias in PLUMED syntax); HILLS, COLVAR, FES."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
@@ -150,7 +150,7 @@ rule sample_pca:
 
 
 rule sample_adaptive:
-    """Short xTB/TIP3P runs restarted from the least-visited CV bins until coverage stops growing."""
+    """Short xTB/MM runs restarted from the least-visited CV bins until coverage stops growing."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,

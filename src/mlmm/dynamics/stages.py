@@ -156,7 +156,7 @@ def production(
     energies per saved step, Frames handed back to labeling (action ``collect``); returns the stats.
     The ensemble runs on ``device`` (``training.device``)."""
     from mlmm.dynamics.mlp_md import run_mlp_md
-    from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from mlmm.dynamics.trajectory import write_topology
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
@@ -171,11 +171,10 @@ def production(
         seed=seed,
         sampler=f"production_{model_label}",
         source=f"{structure}:production:{model_label}:replica{replica}",
-        keep_full_system=True,
         sigma_action=cfg.sigma_action,
+        trajectory=trajectory_out,
         **production_md_settings(cfg),
     )
-    write_dcd(system, result.snapshots, trajectory_out, timestep_ps=cfg.stride * cfg.timestep / 1000.0)
     write_topology(system, topology_out)
     _write_timeseries(timeseries_out, result)
     write_frames(handback_out, result.collected)
@@ -200,7 +199,7 @@ def production(
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
         sigma_mean=float(np.mean(result.sigmas)) if result.sigmas else None,
         temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
-        n_frames=len(result.snapshots),
+        n_frames=len(result.frames),
         ms_per_step=result.ms_per_step,
     )
 
@@ -240,7 +239,7 @@ def production_nve(
     system = system_from_config(structure, system_settings)
     ensemble = Ensemble.load_for(list(models), device)
 
-    def potential():  # a fresh calculator (and MM pair list) per run
+    def potential():  # a fresh calculator per run
         return ensemble_potential(system, ensemble, cutoff_ang=system_settings.embedding_cutoff)
 
     common = dict(

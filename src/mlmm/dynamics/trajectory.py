@@ -3,10 +3,12 @@ the structure file's atom order (the force field's topology)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ase import Atoms
 
 from mlmm.frames import atomic_write
 
@@ -27,22 +29,30 @@ def write_topology(system: "System", path: str) -> None:
     atomic_write(path, writer)
 
 
-def write_dcd(system: "System", snapshots: Sequence[Atoms], path: str, timestep_ps: float) -> None:
-    """Snapshots (full system in mlmm order, positions in Å) as a DCD trajectory in the structure
-    file's atom order. ``timestep_ps`` is the time between stored frames, so MDAnalysis reports real times."""
-    import MDAnalysis as mda
+class DCDTrajectory:
+    """DCD of full-system snapshots in the structure file's atom order (OpenMM's DCDFile, which
+    MDAnalysis and VMD read), written to a temporary file and renamed into place by
+    :meth:`close`, so a killed job leaves no half file. ``interval_fs``: time between snapshots."""
 
-    n_atoms = len(system.atoms)
-    universe = mda.Universe.empty(n_atoms, trajectory=True)
+    def __init__(self, path: str | os.PathLike, system: "System", interval_fs: float) -> None:
+        import openmm.app as app
+        import openmm.unit as unit
 
-    def writer(tmp: str) -> None:
-        with mda.Writer(tmp, n_atoms=n_atoms, format="DCD", dt=timestep_ps) as out:
-            for snap in snapshots:
-                if len(snap) != n_atoms:
-                    raise ValueError(f"{path}: a snapshot has {len(snap)} atoms, {system.source} has {n_atoms}")
-                universe.atoms.positions = system.to_file_order(snap.positions)
-                if snap.pbc.any():
-                    universe.dimensions = np.r_[snap.cell.cellpar()]
-                out.write(universe.atoms)
+        self.system = system
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self.file = os.fdopen(fd, "wb")
+        self.dcd = app.DCDFile(self.file, system.mm.topology, interval_fs * unit.femtosecond)
 
-    atomic_write(path, writer)
+    def write(self, positions_ang: np.ndarray) -> None:
+        """One snapshot: full-system positions (Å, mlmm order), in the system's box."""
+        import openmm.unit as unit
+
+        box = self.system.mm.box_vectors_ang
+        self.dcd.writeModel(self.system.to_file_order(np.asarray(positions_ang, float)) * unit.angstrom,
+                            periodicBoxVectors=None if box is None else box * unit.angstrom)
+
+    def close(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import CalculationFailed
 
 from mlmm.frames import qm_mask
 from mlmm.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
@@ -134,7 +135,7 @@ class XTBEmbeddingTerm:
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), OMP_STACKSIZE="200M")
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=self.timeout_s, env=env)
         if proc.returncode != 0 or not (work / "coord.engrad").exists():
-            raise RuntimeError(f"xtb failed ({proc.returncode}): {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            raise CalculationFailed(f"xtb failed ({proc.returncode}): {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         energy_eh, grad_eh_bohr = _read_engrad(work / "coord.engrad", len(qm_numbers))
         forces = np.zeros((len(frame), 3))
         forces[np.flatnonzero(mask)] = -grad_eh_bohr * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM

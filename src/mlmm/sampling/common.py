@@ -11,19 +11,15 @@ import numpy as np
 from ase import Atoms
 
 from mlmm.frames import qm_mask, validate_frame
-from mlmm.potentials import build_potential
+from mlmm.potentials import QMMMCalculator, build_potential
 from mlmm.system import System
 
 
-def xtb_mm_atoms(system: System, cutoff_ang: float) -> Atoms:
-    """Full-system atoms with the samplers' xTB/MM potential (``xtb`` of :mod:`mlmm.potentials`) attached.
-
-    GFN2-xTB (vacuum) on the QM region, the force field's MM terms and QM–MM Lennard-Jones, and
-    its Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry.
-    """
-    atoms = system.atoms.copy()
-    atoms.calc = build_potential("xtb", system, cutoff_ang=cutoff_ang)
-    return atoms
+def xtb_mm_potential(system: System, cutoff_ang: float) -> QMMMCalculator:
+    """The samplers' xTB/MM potential (``xtb`` of :mod:`mlmm.potentials`): GFN2-xTB (vacuum) on the
+    QM region, the force field's MM terms and QM–MM Lennard-Jones, and its Coulomb term with the QM
+    region's GFN2 Mulliken charges fixed at the start geometry."""
+    return build_potential("xtb", system, cutoff_ang=cutoff_ang)
 
 
 def kabsch(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

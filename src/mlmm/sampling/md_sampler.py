@@ -12,8 +12,8 @@ import time
 import numpy as np
 from ase import Atoms
 
-from mlmm.dynamics.md import run_langevin
-from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.dynamics.md import run_md
+from mlmm.sampling.common import xtb_mm_potential
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -41,41 +41,38 @@ def sample_xtb_md(
     computed once at the start and kept fixed: tblite has no point-charge embedding, and
     geometry-dependent charges without their response term would make the forces
     non-conservative. This only steers the sampling; the labels come from PySCF with full
-    electrostatic embedding. Waters are rigid (RATTLE). Raises RuntimeError on a blow-up.
+    electrostatic embedding. Waters are rigid (the force field's constraints). Raises RuntimeError
+    on a blow-up.
     """
     log = log or _log
     if n_frames < 1 or stride < 1 or equilibration_steps < 0:
         raise ValueError(f"sample_xtb_md: need n_frames >= 1, stride >= 1, equilibration_steps >= 0 "
                          f"(got {n_frames}, {stride}, {equilibration_steps})")
-    atoms = xtb_mm_atoms(system, cutoff_ang)
     frames: list[Atoms] = []
     temperatures: list[float] = []
 
     def on_frame(step: int, current: Atoms) -> str | None:
-        k = step - equilibration_steps
-        if k <= 0 or k % stride:
-            return None
         frame, _ = system.cut_frame(current.positions, cutoff_ang, sampler="xtb_md", iteration=0,
                                     source=f"{system.source}:step{step}", seed=seed)
         frames.append(frame)
-        temperatures.append(float(current.get_temperature()))
+        temperatures.append(float(current.info["temperature_K"]))
         return None
 
-    steps = equilibration_steps + n_frames * stride
     t0 = time.perf_counter()
-    reason, done = run_langevin(
-        atoms,
-        steps=steps,
+    run = run_md(
+        xtb_mm_potential(system, cutoff_ang),
+        steps=equilibration_steps + n_frames * stride,
         timestep_fs=timestep_fs,
         temperature_K=temperature_K,
         friction_per_fs=friction_per_fs,
         seed=seed,
-        stride=1,
+        stride=stride,
+        first_frame_after=equilibration_steps,
         on_frame=on_frame,
-        constraints=system.water_constraints(),
         max_force_ev_ang=max_force_ev_ang,
         progress_desc="xtb_md",
     )
+    reason, done = run.stop_reason, run.steps_done
     ms_per_step = 1e3 * (time.perf_counter() - t0) / max(done, 1)
     if reason:
         raise RuntimeError(f"xtb_md on {system.source}: {reason}")

@@ -26,7 +26,7 @@ from ase.optimize import BFGS
 
 from mlmm.frames import make_frame
 from mlmm.potentials import qm_term
-from mlmm.sampling.common import embed_qm, min_qm_distance, xtb_mm_atoms
+from mlmm.sampling.common import embed_qm, min_qm_distance, xtb_mm_potential
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -132,7 +132,8 @@ def qm_potential(system: System, environment: str, cutoff_ang: float) -> tuple[C
 
         return vacuum, start
     if environment == "embedded":
-        atoms = xtb_mm_atoms(system, cutoff_ang)
+        atoms = system.atoms.copy()
+        atoms.calc = xtb_mm_potential(system, cutoff_ang)
         full = atoms.positions.copy()
         full[:n_qm] = start  # whole QM region (the MM force field uses minimum images)
 
