@@ -3,6 +3,8 @@ differences, NVE energy conservation with the QM term, seeded reproducibility, s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import openmm
 import openmm.unit as unit
@@ -178,3 +180,98 @@ def test_mlp_metadynamics_on_openmm_writes_hills_and_the_bias_grows(tmp_path):
     bias = colvar[:, cnames.index("metad.bias")]
     assert bias[0] == 0.0 and bias[-1] > 0.1  # kJ/mol
     assert (tmp_path / "metad" / "plumed.log").is_file()
+
+
+RESUMABLE_RUN = """
+import json, logging, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+logging.basicConfig(level=logging.INFO)
+sys.path.insert(0, {tests!r})
+from conftest import DEMO, solute_with_nearest_waters
+from test_potentials import ensemble
+from mlmm.dynamics.md import CheckpointSpec
+from mlmm.dynamics.mlp_md import run_mlp_md
+from mlmm.potentials import ensemble_potential
+
+out = Path(sys.argv[1])
+system = solute_with_nearest_waters(DEMO, "ETH", 6, out / "eth6.pdb")
+result = run_mlp_md(system, ensemble_potential(system, ensemble(), cutoff_ang=6.0), steps=80, timestep_fs=0.25,
+                    temperature_K=300.0, friction_per_fs=0.02, stride=5, seed=3, sigma_stop=1e9, max_force=1e6,
+                    sampler="t", iteration=0, source="t", trajectory=out / "t.dcd",
+                    checkpoint=CheckpointSpec(out / "checkpoint.pkl", 20, "the same run"))
+(out / "result.json").write_text(json.dumps({{"sigmas": result.sigmas, "energies": result.potential_energies,
+    "times": result.times_fs, "final": result.final_state.positions.tolist(), "steps": result.steps_done}}))
+"""
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_trajectory(tmp_path):
+    """An MLP/MM run killed (SIGKILL, as a wall-time limit does) after its first checkpoint and
+    started again continues from it: the same σ and energies at every saved step, the same end
+    state and DCD as a run never interrupted; the checkpoint is gone once the run ended."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import MDAnalysis as mda
+
+    script = tmp_path / "run.py"
+    script.write_text(RESUMABLE_RUN.format(tests=str(Path(__file__).resolve().parent)))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+
+    def run(out: Path, kill: bool) -> None:
+        out.mkdir()
+        proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        if kill:
+            while not (out / "checkpoint.pkl").exists():
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert not (out / "result.json").exists() and (out / "t.dcd.partial").exists()
+            proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, output
+        assert ("resuming from" in output) == kill, output
+
+    run(tmp_path / "reference", kill=False)
+    run(tmp_path / "killed", kill=True)
+    a, b = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("reference", "killed"))
+    assert a["steps"] == b["steps"] == 80 and len(a["sigmas"]) == 16
+    assert a == b  # bit for bit
+    assert not (tmp_path / "killed" / "checkpoint.pkl").exists()
+    ua, ub = (mda.Universe(str(tmp_path / d / "eth6.pdb"), str(tmp_path / d / "t.dcd")) for d in ("reference", "killed"))
+    assert ua.trajectory.n_frames == ub.trajectory.n_frames == 16
+    for fa, fb in zip(ua.trajectory, ub.trajectory):
+        np.testing.assert_array_equal(fa.positions, fb.positions)
+
+
+def test_npt_barostat_moves_the_box_and_the_qm_term_follows():
+    """NPT (Monte Carlo barostat) on the demo box with xTB/MM: the box changes, 5 kbar compresses
+    it below the 1 bar run; saved steps carry the current box, and the ethanol is scaled as one
+    molecule (its C–C bond stays a bond)."""
+    volumes = {}
+    for pressure in (1.0, 5000.0):
+        system = load_demo()
+        v0 = system.atoms.get_volume()
+        cells, cc = [], []
+
+        def record(step, atoms):
+            cells.append(atoms.cell.array.copy())
+            cc.append(np.linalg.norm(atoms.positions[0] - atoms.positions[1]))
+
+        run = run_md(xtb_mm_potential(system, 8.0), steps=400, timestep_fs=1.0, temperature_K=300.0,
+                     friction_per_fs=0.01, seed=2, stride=25, on_frame=record, pressure_bar=pressure)
+        assert run.stop_reason is None
+        volumes[pressure] = run.final_state.get_volume()
+        assert len({np.round(np.linalg.det(c), 3) for c in cells}) > 1  # the box moved
+        np.testing.assert_allclose(run.final_state.cell.array, cells[-1])
+        assert 1.45 < min(cc) and max(cc) < 1.65  # Å
+        assert system.atoms.get_volume() == v0  # the System itself keeps its box
+    assert volumes[5000.0] < min(volumes[1.0], v0)

@@ -77,12 +77,15 @@ class QMMMCalculator(Calculator):
         self.mm = mm
         self.cutoff_ang = float(cutoff_ang)
 
-    def qm_energy_forces(self, positions_ang: np.ndarray) -> tuple[float, np.ndarray, dict[str, Any]]:
+    def qm_energy_forces(self, positions_ang: np.ndarray, box_vectors_ang: np.ndarray | None = None
+                         ) -> tuple[float, np.ndarray, dict[str, Any]]:
         """The QM term on the Frame cut at ``positions_ang`` (full system, mlmm order): energy (eV),
         forces (eV/Å) on every atom of the full system (QM atoms and the MM sites the Frame holds;
-        zero elsewhere) and the term's other outputs (``sigma_force`` …)."""
+        zero elsewhere) and the term's other outputs (``sigma_force`` …). ``box_vectors_ang``: the
+        box to cut in when it is not the system's (NPT)."""
         pos = np.asarray(positions_ang, float)
-        frame, index = self.system.cut_frame(
+        system = self.system if box_vectors_ang is None else self.system.with_box(box_vectors_ang)
+        frame, index = system.cut_frame(
             pos, self.cutoff_ang, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
         )
         qm = self.qm_term.compute(frame)

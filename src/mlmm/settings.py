@@ -407,7 +407,7 @@ class CVDistance(Section):
 
 @dataclass(frozen=True)
 class ProductionSettings(MDSettings):
-    """MLP/MM production (``production``): σ and ``max_force`` in eV/Å, ``rdf_range`` Å."""
+    """MLP/MM production (``production``): σ and ``max_force`` in eV/Å, ``rdf_range`` Å, ``pressure`` bar."""
 
     SECTION: ClassVar[str] = "production"
     steps: int
@@ -417,6 +417,8 @@ class ProductionSettings(MDSettings):
     max_force: float
     seed: int
     replicas: int
+    pressure: float | None
+    checkpoint_steps: int
     compare_initial_model: bool
     nve_steps: int
     nve_equilibration_steps: int

@@ -18,7 +18,7 @@ below half the shortest box edge); the MM engine itself would take triclinic box
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -76,6 +76,13 @@ class System:
         mm_mol = self.molecule_index[self.n_qm :]
         starts = self.n_qm + np.flatnonzero(np.r_[True, np.diff(mm_mol) != 0]) if len(mm_mol) else np.array([], int)
         return np.r_[starts, len(self.atoms)].astype(int)
+
+    def with_box(self, box_vectors_ang: np.ndarray) -> "System":
+        """The same system in another (orthorhombic) box, e.g. the current one of an NPT run, so its
+        Frames are cut with that box's minimum image (the force field stays the one built)."""
+        atoms = self.atoms.copy()
+        atoms.cell = np.asarray(box_vectors_ang, float)
+        return replace(self, atoms=atoms)
 
     def to_file_order(self, values: np.ndarray) -> np.ndarray:
         """Per-atom ``values`` (mlmm order) in the structure file's (OpenMM's) order."""

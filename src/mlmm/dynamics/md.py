@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import openmm
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 FrameCallback = Callable[[int, Atoms], "str | None"]
 #: Force groups of the MD System: the force field, the QM term, the PLUMED bias.
 MM_GROUP, QM_GROUP, BIAS_GROUP = 0, 1, 2
+#: Steps between Monte Carlo barostat moves (NPT).
+BAROSTAT_INTERVAL = 25
 #: Constraint tolerance (relative): tight, so NVE conserves energy (SETTLE is exact anyway).
 CONSTRAINT_TOLERANCE = 1e-8
 #: 1 Å/fs in ASE's velocity unit (ASE momenta are amu·Å/(ASE time unit)).
@@ -66,6 +70,62 @@ class MDRun:
     n_dof: int
 
 
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """Where and how often a run checkpoints (``interval_steps``) and what makes it the same run
+    (``signature``: a digest of its settings, models and structure)."""
+
+    path: Path
+    interval_steps: int
+    signature: str
+
+
+class Checkpoint:
+    """Restart point of a run (:class:`CheckpointSpec`): OpenMM's checkpoint of the Context
+    (positions, velocities, box, the thermostat's random-number state), the step, the DCD written
+    so far and the caller's own accumulated state (``save_state()`` -> picklable,
+    ``load_state(saved)``), written atomically at the first saved step ``interval_steps`` after the
+    last one. A run that finds one with its signature continues from it, and gives the same
+    trajectory as a run never interrupted (same machine and thread count, a QM term without memory
+    of its previous call); one of another signature (settings, models or structure changed) is
+    dropped with a warning."""
+
+    def __init__(self, spec: CheckpointSpec, save_state: Callable[[], Any], load_state: Callable[[Any], None]) -> None:
+        if spec.interval_steps < 1:
+            raise ValueError(f"checkpoint interval must be >= 1 step, got {spec.interval_steps}")
+        self.path = Path(spec.path)
+        self.interval_steps = int(spec.interval_steps)
+        self.signature = spec.signature
+        self.save_state = save_state
+        self.load_state = load_state
+
+    def read(self) -> dict | None:
+        """The saved checkpoint (None if there is none)."""
+        if not self.path.is_file():
+            return None
+        with open(self.path, "rb") as fh:
+            saved = pickle.load(fh)
+        if saved["signature"] != self.signature:
+            log.warning("%s is the checkpoint of another run (settings, models or structure changed): starting afresh",
+                        self.path)
+            return None
+        return saved
+
+    def write(self, step: int, context: openmm.Context, dcd: DCDTrajectory | None) -> None:
+        saved = {"signature": self.signature, "step": int(step), "openmm": context.createCheckpoint(),
+                 "dcd": None if dcd is None else dcd.mark(), "state": self.save_state()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(saved, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def _openmm_seed(seed: int, stream: int) -> int:
     """A positive 31-bit seed for OpenMM (0 would mean 'pick one at random') from ``seed``."""
     return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0] % (2**31 - 2)) + 1
@@ -74,8 +134,10 @@ def _openmm_seed(seed: int, stream: int) -> int:
 class _Forces:
     """The PythonForce callbacks of one run: QM term and PLUMED bias, with the step they act at."""
 
-    def __init__(self, potential: QMMMCalculator, bias: PlumedBias | None, max_force_ev_ang: float) -> None:
+    def __init__(self, potential: QMMMCalculator, bias: PlumedBias | None, max_force_ev_ang: float,
+                 npt: bool = False) -> None:
         self.potential = potential
+        self.npt = npt  #: the box changes: the QM term cuts its Frame in the State's box
         self.system = potential.system
         self.bias = bias
         self.max_force = max_force_ev_ang
@@ -88,7 +150,8 @@ class _Forces:
     def qm(self, state: openmm.State):
         try:
             pos = self.system.from_file_order(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)) * NM_TO_ANGSTROM
-            energy, forces, extras = self.potential.qm_energy_forces(pos)
+            box = np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.angstrom)) if self.npt else None
+            energy, forces, extras = self.potential.qm_energy_forces(pos, box)
             if self.integrating:  # elsewhere (set-up, saved steps) the driver checks all forces itself
                 if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
                     raise BlowUp(f"blow-up at step {self.step}: non-finite QM energy or forces")
@@ -126,12 +189,25 @@ def md_system(potential: QMMMCalculator, forces: _Forces) -> openmm.System:
         force.setForceGroup(MM_GROUP)
     qm = openmm.PythonForce(forces.qm)
     qm.setForceGroup(QM_GROUP)
+    qm.setUsesPeriodicBoundaryConditions(forces.npt)
     system.addForce(qm)
     if forces.bias is not None:
         bias = openmm.PythonForce(forces.plumed)
         bias.setForceGroup(BIAS_GROUP)
         system.addForce(bias)
     return system
+
+
+def _qm_molecule_bonds(system) -> openmm.HarmonicBondForce:
+    """Zero-strength bonds along the topology's bonds inside the QM region: the partition removed
+    its bonded terms, and without them OpenMM's barostat would scale each QM atom on its own."""
+    qm = set(system.original_index[: system.n_qm].tolist())
+    force = openmm.HarmonicBondForce()
+    for a, b in system.mm.topology.bonds():
+        if a.index in qm and b.index in qm:
+            force.addBond(a.index, b.index, 0.1, 0.0)
+    force.setForceGroup(MM_GROUP)
+    return force
 
 
 def degrees_of_freedom(system: openmm.System) -> int:
@@ -156,6 +232,8 @@ def run_md(
     start: Atoms | None = None,
     bias: PlumedBias | None = None,
     trajectory: str | os.PathLike | None = None,
+    checkpoint: Checkpoint | None = None,
+    pressure_bar: float | None = None,
     progress_desc: str | None = None,
 ) -> MDRun:
     """Run up to ``steps`` MD steps of ``potential``'s system (see module docstring).
@@ -167,14 +245,27 @@ def run_md(
     ``kinetic_energy_ev`` (OpenMM's, at the step), ``temperature_K``, ``bias_energy_ev``), and the
     positions go to ``trajectory`` (DCD, structure-file order, written atomically). ``potential.results``
     then hold ``energy`` (unbiased QM + MM), ``qm_energy``, ``mm_energy`` and the QM term's outputs
-    (``sigma_force`` …) at that step.
+    (``sigma_force`` …) at that step. ``checkpoint``: resume from it if it exists, write it every
+    ``checkpoint.interval_steps`` (at saved steps), remove it when the run ends (not with a bias:
+    PLUMED's hills are not part of it). ``pressure_bar``: NPT with OpenMM's Monte Carlo barostat
+    (every :data:`BAROSTAT_INTERVAL` steps, the QM region scaled as one molecule, its Frames cut
+    in the current box; periodic systems, a thermostat and no PLUMED bias).
     """
     if steps < 0 or stride < 1 or timestep_fs <= 0 or friction_per_fs < 0 or first_frame_after < 0:
         raise ValueError(f"run_md: bad settings steps={steps} stride={stride} timestep_fs={timestep_fs} "
                          f"friction_per_fs={friction_per_fs} first_frame_after={first_frame_after}")
+    if checkpoint is not None and bias is not None:
+        raise ValueError("run_md: a biased (PLUMED) run cannot be checkpointed")
     system = potential.system
-    forces = _Forces(potential, bias, max_force_ev_ang)
+    if pressure_bar is not None and (system.mm.box_vectors_ang is None or friction_per_fs == 0 or bias is not None):
+        raise ValueError("run_md: NPT (pressure_bar) needs a periodic system, a thermostat (friction > 0) and no PLUMED bias")
+    forces = _Forces(potential, bias, max_force_ev_ang, npt=pressure_bar is not None)
     omm_system = md_system(potential, forces)
+    if pressure_bar is not None:
+        barostat = openmm.MonteCarloBarostat(pressure_bar * unit.bar, temperature_K * unit.kelvin, BAROSTAT_INTERVAL)
+        barostat.setRandomNumberSeed(_openmm_seed(seed, 2))
+        omm_system.addForce(barostat)
+        omm_system.addForce(_qm_molecule_bonds(system))
     dt = timestep_fs * unit.femtosecond
     if friction_per_fs > 0:
         integrator = openmm.LangevinMiddleIntegrator(temperature_K * unit.kelvin, friction_per_fs / unit.femtosecond, dt)
@@ -197,7 +288,13 @@ def run_md(
         context.setVelocities(system.to_file_order(velocities) * (unit.angstrom / unit.femtosecond))
         context.applyVelocityConstraints(CONSTRAINT_TOLERANCE)
     n_dof = degrees_of_freedom(omm_system)
-    dcd = DCDTrajectory(trajectory, system, stride * timestep_fs) if trajectory is not None else None
+    resumed = checkpoint.read() if checkpoint is not None else None
+    if resumed is not None:
+        context.loadCheckpoint(resumed["openmm"])
+        checkpoint.load_state(resumed["state"])
+        log.info("resuming from %s at step %d", checkpoint.path, resumed["step"])
+    dcd = None if trajectory is None else DCDTrajectory(trajectory, system, stride * timestep_fs,
+                                                        resume=None if resumed is None else resumed["dcd"])
 
     def frame(step: int) -> tuple[Atoms, str | None]:
         """The full system at ``step`` and a blow-up reason (or None)."""
@@ -207,6 +304,8 @@ def run_md(
         f = system.from_file_order(np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)))
         f = f * KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM
         atoms = system.atoms.copy()
+        if forces.npt:
+            atoms.cell = np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.angstrom))
         atoms.positions = system.from_file_order(np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.angstrom)))
         v = system.from_file_order(np.asarray(state.getVelocities(asNumpy=True).value_in_unit(unit.angstrom / unit.femtosecond)))
         atoms.set_momenta(v * masses[:, None] * _ANG_PER_FS)
@@ -236,20 +335,25 @@ def run_md(
             return f"blow-up at step {step}: QM engine failed: {cause}"
         raise cause
 
-    current = begin
-    try:
+    def loop() -> MDRun:
+        current = begin
+        done = 0 if resumed is None else resumed["step"]
         try:
-            current, reason = frame(0)
+            current, reason = frame(done)
         except openmm.OpenMMException as err:
-            return MDRun(failed(err, 0), 0, _bare(begin), n_dof)
+            return MDRun(failed(err, done), done, _bare(begin), n_dof)
         if reason:
-            return MDRun(reason, 0, _bare(current), n_dof)
-        done = 0
+            return MDRun(reason, done, _bare(current), n_dof)
         plan = [min(first_frame_after, steps)] if first_frame_after else []
         remaining = steps - sum(plan)
         plan += [stride] * (remaining // stride) + ([remaining % stride] if remaining % stride else [])
-        with tqdm(total=steps, desc=progress_desc, disable=progress_desc is None, mininterval=2.0) as bar:
-            for chunk in plan:
+        ends = np.cumsum(plan)
+        last_checkpoint = done
+        with tqdm(total=steps, initial=done, desc=progress_desc, disable=progress_desc is None, mininterval=2.0) as bar:
+            for chunk, end in zip(plan, ends):
+                if end <= done:  # done before the checkpoint this run resumed from
+                    continue
+                forces.step = done
                 forces.failure = None
                 forces.integrating = True
                 try:
@@ -259,7 +363,6 @@ def run_md(
                 finally:
                     forces.integrating = False
                 done += chunk
-                forces.step = done
                 bar.update(chunk)
                 saved = done > first_frame_after and (done - first_frame_after) % stride == 0
                 if not saved and done < steps:
@@ -272,15 +375,27 @@ def run_md(
                     return MDRun(reason, done, _bare(current), n_dof)
                 if saved:
                     if dcd is not None:
-                        dcd.write(current.positions)
+                        dcd.write(current.positions, current.cell.array if forces.npt else None)
                     if on_frame is not None:
                         reason = on_frame(done, current)
                         if reason:
                             return MDRun(reason, done, _bare(current), n_dof)
+                    if checkpoint is not None and done - last_checkpoint >= checkpoint.interval_steps and done < steps:
+                        checkpoint.write(done, context, dcd)
+                        last_checkpoint = done
         return MDRun(None, done, _bare(current), n_dof)
-    finally:
+
+    try:
+        result = loop()
+    except BaseException:  # a crash keeps the partial DCD and the checkpoint for a rerun
         if dcd is not None:
-            dcd.close()
+            dcd.file.close()
+        raise
+    if dcd is not None:
+        dcd.close()
+    if checkpoint is not None:
+        checkpoint.remove()
+    return result
 
 
 def minimize(potential: QMMMCalculator, positions_ang: np.ndarray, *, tolerance_ev_ang: float = 0.05,

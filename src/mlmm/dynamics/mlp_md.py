@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import os
 
 import numpy as np
 from ase import Atoms
 
-from mlmm.dynamics.md import run_md
+from mlmm.dynamics.md import Checkpoint, CheckpointSpec, run_md
 from mlmm.engines.plumed import PlumedBias
 from mlmm.potentials import QMMMCalculator
 
@@ -65,6 +65,8 @@ def run_mlp_md(
     start: Atoms | None = None,
     bias: PlumedBias | None = None,
     trajectory: str | os.PathLike | None = None,
+    checkpoint: CheckpointSpec | None = None,
+    pressure_bar: float | None = None,
 ) -> MLPMDResult:
     """Langevin MLP/MM MD (friction 0: NVE, velocity Verlet) on ``potential`` (from
     :func:`mlmm.potentials.ensemble_potential`); see module docstring.
@@ -73,15 +75,22 @@ def run_mlp_md(
     with Maxwell–Boltzmann velocities, or from ``start`` (positions and momenta of a previous run's
     ``final_state``). ``bias``: a PLUMED bias on the run; σ and the recorded potential energies
     are always those of the unbiased MLP/MM potential. ``trajectory``: DCD of the full system at
-    every saved step (structure-file order).
+    every saved step (structure-file order). ``checkpoint``: resume a killed run from its last
+    checkpoint (the OpenMM state and everything recorded so far), checkpointing as it goes.
+    ``pressure_bar``: NPT (Monte Carlo barostat) instead of NVT; Frames are cut in the current box.
     """
     if sigma_action not in SIGMA_ACTIONS:
         raise ValueError(f"sigma_action must be one of {SIGMA_ACTIONS}, got {sigma_action!r}")
     result = MLPMDResult()
 
+    def restore(saved: MLPMDResult) -> None:
+        for f in fields(MLPMDResult):
+            setattr(result, f.name, getattr(saved, f.name))
+
     def on_frame(step: int, current: Atoms) -> str | None:
         sigma = float(potential.results["sigma_force"])
-        frame, _ = system.cut_frame(
+        view = system.with_box(current.cell.array) if pressure_bar is not None else system
+        frame, _ = view.cut_frame(
             current.positions,
             potential.cutoff_ang,
             sampler=sampler,
@@ -121,6 +130,8 @@ def run_mlp_md(
         start=start,
         bias=bias,
         trajectory=trajectory,
+        checkpoint=None if checkpoint is None else Checkpoint(checkpoint, lambda: result, restore),
+        pressure_bar=pressure_bar,
         progress_desc=f"{sampler} MLP/MM MD",
     )
     reason, steps_done = run.stop_reason, run.steps_done
