@@ -11,7 +11,7 @@ as the MLP/MM calculator does.
 
 Timed per frame (wall clock, torch/BLAS threads as set by OMP_NUM_THREADS):
 
-* ``mlpmm_step``: one full MLP/MM force call (cut + ensemble + TIP3P/LJ force field), as in MD;
+* ``mlpmm_step``: one full MLP/MM force call (cut + ensemble + OpenMM force field), as in MD;
 * ``ensemble`` / ``single_member``: the ML QM term alone (all members / one member);
 * ``mm_forcefield``: the classical part alone; ``cut_frame``: building the embedded Frame;
 * ``xtb_embedding``: GFN2-xTB in the MM point charges (xtb program), ``tblite_vacuum``: GFN2-xTB
@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 AT_PAIR_PDB = ROOT / "data" / "bench" / "at_pair_water.pdb"
+AT_PAIR_FORCE_FIELD = ["amber14/tip3p.xml", str(ROOT / "data" / "bench" / "at_pair_gaff2.xml")]
 
 
 def _time(fn, repeats: int) -> float:
@@ -76,11 +77,11 @@ def bench_system(name, system, embedding, ensemble, levels, *, n_frames, repeats
     from mlmm.engines.pyscf_qmmm import qmmm_energy_forces
     from mlmm.engines.xtb import XTBEmbeddingTerm, XTBTerm
     from mlmm.model.ensemble import Ensemble
-    from mlmm.mm import MMForceField, default_mm_cutoff
+    from mlmm.mm import OpenMMTerm
     from mlmm.potentials import QMMMCalculator
 
     single = Ensemble(ensemble.models[:1])
-    mm_ff = MMForceField(system, cutoff_ang=default_mm_cutoff(system))
+    mm_ff = OpenMMTerm(system)
     atoms = system.atoms.copy()
     atoms.calc = QMMMCalculator(system, ensemble, mm_ff, embedding)
     positions = [system.atoms.positions + rng.normal(scale=0.02, size=system.atoms.positions.shape) for _ in range(n_frames)]
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
                 structure = str(ROOT / structure)
             system = system_from_config(structure, settings.system)
         elif name == "at_pair":
-            system = load_system(AT_PAIR_PDB, "resname ADE THY")
+            system = load_system(AT_PAIR_PDB, "resname ADN THM", force_field=AT_PAIR_FORCE_FIELD)
         else:
             raise ValueError(f"unknown system {name!r} (demo, at_pair)")
         print(f"{name}: timing …", flush=True)

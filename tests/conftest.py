@@ -15,30 +15,61 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def solute_with_nearest_waters(source: Path, resname: str, n_waters: int, out_path: Path):
-    """The ``resname`` solute of ``source`` plus its ``n_waters`` nearest waters (by O distance), written
-    as a non-periodic PDB at ``out_path`` and loaded as a System with that solute as QM region."""
-    import warnings
-
-    import MDAnalysis as mda
+def solute_with_nearest_waters(source: Path, resname: str, n_waters: int, out_path: Path, force_field: list[str] | None = None):
+    """The ``resname`` solute of ``source`` plus its ``n_waters`` nearest waters (by O distance, in
+    that order), written as a non-periodic PDB at ``out_path`` (CONECT records for the solute) and
+    loaded with ``force_field`` (default: the bundled structure's, :data:`FORCE_FIELDS`) as a
+    System with that solute as QM region."""
     import numpy as np
+    import openmm.app as app
+    import openmm.unit as unit
 
     from mlmm.system import load_system
 
-    u = mda.Universe(str(source))
-    solute = u.select_atoms(f"resname {resname}")
-    oxygens = u.select_atoms("resname HOH and name O")
-    d = np.linalg.norm(oxygens.positions[:, None] - solute.positions[None], axis=2).min(axis=1)
-    keep = solute + sum((w.residue.atoms for w in oxygens[np.argsort(d)[:n_waters]]), u.atoms[[]])
-    u.trajectory.ts.dimensions = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        keep.write(str(out_path))
-    return load_system(out_path, f"resname {resname}")
+    pdb = app.PDBFile(str(source))
+    pos = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.angstrom))
+    residues = list(pdb.topology.residues())
+    solute = [r for r in residues if r.name == resname]
+    solute_pos = pos[[a.index for r in solute for a in r.atoms()]]
+    waters = [r for r in residues if r.name == "HOH"]
+    o = np.array([next(a.index for a in r.atoms() if a.element.symbol == "O") for r in waters])
+    d = np.linalg.norm(pos[o][:, None] - solute_pos[None], axis=2).min(axis=1)
+    keep = solute + [waters[k] for k in np.argsort(d)[:n_waters]]
+    top = app.Topology()
+    chain = top.addChain()
+    new = {}
+    for res in keep:
+        r = top.addResidue(res.name, chain, res.id)
+        for atom in res.atoms():
+            new[atom.index] = top.addAtom(atom.name, atom.element, r)
+    for a, b in pdb.topology.bonds():
+        if a.index in new and b.index in new:
+            top.addBond(new[a.index], new[b.index])
+    with open(out_path, "w") as fh:
+        app.PDBFile.writeFile(top, pos[list(new)] * unit.angstrom, fh, keepIds=True)
+    return load_system(out_path, f"resname {resname}", force_field=force_field or FORCE_FIELDS[Path(source).name])
+
+
+#: The demo's force field: OpenMM's TIP3P water and the bundled GAFF2 ethanol (paths from the checkout).
+DEMO_FORCE_FIELD = ["amber14/tip3p.xml", "data/demo/ethanol_gaff2.xml"]
+DEMO = ROOT / "data" / "demo" / "ethanol_water.pdb"
+#: Force fields of the bundled structures (absolute paths: tests run in temporary folders too).
+FORCE_FIELDS = {
+    "ethanol_water.pdb": ["amber14/tip3p.xml", str(ROOT / "data" / "demo" / "ethanol_gaff2.xml")],
+    "butadiene_water.pdb": ["amber14/tip3p.xml", str(ROOT / "data" / "chromophore" / "butadiene_gaff2.xml")],
+    "at_pair_water.pdb": ["amber14/tip3p.xml", str(ROOT / "data" / "bench" / "at_pair_gaff2.xml")],
+}
+
+
+def load_demo(qm_selection: str = "resname ETH", **kwargs):
+    """The demo System (ethanol in the periodic TIP3P box) with ``qm_selection`` as QM region."""
+    from mlmm.system import load_system
+
+    return load_system(DEMO, qm_selection, force_field=FORCE_FIELDS["ethanol_water.pdb"], **kwargs)
 
 
 #: The system part of the demo config: what a config must give (the rest has schema defaults).
-DEMO_SYSTEM = {"structure": "data/demo/ethanol_water.pdb", "qm_selection": "resname ETH"}
+DEMO_SYSTEM = {"structure": "data/demo/ethanol_water.pdb", "force_field": DEMO_FORCE_FIELD, "qm_selection": "resname ETH"}
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -101,3 +132,26 @@ def td_with(**keys):
 def embedding_with(**keys):
     """:class:`mlmm.settings.EmbeddingSettings` of ``system.embedding`` with ``keys`` (schema defaults otherwise)."""
     return settings_with(system={"embedding": keys}).system.embedding
+
+
+def rigid_waters(system):
+    """(triples (M, 3) mlmm indices, lengths (M, 3) Å of the pairs (0,1), (0,2), (1,2)) of the MM
+    waters the force field's OpenMM System keeps rigid (3-atom residues with 3 constraints)."""
+    import numpy as np
+    import openmm.unit as unit
+
+    lengths = {}
+    omm = system.mm.system
+    for k in range(omm.getNumConstraints()):
+        a, b, d = omm.getConstraintParameters(k)
+        lengths[(min(a, b), max(a, b))] = d.value_in_unit(unit.angstrom)
+    position = np.empty(len(system.original_index), int)
+    position[system.original_index] = np.arange(len(system.original_index))
+    triples, values = [], []
+    for residue in system.mm.topology.residues():
+        idx = sorted(a.index for a in residue.atoms())
+        pairs = [(idx[0], idx[1]), (idx[0], idx[2]), (idx[1], idx[2])] if len(idx) == 3 else []
+        if pairs and all(p in lengths for p in pairs):
+            triples.append(position[idx])
+            values.append([lengths[p] for p in pairs])
+    return np.array(triples, int).reshape(-1, 3), np.array(values, float).reshape(-1, 3)

@@ -77,7 +77,8 @@ def test_the_schema_file_itself_means_what_the_expanded_one_does() -> None:
 def test_no_schema_default_is_specific_to_a_system() -> None:
     """A config that gives only the system gets nothing of the ethanol demo: no PLUMED CV, no
     atom-naming CV or RDF reference, no field ablation, no demo structure."""
-    config = config_with(system={"structure": "data/other/mol_water.pdb", "qm_selection": "resname MOL"})
+    config = config_with(system={"structure": "data/other/mol_water.pdb", "qm_selection": "resname MOL",
+                                 "force_field": ["amber14/tip3p.xml", "data/other/mol.xml"]})
     text = yaml.safe_dump(config)
     for ethanol in ("ETH", "ATOMS=", "ethanol", "data/demo"):
         assert ethanol not in text, ethanol

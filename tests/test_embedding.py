@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 from mlmm.embedding import frame_weights, site_weights, weight_forces, weighted_charges
 from mlmm.frames import FrameError, make_frame
 from mlmm.units import BOHR_TO_ANGSTROM, COULOMB_EV_ANGSTROM, HARTREE_TO_EV
-from conftest import embedding_with, level_with, settings_with
+from conftest import embedding_with, level_with, load_demo, settings_with
 
 ROOT = Path(__file__).resolve().parents[1]
 WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
@@ -122,10 +122,9 @@ def demo_frame():
     """The demo frame (ethanol in water, QM = resname ETH) cut with the demo's embedding."""
     from mlmm.config import load_config
     from mlmm.settings import Settings
-    from mlmm.system import load_system
 
     settings = Settings.from_config(load_config(ROOT / "config" / "config.yaml"))
-    system = load_system(ROOT / settings.system.structure, settings.system.qm_selection)
+    system = load_demo(settings.system.qm_selection)
     frame, _ = system.cut_frame(system.atoms.positions, settings.system.embedding, sampler="t", iteration=0,
                                 source="demo", seed=0)
     assert (settings.system.embedding.cutoff, settings.system.embedding.switch_width) == (8.0, 1.5)

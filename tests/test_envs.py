@@ -49,10 +49,10 @@ def test_env_versions_match_ci() -> None:
 def test_envs_cover_their_rule_groups() -> None:
     """The engines each rule group calls are in its env (module names as conda/pip spell them)."""
     needs = {
-        "sampling.yaml": {"ase", "tblite-python", "numpy", "scipy", "numba", "mdanalysis", "torch"},  # torch: embedding weights
+        "sampling.yaml": {"ase", "tblite-python", "numpy", "scipy", "openmm", "mdanalysis", "torch"},  # torch: embedding weights
         "labeling.yaml": {"pyscf", "ase", "numpy", "schnetpack", "torch"},
         "training.yaml": {"schnetpack", "torch", "ase", "numpy", "scipy", "matplotlib"},
-        "md.yaml": {"schnetpack", "torch", "ase", "numpy", "scipy", "numba", "mdanalysis", "matplotlib"},
+        "md.yaml": {"schnetpack", "torch", "ase", "numpy", "scipy", "openmm", "mdanalysis", "matplotlib"},
     }
     for path in ENVS:
         missing = needs[path.name] - set(_env_specs(path))

@@ -2,8 +2,8 @@
 
 The QM region's positions and momenta must follow the harmonic Wigner distribution of the
 embedded GFN2-xTB modes (recovered from the full-system start states by undoing the alignment),
-every replica must start differently, and the MM momenta must be thermal and respect the rigid
-waters.
+every replica must start differently, and the MM momenta must be thermal; the MD started from
+them respects the rigid waters.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from mlmm.excited.stages import initial_states
 from mlmm.sampling.common import kabsch
 from mlmm.sampling.normal_modes import qm_modes
 from mlmm.sampling.wigner import wigner_initial_conditions, wigner_variances
-from conftest import embedding_with, solute_with_nearest_waters
+from conftest import embedding_with, rigid_waters, solute_with_nearest_waters
+from mlmm.dynamics.md import run_md
+from mlmm.sampling.common import xtb_mm_potential
 from mlmm.system import System
 
 BOX = Path(__file__).resolve().parents[1] / "data" / "chromophore" / "butadiene_water.pdb"
@@ -97,19 +99,25 @@ def test_every_replica_starts_differently_and_the_mm_part_is_thermal(system, sta
     # MM sites stay where the structure has them
     for a in atoms[:10]:
         np.testing.assert_allclose(a.positions[n_qm:], system.atoms.positions[n_qm:])
-    # rigid waters: no velocity along O–H or H–H; 6 degrees of freedom each -> <E_kin> = 3 kT per water
+    # MM momenta Maxwell–Boltzmann: 9 degrees of freedom per water (the MD applies the constraints)
     masses = system.atoms.get_masses()
-    ekin_mm = []
-    for a in atoms:
-        v = a.get_momenta() / masses[:, None]
-        for o, h1, h2 in system.water_molecules:
-            for i, j in ((o, h1), (o, h2), (h1, h2)):
-                r = a.positions[i] - a.positions[j]
-                assert abs(np.dot(v[i] - v[j], r)) < 1e-8
-        ekin_mm.append(0.5 * np.sum(a.get_momenta()[n_qm:] ** 2 / masses[n_qm:, None]))
-    n_w = len(system.water_molecules)
-    expected = 0.5 * (6 * n_w - 3) * units.kB * 300.0  # minus the removed centre-of-mass motion
+    ekin_mm = [0.5 * np.sum(a.get_momenta()[n_qm:] ** 2 / masses[n_qm:, None]) for a in atoms]
+    n_w = (len(system.atoms) - n_qm) // 3
+    expected = 0.5 * (9 * n_w - 3) * units.kB * 300.0  # minus the removed centre-of-mass motion
     assert np.mean(ekin_mm) == pytest.approx(expected, rel=0.05)
+    # the MD started from one: positions and momenta kept, no velocity along O–H or H–H of a rigid water
+    run = run_md(xtb_mm_potential(system, embedding_with(cutoff=6.0)), steps=0, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.01,
+                 seed=1, start=atoms[0])
+    np.testing.assert_allclose(run.final_state.positions, atoms[0].positions, atol=2e-3)  # waters snapped rigid
+    v = run.final_state.get_momenta() / masses[:, None]
+    v0 = atoms[0].get_momenta() / masses[:, None]
+    np.testing.assert_allclose(v[:n_qm], v0[:n_qm], atol=1e-9)  # the QM region has no constraints
+    waters, _ = rigid_waters(system)
+    for o, h1, h2 in waters:
+        for i, j in ((o, h1), (o, h2), (h1, h2)):
+            r = run.final_state.positions[i] - run.final_state.positions[j]
+            assert abs(np.dot(v[i] - v[j], r)) < 1e-6 * np.linalg.norm(v0[i] - v0[j]) * np.linalg.norm(r) + 1e-9
+    assert np.abs(v - v0)[n_qm:].max() > 1e-4  # … which the start's momenta were not
 
 
 def test_initial_states_choices(system):

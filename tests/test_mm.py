@@ -1,224 +1,276 @@
-"""MM force field and QM/MM calculator: forces = -dE/dR, switching continuity, TIP3P references."""
+"""The QM/MM partition of the force field's OpenMM System and the MM term built on it, against
+independent OpenMM evaluations, the Lennard-Jones and Coulomb formulas over QM–MM pairs, finite
+differences, and the ethanol→water hydrogen bond."""
 
 from __future__ import annotations
 
-import warnings
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import MDAnalysis as mda
 import numpy as np
+import openmm
+import openmm.app as app
+import openmm.unit as unit
 import pytest
-from ase.calculators.calculator import Calculator, all_changes
-from ase.calculators.tip3p import TIP3P
-from ase.optimize import BFGS
+from scipy.optimize import minimize
+from scipy.spatial.transform import Rotation
 
-from conftest import embedding_with
+from conftest import DEMO, FORCE_FIELDS, ROOT, embedding_with, load_demo, solute_with_nearest_waters
 from mlmm.engines.xtb import XTBTerm, xtb_charges
-from mlmm.mm import MMForceField
-from mlmm.potentials import QMMMCalculator
-from mlmm.system import TIP3P_HOH_DEG, TIP3P_ROH_ANG, System, load_system
-from mlmm.units import COULOMB_EV_ANGSTROM, KCAL_PER_MOL_TO_EV
+from mlmm.mm import OpenMMTerm, partition
+from mlmm.potentials import QMMMCalculator, build_potential
+from mlmm.system import System
+from mlmm.units import COULOMB_EV_ANGSTROM, KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM, KJ_PER_MOL_TO_EV
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
+FF = FORCE_FIELDS["ethanol_water.pdb"]
 
 
 @pytest.fixture(scope="module")
 def demo() -> System:
-    return load_system(DEMO, "resname ETH")
+    return load_demo()
 
 
 @pytest.fixture(scope="module")
-def qm_charges(demo) -> np.ndarray:
-    return xtb_charges(demo.atoms.get_chemical_symbols()[:9], demo.whole_qm_positions(demo.atoms.positions), 0, 1)
+def cluster(tmp_path_factory) -> System:
+    """Ethanol + its 6 nearest waters, no box (nonbonded method none)."""
+    return solute_with_nearest_waters(DEMO, "ETH", 6, tmp_path_factory.mktemp("cluster") / "eth6.pdb", FF)
 
 
-class MMOnly(Calculator):
-    """ASE calculator of the MM force field alone (for pure-water checks)."""
-
-    implemented_properties = ["energy", "forces"]
-
-    def __init__(self, ff: MMForceField) -> None:
-        super().__init__()
-        self.ff = ff
-
-    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        e, f = self.ff.energy_forces(self.atoms.positions)
-        self.results = {"energy": e, "forces": f}
+def evaluate(system: openmm.System, positions_ang: np.ndarray, box_ang: np.ndarray | None = None,
+             groups: set[int] | None = None) -> tuple[float, np.ndarray]:
+    """Energy (eV) and forces (eV/Å) of an OpenMM System on the Reference platform (double precision)."""
+    context = openmm.Context(system, openmm.VerletIntegrator(1.0), openmm.Platform.getPlatformByName("Reference"))
+    if box_ang is not None:
+        context.setPeriodicBoxVectors(*(box_ang * unit.angstrom))
+    context.setPositions(positions_ang * unit.angstrom)
+    state = context.getState(getEnergy=True, getForces=True, **({} if groups is None else {"groups": groups}))
+    energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) * KJ_PER_MOL_TO_EV
+    forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    return energy, np.asarray(forces) * KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM
 
 
-def write_pdb(path: Path, positions: np.ndarray, resnames: list[str], names: list[str], elements: list[str],
-              resindex: np.ndarray, box: float | None = None) -> Path:
-    """Write a PDB via MDAnalysis (no box -> MDAnalysis' CRYST1 1 1 1 placeholder)."""
-    n_res = int(resindex.max()) + 1
-    u = mda.Universe.empty(len(positions), n_residues=n_res, atom_resindex=resindex, trajectory=True)
-    u.add_TopologyAttr("name", names)
-    u.add_TopologyAttr("element", elements)
-    u.add_TopologyAttr("resname", resnames)
-    u.add_TopologyAttr("resid", np.arange(1, n_res + 1))
-    u.atoms.positions = positions
-    if box is not None:
-        u.dimensions = [box, box, box, 90.0, 90.0, 90.0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        u.atoms.write(str(path))
-    return path
-
-
-def cluster(tmp_path: Path, demo: System, n_waters: int) -> System:
-    """Ethanol + its ``n_waters`` nearest waters from the demo, as a non-periodic PDB."""
-    frame, index = demo.cut_frame(demo.atoms.positions, embedding_with(cutoff=9.0), sampler="t", iteration=0,
-                                  source="t", seed=0)
-    o = np.flatnonzero(frame.numbers[9:] == 8) + 9
-    d = np.linalg.norm(frame.positions[o][:, None] - frame.positions[None, :9], axis=2).min(axis=1)
-    keep = np.r_[np.arange(9), (o[np.argsort(d)[:n_waters]][:, None] + np.arange(3)).ravel()]
-    names = list(demo.atom_names[index[keep]])
-    path = write_pdb(tmp_path / "cluster.pdb", frame.positions[keep], ["ETH"] + ["HOH"] * n_waters, names,
-                     [frame.get_chemical_symbols()[k] for k in keep],
-                     np.r_[np.zeros(9, int), np.repeat(np.arange(1, n_waters + 1), 3)])
-    system = load_system(path, "resname ETH")
-    assert not system.atoms.pbc.any()
+def zero_charges(system: openmm.System, atoms: list[int]) -> openmm.System:
+    """A copy of ``system`` with the charges of ``atoms`` (and of their exceptions) set to zero."""
+    system = openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(system))
+    nb = next(f for f in system.getForces() if isinstance(f, openmm.NonbondedForce))
+    for i in atoms:
+        _, sigma, eps = nb.getParticleParameters(i)
+        nb.setParticleParameters(i, 0.0, sigma, eps)
+    for e in range(nb.getNumExceptions()):
+        a, b, _, sigma, eps = nb.getExceptionParameters(e)
+        if a in atoms or b in atoms:
+            nb.setExceptionParameters(e, a, b, 0.0, sigma, eps)
     return system
 
 
-def numerical_forces(energy, positions: np.ndarray, atoms_idx, h: float = 1e-4) -> np.ndarray:
-    """Central finite differences -dE/dx for the listed atoms (eV/Å)."""
-    out = np.zeros((len(atoms_idx), 3))
-    for n, i in enumerate(atoms_idx):
-        for k in range(3):
-            p = positions.copy()
-            p[i, k] += h
-            ep = energy(p)
-            p[i, k] -= 2 * h
-            out[n, k] = -(ep - energy(p)) / (2 * h)
-    return out
+def reference_mm(pdb_path: Path, qm_resname: str, method, cutoff_ang: float) -> tuple[openmm.System, openmm.System, list[int]]:
+    """Independently of mlmm: (whole system, the QM residue alone), both with the QM charges zeroed,
+    from a second ForceField.createSystem; and the QM atoms' file indices. The MM energy of the
+    partition is E(whole) - E(QM alone): the QM residue alone holds exactly its internal bonded
+    terms and its internal Lennard-Jones (1-4 scaled), all well inside any cutoff."""
+    pdb = app.PDBFile(str(pdb_path))
+    ff = app.ForceField(*FF)
+    whole = ff.createSystem(pdb.topology, nonbondedMethod=method, nonbondedCutoff=cutoff_ang * unit.angstrom,
+                            constraints=None, rigidWater=True, ewaldErrorTolerance=1e-4)  # system.nonbonded's default
+    qm = [a.index for a in pdb.topology.atoms() if a.residue.name == qm_resname]
+    alone = app.Modeller(pdb.topology, pdb.positions)
+    alone.delete([r for r in pdb.topology.residues() if r.name != qm_resname])
+    alone.topology.setPeriodicBoxVectors(None)
+    lone = ff.createSystem(alone.topology, nonbondedMethod=app.NoCutoff, constraints=None, rigidWater=True)
+    return zero_charges(whole, qm), zero_charges(lone, list(range(len(qm)))), qm
 
 
-def test_water_water_equals_ase_tip3p(demo):
-    """Our vectorised TIP3P equals ASE's TIP3P (same switch) on the periodic demo waters."""
-    ff = MMForceField(demo, cutoff_ang=9.0, switch_width_ang=1.0)
-    ff.qm_site_eps[:] = 0.0  # QM–MM LJ off: water–water only
-    e, f = ff.energy_forces(demo.atoms.positions)
-    water = demo.atoms[9:].copy()
-    water.calc = TIP3P(rc=9.0, width=1.0)
-    assert e == pytest.approx(water.get_potential_energy(), abs=1e-9)
-    assert np.allclose(f[9:], water.get_forces(), atol=1e-9)
-    assert np.all(f[:9] == 0)
+@pytest.mark.parametrize("which", ["demo", "cluster"])
+def test_partition_equals_force_field_without_qm_charges_and_internal_terms(which, demo, cluster):
+    """The MM term = a plain OpenMM evaluation of the same force field with the QM charges zeroed
+    minus the QM residue's own energy: to 1e-10 on the Reference platform, to 1e-6 relative (1e-5 eV)
+    on the mixed-precision CPU platform; PME in the periodic demo box, no cutoff for the cluster."""
+    system = demo if which == "demo" else cluster
+    method = app.PME if which == "demo" else app.NoCutoff
+    whole, lone, qm = reference_mm(Path(system.source), "ETH", method, 9.0)
+    assert qm == list(system.original_index[: system.n_qm])
+    pos = system.atoms.positions + np.random.default_rng(5).normal(scale=0.02, size=system.atoms.positions.shape)
+    file_pos = system.to_file_order(pos)
+    e_whole, f_whole = evaluate(whole, file_pos, system.mm.box_vectors_ang)
+    e_lone, f_lone = evaluate(lone, file_pos[qm])
+    e_ref, f_ref = e_whole - e_lone, f_whole.copy()
+    f_ref[qm] -= f_lone
+    e_exact, f_exact = OpenMMTerm(system, platform="Reference").energy_forces(pos)
+    assert abs(e_lone) > 0.05 and e_exact == pytest.approx(e_ref, rel=1e-10, abs=1e-9)
+    np.testing.assert_allclose(system.to_file_order(f_exact), f_ref, rtol=0, atol=1e-9)
+    e, f = OpenMMTerm(system).energy_forces(pos)
+    assert e == pytest.approx(e_ref, rel=1e-6, abs=1e-5)  # CPU platform: single-precision pair terms
+    np.testing.assert_allclose(system.to_file_order(f), f_ref, rtol=0, atol=1e-4 * np.abs(f_ref).max())
 
 
-def test_verlet_pair_list_matches_fresh_neighbour_search(demo):
-    """Reused pairs (skin 1 Å) give the same energy and forces as a search every step, through
-    moves that bring new pairs inside the cutoff (fails if the list is not rebuilt in time)."""
-    reused = MMForceField(demo, cutoff_ang=9.0, pair_skin_ang=1.0)
-    fresh = MMForceField(demo, cutoff_ang=9.0, pair_skin_ang=0.0)
-    rng = np.random.default_rng(4)
-    pos = demo.atoms.positions.copy()
-    drift = rng.normal(0.0, 1.0, (len(pos), 3))
-    drift[demo.water_molecules] = drift[demo.water_molecules][:, :1]  # rigid translation per water
-    for step in range(12):
-        pos = pos + 0.08 * drift
-        e_reused, f_reused = reused.energy_forces(pos)
-        e_fresh, f_fresh = fresh.energy_forces(pos)
-        assert e_reused == pytest.approx(e_fresh, rel=1e-12, abs=1e-9), step
-        assert np.allclose(f_reused, f_fresh, rtol=1e-10, atol=1e-9)
-    assert 1 < reused.pair_list.n_builds < fresh.pair_list.n_builds == 12
+def lj_by_atom_name(xml_path: str | Path, resname: str) -> dict[str, tuple[float, float]]:
+    """(sigma nm, epsilon kJ/mol) of each atom of residue ``resname``, read from a ForceField XML
+    itself (NonbondedForce entries by type or class)."""
+    root = ET.parse(xml_path).getroot()
+    type_class = {t.get("name"): t.get("class") for t in root.find("AtomTypes")}
+    by_key = {a.get("type") or a.get("class"): (float(a.get("sigma")), float(a.get("epsilon")))
+              for a in root.find("NonbondedForce").iter("Atom")}
+    residue = next(r for r in root.find("Residues") if r.get("name") == resname)
+    return {a.get("name"): by_key.get(a.get("type"), by_key.get(type_class[a.get("type")])) for a in residue.iter("Atom")}
 
 
-def test_mm_forces_finite_differences_pbc(demo, qm_charges):
-    """F = -dE/dR for TIP3P + QM–MM LJ + fixed-charge Coulomb in the periodic box, including
-    atoms inside the switching shells (QM–O and O–O distances in [cutoff - width, cutoff])."""
-    rc, width = 8.0, 1.5
-    ff = MMForceField(demo, cutoff_ang=rc, switch_width_ang=width, qm_charges_e=qm_charges)
-    pos = demo.atoms.positions
-    box = demo.box_ang
-    o = np.asarray(demo.water_molecules)[:, 0]
-    d_qm = np.linalg.norm((pos[o][:, None] - pos[None, :9]) - box * np.round((pos[o][:, None] - pos[None, :9]) / box), axis=2)
-    in_shell = o[np.any((d_qm > rc - width) & (d_qm < rc), axis=1)]
-    d_oo = pos[o][:, None] - pos[o][None]
-    d_oo = np.linalg.norm(d_oo - box * np.round(d_oo / box), axis=2)
-    assert in_shell.size and np.any((d_oo > rc - width) & (d_oo < rc))
-    check = np.r_[np.arange(9), in_shell[0], in_shell[0] + 1, o[0] + 2, o[-1]]
-    e, f = ff.energy_forces(pos)
-    num = numerical_forces(lambda p: ff.energy_forces(p)[0], pos, check)
-    assert np.allclose(f[check], num, atol=2e-5)
-    assert np.abs(f.sum(axis=0)).max() < 1e-9  # Newton's third law
+def test_energy_decomposition_qm_internal_terms_gone_qm_mm_lennard_jones_kept(cluster):
+    """Per force group of the partitioned System: no bonded term and no energy left inside the QM
+    region; nonbonded without the MM charges and MM Lennard-Jones = the Lorentz–Berthelot LJ
+    sum over QM–MM pairs, computed here from the XML parameters; no QM–QM nonbonded energy."""
+    system = cluster
+    qm = list(system.original_index[: system.n_qm])
+    part = partition(system.mm.system, qm)
+    for k, force in enumerate(part.getForces()):
+        force.setForceGroup(k)
+    bonded = [k for k, f in enumerate(part.getForces()) if isinstance(f, (openmm.HarmonicBondForce, openmm.HarmonicAngleForce,
+                                                                            openmm.PeriodicTorsionForce))]
+    full_bonded = [f for f in system.mm.system.getForces() if isinstance(f, openmm.HarmonicBondForce)][0]
+    assert full_bonded.getNumBonds() == 8 and len(bonded) == 3  # ethanol's 8 bonds in the force field, …
+    assert all(getattr(part.getForce(k), n)() == 0 for k in bonded
+               for n in ("getNumBonds", "getNumAngles", "getNumTorsions") if hasattr(part.getForce(k), n))  # … none left
+    pos = system.to_file_order(system.atoms.positions)
+    for k in bonded:
+        assert evaluate(part, pos, groups={k})[0] == 0.0
+    nb_index = next(k for k, f in enumerate(part.getForces()) if isinstance(f, openmm.NonbondedForce))
+    nb = part.getForce(nb_index)
+    mm = [i for i in range(part.getNumParticles()) if i not in qm]
+    for i in mm:  # MM charges off: what is left is Lennard-Jones (QM charges are zero)
+        _, sigma, eps = nb.getParticleParameters(i)
+        nb.setParticleParameters(i, 0.0, sigma, eps)
+    for e in range(nb.getNumExceptions()):  # all intramolecular: QM–QM (zeroed already) and water
+        a, b, _, sigma, _ = nb.getExceptionParameters(e)
+        nb.setExceptionParameters(e, a, b, 0.0, sigma, 0.0)
+    eth = lj_by_atom_name(ROOT / "data" / "demo" / "ethanol_gaff2.xml", "ETH")
+    water = lj_by_atom_name(Path(app.__file__).parent / "data" / "amber14" / "tip3p.xml", "HOH")
+    names = list(system.atom_names)
+    e_ref = 0.0
+    for i in range(system.n_qm):
+        s_i, e_i = eth[names[i]]
+        for j in range(system.n_qm, len(names)):
+            s_j, e_j = water[names[j]]
+            r = np.linalg.norm(system.atoms.positions[i] - system.atoms.positions[j]) / 10.0
+            sigma, eps = 0.5 * (s_i + s_j), np.sqrt(e_i * e_j)
+            e_ref += 4.0 * eps * ((sigma / r) ** 12 - (sigma / r) ** 6)
+    e_lj = evaluate(part, pos, groups={nb_index})[0]
+    for i in qm:  # QM Lennard-Jones off: MM–MM Lennard-Jones is left, the difference is QM–MM
+        nb.setParticleParameters(i, 0.0, 0.1, 0.0)
+    e_mm_lj = evaluate(part, pos, groups={nb_index})[0]
+    assert abs(e_ref) > 0.01 and e_lj - e_mm_lj == pytest.approx(e_ref * KJ_PER_MOL_TO_EV, rel=1e-9)
+    for i in range(part.getNumParticles()):  # QM Lennard-Jones back, MM off: no QM–QM nonbonded energy remains
+        nb.setParticleParameters(i, 0.0, *part.getForce(nb_index).getParticleParameters(i)[1:]) if i in qm else \
+            nb.setParticleParameters(i, 0.0, 0.1, 0.0)
 
 
-def test_qm_mm_switch_is_continuous(tmp_path, demo, qm_charges):
-    """Pull one water radially away from ethanol through the switching shell: E is continuous
-    (|ΔE| bounded by max|F|·Δs), its slope matches the forces, and E vanishes beyond the cutoff."""
-    system = cluster(tmp_path, demo, 1)
-    rc, width = 6.0, 1.0
-    ff = MMForceField(system, cutoff_ang=rc, switch_width_ang=width, qm_charges_e=qm_charges)
-    pos0 = system.atoms.positions.copy()
-    qm_center = pos0[:9].mean(axis=0)
-    u = pos0[9] - qm_center
-    u /= np.linalg.norm(u)
-    start = np.linalg.norm(pos0[9] - pos0[:9], axis=1).min()
-    s_values = np.linspace(rc - width - 0.5 - start, rc + 3.0 - start, 1200)
-    energies, slopes = [], []
-    for s in s_values:
-        p = pos0.copy()
-        p[9:] += s * u
-        e, f = ff.energy_forces(p)
-        energies.append(e)
-        slopes.append(-f[9:].sum(axis=0) @ u)  # dE/ds for a rigid translation of the water
-    energies, slopes = np.array(energies), np.array(slopes)
-    ds = s_values[1] - s_values[0]
-    assert np.all(np.abs(np.diff(energies)) <= np.maximum(np.abs(slopes[1:]), np.abs(slopes[:-1])) * ds * 1.05 + 1e-12)
-    # central differences are O(ds²) except where the C¹ switch has a jump in curvature (O(ds))
-    assert np.allclose(np.gradient(energies, ds)[1:-1], slopes[1:-1], atol=2e-3 * np.abs(slopes).max())
-    assert energies[-1] == 0.0 and abs(energies[0]) > 1e-4
-
-
-def test_tip3p_dimer_minimum(tmp_path):
-    """Rigid TIP3P dimer minimum: -6.50 kcal/mol at R_OO = 2.75 Å (Jorgensen et al., J. Chem.
-    Phys. 79, 926 (1983)); also checks one geometry against a hand-written TIP3P sum."""
-    half = np.radians(TIP3P_HOH_DEG) / 2
-    w = np.array([[0, 0, 0], [TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0],
-                  [-TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0]])
-    # donor O–H1 along +z towards the acceptor O at 2.9 Å; acceptor H's pointing away from it
-    donor = np.array([[0, 0, 0], [0, 0, TIP3P_ROH_ANG],
-                      [TIP3P_ROH_ANG * np.sin(2 * half), 0, TIP3P_ROH_ANG * np.cos(2 * half)]])
-    acceptor = np.array([[0, 0, 2.9], [0, TIP3P_ROH_ANG * np.sin(half), 2.9 + TIP3P_ROH_ANG * np.cos(half)],
-                         [0, -TIP3P_ROH_ANG * np.sin(half), 2.9 + TIP3P_ROH_ANG * np.cos(half)]])
-    far = w + 100.0  # the required QM residue, far beyond every cutoff
-    path = write_pdb(tmp_path / "dimer.pdb", np.vstack([far, donor, acceptor]), ["QMW", "HOH", "HOH"],
-                     ["O", "H1", "H2"] * 3, ["O", "H", "H"] * 3, np.repeat(np.arange(3), 3))
-    system = load_system(path, "resname QMW")
-    ff = MMForceField(system, cutoff_ang=9.0)
+def test_mechanical_embedding_charges_add_qm_mm_coulomb(cluster):
+    """The ``xtb`` potential's MM part carries the fixed QM charges: its difference to the MM part
+    without them is Coulomb's law over QM–MM pairs (energy and forces), and QM–QM pairs stay excluded."""
+    system = cluster
+    q_qm = xtb_charges(system.atoms.get_chemical_symbols()[:9], system.atoms.positions[:9], 0, 1)
     pos = system.atoms.positions
-    q = np.array([-0.834, 0.417, 0.417])
-    rij = np.linalg.norm(pos[3:6][:, None] - pos[6:9][None], axis=2)
-    e_ref = COULOMB_EV_ANGSTROM * np.sum(q[:, None] * q[None] / rij)
-    e_ref += 4 * 0.1521 * KCAL_PER_MOL_TO_EV * ((3.15061 / rij[0, 0]) ** 12 - (3.15061 / rij[0, 0]) ** 6)
-    assert ff.energy_forces(pos)[0] == pytest.approx(e_ref, abs=1e-12)
+    e_with, f_with = OpenMMTerm(system, qm_charges_e=q_qm, platform="Reference").energy_forces(pos)
+    e_without, f_without = OpenMMTerm(system, platform="Reference").energy_forces(pos)
+    d = pos[9:][None, :, :] - pos[:9][:, None, :]  # QM -> MM
+    r = np.linalg.norm(d, axis=2)
+    pair = COULOMB_EV_ANGSTROM * q_qm[:, None] * system.charges_e[9:][None, :] / r
+    f_mm = (pair / r**2)[..., None] * d
+    assert e_with - e_without == pytest.approx(pair.sum(), rel=1e-6)
+    np.testing.assert_allclose((f_with - f_without)[9:], f_mm.sum(axis=0), atol=1e-5)
+    np.testing.assert_allclose((f_with - f_without)[:9], -f_mm.sum(axis=1), atol=1e-5)
 
+
+def test_triclinic_box_pme_partition(tmp_path):
+    """PME in a triclinic box: the partition still equals the independent reference."""
+    pdb = app.PDBFile(str(DEMO))
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.delete([r for r in pdb.topology.residues() if r.name != "ETH"])
+    ff = app.ForceField(*FF)
+    a = 2.3  # nm: a rhombic dodecahedron, half its height 0.94 nm > the 0.9 nm cutoff
+    vectors = (openmm.Vec3(a, 0, 0), openmm.Vec3(a / 3, a * np.sqrt(8) / 3, 0), openmm.Vec3(-a / 3, a * np.sqrt(2) / 3, a * np.sqrt(6) / 3))
+    modeller.addSolvent(ff, model="tip3p", boxVectors=vectors * unit.nanometer)
+    path = tmp_path / "triclinic.pdb"
+    with open(path, "w") as fh:
+        app.PDBFile.writeFile(modeller.topology, modeller.positions, fh)
+    whole, lone, qm = reference_mm(path, "ETH", app.PME, 9.0)
+    top = app.PDBFile(str(path))
+    box = np.array([v.value_in_unit(unit.angstrom) for v in top.topology.getPeriodicBoxVectors()])
+    assert abs(box[1, 0]) > 1.0  # really triclinic
+    pos = np.asarray(top.getPositions(asNumpy=True).value_in_unit(unit.angstrom))
+    e_ref = evaluate(whole, pos, box)[0] - evaluate(lone, pos[qm])[0]
+    assert evaluate(partition(whole, qm), pos, box)[0] == pytest.approx(e_ref, rel=1e-9)
+    assert evaluate(partition(ff.createSystem(top.topology, nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer,
+                                              constraints=None, rigidWater=True, ewaldErrorTolerance=1e-4), qm),
+                    pos, box)[0] == pytest.approx(e_ref, rel=1e-9)
+
+
+def test_qm_water_loses_its_constraints():
+    """A QM water is flexible (its QM term moves it); every MM water stays rigid."""
+    system = load_demo("resname ETH or (resname HOH and resid 5)")
+    part = partition(system.mm.system, system.original_index[: system.n_qm])
+    assert system.mm.system.getNumConstraints() == 3 * 209 and part.getNumConstraints() == 3 * 208
+    qm = set(system.original_index[: system.n_qm].tolist())
+    kept = [part.getConstraintParameters(k)[:2] for k in range(part.getNumConstraints())]
+    assert not any(a in qm or b in qm for a, b in kept)
+
+
+def _water_at(system: System, r_oo: float, rotvec: np.ndarray) -> np.ndarray:
+    """Full-system positions with the water's O at ``r_oo`` (Å) from the ethanol O along the O–H
+    bond (linear H-bond, ethanol the donor) and the rigid water turned by ``rotvec`` about its O."""
+    pos = system.atoms.positions.copy()
+    oh = pos[3] - pos[2]
+    pos[9:12] = pos[2] + r_oo * oh / np.linalg.norm(oh) + Rotation.from_rotvec(rotvec).apply(pos[9:12] - pos[9])
+    return pos
+
+
+def test_ethanol_donates_a_hydrogen_bond_to_water(tmp_path):
+    """xTB/MM (the ``xtb`` potential: fixed GFN2 charges + the force field's Lennard-Jones, GAFF2's
+    small hydroxyl-H sphere) on ethanol + one water accepting its hydroxyl H, the water's
+    orientation relaxed at each O···O distance: the minimum lies at 2.7–3.0 Å. Generic aliphatic-H
+    Lennard-Jones on that H put it at 3.61 Å (DESIGN.md §6)."""
+    system = solute_with_nearest_waters(DEMO, "ETH", 1, tmp_path / "eth1.pdb", FF)
+    calc = build_potential("xtb", system, embedding=embedding_with(cutoff=20.0))
+    term = calc.mm
+    r_grid = np.arange(2.5, 3.81, 0.05)
+    energies, poses = [], []
+    starts = [np.zeros(3), np.r_[np.pi, 0, 0], np.r_[0, np.pi / 2, 0], np.r_[0, 0, np.pi / 2]]
+    for r in r_grid:
+        best = min((minimize(lambda v: term.energy_forces(_water_at(system, r, v))[0], x0, method="Powell",
+                             options={"xtol": 1e-3, "ftol": 1e-8}) for x0 in starts), key=lambda res: res.fun)
+        energies.append(best.fun)
+        poses.append(best.x)
+        starts = [best.x]
+    k = int(np.argmin(energies))
+    binding_kcal = (energies[k] - energies[-1]) / KJ_PER_MOL_TO_EV / 4.184
+    assert 2.7 <= r_grid[k] <= 3.0 and binding_kcal < -2.0, (r_grid[k], binding_kcal)
+    # the full potential: the vacuum QM term does not see the water, so the MM scan is the xTB/MM one
     atoms = system.atoms.copy()
-    atoms.calc = MMOnly(ff)
-    atoms.set_constraint(system.water_constraints(tip3p_geometry=True))
-    atoms.positions = atoms.positions  # snap onto exact TIP3P geometry
-    BFGS(atoms, logfile=None).run(fmax=1e-4, steps=500)
-    e_kcal = atoms.get_potential_energy() / KCAL_PER_MOL_TO_EV
-    r_oo = np.linalg.norm(atoms.positions[3] - atoms.positions[6])
-    assert e_kcal == pytest.approx(-6.50, abs=0.06)  # this implementation: -6.54 kcal/mol, 2.747 Å
-    assert r_oo == pytest.approx(2.75, abs=0.02)
+    atoms.calc = calc
+    e_qm = atoms.get_potential_energy() - term.energy_forces(atoms.positions)[0]
+    atoms.positions = _water_at(system, r_grid[k], poses[k])
+    assert atoms.get_potential_energy() == pytest.approx(e_qm + energies[k], abs=1e-6)
 
 
 @pytest.mark.parametrize("periodic", [False, True])
-def test_qmmm_xtb_forces_finite_differences(tmp_path, demo, qm_charges, periodic):
-    """QMMMCalculator(XTBTerm + MM) forces = -dE/dR on QM atoms and waters, with and without PBC."""
-    system = demo if periodic else cluster(tmp_path, demo, 8)
+def test_qmmm_xtb_forces_finite_differences(demo, cluster, periodic):
+    """QMMMCalculator(XTBTerm + OpenMM MM with fixed QM charges) forces = -dE/dR on QM atoms and
+    waters, with and without PBC (MM on the double-precision Reference platform)."""
+    system = demo if periodic else cluster
+    q = xtb_charges(system.atoms.get_chemical_symbols()[:9], system.whole_qm_positions(system.atoms.positions), 0, 1)
     atoms = system.atoms.copy()
-    atoms.calc = QMMMCalculator(system, XTBTerm(accuracy=0.01), MMForceField(system, cutoff_ang=8.0, qm_charges_e=qm_charges),
+    atoms.calc = QMMMCalculator(system, XTBTerm(accuracy=0.01), OpenMMTerm(system, qm_charges_e=q, platform="Reference"),
                                 embedding_with(cutoff=8.0))
     f = atoms.get_forces()
     check = [0, 2, 3, 9, 10] if periodic else list(range(9)) + [9, 10, 11, 21]
-
-    def energy(p):
-        atoms.positions = p
-        return atoms.get_potential_energy()
-
-    num = numerical_forces(energy, system.atoms.positions.copy(), check, h=1e-3)
-    assert np.allclose(f[check], num, atol=1e-4)
+    h = 1e-3
+    num = []
+    for i in check:
+        for k in range(3):
+            e = []
+            for sign in (1, -1):
+                p = system.atoms.positions.copy()
+                p[i, k] += sign * h
+                atoms.positions = p
+                e.append(atoms.get_potential_energy())
+            num.append(-(e[0] - e[1]) / (2 * h))
+    np.testing.assert_allclose(f[check].ravel(), num, atol=1e-4)
     assert atoms.calc.results["qm_energy"] < -300 and "sigma_force" not in atoms.calc.results

@@ -5,26 +5,24 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import solute_with_nearest_waters
+from conftest import DEMO, load_demo, solute_with_nearest_waters
 from mlmm.engines.xtb import XTBEmbeddingTerm, XTBTerm, xtb_charges
-from mlmm.mm import MMForceField, default_mm_cutoff
+from mlmm.mm import OpenMMTerm
 from mlmm.model.ensemble import Ensemble
 from mlmm.potentials import POTENTIALS, QMMMCalculator, build_potential, ensemble_potential
-from mlmm.system import System, load_system
+from mlmm.system import System
 from test_sampling_uncertainty import EMBEDDING, member
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
 needs_xtb = pytest.mark.skipif(shutil.which("xtb") is None, reason="needs the xtb program (apt-get install xtb)")
 
 
 @pytest.fixture(scope="module")
 def demo() -> System:
-    return load_system(DEMO, "resname ETH")
+    return load_demo()
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,7 @@ def evaluate(calc, system: System, positions_ang: np.ndarray) -> tuple[float, np
     return float(atoms.get_potential_energy()), atoms.get_forces(apply_constraint=False)
 
 
-def engines_directly(system: System, positions_ang: np.ndarray, terms, mm: MMForceField) -> tuple[float, np.ndarray]:
+def engines_directly(system: System, positions_ang: np.ndarray, terms, mm: OpenMMTerm) -> tuple[float, np.ndarray]:
     """Energy and forces summed from the QM terms on the cut Frame and the MM force field, by hand."""
     frame, index = system.cut_frame(positions_ang, EMBEDDING, sampler="t", iteration=0, source="t", seed=0)
     energy, forces = mm.energy_forces(positions_ang)
@@ -67,7 +65,7 @@ def test_xtb_potential_is_the_samplers_xtb_mm(demo, positions):
     """``xtb`` = tblite GFN2-xTB + MM with the fixed GFN2 charges of the start geometry."""
     q = xtb_charges(demo.atoms.get_chemical_symbols()[: demo.n_qm], demo.whole_qm_positions(demo.atoms.positions),
                     demo.qm_charge, demo.multiplicity)
-    mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo), qm_charges_e=q)
+    mm = OpenMMTerm(demo, qm_charges_e=q)
     calc = build_potential("xtb", demo, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [XTBTerm()], mm))
     assert np.abs(calc.results["forces"][demo.n_qm :]).max() > 1e-3  # the waters feel the QM charges
@@ -76,7 +74,7 @@ def test_xtb_potential_is_the_samplers_xtb_mm(demo, positions):
 @needs_xtb
 def test_point_charge_potential_is_xtb_program_plus_mm(demo, positions):
     """``xtb_point_charges`` = xtb in the Frame's point charges (forces on MM sites) + MM without QM charges."""
-    mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo))
+    mm = OpenMMTerm(demo)
     calc = build_potential("xtb_point_charges", demo, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [XTBEmbeddingTerm()], mm))
 
@@ -84,7 +82,7 @@ def test_point_charge_potential_is_xtb_program_plus_mm(demo, positions):
 def test_ensemble_potential_is_ensemble_plus_mm(demo, positions):
     """``ensemble`` = ensemble mean on the Frame + MM without QM charges; σ passes through."""
     ens = ensemble()
-    mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo))
+    mm = OpenMMTerm(demo)
     calc = ensemble_potential(demo, ens, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [ens], mm))
     assert calc.results["sigma_force"] > 0
@@ -96,7 +94,7 @@ def test_ensemble_potential_is_ensemble_plus_mm(demo, positions):
 def test_delta_potential_is_baseline_plus_correction_plus_mm(demo, positions):
     """``delta`` = xtb point-charge baseline + the members' correction + MM; chosen from the members."""
     ens = ensemble("xtb")
-    mm = MMForceField(demo, cutoff_ang=default_mm_cutoff(demo))
+    mm = OpenMMTerm(demo)
     calc = ensemble_potential(demo, ens, embedding=EMBEDDING)
     assert_same(evaluate(calc, demo, positions), engines_directly(demo, positions, [ens, XTBEmbeddingTerm()], mm))
     assert calc.results["sigma_force"] == pytest.approx(ens.compute(
@@ -145,8 +143,9 @@ def numerical_forces(calc: QMMMCalculator, system: System, atoms_k: list[tuple[i
 
 
 def test_xtb_potential_forces_are_minus_energy_gradient(cluster):
-    """Factory xTB/MM potential on ethanol + 6 waters: forces = -dE/dR on QM atoms and water sites."""
-    calc = build_potential("xtb", cluster, embedding=EMBEDDING)
+    """Factory xTB/MM potential on ethanol + 6 waters: forces = -dE/dR on QM atoms and water sites
+    (MM on the double-precision Reference platform)."""
+    calc = build_potential("xtb", cluster, embedding=EMBEDDING, mm_platform="Reference")
     _, forces = evaluate(calc, cluster, cluster.atoms.positions)
     check = [(0, 0), (2, 1), (5, 2), (8, 0), (9, 0), (10, 1), (13, 2), (20, 0)]
     num = numerical_forces(calc, cluster, check, h=1e-3)
@@ -156,7 +155,7 @@ def test_xtb_potential_forces_are_minus_energy_gradient(cluster):
 def test_ensemble_potential_forces_are_minus_energy_gradient(cluster):
     """Factory MLP/MM potential (float64 members) on ethanol + 6 waters: forces = -dE/dR, including
     the MM sites the field input sees."""
-    calc = ensemble_potential(cluster, ensemble(), embedding=EMBEDDING)
+    calc = ensemble_potential(cluster, ensemble(), embedding=EMBEDDING, mm_platform="Reference")
     _, forces = evaluate(calc, cluster, cluster.atoms.positions)
     check = [(0, 0), (1, 2), (4, 1), (8, 0), (9, 0), (10, 1), (14, 2), (21, 0)]
     num = numerical_forces(calc, cluster, check, h=1e-4)

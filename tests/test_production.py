@@ -28,16 +28,17 @@ def test_dcd_round_trip_in_input_order(tmp_path: Path) -> None:
     import MDAnalysis as mda
     from ase.io import read
 
-    from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from conftest import load_demo
+    from mlmm.dynamics.trajectory import DCDTrajectory, write_topology
 
     atoms = read(DEMO)
-    snaps = []
+    system = load_demo()
+    dcd = DCDTrajectory(tmp_path / "t.dcd", system, interval_fs=5.0)
     for k in range(3):
-        snap = atoms.copy()
-        snap.positions += 0.1 * k
-        snaps.append(snap)
-    write_dcd(str(DEMO), snaps, str(tmp_path / "t.dcd"), timestep_ps=0.005)
-    write_topology(str(DEMO), str(tmp_path / "top.pdb"))
+        dcd.write(system.atoms.positions + 0.1 * k)
+    assert not (tmp_path / "t.dcd").exists()  # written in place only when complete
+    dcd.close()
+    write_topology(system, str(tmp_path / "top.pdb"))
     u = mda.Universe(str(tmp_path / "top.pdb"), str(tmp_path / "t.dcd"))
     assert u.trajectory.n_frames == 3
     assert u.trajectory.dt == pytest.approx(0.005)
@@ -105,25 +106,34 @@ def test_first_shell_peak_is_the_first_maximum_above_bulk() -> None:
     assert first_shell_peak(np.array([0.0, 0.2, 0.5, 0.8, 0.9])) == 4  # never above 1: global maximum
 
 
-def test_analysis_guesses_elements_of_a_structure_without_element_column(tmp_path: Path) -> None:
-    from ase.io import read
+def test_trajectory_of_a_structure_without_element_column(tmp_path: Path) -> None:
+    """A PDB without element column (as many tools write it): OpenMM takes the elements from the
+    atom names, the topology written next to the trajectory carries them, and the analysis reads
+    the DCD (mlmm order written back in file order) with it."""
+    import MDAnalysis as mda
 
+    from conftest import FORCE_FIELDS
     from mlmm.analysis.production import replica_universe, solvent_rdf
-    from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from mlmm.dynamics.trajectory import DCDTrajectory, write_topology
     from mlmm.system import load_system
 
-    bare = tmp_path / "bare.pdb"  # the demo with columns 77-78 (element) blanked, as many tools write it
+    bare = tmp_path / "bare.pdb"  # the demo with columns 77-78 (element) blanked
     bare.write_text("".join(line[:76].ljust(80) + "\n" if line.startswith(("ATOM", "HETATM")) else line
                             for line in DEMO.read_text().splitlines(keepends=True)))
+    system = load_system(bare, "resname ETH or (resname HOH and resid 7)", force_field=FORCE_FIELDS["ethanol_water.pdb"])
     replica = tmp_path / "replica0"
     replica.mkdir()
-    write_topology(str(bare), str(replica / "topology.pdb"))
-    write_dcd(str(bare), [read(DEMO)] * 2, str(replica / "trajectory.dcd"), timestep_ps=0.005)
+    write_topology(system, str(replica / "topology.pdb"))
+    dcd = DCDTrajectory(replica / "trajectory.dcd", system, interval_fs=5.0)
+    for _ in range(2):
+        dcd.write(system.atoms.positions)
+    dcd.close()
     universe = replica_universe(replica)
     # the analysis' default RDF reference: heavy atoms of the QM selection
     heavy = universe.select_atoms("(resname ETH) and not element H")
     assert list(heavy.names) == ["C1", "C2", "O1"]
-    assert list(universe.atoms.elements) == load_system(bare, "resname ETH").to_input_order(
-        load_system(bare, "resname ETH").atoms).get_chemical_symbols()
+    original = mda.Universe(str(DEMO))
+    assert list(universe.atoms.elements) == [e.capitalize() for e in original.atoms.elements]
+    assert np.allclose(universe.trajectory[1].positions, original.atoms.positions, atol=1e-4)  # file order again
     rdf = solvent_rdf([universe], "(resname ETH) and not element H", "resname HOH and name O", 8.0)
     assert rdf["n_frames"] == 2 and 2.0 < rdf["first_peak_ang"] < 4.0

@@ -105,14 +105,19 @@ def test_forcerun_one_rule_and_one_file(finished: Path) -> None:
     assert only == {"production": 1}
 
 
-def test_changed_topology_reruns_every_rule_that_loads_the_system(tmp_path: Path) -> None:
-    work = make_workdir(tmp_path, {**TINY, "system": {**TINY["system"], "topology": "charges.psf"}})
-    (work / "charges.psf").write_text("stand-in: the dry runs below never read it\n")
+@pytest.mark.parametrize(("field", "value", "changed"), [
+    ("topology", "charges.psf", "charges.psf"),
+    ("force_field", ["amber14/tip3p.xml", "ethanol.xml"], "ethanol.xml"),  # a bundled name is no input
+])
+def test_changed_force_field_file_reruns_every_rule_that_loads_the_system(tmp_path: Path, field, value, changed) -> None:
+    system = {**TINY["system"], "force_field": [], field: value}
+    work = make_workdir(tmp_path, {**TINY, "system": system})
+    (work / changed).write_text("stand-in: the dry runs below never read it\n")
     _finish(work)
     later = time.time() + 60
-    os.utime(work / "charges.psf", (later, later))
+    os.utime(work / changed, (later, later))
     out = run_snakemake(work, "-n", "--rerun-triggers", "mtime").stdout
-    assert re.search(r"rule prepare_system:\n\s+input: [^\n]*charges\.psf", out), out
+    assert re.search(rf"rule prepare_system:\n\s+input: [^\n]*{re.escape(changed)}", out), out
     jobs = _jobs(out)
     loaders = {"prepare_system": 1, "sample_xtb_md": 1, "explore": 1, "production": 3, "production_nve": 1,
                "production_metadynamics": 2}

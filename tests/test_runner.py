@@ -11,7 +11,7 @@ from conftest import ROOT, SNAKEMAKE, make_workdir
 def test_failing_rule_writes_its_traceback_into_the_rule_log(tmp_path: Path) -> None:
     """A real Snakemake run of prepare_system on a corrupt structure file: the job fails and the
     log file Snakemake names holds the traceback down to the error (not only Snakemake's stderr)."""
-    work = make_workdir(tmp_path, {"system": {"structure": "broken.pdb", "qm_selection": "resname ETH"}})
+    work = make_workdir(tmp_path, {"system": {"structure": "broken.pdb", "qm_selection": "resname ETH", "force_field": ["amber14/tip3p.xml"]}})
     (work / "broken.pdb").write_text("ATOM  this is not a PDB record\nHETATM 12 garbage\nEND\n")
     proc = subprocess.run(
         [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "--cores", "1",

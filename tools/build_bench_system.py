@@ -2,11 +2,14 @@
 """Build the ~30-atom QM benchmark system: the adenine–thymine Watson–Crick pair in TIP3P water.
 
 The A–T pair (30 atoms, C10H11N7O2) is the S22 geometry shipped with ASE
-(``ase.collections.s22``); adenine is residue ADE (15 atoms), thymine THY (15 atoms). It sits at
-the centre of a periodic cubic box of rigid TIP3P waters on a jittered lattice (spacing 3.1 Å,
-random orientations, exact TIP3P geometry); sites with any water atom < 2.0 Å or water O < 2.6 Å
-from a solute heavy atom are dropped (≈1 g/cm³). The box is NOT relaxed: it is used only to time
-single points (benchmarks/step_cost.py), and its clash-free start converges SCF without trouble.
+(``ase.collections.s22``); adenine is residue ADN (15 atoms), thymine THM (15 atoms; not ADE/THY,
+which OpenMM's PDB reader renames to the nucleotides A/DT). It sits at the centre of a periodic
+cubic box of rigid TIP3P waters on a jittered lattice (spacing 3.1 Å, random orientations,
+amber14 TIP3P geometry); sites with any water atom < 2.0 Å or water O < 2.6 Å from a solute
+heavy atom are dropped (≈1 g/cm³). The box is NOT relaxed: it is used only to time single points
+(benchmarks/step_cost.py), and its clash-free start converges SCF without trouble. The GAFF2 force
+field of the two bases (data/bench/at_pair_gaff2.xml) and the PDB's CONECT records come from
+tools/build_force_field.py.
 
     python tools/build_bench_system.py --out data/bench/at_pair_water.pdb
 """
@@ -21,19 +24,12 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mlmm.system import TIP3P_HOH_DEG, TIP3P_ROH_ANG  # noqa: E402
+from build_force_field import build as build_force_field  # noqa: E402
+from build_solvated_system import tip3p_water  # noqa: E402
 
 SPACING_ANG = 3.1
-
-
-def tip3p_water() -> np.ndarray:
-    """TIP3P water (O, H1, H2) positions in Å, O at the origin."""
-    half = np.radians(TIP3P_HOH_DEG) / 2.0
-    return np.array([[0.0, 0.0, 0.0],
-                     [TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0.0],
-                     [-TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0.0]])
 
 
 def build(grid: int, seed: int) -> tuple[list[str], np.ndarray, list[np.ndarray], float]:
@@ -57,7 +53,7 @@ def build(grid: int, seed: int) -> tuple[list[str], np.ndarray, list[np.ndarray]
 
 
 def write_pdb(path: Path, symbols: list[str], solute: np.ndarray, waters: list[np.ndarray], box: float) -> None:
-    """ADE (resid 1, first 15 atoms of the S22 pair) + THY (resid 2) + HOH (resid 3…), CRYST1 box."""
+    """ADN (resid 1, first 15 atoms of the S22 pair) + THM (resid 2) + HOH (resid 3…), CRYST1 box."""
     import MDAnalysis as mda
 
     n_sol = len(symbols)
@@ -68,7 +64,7 @@ def write_pdb(path: Path, symbols: list[str], solute: np.ndarray, waters: list[n
     names = [f"{s}{k + 1}" for k, s in enumerate(symbols)]
     u.add_TopologyAttr("name", names + ["O", "H1", "H2"] * len(waters))
     u.add_TopologyAttr("element", symbols + ["O", "H", "H"] * len(waters))
-    u.add_TopologyAttr("resname", ["ADE", "THY"] + ["HOH"] * len(waters))
+    u.add_TopologyAttr("resname", ["ADN", "THM"] + ["HOH"] * len(waters))
     u.add_TopologyAttr("resid", np.arange(1, n_res + 1))
     u.add_TopologyAttr("chainID", ["A"] * n_atoms)
     u.add_TopologyAttr("occupancy", np.ones(n_atoms))
@@ -90,6 +86,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_pdb(out, symbols, solute, waters, box)
+    build_force_field(out, {"ADN": 0, "THM": 0}, out.with_name("at_pair_gaff2.xml"))
     mass_g = (259.27 + 18.015 * len(waters)) / 6.02214076e23
     print(f"{out}: A–T pair + {len(waters)} TIP3P waters, box {box:.1f} Å, density {mass_g / (box * 1e-8) ** 3:.3f} g/cm³")
 

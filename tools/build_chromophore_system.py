@@ -12,7 +12,8 @@ is optimised with GFN2-xTB (tblite, in vacuum, BFGS to fmax 0.001 eV/Å); the mi
 the centre of the ethanol of the bundled, equilibrated ethanol/water box
 (data/demo/ethanol_water.pdb), whose ethanol is removed; waters closer than 2.0 Å (any atom) or
 2.6 Å (O to a heavy atom) to butadiene are dropped. The sampling MD of the workflow equilibrates
-the cavity.
+the cavity. Its GAFF2 force field (data/chromophore/butadiene_gaff2.xml) and the PDB's CONECT
+records come from tools/build_force_field.py.
 
     python tools/build_chromophore_system.py --out data/chromophore/butadiene_water.pdb
 """
@@ -20,10 +21,16 @@ the cavity.
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from build_force_field import build as build_force_field  # noqa: E402
 
 NAMES = ["C1", "C2", "C3", "C4", "H11", "H12", "H2", "H3", "H41", "H42"]
 SYMBOLS = ["C", "C", "C", "C", "H", "H", "H", "H", "H", "H"]
@@ -88,6 +95,7 @@ def build(source: str, out: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         v.atoms.write(out)
+    build_force_field(Path(out), {"BUT": 0}, Path(out).with_name("butadiene_gaff2.xml"))
     print(f"{out}: butadiene + {len(waters)} waters")
 
 

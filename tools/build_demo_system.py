@@ -1,12 +1,19 @@
 #!/usr/bin/env python
 """Build the bundled demo: ethanol (resname ETH) in a periodic cubic box of rigid TIP3P water.
 
-Waters sit on a jittered 6×6×6 lattice (spacing L/6 ≈ 3.1 Å) with random orientations and exact
-TIP3P geometry; lattice sites that clash with ethanol are dropped (every water atom ≥ 2.0 Å and
-water O ≥ 2.6 Å from ethanol heavy atoms), giving ≈1 g/cm³. The box is then relaxed with mlmm's
-own xTB/MM potential (GFN2-xTB ethanol with fixed Mulliken charges, TIP3P water, rigid water):
-a FIRE minimisation followed by a short strongly damped Langevin run at 300 K. Deterministic for
-a given seed (tblite and numpy on one thread).
+Waters sit on a jittered 6×6×6 lattice (spacing L/6 ≈ 3.1 Å) with random orientations and the
+amber14 TIP3P geometry; lattice sites that clash with ethanol are dropped (every water atom ≥ 2.0 Å
+and water O ≥ 2.6 Å from ethanol heavy atoms), giving ≈1 g/cm³. The ethanol's GAFF2/AM1-BCC force
+field (``ethanol_gaff2.xml`` next to ``--out``) is built from that start by
+tools/build_force_field.py. The box is then relaxed with mlmm's own xTB/MM potential (GFN2-xTB
+ethanol with fixed Mulliken charges in the force field: GAFF2 Lennard-Jones, TIP3P, rigid water):
+an L-BFGS minimisation followed by a short strongly damped Langevin run at 300 K (OpenMM), and
+written with CONECT records. Deterministic for a given seed (tblite, OpenMM and numpy on one thread).
+
+The committed data/demo/ethanol_water.pdb was made by this script's first version (the same
+lattice, relaxed with generic Lennard-Jones on ethanol); its force field comes from
+``tools/build_force_field.py data/demo/ethanol_water.pdb --residue ETH:0``, which keeps its
+coordinates. Rerunning this script gives a new, equivalent box.
 
     python tools/build_demo_system.py --out data/demo/ethanol_water.pdb
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,20 +31,15 @@ import numpy as np
 from ase.build import molecule
 from scipy.spatial.transform import Rotation
 
-from mlmm.system import TIP3P_HOH_DEG, TIP3P_ROH_ANG
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from build_force_field import build as build_force_field, write_with_conect  # noqa: E402
+from build_solvated_system import tip3p_water  # noqa: E402
 
 ETHANOL_NAMES = ["C1", "C2", "O1", "HO1", "H21", "H22", "H11", "H12", "H13"]  # ASE 'CH3CH2OH' order
 WATER_NAMES = ["O", "H1", "H2"]
 BOX_ANG = 18.6
 GRID = 6
-
-
-def tip3p_water() -> np.ndarray:
-    """TIP3P water (O, H1, H2) positions in Å, O at the origin, in the xy plane."""
-    half = np.radians(TIP3P_HOH_DEG) / 2.0
-    return np.array([[0.0, 0.0, 0.0],
-                     [TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0.0],
-                     [-TIP3P_ROH_ANG * np.sin(half), TIP3P_ROH_ANG * np.cos(half), 0.0]])
 
 
 def initial_box(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -83,40 +86,37 @@ def write_pdb(path: str | Path, eth: np.ndarray, waters: list[np.ndarray]) -> No
         u.atoms.write(str(path))
 
 
-def relax(path: Path, *, seed: int, min_steps: int, md_steps: int) -> None:
-    """Minimise, then briefly equilibrate, the box in ``path`` with the xTB/MM potential; rewrite it."""
-    from ase.optimize import FIRE
-
-    from mlmm.dynamics.md import run_langevin
+def relax(path: Path, xml: Path, *, seed: int, min_steps: int, md_steps: int) -> None:
+    """Minimise, then briefly equilibrate, the box in ``path`` with the xTB/MM potential (force
+    field: amber14 TIP3P + ``xml``; OpenMM, rigid water); rewrite it."""
+    from mlmm.dynamics.md import minimize, run_md
     from mlmm.potentials import build_potential
     from mlmm.settings import EmbeddingSettings
     from mlmm.system import load_system
 
-    system = load_system(path, "resname ETH")
-    atoms = system.atoms.copy()
-    atoms.calc = build_potential("xtb", system, embedding=EmbeddingSettings(cutoff=8.0, switch_width=1.5))
-    constraints = system.water_constraints(tip3p_geometry=True)
-    atoms.set_constraint(constraints)
-    atoms.set_positions(atoms.positions)  # snap waters onto exact TIP3P geometry
-    print(f"initial E = {atoms.get_potential_energy():.3f} eV")
-    FIRE(atoms, maxstep=0.1, logfile=None).run(fmax=0.5, steps=min_steps)
-    print(f"after {min_steps} FIRE steps E = {atoms.get_potential_energy():.3f} eV")
-    reason, _ = run_langevin(atoms, steps=md_steps, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.05,
-                             seed=seed, constraints=constraints, max_force_ev_ang=50.0, progress_desc="relax demo box")
-    if reason:
-        raise RuntimeError(f"demo relaxation failed: {reason}")
-    print(f"after {md_steps} Langevin steps E = {atoms.get_potential_energy():.3f} eV, T = {atoms.get_temperature():.0f} K")
-    pos = atoms.positions
-    eth = pos[: system.n_qm]
-    waters = [pos[list(w)] for w in system.water_molecules]
-    write_pdb(path, eth, waters)
+    system = load_system(path, "resname ETH", force_field=["amber14/tip3p.xml", str(xml)])
+    potential = build_potential("xtb", system, embedding=EmbeddingSettings(cutoff=8.0, switch_width=1.5))
+    start = system.atoms.copy()
+    start.positions = minimize(potential, system.atoms.positions, max_iterations=min_steps)
+    start.calc = potential
+    print(f"after {min_steps} minimiser iterations E = {start.get_potential_energy():.3f} eV")
+    run = run_md(potential, steps=md_steps, timestep_fs=0.5, temperature_K=300.0, friction_per_fs=0.05, seed=seed,
+                 start=start, max_force_ev_ang=50.0, progress_desc="relax demo box")
+    if run.stop_reason:
+        raise RuntimeError(f"demo relaxation failed: {run.stop_reason}")
+    end = run.final_state
+    print(f"after {md_steps} Langevin steps: E = {potential.results['energy']:.3f} eV")
+    pos = end.positions
+    waters = [pos[system.molecule_index == m] for m in range(system.molecule_index.max() + 1)]
+    write_pdb(path, pos[: system.n_qm], waters)
+    write_with_conect(path, xml)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/demo/ethanol_water.pdb")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--min-steps", type=int, default=300)
+    parser.add_argument("--min-steps", type=int, default=300, help="minimiser iterations")
     parser.add_argument("--md-steps", type=int, default=2000)
     args = parser.parse_args()
     eth, waters = initial_box(args.seed)
@@ -124,9 +124,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".pdb")
     os.close(fd)
+    xml = out.with_name("ethanol_gaff2.xml")
     try:
         write_pdb(tmp, eth, waters)
-        relax(Path(tmp), seed=args.seed, min_steps=args.min_steps, md_steps=args.md_steps)
+        build_force_field(Path(tmp), {"ETH": 0}, xml)
+        relax(Path(tmp), xml, seed=args.seed, min_steps=args.min_steps, md_steps=args.md_steps)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -22,15 +22,23 @@ file and the field.
 **Your config is the whole config.** `snakemake --configfile my.yaml` reads `my.yaml` only: the
 demo `config/config.yaml` is read when no `--configfile` is given and is never merged under
 yours. Every key you leave out takes the default below; no default is specific to a system.
-Required: `system.structure` and `system.qm_selection` (no default), and the inputs that name
-atoms of your system when their section is active: `sampling.metadynamics.plumed`,
-`sampling.adaptive.cvs` and `production.metadynamics.plumed`. A minimal config:
+Required: `system.structure` and `system.qm_selection` (no default), a force field (either
+`system.force_field` or `system.topology`), and the inputs that name atoms of your system when
+their section is active: `sampling.metadynamics.plumed`, `sampling.adaptive.cvs` and
+`production.metadynamics.plumed`. A minimal config (a PDB with CONECT records for MOL, its
+GAFF2 XML from `tools/build_force_field.py`):
 
 ```yaml
 system:
   structure: data/my_molecule_water.pdb
+  force_field: [amber14/tip3p.xml, data/my_molecule_gaff2.xml]
   qm_selection: "resname MOL"
 ```
+
+The four force-field inputs (`system.*`): a PDB/PDBx `structure` + `force_field` (OpenMM XML);
+`topology: x.prmtop` (Amber) with `structure: x.inpcrd` (or any coordinate file); `topology:
+x.psf` (CHARMM) + `parameters: [par.prm, top.rtf, …]`; `topology: x.top` (GROMACS) with
+`structure: x.gro` and `gromacs_include` for its `#include` files.
 
 To change a few demo values, give both files (they merge in order) or use `--config`:
 `snakemake --configfile config/config.yaml config/examples/sampling_adaptive.yaml`,

@@ -36,8 +36,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def set_threads(threads: int) -> None:
-    """Limit BLAS/OpenMP/torch threads to the job's allocation."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    """Limit BLAS/OpenMP/torch/OpenMM-CPU threads to the job's allocation."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENMM_CPU_THREADS"):
         os.environ[var] = str(threads)
     try:
         import torch
@@ -56,6 +56,13 @@ def system_from_config(structure: str, system: SystemSettings):
         system.qm_selection,
         qm_charge=system.qm_charge,
         multiplicity=system.multiplicity,
+        force_field=system.force_field,
         topology=system.topology,
+        parameters=system.parameters,
+        gromacs_include=system.gromacs_include,
+        nonbonded_method=system.nonbonded.method,
+        nonbonded_cutoff_ang=system.nonbonded.cutoff,
+        dispersion_correction=system.nonbonded.dispersion_correction,
+        ewald_tolerance=system.nonbonded.ewald_tolerance,
     )
 

@@ -1,249 +1,345 @@
-"""Classical (MM) part of the QM/MM potential: TIP3P water and the QM–MM Lennard-Jones terms.
+"""Classical (MM) part of the QM/MM potential, through OpenMM and the user's force field.
 
-``MMForceField`` = rigid TIP3P water–water (same functional form as ``ase.calculators.tip3p``:
-all 9 site–site Coulomb terms plus O–O Lennard-Jones, multiplied by a cubic switch of the O–O
-distance) + QM–MM Lennard-Jones (Lorentz–Berthelot) + optionally mechanical-embedding Coulomb
-between fixed QM charges and the MM charges. QM–MM terms are switched per (QM atom, MM molecule)
-pair on the distance between the QM atom and the molecule's O, so each neutral water enters or
-leaves as a whole and the energy is C¹-continuous. Minimum image in orthorhombic boxes.
+:func:`load_mm_model` builds the OpenMM ``System`` of the whole structure from one of four inputs
+(:func:`input_kind`): a PDB + OpenMM ForceField XML files, an Amber prmtop, a CHARMM psf +
+parameter files, or a GROMACS top; charges, Lennard-Jones, masses and constraints (rigid water)
+all come from there. Its atoms are in the structure file's order; :class:`mlmm.system.System`
+keeps the QM atoms first and maps between the two orders.
 
-The QM term and the full-system calculator that combines both are in :mod:`mlmm.potentials`.
+:func:`partition` turns that System into the MM part of a QM/MM potential: the QM atoms' charges
+are zeroed (their electrostatics belong to the QM term) or replaced by given fixed charges
+(mechanical embedding), QM–QM nonbonded pairs are excluded, bonded terms and constraints entirely
+inside the QM region are removed, and QM–MM Lennard-Jones stays as the force field defines it.
+MM–MM electrostatics are PME in periodic boxes (triclinic allowed), reaction-field cutoff or no
+cutoff otherwise. :class:`OpenMMTerm` evaluates the partitioned System in an OpenMM Context on the
+CPU platform (``energy_forces(positions_ang)``, the :class:`mlmm.potentials.MMTerm` protocol).
 """
 
 from __future__ import annotations
 
-import numba
+import copy
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
-from scipy.spatial import cKDTree
+import openmm
+import openmm.app as app
+import openmm.unit as unit
 
-from mlmm.system import System, minimum_image
-from mlmm.units import COULOMB_EV_ANGSTROM
+from mlmm.units import KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM, KJ_PER_MOL_TO_EV, NM_TO_ANGSTROM
+
+if TYPE_CHECKING:
+    from mlmm.system import System
+
+#: Topology file types by extension (``system.topology``); without one: PDB + ForceField XML.
+TOPOLOGY_KINDS: dict[str, str] = {".prmtop": "amber", ".parm7": "amber", ".psf": "charmm", ".top": "gromacs"}
+#: Structure files a PDB + ForceField XML input can read (OpenMM needs residues and bonds).
+FORCE_FIELD_STRUCTURES = (".pdb", ".ent", ".cif", ".pdbx", ".mmcif")
+NONBONDED_METHODS = ("auto", "pme", "cutoff", "none")
+#: Where OpenMM looks for GROMACS #include files unless ``system.gromacs_include`` says otherwise.
+DEFAULT_GROMACS_INCLUDE = "/usr/local/gromacs/share/gromacs/top"
+
+#: Forces whose terms are lists of particles (bonded terms): terms inside the QM region go.
+_BONDED_FORCES = (
+    openmm.HarmonicBondForce, openmm.HarmonicAngleForce, openmm.PeriodicTorsionForce, openmm.RBTorsionForce,
+    openmm.CMAPTorsionForce, openmm.CustomBondForce, openmm.CustomAngleForce, openmm.CustomTorsionForce,
+    openmm.CustomCompoundBondForce,
+)
+#: Serialised particle attributes of a bonded term (p1, p2, … ; CMAP: a1…a4, b1…b4).
+_PARTICLE_ATTRIBUTE = re.compile(r"^[pab]\d+$")
 
 
-def switch(d_ang: np.ndarray, cutoff_ang: float, width_ang: float) -> tuple[np.ndarray, np.ndarray]:
-    """Cubic switch t(d) (1 below cutoff-width, 0 beyond cutoff, C¹) and dt/dd (1/Å)."""
-    y = np.clip((d_ang - cutoff_ang + width_ang) / width_ang, 0.0, 1.0)
-    return 1.0 - y * y * (3.0 - 2.0 * y), -6.0 * y * (1.0 - y) / width_ang
+@dataclass
+class MMModel:
+    """The force field's OpenMM System of the whole structure, in the structure file's atom order."""
+
+    topology: app.Topology
+    system: openmm.System
+    positions_ang: np.ndarray  #: (N, 3) Å
+    box_vectors_ang: np.ndarray | None  #: (3, 3) Å, rows a, b, c; None: not periodic
+    nonbonded_method: str  #: pme | cutoff | none (``auto`` resolved)
+    cutoff_ang: float
+    source: str  #: the input files, for messages
 
 
-def _accumulate(forces: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
-    """forces[index] += values with repeated indices summed (bincount per component)."""
-    n = len(forces)
-    for k in range(3):
-        forces[:, k] += np.bincount(index, weights=values[:, k], minlength=n)
+def _files(paths: Sequence[str | os.PathLike]) -> list[str]:
+    return [str(p) for p in paths]
 
 
-def default_mm_cutoff(system: System, preferred_ang: float = 9.0) -> float:
-    """MM cutoff (Å): ``preferred_ang``, but at most half the shortest box edge (minimum image)."""
-    box = system.box_ang
-    return preferred_ang if box is None else min(preferred_ang, 0.5 * float(box.min()))
+def input_kind(topology: str | None, force_field: Sequence[str]) -> str:
+    """Which force-field input the ``system`` settings give: ``force_field`` (PDB + XML), ``amber``,
+    ``charmm`` or ``gromacs`` (one error listing them otherwise)."""
+    supported = ("PDB/PDBx + system.force_field (OpenMM ForceField XML files), or system.topology: "
+                 + ", ".join(f"{ext} ({kind})" for ext, kind in TOPOLOGY_KINDS.items()))
+    if topology and force_field:
+        raise ValueError(f"system: give either topology ({topology}) or force_field ({list(force_field)}), not both")
+    if not topology:
+        if not force_field:
+            raise ValueError(f"system: no force field; supported inputs: {supported}")
+        return "force_field"
+    kind = TOPOLOGY_KINDS.get(Path(topology).suffix.lower())
+    if kind is None:
+        raise ValueError(f"system.topology {topology}: unsupported file type {Path(topology).suffix!r}; supported inputs: {supported}")
+    return kind
 
 
-class VerletPairList:
-    """O–O pairs within cutoff + skin (Å), reused until an oxygen has moved more than skin/2.
+def _box_or_none(vectors_ang: np.ndarray | None) -> np.ndarray | None:
+    """Box vectors (Å), or None for no box or a placeholder box (MDAnalysis writes CRYST1 1 1 1)."""
+    if vectors_ang is None:
+        return None
+    vectors_ang = np.asarray(vectors_ang, float)
+    return vectors_ang if np.all(np.linalg.norm(vectors_ang, axis=1) > 1.0) else None
 
-    Between rebuilds no pair can come closer than the cutoff unnoticed: two O atoms that each moved
-    less than skin/2 changed their distance by less than the skin. Minimum image in an orthorhombic
-    box (``box_ang``; None: no PBC). Positions jumping by a box vector (re-wrapping) force a rebuild.
+
+def _vectors_ang(box) -> np.ndarray | None:
+    """OpenMM box vectors (Quantity) as a (3, 3) array in Å."""
+    if box is None:
+        return None
+    return np.array([v.value_in_unit(unit.angstrom) for v in box], float)
+
+
+def _read_coordinates(structure: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Positions (Å) and box vectors (Å, or None) of the first frame of a coordinate file, read with
+    MDAnalysis' coordinate readers (inpcrd/rst7, gro, crd, pdb, … any format it reads)."""
+    from MDAnalysis.coordinates.core import reader
+    from MDAnalysis.lib.mdamath import triclinic_vectors
+
+    try:
+        frames = reader(structure)
+    except (ValueError, TypeError, OSError) as err:
+        raise ValueError(f"{structure}: cannot read coordinates ({err})") from err
+    ts = frames.ts
+    dims = ts.dimensions
+    box = None if dims is None or not np.all(dims[:3] > 1.0) else triclinic_vectors(dims).astype(float)
+    return np.asarray(ts.positions, float), box
+
+
+def _nonbonded(method: str, periodic: bool, where: str):
+    """OpenMM nonbonded method for ``system.nonbonded.method`` (``auto``: PME if periodic, else none)."""
+    if method == "auto":
+        method = "pme" if periodic else "none"
+    if method == "pme" and not periodic:
+        raise ValueError(f"{where}: system.nonbonded.method pme needs a periodic box (the structure has none)")
+    if method == "none" and periodic:
+        raise ValueError(f"{where}: system.nonbonded.method none is for clusters; the structure is periodic (use pme or cutoff)")
+    kind = {"pme": app.PME, "cutoff": app.CutoffPeriodic if periodic else app.CutoffNonPeriodic, "none": app.NoCutoff}
+    return method, kind[method]
+
+
+def load_mm_model(
+    structure: str,
+    *,
+    force_field: Sequence[str] = (),
+    topology: str | None = None,
+    parameters: Sequence[str] = (),
+    gromacs_include: str | None = None,
+    nonbonded_method: str = "auto",
+    cutoff_ang: float = 9.0,
+    dispersion_correction: bool = True,
+    ewald_tolerance: float = 1e-4,
+) -> MMModel:
+    """The OpenMM System of ``structure`` from the force field (see module docstring).
+
+    Constraints: rigid water only (the force field's water geometry); everything else flexible.
+    ``dispersion_correction``: the long-range Lennard-Jones correction of periodic cutoffs, set the
+    same way for every input kind (OpenMM's readers differ: CHARMM's leaves it off).
+    ``ewald_tolerance``: PME's relative force error (OpenMM's ``ewaldErrorTolerance``).
+    Errors name the file and what is missing (OpenMM's template/parameter messages included).
+    """
+    kind = input_kind(topology, force_field)
+    structure = str(structure)
+    if not Path(structure).is_file():
+        raise FileNotFoundError(f"system.structure {structure}: file not found")
+    for path in ([topology] if topology else []) + list(parameters):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"system: file {path} not found")
+    if nonbonded_method not in NONBONDED_METHODS:
+        raise ValueError(f"system.nonbonded.method {nonbonded_method!r}: expected one of {NONBONDED_METHODS}")
+    if kind == "force_field":
+        source = f"{structure} with force field {_files(force_field)}"
+        suffix = Path(structure).suffix.lower()
+        if suffix not in FORCE_FIELD_STRUCTURES:
+            raise ValueError(f"system.structure {structure}: with system.force_field the structure must be PDB or PDBx/mmCIF "
+                             f"({', '.join(FORCE_FIELD_STRUCTURES)}), which carry the residues and bonds the templates match")
+        pdb = (app.PDBxFile if suffix in (".cif", ".pdbx", ".mmcif") else app.PDBFile)(structure)
+        top = pdb.topology
+        positions = np.array(pdb.getPositions(asNumpy=True).value_in_unit(unit.angstrom), float)
+        box = _box_or_none(_vectors_ang(top.getPeriodicBoxVectors()))
+        try:
+            ff = app.ForceField(*_files(force_field))
+        except (ValueError, OSError, ET.ParseError) as err:
+            raise ValueError(f"system.force_field {_files(force_field)}: cannot load ({err}); give OpenMM's bundled files by "
+                             "name (e.g. amber14-all.xml, amber14/tip3p.xml) and your own by path") from err
+        create = lambda **options: ff.createSystem(top, **options)  # noqa: E731
+    else:
+        source = f"{structure} with {kind} topology {topology}" + (f" and parameters {_files(parameters)}" if parameters else "")
+        positions, box = _read_coordinates(structure)
+        include = gromacs_include or DEFAULT_GROMACS_INCLUDE
+        try:
+            if kind == "amber":
+                prm = app.AmberPrmtopFile(topology)
+                box = box if box is not None else _box_or_none(_vectors_ang(prm.topology.getPeriodicBoxVectors()))
+                create = prm.createSystem
+            elif kind == "charmm":
+                if not parameters:
+                    raise ValueError("a CHARMM psf needs system.parameters (.prm/.rtf/.str files)")
+                prm = app.CharmmPsfFile(topology)
+                if box is not None:
+                    from MDAnalysis.lib.mdamath import triclinic_box
+
+                    a, b, c, alpha, beta, gamma = (float(x) for x in triclinic_box(*box))
+                    prm.setBox(a * unit.angstrom, b * unit.angstrom, c * unit.angstrom,
+                               alpha * unit.degree, beta * unit.degree, gamma * unit.degree)
+                params = app.CharmmParameterSet(*_files(parameters))
+                create = lambda **options: prm.createSystem(params, **options)  # noqa: E731
+            else:
+                prm = app.GromacsTopFile(topology, periodicBoxVectors=None if box is None else box * unit.angstrom,
+                                         includeDir=include)
+                create = prm.createSystem
+        except Exception as err:  # the readers raise ValueError, OSError and ParmEd's own types
+            hint = f" (system.gromacs_include: {include})" if kind == "gromacs" else ""
+            raise ValueError(f"{source}: cannot read the topology: {type(err).__name__}: {err}{hint}") from err
+        top = prm.topology
+        if top.getNumAtoms() != len(positions):
+            raise ValueError(f"system.structure {structure}: {len(positions)} atoms, but system.topology {topology} has {top.getNumAtoms()}")
+    method, omm_method = _nonbonded(nonbonded_method, box is not None, source)
+    if method != "none" and box is not None:
+        width = float(min(box[0, 0], box[1, 1], box[2, 2]))
+        if cutoff_ang > 0.5 * width:
+            raise ValueError(f"{source}: system.nonbonded.cutoff {cutoff_ang} Å exceeds half the box width ({0.5 * width:.2f} Å)")
+    top.setPeriodicBoxVectors(None if box is None else box * unit.angstrom)
+    options = dict(nonbondedMethod=omm_method, nonbondedCutoff=cutoff_ang * unit.angstrom, constraints=None, rigidWater=True,
+                   ewaldErrorTolerance=ewald_tolerance)
+    if kind != "gromacs":  # no harmonic terms on constrained water geometry (GROMACS' reader has none anyway)
+        options["flexibleConstraints"] = False
+    try:
+        system = create(**options)
+    except Exception as err:  # OpenMM/ParmEd raise ValueError, KeyError and their own types for missing parameters
+        raise ValueError(f"{source}: the force field does not describe the structure: {type(err).__name__}: {err}") from err
+    if box is not None:
+        system.setDefaultPeriodicBoxVectors(*(box * unit.angstrom))
+    for force in system.getForces():
+        if isinstance(force, openmm.NonbondedForce):
+            force.setUseDispersionCorrection(dispersion_correction)
+        elif isinstance(force, openmm.CustomNonbondedForce):
+            force.setUseLongRangeCorrection(dispersion_correction)
+    return MMModel(topology=top, system=system, positions_ang=positions, box_vectors_ang=box,
+                   nonbonded_method=method, cutoff_ang=float(cutoff_ang), source=source)
+
+
+def _without_qm_terms(force: openmm.Force, qm: set[int]) -> openmm.Force:
+    """A copy of a bonded force without the terms whose particles are all QM atoms."""
+    root = ET.fromstring(openmm.XmlSerializer.serialize(force))
+    for container in root:
+        for term in list(container):
+            particles = [int(v) for k, v in term.attrib.items() if _PARTICLE_ATTRIBUTE.match(k)]
+            if particles and all(p in qm for p in particles):
+                container.remove(term)
+    return openmm.XmlSerializer.deserialize(ET.tostring(root, encoding="unicode"))
+
+
+def partition(system: openmm.System, qm_atoms: Sequence[int], qm_charges_e: Sequence[float] | None = None) -> openmm.System:
+    """The MM part of the QM/MM potential (a new System; see module docstring).
+
+    ``qm_atoms``: indices of the QM atoms in ``system``; ``qm_charges_e``: fixed charges (e) they
+    keep in the NonbondedForce (mechanical embedding), in that order; None: charges 0.
+    """
+    qm = [int(i) for i in qm_atoms]
+    qm_set = set(qm)
+    charges = np.zeros(len(qm)) if qm_charges_e is None else np.asarray(qm_charges_e, float)
+    if charges.shape != (len(qm),):
+        raise ValueError(f"partition: {len(qm)} QM atoms but qm_charges_e has shape {charges.shape}")
+    for i in range(system.getNumParticles()):
+        if system.isVirtualSite(i):
+            site = system.getVirtualSite(i)
+            parents = {site.getParticle(k) for k in range(site.getNumParticles())}
+            if i in qm_set or parents & qm_set:
+                raise ValueError(f"partition: virtual site {i} belongs to the QM region; QM regions with virtual sites are not supported")
+    out = copy.deepcopy(system)
+    for k in reversed(range(out.getNumConstraints())):
+        a, b, _ = out.getConstraintParameters(k)
+        if a in qm_set and b in qm_set:
+            out.removeConstraint(k)
+        elif a in qm_set or b in qm_set:
+            raise ValueError(f"partition: constraint between QM atom and MM atom ({a}, {b}); the QM region must be whole molecules")
+    qm_pairs = {(a, b) for n, a in enumerate(sorted(qm)) for b in sorted(qm)[n + 1 :]}
+    for k in reversed(range(out.getNumForces())):
+        force = out.getForce(k)
+        if isinstance(force, openmm.NonbondedForce):
+            for i, q in zip(qm, charges):
+                _, sigma, epsilon = force.getParticleParameters(i)
+                force.setParticleParameters(i, q, sigma, epsilon)
+            missing = set(qm_pairs)
+            for e in range(force.getNumExceptions()):
+                a, b, _, sigma, _ = force.getExceptionParameters(e)
+                if a in qm_set and b in qm_set:
+                    force.setExceptionParameters(e, a, b, 0.0, sigma, 0.0)
+                    missing.discard((min(a, b), max(a, b)))
+                elif a in qm_set or b in qm_set:
+                    raise ValueError(f"partition: nonbonded exception between QM atom and MM atom ({a}, {b}) "
+                                     "(a covalent QM–MM boundary); the QM region must be whole molecules")
+            for a, b in sorted(missing):
+                force.addException(a, b, 0.0, 1.0, 0.0)
+        elif isinstance(force, openmm.CustomNonbondedForce):
+            excluded = {tuple(sorted(force.getExclusionParticles(e))) for e in range(force.getNumExclusions())}
+            for a, b in sorted(qm_pairs - excluded):
+                force.addExclusion(a, b)
+        elif isinstance(force, _BONDED_FORCES):
+            kept = _without_qm_terms(force, qm_set)
+            out.removeForce(k)  # deletes ``force``
+            out.addForce(kept)
+        elif not isinstance(force, openmm.CMMotionRemover):
+            raise ValueError(f"partition: OpenMM force {type(force).__name__} is not supported in the QM/MM partition")
+    return out
+
+
+#: OpenMM platforms mlmm runs on: CPU (the default everywhere), Reference (double precision,
+#: slow: for finite-difference checks of forces).
+PLATFORMS = ("CPU", "Reference")
+
+
+def mm_platform(name: str = "CPU") -> tuple[openmm.Platform, dict[str, str]]:
+    """An OpenMM platform of :data:`PLATFORMS` and its properties. The CPU platform's ``Threads``
+    come from ``OPENMM_CPU_THREADS`` (set per job by :func:`mlmm.jobs.set_threads`), 1 outside a
+    job, so results do not depend on the machine's core count. The variable itself is set too:
+    the PME reciprocal-space kernel takes its thread count from it, not from ``Threads``, and
+    with more threads than asked for its sums (seen: 1e-7 eV) differed from Context to Context."""
+    if name not in PLATFORMS:
+        raise ValueError(f"OpenMM platform {name!r}: expected one of {PLATFORMS}")
+    threads = os.environ.setdefault("OPENMM_CPU_THREADS", "1")
+    properties = {"Threads": threads} if name == "CPU" else {}
+    return openmm.Platform.getPlatformByName(name), properties
+
+
+class OpenMMTerm:
+    """MM part of a QM/MM potential on the full system: the partitioned force field in an OpenMM
+    Context (CPU platform); energies eV, forces eV/Å, positions in mlmm order (QM atoms first).
+
+    ``qm_charges_e`` (mlmm order of the QM atoms): fixed QM charges kept in the force field's
+    Coulomb term (mechanical embedding); None: the QM region has no MM electrostatics.
+    ``platform``: one of :data:`PLATFORMS` (the CPU platform computes in mixed precision: forces
+    are precise to ~1e-4 eV/Å, energies to ~1e-6 relative).
     """
 
-    def __init__(self, cutoff_ang: float, skin_ang: float, box_ang: np.ndarray | None) -> None:
-        if skin_ang < 0:
-            raise ValueError(f"VerletPairList: skin must be >= 0 Å, got {skin_ang}")
-        self.reach_ang = float(cutoff_ang) + float(skin_ang)
-        self.skin_ang = float(skin_ang)
-        self.box = box_ang
-        self._reference: np.ndarray | None = None
-        self._pairs = np.zeros((0, 2), np.int64)
-        self.n_builds = 0
-
-    def pairs(self, oxygens_ang: np.ndarray) -> np.ndarray:
-        """(P, 2) index pairs i < j whose O–O distance may be below the cutoff."""
-        if self._reference is None or self._reference.shape != oxygens_ang.shape or (
-            np.max(np.sum((oxygens_ang - self._reference) ** 2, axis=1)) > (0.5 * self.skin_ang) ** 2
-        ):
-            self._build(oxygens_ang)
-        return self._pairs
-
-    def _build(self, oxygens_ang: np.ndarray) -> None:
-        if self.box is not None:
-            wrapped = np.mod(oxygens_ang, self.box)
-            tree = cKDTree(np.where(wrapped >= self.box, 0.0, wrapped), boxsize=self.box)
-        else:
-            tree = cKDTree(oxygens_ang)
-        self._pairs = tree.query_pairs(self.reach_ang, output_type="ndarray").astype(np.int64)
-        self._reference = oxygens_ang.copy()
-        self.n_builds += 1
-
-
-@numba.njit(cache=True)
-def _water_water_kernel(
-    sites: np.ndarray, pairs: np.ndarray, box: np.ndarray, periodic: bool, charges: np.ndarray,
-    sigma_o: float, epsilon_o: float, cutoff: float, width: float, ke: float, forces: np.ndarray,
-) -> float:  # pragma: no cover - compiled; checked against ASE's TIP3P and finite differences
-    """Switched TIP3P water–water energy (eV) over candidate O–O ``pairs``; adds site forces (eV/Å).
-
-    Same terms as ase.calculators.tip3p: 9 site–site Coulomb terms + O–O LJ per molecule pair,
-    times the cubic switch of the O–O distance (``switch``); pairs beyond ``cutoff`` are skipped.
-    """
-    energy = 0.0
-    d = np.empty(3)
-    v = np.empty(3)
-    f_i = np.empty((3, 3))
-    f_j = np.empty((3, 3))
-    for p in range(pairs.shape[0]):
-        i, j = pairs[p, 0], pairs[p, 1]
-        for k in range(3):
-            d[k] = sites[j, 0, k] - sites[i, 0, k]
-            if periodic:
-                d[k] -= box[k] * np.round(d[k] / box[k])
-        r_oo = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-        if r_oo >= cutoff:
-            continue
-        y = min(max((r_oo - cutoff + width) / width, 0.0), 1.0)
-        t = 1.0 - y * y * (3.0 - 2.0 * y)
-        dt = -6.0 * y * (1.0 - y) / width
-        e_pair = 0.0
-        f_i[:] = 0.0
-        f_j[:] = 0.0
-        for a in range(3):
-            for b in range(3):
-                for k in range(3):  # site a of i -> site b of j, in j's image next to i
-                    v[k] = sites[j, b, k] - sites[j, 0, k] + d[k] + sites[i, 0, k] - sites[i, a, k]
-                r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
-                e = ke * charges[i, a] * charges[j, b] / np.sqrt(r2)
-                fmag = e / r2
-                if a == 0 and b == 0:
-                    c6 = (sigma_o * sigma_o / r2) ** 3
-                    e += 4.0 * epsilon_o * (c6 * c6 - c6)
-                    fmag += 24.0 * epsilon_o * (2.0 * c6 * c6 - c6) / r2
-                e_pair += e
-                for k in range(3):
-                    f_j[b, k] += t * fmag * v[k]
-                    f_i[a, k] -= t * fmag * v[k]
-        energy += t * e_pair
-        for k in range(3):
-            f_sw = -e_pair * dt / r_oo * d[k]  # switching force on O_j
-            f_j[0, k] += f_sw
-            f_i[0, k] -= f_sw
-        for a in range(3):
-            for k in range(3):
-                forces[i, a, k] += f_i[a, k]
-                forces[j, a, k] += f_j[a, k]
-    return energy
-
-
-class MMForceField:
-    """TIP3P water–water + QM–MM LJ (+ fixed-charge QM–MM Coulomb); energies eV, forces eV/Å.
-
-    The water–water term is a compiled loop over a Verlet pair list (``pair_skin_ang``), so an MD
-    step does not rebuild the O–O neighbour search nor allocate per-pair arrays.
-    """
-
-    def __init__(
-        self,
-        system: System,
-        cutoff_ang: float = 9.0,
-        switch_width_ang: float = 1.0,
-        qm_charges_e: np.ndarray | None = None,
-        pair_skin_ang: float = 1.0,
-    ) -> None:
-        is_water = np.zeros(len(system.atoms), bool)
-        is_water[np.asarray(system.water_molecules, int).ravel()] = True
-        if not is_water[system.n_qm :].all():
-            other = sorted({str(r) for r in np.asarray(system.resnames)[system.n_qm :][~is_water[system.n_qm :]]})
-            raise ValueError(f"{system.source}: MMForceField handles water-only MM environments; non-water MM residues {other}")
-        if not 0 < switch_width_ang <= cutoff_ang:
-            raise ValueError(f"MMForceField: need 0 < switch_width_ang ({switch_width_ang}) <= cutoff_ang ({cutoff_ang})")
-        box = system.box_ang
-        if box is not None:
-            if not system.atoms.pbc.all():
-                raise ValueError(f"{system.source}: mixed periodicity {system.atoms.pbc.tolist()} is not supported")
-            if cutoff_ang > 0.5 * box.min():
-                raise ValueError(f"{system.source}: MM cutoff {cutoff_ang} Å exceeds half the shortest box edge ({0.5 * box.min():.2f} Å)")
-        if qm_charges_e is not None:
-            qm_charges_e = np.asarray(qm_charges_e, float)
-            if qm_charges_e.shape != (system.n_qm,):
-                raise ValueError(f"MMForceField: qm_charges_e has shape {qm_charges_e.shape}, expected ({system.n_qm},)")
+    def __init__(self, system: "System", qm_charges_e: Sequence[float] | None = None, platform: str = "CPU") -> None:
         self.system = system
-        self.cutoff_ang = float(cutoff_ang)
-        self.switch_width_ang = float(switch_width_ang)
-        self.qm_charges_e = qm_charges_e
-        self.box = box
-        self.water = np.asarray(system.water_molecules, int).reshape(-1, 3)  # (M, 3) O, H, H
-        self.pair_list = VerletPairList(self.cutoff_ang, pair_skin_ang, box)
-        self.site_charges = system.charges_e[self.water]  # (M, 3)
-        sigma, eps = system.lj_sigma_ang, system.lj_epsilon_ev
-        qs, qe = system.qm_lj_params
-        # Lorentz–Berthelot QM atom x water site: (n_qm, 3) using the first water's O, H, H
-        # parameters (all waters are TIP3P here).
-        if len(self.water):
-            w = self.water[0]
-            self.qm_site_sigma = 0.5 * (qs[:, None] + sigma[w][None, :])
-            self.qm_site_eps = np.sqrt(qe[:, None] * eps[w][None, :])
-
-    def _water_sites(self, pos: np.ndarray) -> np.ndarray:
-        """Water site positions (M, 3, 3) with each molecule made whole around its O."""
-        sites = pos[self.water]
-        sites[:, 1:] = sites[:, :1] + minimum_image(sites[:, 1:] - sites[:, :1], self.box)
-        return sites
-
-    def _water_water(self, sites: np.ndarray, forces_sites: np.ndarray) -> float:
-        """Switched TIP3P water–water energy (eV); adds site forces into ``forces_sites``."""
-        pairs = self.pair_list.pairs(sites[:, 0])
-        if len(pairs) == 0:
-            return 0.0
-        o = self.water[0, 0]
-        return _water_water_kernel(
-            sites, pairs, np.zeros(3) if self.box is None else self.box, self.box is not None,
-            self.site_charges, float(self.system.lj_sigma_ang[o]), float(self.system.lj_epsilon_ev[o]),
-            self.cutoff_ang, self.switch_width_ang, COULOMB_EV_ANGSTROM, forces_sites,
-        )
-
-    def _qm_water(self, qm: np.ndarray, sites: np.ndarray, forces_qm: np.ndarray, forces_sites: np.ndarray) -> float:
-        """Switched QM–water LJ (+ fixed-charge Coulomb) energy (eV); adds forces in place."""
-        rc, w = self.cutoff_ang, self.switch_width_ang
-        d_raw = sites[None, :, 0, :] - qm[:, None, :]  # QM atom -> O, (n_qm, M, 3)
-        d = minimum_image(d_raw, self.box)
-        r_o = np.linalg.norm(d, axis=2)
-        qi, mi = np.nonzero(r_o < rc)
-        if len(qi) == 0:
-            return 0.0
-        d, r_o = d[qi, mi], r_o[qi, mi]
-        shift = d - d_raw[qi, mi]
-        t, dt = switch(r_o, rc, w)
-        vec = sites[mi] + shift[:, None, :] - qm[qi][:, None, :]  # (P, 3, 3) QM atom -> site
-        r2 = np.einsum("pbk,pbk->pb", vec, vec)
-        sig, eps = self.qm_site_sigma[qi], self.qm_site_eps[qi]
-        c6 = (sig * sig / r2) ** 3
-        e_site = 4.0 * eps * (c6 * c6 - c6)
-        fmag = 24.0 * eps * (2.0 * c6 * c6 - c6) / r2
-        if self.qm_charges_e is not None:
-            r = np.sqrt(r2)
-            e_coul = COULOMB_EV_ANGSTROM * self.qm_charges_e[qi][:, None] * self.site_charges[mi] / r
-            e_site = e_site + e_coul
-            fmag = fmag + e_coul / r2
-        e_pair = e_site.sum(axis=1)
-        energy = float(np.dot(t, e_pair))
-        f_site = (t[:, None] * fmag)[..., None] * vec  # force on MM site (P, 3, 3)
-        f_sw = -(e_pair * dt / r_o)[:, None] * d  # switching force on O
-        f_site[:, 0] += f_sw
-        _accumulate(forces_sites.reshape(-1, 3), (3 * mi[:, None] + np.arange(3)).ravel(), f_site.reshape(-1, 3))
-        _accumulate(forces_qm, qi, -f_site.sum(axis=1))
-        return energy
+        self.platform = platform
+        qm_file = system.original_index[: system.n_qm]
+        self.openmm_system = partition(system.mm.system, qm_file, qm_charges_e)
+        platform, properties = mm_platform(platform)
+        self.integrator = openmm.VerletIntegrator(1.0 * unit.femtosecond)  # never steps; the Context needs one
+        self.context = openmm.Context(self.openmm_system, self.integrator, platform, properties)
+        if system.mm.box_vectors_ang is not None:
+            self.context.setPeriodicBoxVectors(*(system.mm.box_vectors_ang * unit.angstrom))
 
     def energy_forces(self, positions_ang: np.ndarray) -> tuple[float, np.ndarray]:
-        """MM energy (eV) and forces (eV/Å) on every atom of the full system."""
-        pos = np.asarray(positions_ang, float)
-        forces = np.zeros_like(pos)
-        if len(self.water) == 0:
-            return 0.0, forces
-        n_qm = self.system.n_qm
-        sites = self._water_sites(pos)
-        f_sites = np.zeros_like(sites)
-        f_qm = np.zeros((n_qm, 3))
-        energy = self._water_water(sites, f_sites)
-        energy += self._qm_water(self.system.whole_qm_positions(pos), sites, f_qm, f_sites)
-        forces[:n_qm] = f_qm
-        forces[self.water.ravel()] += f_sites.reshape(-1, 3)
-        return energy, forces
+        """MM energy (eV) and forces (eV/Å) on every atom of the full system (mlmm order)."""
+        self.context.setPositions(self.system.to_file_order(np.asarray(positions_ang, float)) / NM_TO_ANGSTROM)
+        state = self.context.getState(getEnergy=True, getForces=True)
+        energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) * KJ_PER_MOL_TO_EV
+        forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+        return float(energy), self.system.from_file_order(np.asarray(forces, float)) * KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM

@@ -10,9 +10,9 @@ engine only needs ``energy_forces(positions_ang)`` (:class:`MMTerm`).
 :func:`build_potential` knows four potentials (:data:`POTENTIALS`):
 
 ``xtb``
-    GFN2-xTB (tblite, vacuum) on the QM region + mechanical embedding: the MM force field's
-    Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry (the
-    samplers' potential).
+    GFN2-xTB (tblite, vacuum) on the QM region + mechanical embedding: the QM region's GFN2
+    Mulliken charges, fixed at the start geometry, in the force field's Coulomb term (PME in a
+    box) next to its QM–MM Lennard-Jones (the samplers' potential).
 ``xtb_point_charges``
     GFN2-xTB of the QM region in the MM point charges (``xtb`` program, ``$embedding``; forces on
     the MM sites too) + MM force field without QM charges.
@@ -32,7 +32,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from mlmm.mm import MMForceField, default_mm_cutoff
+from mlmm.mm import OpenMMTerm
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
@@ -65,7 +65,8 @@ class QMMMCalculator(Calculator):
 
     ``results`` hold ``energy``/``forces`` (eV, eV/Å) plus ``qm_energy``, ``mm_energy`` and the QM
     term's ``sigma_force`` (eV/Å) when it gives one. ``embedding`` (``system.embedding``) is the
-    embedding the Frame is cut with (:meth:`mlmm.system.System.cut_frame`).
+    embedding the Frame is cut with (:meth:`mlmm.system.System.cut_frame`). MD runs the MM part in
+    OpenMM itself and adds the QM part through :meth:`qm_energy_forces` (:mod:`mlmm.dynamics.md`).
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
@@ -77,27 +78,38 @@ class QMMMCalculator(Calculator):
         self.mm = mm
         self.embedding = embedding
 
+    def qm_energy_forces(self, positions_ang: np.ndarray, box_vectors_ang: np.ndarray | None = None
+                         ) -> tuple[float, np.ndarray, dict[str, Any]]:
+        """The QM term on the Frame cut at ``positions_ang`` (full system, mlmm order): energy (eV),
+        forces (eV/Å) on every atom of the full system (QM atoms and the MM sites the Frame holds;
+        zero elsewhere) and the term's other outputs (``sigma_force`` …). ``box_vectors_ang``: the
+        box to cut in when it is not the system's (NPT)."""
+        pos = np.asarray(positions_ang, float)
+        system = self.system if box_vectors_ang is None else self.system.with_box(box_vectors_ang)
+        frame, index = system.cut_frame(
+            pos, self.embedding, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
+        )
+        qm = self.qm_term.compute(frame)
+        forces = np.zeros_like(pos)
+        forces[index] = np.asarray(qm["forces"], float)
+        return float(qm["energy"]), forces, {k: v for k, v in qm.items() if k not in ("energy", "forces")}
+
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
                   system_changes: list[str] = all_changes) -> None:
         """Evaluate the QM term on the cut Frame and the MM part on all atoms."""
         super().calculate(atoms, properties or ["energy"], system_changes)
         pos = self.atoms.positions
-        frame, index = self.system.cut_frame(
-            pos, self.embedding, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
-        )
-        qm = self.qm_term.compute(frame)
-        e_mm, forces = self.mm.energy_forces(pos)
-        forces[index] += np.asarray(qm["forces"], float)
-        e_qm = float(qm["energy"])
+        e_qm, forces, extras = self.qm_energy_forces(pos)
+        e_mm, f_mm = self.mm.energy_forces(pos)
         self.results = {
             "energy": e_qm + e_mm,
             "free_energy": e_qm + e_mm,
-            "forces": forces,
+            "forces": forces + f_mm,
             "qm_energy": e_qm,
             "mm_energy": e_mm,
         }
-        if qm.get("sigma_force") is not None:
-            self.results["sigma_force"] = float(qm["sigma_force"])
+        if extras.get("sigma_force") is not None:
+            self.results["sigma_force"] = float(extras["sigma_force"])
 
 
 class DeltaTerm:
@@ -171,24 +183,24 @@ def ensemble_term(ensemble: "Ensemble", bias: "BiasSettings | None" = None) -> Q
     return biased_term(ensemble if base is None else DeltaTerm(base, ensemble), bias)
 
 
-def _xtb_parts(system: System, mm_cutoff_ang: float) -> tuple[QMTerm, MMTerm]:
+def _xtb_parts(system: System, platform: str) -> tuple[QMTerm, MMTerm]:
     """tblite GFN2-xTB + MM with the QM region's GFN2 Mulliken charges fixed at the start geometry."""
     from mlmm.engines.xtb import xtb_charges
 
     charges = xtb_charges(system.atoms.get_chemical_symbols()[: system.n_qm],
                           system.whole_qm_positions(system.atoms.positions), system.qm_charge, system.multiplicity)
     log.info("xtb: fixed GFN2 Mulliken charges of the QM region (e): %s", np.round(charges, 3).tolist())
-    return qm_term("xtb"), MMForceField(system, cutoff_ang=mm_cutoff_ang, qm_charges_e=charges)
+    return qm_term("xtb"), OpenMMTerm(system, qm_charges_e=charges, platform=platform)
 
 
-def _xtb_point_charge_parts(system: System, mm_cutoff_ang: float) -> tuple[QMTerm, MMTerm]:
+def _xtb_point_charge_parts(system: System, platform: str) -> tuple[QMTerm, MMTerm]:
     """xtb-program GFN2-xTB in the MM point charges + MM without QM charges."""
-    return qm_term("xtb_point_charges"), MMForceField(system, cutoff_ang=mm_cutoff_ang)
+    return qm_term("xtb_point_charges"), OpenMMTerm(system, platform=platform)
 
 
 #: QM/MM potentials :func:`build_potential` builds; ``ensemble``/``delta`` need trained members.
 POTENTIALS = ("xtb", "xtb_point_charges", "ensemble", "delta")
-_MODEL_FREE: dict[str, Callable[[System, float], tuple[QMTerm, MMTerm]]] = {
+_MODEL_FREE: dict[str, Callable[[System, str], tuple[QMTerm, MMTerm]]] = {
     "xtb": _xtb_parts, "xtb_point_charges": _xtb_point_charge_parts,
 }
 
@@ -198,25 +210,25 @@ def build_potential(
     system: System,
     *,
     embedding: EmbeddingSettings,
-    mm_cutoff_ang: float | None = None,
     ensemble: "Ensemble | None" = None,
     bias: "BiasSettings | None" = None,
+    mm_platform: str = "CPU",
 ) -> QMMMCalculator:
     """The QM/MM potential ``name`` (:data:`POTENTIALS`, see module docstring) of ``system``.
 
-    ``embedding``: the embedding of the QM term's Frame (``system.embedding``); ``mm_cutoff_ang``:
-    switched MM and QM–MM cutoff (Å; None: 9 Å or half the shortest box edge). ``ensemble`` (loaded
-    members) and ``bias`` (``al.bias``) are for ``ensemble``/``delta`` only; the members'
-    ``training.delta`` must match the name (``delta`` iff they learned corrections), and they must
-    have been trained with ``embedding``.
+    ``embedding``: the embedding of the QM term's Frame (``system.embedding``); the MM part's
+    nonbonded method and cutoff are the system's (``system.nonbonded``); ``mm_platform`` is its
+    OpenMM platform (CPU; Reference for double-precision checks). ``ensemble`` (loaded members) and
+    ``bias`` (``al.bias``) are for ``ensemble``/``delta`` only; the members' ``training.delta`` must
+    match the name (``delta`` iff they learned corrections), and they must have been trained with
+    ``embedding``.
     """
     if name not in POTENTIALS:
         raise ValueError(f"unknown QM/MM potential {name!r}; known: {list(POTENTIALS)}")
-    mm_cutoff = default_mm_cutoff(system) if mm_cutoff_ang is None else mm_cutoff_ang
     if name in _MODEL_FREE:
         if ensemble is not None or bias is not None:
             raise ValueError(f"QM/MM potential {name!r} takes no ensemble or bias")
-        term, mm = _MODEL_FREE[name](system, mm_cutoff)
+        term, mm = _MODEL_FREE[name](system, mm_platform)
         return QMMMCalculator(system, term, mm, embedding)
     if ensemble is None:
         raise ValueError(f"QM/MM potential {name!r} needs the trained ensemble")
@@ -224,10 +236,11 @@ def build_potential(
         raise ValueError(f"QM/MM potential {name!r}: the members were trained with training.delta "
                          f"{ensemble.delta!r}; use {ensemble_potential_name(ensemble)!r}")
     ensemble.check_embedding(embedding, f"QM/MM potential {name!r} of {system.source}: system.embedding")
-    return QMMMCalculator(system, ensemble_term(ensemble, bias), MMForceField(system, cutoff_ang=mm_cutoff), embedding)
+    return QMMMCalculator(system, ensemble_term(ensemble, bias), OpenMMTerm(system, platform=mm_platform), embedding)
 
 
 def ensemble_potential(system: System, ensemble: "Ensemble", *, embedding: EmbeddingSettings,
-                       bias: "BiasSettings | None" = None) -> QMMMCalculator:
+                       bias: "BiasSettings | None" = None, mm_platform: str = "CPU") -> QMMMCalculator:
     """The MLP/MM potential of trained members (``ensemble`` or ``delta``, from their training.delta)."""
-    return build_potential(ensemble_potential_name(ensemble), system, embedding=embedding, ensemble=ensemble, bias=bias)
+    return build_potential(ensemble_potential_name(ensemble), system, embedding=embedding, ensemble=ensemble, bias=bias,
+                           mm_platform=mm_platform)

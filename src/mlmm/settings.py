@@ -132,12 +132,27 @@ class EmbeddingSettings(Section):
 
 
 @dataclass(frozen=True)
+class NonbondedSettings(Section):
+    """Nonbonded method of the MM part (``system.nonbonded``); ``cutoff`` in Å."""
+
+    SECTION: ClassVar[str] = "system.nonbonded"
+    method: str
+    cutoff: float
+    dispersion_correction: bool
+    ewald_tolerance: float
+
+
+@dataclass(frozen=True)
 class SystemSettings(Section):
     """The QM/MM system (``system``); ``qm_charge`` in e, ``embedding`` the MM charges the QM region sees."""
 
     SECTION: ClassVar[str] = "system"
     structure: str
+    force_field: tuple[str, ...]
     topology: str | None
+    parameters: tuple[str, ...]
+    gromacs_include: str | None
+    nonbonded: NonbondedSettings
     qm_selection: str
     qm_charge: int
     multiplicity: int
@@ -146,7 +161,7 @@ class SystemSettings(Section):
 
 @dataclass(frozen=True)
 class XtbMDSettings(MDSettings):
-    """xTB/TIP3P Langevin sampler (``sampling.xtb_md``)."""
+    """xTB/MM Langevin sampler (``sampling.xtb_md``)."""
 
     SECTION: ClassVar[str] = "sampling.xtb_md"
     activate: bool
@@ -158,7 +173,7 @@ class XtbMDSettings(MDSettings):
 
 @dataclass(frozen=True)
 class MetadynamicsSamplerSettings(MDSettings):
-    """PLUMED metadynamics sampler on xTB/TIP3P (``sampling.metadynamics``; PLUMED units in ``plumed``)."""
+    """PLUMED metadynamics sampler on xTB/MM (``sampling.metadynamics``; PLUMED units in ``plumed``)."""
 
     SECTION: ClassVar[str] = "sampling.metadynamics"
     activate: bool
@@ -400,7 +415,7 @@ class CVDistance(Section):
 
 @dataclass(frozen=True)
 class ProductionSettings(MDSettings):
-    """MLP/MM production (``production``): σ and ``max_force`` in eV/Å, ``rdf_range`` Å."""
+    """MLP/MM production (``production``): σ and ``max_force`` in eV/Å, ``rdf_range`` Å, ``pressure`` bar."""
 
     SECTION: ClassVar[str] = "production"
     steps: int
@@ -410,6 +425,8 @@ class ProductionSettings(MDSettings):
     max_force: float
     seed: int
     replicas: int
+    pressure: float | None
+    checkpoint_steps: int
     compare_initial_model: bool
     nve_steps: int
     nve_equilibration_steps: int

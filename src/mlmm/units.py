@@ -1,8 +1,8 @@
 """Unit conversions used at engine boundaries.
 
 Internally mlmm works in eV, Å, e (elementary charge), fs and K. Engines speak other units
-(PySCF: Hartree and Bohr; xtb: Hartree/Bohr for gradients); convert with these constants
-exactly once, where data enters or leaves an engine.
+(PySCF: Hartree and Bohr; xtb: Hartree/Bohr for gradients; OpenMM and PLUMED: kJ/mol, nm, ps);
+convert with these constants exactly once, where data enters or leaves an engine.
 """
 
 from __future__ import annotations
@@ -22,3 +22,9 @@ COULOMB_EV_ANGSTROM: float = HARTREE_TO_EV * BOHR_TO_ANGSTROM
 KCAL_PER_MOL_TO_EV: float = float(_ase_units.kcal / _ase_units.mol)
 #: Boltzmann constant in eV/K.
 BOLTZMANN_EV_PER_K: float = float(_ase_units.kB)
+#: 1 kJ/mol in eV.
+KJ_PER_MOL_TO_EV: float = float(_ase_units.kJ / _ase_units.mol)
+#: 1 nm in Å.
+NM_TO_ANGSTROM: float = 10.0
+#: Force conversion kJ/mol/nm -> eV/Å.
+KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM: float = KJ_PER_MOL_TO_EV / NM_TO_ANGSTROM

@@ -3,6 +3,7 @@ rule explore:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         models=lambda wc: member_models("ground", int(wc.it) - 1),
         previous=lambda wc: selection_of("ground", int(wc.it) - 1),
         calibration=lambda wc: calibration_of("ground", int(wc.it) - 1),

@@ -50,9 +50,36 @@ def input_file(field: str) -> list:
     return [path]
 
 
-# The structure and the optional charge topology: inputs of every rule that loads the system.
+def force_field_files() -> list:
+    """The force-field files of `system.force_field` and `system.parameters` that are files, as
+    rule inputs (a changed file reruns the jobs that read it). A `force_field` entry that is no
+    file must be one of OpenMM's bundled force fields (e.g. amber14/tip3p.xml), else the DAG fails
+    here with the field's name."""
+    import openmm.app
+
+    bundled = Path(openmm.app.__file__).parent / "data"
+    files = []
+    for field in ("force_field", "parameters"):
+        for path in config["system"][field]:
+            if Path(path).is_file():
+                files.append(path)
+            elif field == "parameters" or not (bundled / path).is_file():
+                what = (
+                    "a file"
+                    if field == "parameters"
+                    else "a file or one of OpenMM's force fields"
+                )
+                raise WorkflowError(
+                    f"config system.{field}: {path!r} is not {what} (relative paths start at "
+                    f"the working directory {Path.cwd()})"
+                )
+    return files
+
+
+# The structure, the optional topology and the force-field files: inputs of every rule that loads the system.
 STRUCTURE = input_file("structure")[0]
 TOPOLOGY = input_file("topology")
+FORCE_FIELD_FILES = force_field_files()
 
 
 def surface_dir(surface: str) -> str:

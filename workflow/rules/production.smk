@@ -1,8 +1,9 @@
 rule production:
-    """NVT MLP/MM MD replica: E_ML(QM | MM charges) + TIP3P + QM–MM Lennard-Jones."""
+    """NVT MLP/MM MD replica: E_ML(QM | MM charges) + the force field (MM–MM, QM–MM Lennard-Jones)."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         models=production_models,
     output:
         trajectory=f"{PROD}/{{model}}/replica{{replica}}/trajectory.dcd",
@@ -32,6 +33,7 @@ rule production_nve:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         models=member_models("ground", N_ITER),
     output:
         timeseries=f"{PROD}/nve/timeseries.csv",
@@ -174,6 +176,7 @@ rule production_metadynamics:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         models=member_models("ground", N_ITER),
     output:
         hills=f"{PROD}/metadynamics/replica{{replica}}/HILLS",

@@ -1,8 +1,9 @@
 rule sample_xtb_md:
-    """GFN2-xTB/TIP3P Langevin MD (mechanical embedding); a Frame every `stride` steps."""
+    """GFN2-xTB/MM Langevin MD (mechanical embedding); a Frame every `stride` steps."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/xtb_md/frames.extxyz",
@@ -25,10 +26,11 @@ rule sample_xtb_md:
 
 
 rule sample_metadynamics:
-    """Well-tempered PLUMED metadynamics on xTB/TIP3P (CVs/bias in PLUMED syntax); HILLS, COLVAR, FES."""
+    """Well-tempered PLUMED metadynamics on xTB/MM (CVs/bias in PLUMED syntax); HILLS, COLVAR, FES."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/metadynamics/frames.extxyz",
@@ -63,6 +65,7 @@ rule sample_normal_modes:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         environment=rules.sample_xtb_md.output.frames,
     output:
         frames=f"{R}/sampling/normal_modes/frames.extxyz",
@@ -94,6 +97,7 @@ rule sample_wigner:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         environment=rules.sample_xtb_md.output.frames,
     output:
         frames=f"{R}/sampling/wigner/frames.extxyz",
@@ -146,10 +150,11 @@ rule sample_pca:
 
 
 rule sample_adaptive:
-    """Short xTB/TIP3P runs restarted from the least-visited CV bins until coverage stops growing."""
+    """Short xTB/MM runs restarted from the least-visited CV bins until coverage stops growing."""
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
         system=rules.prepare_system.output.info,
     output:
         frames=f"{R}/sampling/adaptive/frames.extxyz",

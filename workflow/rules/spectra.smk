@@ -51,6 +51,7 @@ if config["excited"]["activate"]:
         input:
             structure=STRUCTURE,
             topology=TOPOLOGY,
+            force_field=FORCE_FIELD_FILES,
             models=lambda wc: member_models("bright", int(wc.it) - 1),
             previous=lambda wc: selection_of("bright", int(wc.it) - 1),
             calibration=lambda wc: calibration_of("bright", int(wc.it) - 1),
@@ -119,6 +120,7 @@ if config["excited"]["activate"]:
         input:
             structure=STRUCTURE,
             topology=TOPOLOGY,
+            force_field=FORCE_FIELD_FILES,
             models=member_models("bright", last_iteration("bright")),
         output:
             frames=f"{EXC}/dynamics/frames.extxyz",

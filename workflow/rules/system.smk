@@ -3,6 +3,7 @@ rule prepare_system:
     input:
         structure=STRUCTURE,
         topology=TOPOLOGY,
+        force_field=FORCE_FIELD_FILES,
     output:
         frame=f"{R}/system/initial_frame.extxyz",
         info=f"{R}/system/system.json",

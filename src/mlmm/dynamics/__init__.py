@@ -1,1 +1,1 @@
-"""Molecular dynamics: the generic Langevin driver and the MLP/MM runs built on it."""
+"""Molecular dynamics: the OpenMM driver (force field + QM term as PythonForce) and the MLP/MM runs built on it."""

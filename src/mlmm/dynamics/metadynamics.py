@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlmm.engines.plumed import biased_calculator, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
+from mlmm.engines.plumed import PlumedBias, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +27,10 @@ def run_mlp_metadynamics(system, potential, *, plumed_input: str, biasfactor: fl
 
     lines = prepare_plumed_input(plumed_input, biasfactor)
     log.info("MLP/MM metadynamics input:\n  %s", "\n  ".join(lines))
-    biased: list[Any] = []
-
-    def wrap(calc, atoms):
-        biased.append(biased_calculator(calc, atoms, lines, md_kwargs["timestep_fs"], md_kwargs["temperature_K"]))
-        return biased[-1]
-
     with plumed_run_dir(out_dir, "MLP/MM metadynamics", log):
-        try:
-            result = run_mlp_md(system, potential, wrap_calculator=wrap, **md_kwargs)
-        finally:
-            for plumed in biased:
-                plumed.plumed.finalize()
-    return result
+        with PlumedBias(lines, masses_amu=system.atoms.get_masses(), charges_e=system.charges_e,
+                        timestep_fs=md_kwargs["timestep_fs"], temperature_K=md_kwargs["temperature_K"]) as bias:
+            return run_mlp_md(system, potential, bias=bias, **md_kwargs)
 
 
 def hills_cv_range(hills: Sequence[str | Path]) -> tuple[float, float, bool]:

@@ -3,12 +3,16 @@ comparison of the initial and final ensembles."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from mlmm.dynamics.md import CheckpointSpec
 from mlmm.frames import atomic_write, write_frames
 from mlmm.jobs import system_from_config, write_json
 from mlmm.records import Record, nested, optional
@@ -127,6 +131,14 @@ def production_md_settings(production: ProductionSettings) -> dict[str, Any]:
     )
 
 
+def run_signature(settings: dict[str, Any], files: Sequence[str]) -> str:
+    """What makes a checkpointed run the same run: its settings and the bytes of its input files."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 def ran_without_breach(stats: ProductionStats) -> bool:
     """A production replica ran its full length and σ never exceeded sigma_stop."""
     return bool(stats.completed and stats.n_sigma_exceeded == 0)
@@ -152,17 +164,22 @@ def production(
     handback_out: str,
     device: str,
 ) -> ProductionStats:
-    """One NVT replica of MLP/MM MD: DCD trajectory (input atom order) + PDB topology, σ and
+    """One NVT (NPT with ``production.pressure``) replica of MLP/MM MD: DCD trajectory (input atom order) + PDB topology, σ and
     energies per saved step, Frames handed back to labeling (action ``collect``); returns the stats.
     The ensemble runs on ``device`` (``training.device``)."""
     from mlmm.dynamics.mlp_md import run_mlp_md
-    from mlmm.dynamics.trajectory import write_dcd, write_topology
+    from mlmm.dynamics.trajectory import write_topology
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
     cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
     system = system_from_config(structure, system_settings)
     seed = derive_seed(cfg.seed, stream="production_replica", index=replica)
+    checkpoint = None
+    if cfg.checkpoint_steps:
+        signature = run_signature({"production": production_cfg, "system": system_cfg, "replica": replica,
+                                   "model": model_label}, [structure, *models])
+        checkpoint = CheckpointSpec(Path(trajectory_out).with_name("checkpoint.pkl"), cfg.checkpoint_steps, signature)
     result = run_mlp_md(
         system,
         ensemble_potential(system, Ensemble.load_for(list(models), device), embedding=system_settings.embedding),
@@ -171,13 +188,13 @@ def production(
         seed=seed,
         sampler=f"production_{model_label}",
         source=f"{structure}:production:{model_label}:replica{replica}",
-        keep_full_system=True,
         sigma_action=cfg.sigma_action,
+        trajectory=trajectory_out,
+        checkpoint=checkpoint,
+        pressure_bar=cfg.pressure,
         **production_md_settings(cfg),
     )
-    snapshots = [system.to_input_order(a) for a in result.snapshots]
-    write_dcd(structure, snapshots, trajectory_out, timestep_ps=cfg.stride * cfg.timestep / 1000.0)
-    write_topology(structure, topology_out)
+    write_topology(system, topology_out)
     _write_timeseries(timeseries_out, result)
     write_frames(handback_out, result.collected)
     exceeded = result.sigma_exceeded_steps
@@ -186,7 +203,7 @@ def production(
         models=list(models),
         replica=replica,
         seed=seed,
-        ensemble="NVT",
+        ensemble="NVT" if cfg.pressure is None else "NPT",
         temperature_K=cfg.temperature,
         steps_requested=cfg.steps,
         steps_done=result.steps_done,
@@ -201,7 +218,7 @@ def production(
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
         sigma_mean=float(np.mean(result.sigmas)) if result.sigmas else None,
         temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
-        n_frames=len(snapshots),
+        n_frames=len(result.frames),
         ms_per_step=result.ms_per_step,
     )
 
@@ -241,7 +258,7 @@ def production_nve(
     system = system_from_config(structure, system_settings)
     ensemble = Ensemble.load_for(list(models), device)
 
-    def potential():  # a fresh calculator (and MM pair list) per run
+    def potential():  # a fresh calculator per run
         return ensemble_potential(system, ensemble, embedding=system_settings.embedding)
 
     common = dict(
@@ -349,8 +366,6 @@ def production_metadynamics(
 
 def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins: int, csv_out: str, png_out: str, json_out: str) -> None:
     """Free-energy profile (kJ/mol) along the metaD CV: replica mean ± standard error; CSV, plot, JSON."""
-    from pathlib import Path
-
     from mlmm.dynamics.metadynamics import free_energy_profile
 
     fes = free_energy_profile(list(hills), Path(csv_out).parent, n_bins)

@@ -13,8 +13,10 @@ or from ``PATH``; it gets ``PLUMED_KERNEL``, ``PLUMED_ROOT`` and ``LD_LIBRARY_PA
 the bundled binary finds its own library.
 
 Biased runs (xTB/MM sampling and MLP/MM production) share :func:`prepare_plumed_input`,
-:func:`plumed_run_dir` and :func:`biased_calculator`: PLUMED runs inside the output folder, so the
-input's relative ``FILE=`` names (HILLS, COLVAR) land there.
+:func:`plumed_run_dir` and :class:`PlumedBias`: PLUMED runs inside the output folder, so the
+input's relative ``FILE=`` names (HILLS, COLVAR) land there. :class:`PlumedBias` drives the kernel
+through the ``plumed`` Python wrapper from the OpenMM MD (:mod:`mlmm.dynamics.md`) in PLUMED's own
+units, which are OpenMM's: nm, kJ/mol, ps, atomic masses, e.
 """
 
 from __future__ import annotations
@@ -151,13 +153,64 @@ def plumed_run_dir(out_dir: str | os.PathLike, who: str, log: logging.Logger) ->
         raise RuntimeError(f"{who}: PLUMED wrote no HILLS file in {out}")
 
 
-def biased_calculator(calc: Any, atoms: Any, lines: Sequence[str], timestep_fs: float, temperature_K: float) -> Any:
-    """ASE ``Plumed`` calculator biasing ``calc`` (log to plumed.log in the working directory).
+class PlumedBias:
+    """A PLUMED kernel biasing an MD run: ``compute(positions_nm, box_nm, step, update)`` gives the
+    bias energy (kJ/mol) and forces (kJ/mol/nm) on every atom, in PLUMED's atom order (mlmm order:
+    PLUMED atom ``k + 1`` is mlmm atom ``k``). ``update`` adds hills and prints COLVAR for ``step``:
+    true once per MD step, false for extra evaluations at the same positions (a saved frame).
+    Log to plumed.log in the working directory; call :meth:`finalize` (or use it as a context
+    manager) so PLUMED flushes HILLS and COLVAR."""
 
-    Use it as a context manager (or call ``.plumed.finalize()``) so PLUMED flushes HILLS/COLVAR.
-    """
-    from ase import units
-    from ase.calculators.plumed import Plumed
+    def __init__(self, lines: Sequence[str], *, masses_amu: "np.ndarray", charges_e: "np.ndarray",
+                 timestep_fs: float, temperature_K: float) -> None:
+        import numpy as np
 
-    return Plumed(calc=calc, input=list(lines), timestep=timestep_fs * units.fs, atoms=atoms,
-                  kT=units.kB * temperature_K, log=str(Path.cwd() / "plumed.log"))
+        find_plumed_kernel()
+        import plumed
+        from openmm.unit import MOLAR_GAS_CONSTANT_R, kilojoule_per_mole, kelvin
+
+        self.n_atoms = len(masses_amu)
+        self._masses = np.ascontiguousarray(masses_amu, dtype=np.float64)
+        self._charges = np.ascontiguousarray(charges_e, dtype=np.float64)
+        self.kernel = plumed.Plumed()
+        self.kernel.cmd("setMDEngine", "python")
+        self.kernel.cmd("setNatoms", self.n_atoms)
+        self.kernel.cmd("setTimestep", timestep_fs / 1000.0)
+        self.kernel.cmd("setKbT", float((MOLAR_GAS_CONSTANT_R * temperature_K * kelvin).value_in_unit(kilojoule_per_mole)))
+        self.kernel.cmd("setLogFile", str(Path.cwd() / "plumed.log"))
+        self.kernel.cmd("init")
+        for line in lines:
+            self.kernel.cmd("readInputLine", line)
+        self._finalized = False
+
+    def compute(self, positions_nm: "np.ndarray", box_nm: "np.ndarray | None", step: int, update: bool) -> tuple[float, "np.ndarray"]:
+        """Bias energy (kJ/mol) and forces ((n_atoms, 3) kJ/mol/nm) at ``positions_nm`` for MD ``step``."""
+        import numpy as np
+
+        forces = np.zeros((self.n_atoms, 3))
+        virial = np.zeros((3, 3))
+        bias = np.zeros(1)
+        self.kernel.cmd("setStep", int(step))
+        if box_nm is not None:
+            self.kernel.cmd("setBox", np.ascontiguousarray(box_nm, dtype=np.float64))
+        self.kernel.cmd("setMasses", self._masses)
+        self.kernel.cmd("setCharges", self._charges)
+        self.kernel.cmd("setPositions", np.ascontiguousarray(positions_nm, dtype=np.float64))
+        self.kernel.cmd("setForces", forces)
+        self.kernel.cmd("setVirial", virial)
+        self.kernel.cmd("prepareCalc")
+        self.kernel.cmd("performCalc" if update else "performCalcNoUpdate")
+        self.kernel.cmd("getBias", bias)
+        return float(bias[0]), forces
+
+    def finalize(self) -> None:
+        """Flush and close PLUMED's files (once)."""
+        if not self._finalized:
+            self.kernel.finalize()
+            self._finalized = True
+
+    def __enter__(self) -> "PlumedBias":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.finalize()

@@ -1,8 +1,8 @@
 """GFN2-xTB for the QM region of a Frame, in eV and Å.
 
 :class:`XTBTerm` (tblite, in-process) has no point-charge embedding, so it sees only the QM atoms;
-the QM–MM electrostatics of the xTB sampler are a fixed-charge mechanical embedding in
-:class:`mlmm.mm.MMForceField` (charges from :func:`xtb_charges`).
+the QM–MM electrostatics of the xTB sampler are a fixed-charge mechanical embedding: the charges
+of :func:`xtb_charges` in the force field's Coulomb term (:class:`mlmm.mm.OpenMMTerm`).
 
 :class:`XTBEmbeddingTerm` runs the ``xtb`` program (Debian xtb 6.5.1) with its ``$embedding``
 point charges: electrostatic embedding like the PySCF labels — the same embedding-weighted charges
@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import CalculationFailed
 
 from mlmm.embedding import weight_forces, weighted_charges
 from mlmm.frames import qm_mask
@@ -160,7 +161,7 @@ class XTBEmbeddingTerm:
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), OMP_STACKSIZE="200M")
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=self.timeout_s, env=env)
         if proc.returncode != 0 or not (work / "coord.engrad").exists():
-            raise RuntimeError(f"xtb failed ({proc.returncode}): {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+            raise CalculationFailed(f"xtb failed ({proc.returncode}): {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         energy_eh, grad_eh_bohr = _read_engrad(work / "coord.engrad", len(qm_numbers))
         qm_charges = np.loadtxt(work / "charges", ndmin=1)  # e, xtb's atomic charges of the QM atoms
         if qm_charges.shape != (len(qm_numbers),):

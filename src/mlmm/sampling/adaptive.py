@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 
-from mlmm.dynamics.md import run_langevin
-from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.dynamics.md import run_md
+from mlmm.sampling.common import xtb_mm_potential
 from mlmm.seeds import derive_seed
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
@@ -80,8 +80,7 @@ def sample_adaptive(
     log = log or _log
     if not cvs:
         raise ValueError("adaptive: give at least one CV")
-    atoms = xtb_mm_atoms(system, embedding)
-    constraints = system.water_constraints()
+    potential = xtb_mm_potential(system, embedding)
     rng = np.random.default_rng(seed)
     snapshots: list[np.ndarray] = []  # full-system positions
     cv_values: list[np.ndarray] = []
@@ -93,7 +92,8 @@ def sample_adaptive(
     stop = "max_rounds"
     for rnd in range(max_rounds):
         for w, start in enumerate(starts):
-            atoms.positions = start
+            begin = system.atoms.copy()
+            begin.positions = start
             run_seed = derive_seed(seed, stream="adaptive_run", iteration=rnd, index=w)
 
             def record(step: int, current: Atoms) -> None:
@@ -104,12 +104,12 @@ def sample_adaptive(
                 bins.append(bin_of(values, cvs, bin_width_ang, bin_width_deg))
                 return None
 
-            reason, done = run_langevin(atoms, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature_K,
-                                        friction_per_fs=friction_per_fs, seed=run_seed, stride=stride, on_frame=record,
-                                        constraints=constraints, max_force_ev_ang=max_force_ev_ang)
-            n_steps += done
-            if reason:
-                raise RuntimeError(f"adaptive round {rnd} walker {w}: {reason}")
+            run = run_md(potential, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature_K,
+                         friction_per_fs=friction_per_fs, seed=run_seed, stride=stride, on_frame=record,
+                         max_force_ev_ang=max_force_ev_ang, start=begin)
+            n_steps += run.steps_done
+            if run.stop_reason:
+                raise RuntimeError(f"adaptive round {rnd} walker {w}: {run.stop_reason}")
         counts = Counter(bins)
         coverage.append(len(counts))
         log.info("adaptive round %d: %d snapshots, coverage %d bins", rnd, len(bins), coverage[-1])

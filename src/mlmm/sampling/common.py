@@ -11,21 +11,16 @@ import numpy as np
 from ase import Atoms
 
 from mlmm.frames import qm_mask, validate_frame
-from mlmm.potentials import build_potential
+from mlmm.potentials import QMMMCalculator, build_potential
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 
-def xtb_mm_atoms(system: System, embedding: EmbeddingSettings, mm_cutoff_ang: float | None = None) -> Atoms:
-    """Full-system atoms with the samplers' xTB/MM potential (``xtb`` of :mod:`mlmm.potentials`) attached.
-
-    GFN2-xTB (vacuum) on the QM region, TIP3P water, QM–MM LJ and a mechanical-embedding
-    Coulomb term with the QM region's GFN2 Mulliken charges fixed at the start geometry;
-    ``mm_cutoff_ang`` (None: 9 Å or half the shortest box edge) is the switched MM cutoff.
-    """
-    atoms = system.atoms.copy()
-    atoms.calc = build_potential("xtb", system, embedding=embedding, mm_cutoff_ang=mm_cutoff_ang)
-    return atoms
+def xtb_mm_potential(system: System, embedding: EmbeddingSettings) -> QMMMCalculator:
+    """The samplers' xTB/MM potential (``xtb`` of :mod:`mlmm.potentials`): GFN2-xTB (vacuum) on the
+    QM region, the force field's MM terms and QM–MM Lennard-Jones, and its Coulomb term with the QM
+    region's GFN2 Mulliken charges fixed at the start geometry; ``embedding`` cuts its Frames."""
+    return build_potential("xtb", system, embedding=embedding)
 
 
 def kabsch(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """GFN2-xTB/MM Langevin MD sampler for the initial training frames.
 
-Potential: vacuum GFN2-xTB (tblite) for the QM region + rigid TIP3P water + QM–MM Lennard-Jones
-+ mechanical-embedding Coulomb between *fixed* QM charges and the TIP3P charges.
+Potential: vacuum GFN2-xTB (tblite) for the QM region + the force field's MM terms and QM–MM
+Lennard-Jones + mechanical-embedding Coulomb between *fixed* QM charges and the MM charges.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 import numpy as np
 from ase import Atoms
 
-from mlmm.dynamics.md import run_langevin
-from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.dynamics.md import run_md
+from mlmm.sampling.common import xtb_mm_potential
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
@@ -31,7 +31,6 @@ def sample_xtb_md(
     friction_per_fs: float,
     embedding: EmbeddingSettings,
     seed: int,
-    mm_cutoff_ang: float | None = None,
     max_force_ev_ang: float = 50.0,
     log: logging.Logger | None = None,
 ) -> list[Atoms]:
@@ -43,43 +42,38 @@ def sample_xtb_md(
     computed once at the start and kept fixed: tblite has no point-charge embedding, and
     geometry-dependent charges without their response term would make the forces
     non-conservative. This only steers the sampling; the labels come from PySCF with full
-    electrostatic embedding. Waters are rigid (RATTLE). ``mm_cutoff_ang`` (switched MM and QM–MM
-    cutoff) defaults to 9 Å, or half the shortest box edge if smaller. Raises RuntimeError on a
-    blow-up.
+    electrostatic embedding. Waters are rigid (the force field's constraints). Raises RuntimeError
+    on a blow-up.
     """
     log = log or _log
     if n_frames < 1 or stride < 1 or equilibration_steps < 0:
         raise ValueError(f"sample_xtb_md: need n_frames >= 1, stride >= 1, equilibration_steps >= 0 "
                          f"(got {n_frames}, {stride}, {equilibration_steps})")
-    atoms = xtb_mm_atoms(system, embedding, mm_cutoff_ang)
     frames: list[Atoms] = []
     temperatures: list[float] = []
 
     def on_frame(step: int, current: Atoms) -> str | None:
-        k = step - equilibration_steps
-        if k <= 0 or k % stride:
-            return None
         frame, _ = system.cut_frame(current.positions, embedding, sampler="xtb_md", iteration=0,
                                     source=f"{system.source}:step{step}", seed=seed)
         frames.append(frame)
-        temperatures.append(float(current.get_temperature()))
+        temperatures.append(float(current.info["temperature_K"]))
         return None
 
-    steps = equilibration_steps + n_frames * stride
     t0 = time.perf_counter()
-    reason, done = run_langevin(
-        atoms,
-        steps=steps,
+    run = run_md(
+        xtb_mm_potential(system, embedding),
+        steps=equilibration_steps + n_frames * stride,
         timestep_fs=timestep_fs,
         temperature_K=temperature_K,
         friction_per_fs=friction_per_fs,
         seed=seed,
-        stride=1,
+        stride=stride,
+        first_frame_after=equilibration_steps,
         on_frame=on_frame,
-        constraints=system.water_constraints(),
         max_force_ev_ang=max_force_ev_ang,
         progress_desc="xtb_md",
     )
+    reason, done = run.stop_reason, run.steps_done
     ms_per_step = 1e3 * (time.perf_counter() - t0) / max(done, 1)
     if reason:
         raise RuntimeError(f"xtb_md on {system.source}: {reason}")

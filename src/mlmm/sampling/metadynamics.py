@@ -1,4 +1,5 @@
-"""Well-tempered metadynamics on the xTB/MM potential with a real PLUMED kernel (ASE ``Plumed``).
+"""Well-tempered metadynamics on the xTB/MM potential with a real PLUMED kernel (OpenMM MD with a
+PLUMED PythonForce, :class:`mlmm.engines.plumed.PlumedBias`).
 
 The CVs and the bias are plain PLUMED input (pasted from the config). Atom numbers there are
 PLUMED's 1-based indices of mlmm's full-system order: the QM atoms first (1..n_QM, in the order
@@ -17,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from mlmm.dynamics.md import run_langevin
-from mlmm.engines.plumed import biased_calculator, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
-from mlmm.sampling.common import xtb_mm_atoms
+from mlmm.dynamics.md import run_md
+from mlmm.engines.plumed import PlumedBias, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
+from mlmm.sampling.common import xtb_mm_potential
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
@@ -55,37 +56,29 @@ def sample_metadynamics(
     names) into ``out_dir``. Returns (frames, stats) with per-frame biased/unbiased energies (eV)."""
     log = log or _log
     lines = prepare_plumed_input(plumed_input, biasfactor)
-    atoms = xtb_mm_atoms(system, embedding)
-    inner = atoms.calc
+    potential = xtb_mm_potential(system, embedding)
     frames: list[Atoms] = []
     e_unbiased: list[float] = []
     e_bias: list[float] = []
 
     def on_frame(step: int, current: Atoms) -> str | None:
-        k = step - equilibration_steps
-        if k <= 0 or k % stride:
-            return None
         frame, _ = system.cut_frame(current.positions, embedding, sampler="metadynamics", iteration=0,
                                     source=f"{system.source}:step{step}", seed=seed)
-        e_total = float(current.get_potential_energy())
-        e0 = float(inner.results["energy"])
-        frame.info["metad_bias_ev"] = e_total - e0
+        frame.info["metad_bias_ev"] = float(current.info["bias_energy_ev"])
         frames.append(frame)
-        e_unbiased.append(e0)
-        e_bias.append(e_total - e0)
+        e_unbiased.append(float(potential.results["energy"]))
+        e_bias.append(float(current.info["bias_energy_ev"]))
         return None
 
-    steps = equilibration_steps + n_frames * stride
     t0 = time.perf_counter()
     with plumed_run_dir(out_dir, "metadynamics", log) as kernel:
-        with biased_calculator(inner, atoms, lines, timestep_fs, temperature_K) as calc:
-            atoms.calc = calc
-            reason, done = run_langevin(
-                atoms, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature_K,
-                friction_per_fs=friction_per_fs, seed=seed, stride=1, on_frame=on_frame,
-                constraints=system.water_constraints(), max_force_ev_ang=max_force_ev_ang,
-                progress_desc="metadynamics",
-            )
+        with PlumedBias(lines, masses_amu=system.atoms.get_masses(), charges_e=system.charges_e,
+                        timestep_fs=timestep_fs, temperature_K=temperature_K) as bias:
+            run = run_md(potential, steps=equilibration_steps + n_frames * stride, timestep_fs=timestep_fs,
+                         temperature_K=temperature_K, friction_per_fs=friction_per_fs, seed=seed, stride=stride,
+                         first_frame_after=equilibration_steps, on_frame=on_frame, max_force_ev_ang=max_force_ev_ang,
+                         bias=bias, progress_desc="metadynamics")
+    reason, done = run.stop_reason, run.steps_done
     seconds = time.perf_counter() - t0
     if reason:
         raise RuntimeError(f"metadynamics on {system.source}: {reason}")

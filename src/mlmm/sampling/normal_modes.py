@@ -26,7 +26,7 @@ from ase.optimize import BFGS
 
 from mlmm.frames import make_frame
 from mlmm.potentials import qm_term
-from mlmm.sampling.common import embed_qm, min_qm_distance, xtb_mm_atoms
+from mlmm.sampling.common import embed_qm, min_qm_distance, xtb_mm_potential
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
@@ -133,7 +133,8 @@ def qm_potential(system: System, environment: str, embedding: EmbeddingSettings)
 
         return vacuum, start
     if environment == "embedded":
-        atoms = xtb_mm_atoms(system, embedding)
+        atoms = system.atoms.copy()
+        atoms.calc = xtb_mm_potential(system, embedding)
         full = atoms.positions.copy()
         full[:n_qm] = start  # whole QM region (the MM force field uses minimum images)
 
@@ -164,10 +165,12 @@ class _EnergyForcesCalculator(Calculator):
 
 def qm_modes(system: System, *, environment: str, embedding: EmbeddingSettings, fmax_ev_ang: float = 0.005,
              min_wavenumber: float = 50.0, log: logging.Logger | None = None) -> Modes:
-    """Optimise the QM region (BFGS to ``fmax_ev_ang``) and return its harmonic modes."""
+    """Optimise the QM region (BFGS to ``fmax_ev_ang``) and return its harmonic modes (with the
+    force field's masses, those of the MD)."""
     log = log or _log
     energy_forces, start = qm_potential(system, environment, embedding)
-    qm = Atoms(system.atoms.get_chemical_symbols()[: system.n_qm], positions=start)
+    qm = Atoms(system.atoms.get_chemical_symbols()[: system.n_qm], positions=start,
+               masses=system.atoms.get_masses()[: system.n_qm])
     qm.calc = _EnergyForcesCalculator(energy_forces)
     opt = BFGS(qm, logfile=None)
     converged = opt.run(fmax=fmax_ev_ang, steps=500)

@@ -66,7 +66,7 @@ def sample_xtb_md(
     sampler_cfg: dict[str, Any],
     frames_out: str,
 ) -> SamplerStats:
-    """GFN2-xTB/TIP3P Langevin sampling (see :func:`mlmm.sampling.md_sampler.sample_xtb_md`)."""
+    """GFN2-xTB/MM Langevin sampling (see :func:`mlmm.sampling.md_sampler.sample_xtb_md`)."""
     sampler = XtbMDSettings.from_dict(sampler_cfg)
     system_settings = SystemSettings.from_dict(system_cfg)
     from mlmm.sampling.md_sampler import sample_xtb_md as run

@@ -98,8 +98,8 @@ def wigner_initial_conditions(system: System, modes: Modes, *, n: int, temperatu
     The QM region is set to modes' minimum + a Wigner displacement (harmonic Wigner distribution
     at ``temperature_K``, positions and momenta), rigidly aligned (mass-weighted Kabsch) onto the
     system's QM atoms, momenta rotated with it; the MM sites keep the system's positions and get
-    Maxwell–Boltzmann momenta at ``temperature_K`` (rigid-water constraints applied, MM centre-of-
-    mass momentum removed). Draws with an atom pair involving a QM atom closer than
+    Maxwell–Boltzmann momenta at ``temperature_K`` (MM centre-of-mass momentum removed; the MD
+    applies the rigid-water constraints). Draws with an atom pair involving a QM atom closer than
     ``min_distance_ang`` (minimum image) are redrawn. Returns (start Atoms, accepted mass-weighted
     amplitudes Q (n, N_f) Å·amu^½, momenta P (n, N_f)); momenta in ASE units (amu·Å/ASE time).
     Used by the excited-state dynamics and the bright-state AL walkers (vertical excitation from
@@ -135,9 +135,7 @@ def wigner_initial_conditions(system: System, modes: Modes, *, n: int, temperatu
         if len(atoms) > n_qm:
             mom[n_qm:] -= masses[n_qm:, None] * mom[n_qm:].sum(axis=0) / masses[n_qm:].sum()
         mom[:n_qm] = (modes.cartesian(p)[0] * modes.masses_amu[:, None]) @ rot.T
-        atoms.set_constraint(system.water_constraints())
-        atoms.set_momenta(mom, apply_constraint=True)
-        atoms.set_constraint()
+        atoms.set_momenta(mom)  # the MD applies the rigid-water constraints to them
         starts.append(atoms)
         qs.append(q[0])
         ps.append(p[0])
