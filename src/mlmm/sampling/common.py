@@ -1,4 +1,4 @@
-"""Pieces shared by the samplers: the xTB/MM atoms, QM re-embedding, geometry filters.
+"""Pieces shared by the samplers: the xTB/MM potential, QM re-embedding, geometry filters.
 
 A sampler that changes only the QM coordinates (normal modes, Wigner, PCA) keeps the MM
 environment of a reference Frame: the new QM geometry is rigidly aligned (Kabsch, mass
