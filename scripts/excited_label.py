@@ -13,4 +13,5 @@ run_stage(
     td_cfg=snakemake.params.td,
     db_out=snakemake.output.get("db"),
     samplers=snakemake.params.get("samplers"),
+    state_reference=snakemake.input.state_reference,
 )

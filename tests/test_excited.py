@@ -18,7 +18,8 @@ from mlmm.labeling.excited import (
     excited_state_labels,
     label_excited_frames,
     oscillator_strengths,
-    track_bright_states,
+    reference_dipole_in,
+    state_reference,
 )
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 from conftest import embedding_with, level_with, td_with
@@ -148,18 +149,18 @@ def test_oscillator_strength_formula_in_ev_and_angstrom():
 def _crossing_path(n=11):
     """Two states along a path: A (bright, μ ∥ x) and B (μ ∥ z) swap energy order at λ=0.5.
 
-    A loses intensity along the path (|μ_A| = 1 - λ/2), so after the crossing B has the larger f:
-    following the largest f would jump to B, following the transition dipole stays on A.
-    States are listed in energy order as TDA returns them, so A is index 0 before the crossing and
-    index 1 after it. Near the crossing (λ = 0.5) the states mix (μ at 45°).
+    A loses some intensity along the path (|μ_A| = 1 - λ/5) and B is the stronger absorber
+    (|μ_B| = 1), so after the crossing B has the larger f: following the largest f jumps to B,
+    following the transition dipole of the reference (A at λ = 0) stays on A. States are listed in
+    energy order as TDA returns them, so A is index 0 before the crossing and index 1 after it.
+    At the crossing (λ = 0.5) the states mix (μ at ±45°).
     """
     f_seq, mu_seq, a_index = [], [], []
     for lam in np.linspace(0.0, 1.0, n):
         e_a, e_b = 4.0 + lam, 4.5
-        mu_a, mu_b = np.array([1.0 - 0.5 * lam, 0.0, 0.0]), np.array([0.0, 0.0, 0.6])
+        mu_a, mu_b = np.array([1.0 - 0.2 * lam, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
         if abs(lam - 0.5) < 1e-9:
-            mu_a = np.array([0.75, 0.0, 0.6]) / np.sqrt(2)
-            mu_b = np.array([0.75, 0.0, -0.6]) / np.sqrt(2)
+            mu_a, mu_b = (mu_a + mu_b) / np.sqrt(2), (mu_a - mu_b) / np.sqrt(2)
         states = sorted([(e_a, mu_a, "A"), (e_b, mu_b, "B"), (6.0, np.array([0.05, 0.05, 0.0]), "C")],
                         key=lambda s: s[0])
         e = np.array([s[0] for s in states])
@@ -170,15 +171,19 @@ def _crossing_path(n=11):
     return f_seq, mu_seq, a_index
 
 
-def test_bright_state_followed_through_a_constructed_crossing():
+def test_state_reference_follows_one_state_through_a_constructed_crossing():
     f_seq, mu_seq, a_index = _crossing_path()
-    tracked = track_bright_states(f_seq, mu_seq, td_with(n_states=3, window=3, tracking="previous"))
-    got = [t.index for t in tracked]
+    settings = td_with(n_states=3, window=3)
+    reference = np.array([-1.0, 0.0, 0.0])  # A at λ = 0, any phase
+    got = [assign_bright_state(f, mu, settings, reference) for f, mu in zip(f_seq, mu_seq)]
     mid = len(got) // 2
-    assert [g for k, g in enumerate(got) if k != mid] == [a for k, a in enumerate(a_index) if k != mid]
-    assert tracked[mid].ambiguous and not any(t.ambiguous for k, t in enumerate(tracked) if k != mid)
+    assert [g.index for k, g in enumerate(got) if k != mid] == [a for k, a in enumerate(a_index) if k != mid]
+    assert got[mid].ambiguous and not any(g.ambiguous for k, g in enumerate(got) if k != mid)
     assert a_index[0] == 0 and a_index[-1] == 1  # the crossing really reorders the states
-    by_f = track_bright_states(f_seq, mu_seq, td_with(n_states=3, window=3, tracking="none"))
+    # each frame alone, in any order or subset, gives the same answer: the reference is global
+    assert [assign_bright_state(f_seq[k], mu_seq[k], settings, reference).index for k in (10, 0, 7)] == \
+        [got[10].index, got[0].index, got[7].index]
+    by_f = [assign_bright_state(f, mu, settings) for f, mu in zip(f_seq, mu_seq)]
     assert by_f[-1].index != a_index[-1]  # largest-f alone would lose the state
 
 
@@ -194,7 +199,7 @@ def test_energy_window_largest_f_flags_near_ties_and_dark_windows():
 
 def test_labelled_rows_follow_the_labels_contract(tmp_path):
     frames = [frame(), frame(qm_pos=QM_POS + np.array([0.0, 0.0, 0.02]))]
-    rows, records = label_excited_frames(frames, HF, TDA)
+    rows, records = label_excited_frames(frames, HF, TDA, reference=state_reference(frames[0], HF, TDA, source="test"))
     assert [r.status for r in records] == ["ok", "ok"]
     assert all(r.bright_state == 2 for r in records)
     path = tmp_path / "bright.db"
@@ -206,21 +211,33 @@ def test_labelled_rows_follow_the_labels_contract(tmp_path):
     assert np.abs(back[0].get_forces()[4:]).max() > 0
 
 
-def test_tracking_follows_the_state_when_the_molecule_tumbles():
+def test_state_reference_follows_the_state_when_the_molecule_tumbles():
     # the same frame rotated by 90° about two axes: the lab-frame transition dipole turns with it,
-    # the reference is carried along by the Kabsch alignment, so |cos| stays 1 and nothing is flagged
+    # the reference is carried along by the Kabsch alignment, so the overlap stays 1 and nothing is
+    # flagged, and the stored bright dipole is the rotated reference dipole, phase included
     fr = frame()
     rotated = fr.copy()
     rotated.rotate(90, "y", center=(0, 0, 0))
     rotated.rotate(90, "x", center=(0, 0, 0))
-    settings = td_with(n_states=4, window=4, tracking="first")
-    _, records = label_excited_frames([fr, rotated], HF, settings, forces=False)
-    assert [r.bright_state for r in records] == [2, 2]
-    assert records[1].bright_score == pytest.approx(1.0, abs=1e-6)
-    assert not records[1].bright_ambiguous
-    mu0, mu1 = (np.array(r.transition_dipoles_e_ang[2]) for r in records)
-    assert abs(mu0 @ mu1) / (np.linalg.norm(mu0) * np.linalg.norm(mu1)) < 0.5  # lab frame really rotated
-    assert records[1].bright_excitation_energy_ev == pytest.approx(records[0].bright_excitation_energy_ev, abs=1e-5)
+    settings = td_with(n_states=4, window=4, tracking="reference")
+    reference = state_reference(fr, HF, settings, source="test")
+    assert reference.state_index == 2
+    mu_ref = np.array(reference.transition_dipole_e_ang)
+    assert mu_ref[np.argmax(np.abs(mu_ref))] > 0  # the phase convention
+    _, records = label_excited_frames([rotated], HF, settings, reference=reference, forces=False)
+    assert records[0].bright_state == 2 and not records[0].bright_ambiguous
+    assert records[0].bright_score == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(records[0].bright_transition_dipole_e_ang, reference_dipole_in(reference, rotated),
+                               atol=1e-5)
+    assert abs(mu_ref @ np.array(records[0].bright_transition_dipole_e_ang)) / mu_ref @ mu_ref < 0.5  # lab frame rotated
+    assert records[0].bright_excitation_energy_ev == pytest.approx(reference.excitation_energy_ev, abs=1e-5)
+    with pytest.raises(ValueError, match="needs the state reference"):
+        label_excited_frames([rotated], HF, settings, forces=False)
+    water = make_frame(["O", "H", "H"], MM_POS[:3], [], np.zeros((0, 3)), [], mm_molecule=[], embedding=embedding_with(),
+                       qm_charge=0, multiplicity=1,
+                       sampler="test", iteration=0, source="water", seed=0)
+    with pytest.raises(ValueError, match=r"state reference test: QM atoms \['C', 'O', 'H', 'H'\] differ"):
+        reference_dipole_in(reference, water)
 
 
 def test_a_weak_state_polarised_like_the_bright_one_is_not_confused_with_it():

@@ -25,7 +25,7 @@ from mlmm.excited.property_model import (
 from mlmm.frames import make_frame, read_frames, write_frames
 from mlmm.jobs import read_json
 from mlmm.labeling.db import read_labelled_frames
-from mlmm.labeling.excited import label_excited_frames
+from mlmm.labeling.excited import label_excited_frames, state_reference
 from mlmm.settings import LevelSettings, TDSettings
 from mlmm.spectra.ensemble import read_spectrum_csv
 from conftest import config_with, embedding_with
@@ -37,7 +37,7 @@ MM_POS = np.array([[0.3, 0.2, 3.1], [0.9, 0.5, 3.7], [-0.5, 0.1, 3.6]])
 MM_Q = np.array([-0.834, 0.417, 0.417])
 #: the excited.level and excited.td sections (schema defaults for the rest), as the rules pass them
 EXCITED = config_with(excited={"level": {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9},
-                               "td": {"n_states": 4, "window": 4, "tracking": "first"}})["excited"]
+                               "td": {"n_states": 4, "window": 4, "tracking": "reference"}})["excited"]
 LEVEL, TD = EXCITED["level"], EXCITED["td"]
 EMBEDDING = embedding_with()
 
@@ -128,8 +128,9 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
     settings = TDSettings.from_dict(TD)
     train = displaced_frames(40, 1)
     test = displaced_frames(12, 2)
-    _, rec_train = label_excited_frames(train, level, settings, forces=False)
-    _, rec_test = label_excited_frames(test, level, settings, forces=False)
+    reference = state_reference(train[0], level, settings, source="test")
+    _, rec_train = label_excited_frames(train, level, settings, reference=reference, forces=False)
+    _, rec_test = label_excited_frames(test, level, settings, reference=reference, forces=False)
     de = [r.bright_excitation_energy_ev for r in rec_train]
     f = [r.bright_oscillator_strength for r in rec_train]
     model, metrics = fit_property_model(train, de, f, seed=0)
@@ -167,10 +168,14 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     biased = displaced_frames(10, 5, qm_amp=0.3, sampler="metadynamics")  # far from the others: never labelled
     thermal = displaced_frames(40, 3, sampler="wigner")
     write_frames(ground, [f for pair in zip(thermal[:10], biased) for f in pair] + thermal[10:])
+    write_frames(tmp_path / "initial.extxyz", displaced_frames(1, 0, qm_amp=0.0, mm_amp=0.0))
+    state_ref = str(tmp_path / "state_reference.json")
+    stages.excited_state_reference(str(tmp_path / "initial.extxyz"), LEVEL, TD).to_json(state_ref)
+    assert read_json(state_ref)["state_index"] == 2
     traj = tmp_path / "traj.extxyz"
     write_frames(traj, displaced_frames(16, 4))
     stages.label_excited(str(ground), 36, LEVEL, TD, db_out=str(tmp_path / "bright.db"),
-                         samplers=["xtb_md", "wigner"]).to_json(tmp_path / "records.json")
+                         samplers=["xtb_md", "wigner"], state_reference=state_ref).to_json(tmp_path / "records.json")
     records = read_json(tmp_path / "records.json")
     assert records["n_frames"] == 36 and records["n_ok"] == 36
     assert {r["sampler"] for r in records["records"]} == {"wigner"}
@@ -180,7 +185,8 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
                                 {"cv_folds": 5, "seed": 0}, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"))
     stages.predict_properties(str(traj), str(tmp_path / "pm.npz")).to_json(tmp_path / "pred.json")
-    stages.label_excited(str(traj), 8, LEVEL, TD).to_json(tmp_path / "ref.json")
+    stages.label_excited(str(traj), 8, LEVEL, TD, state_reference=state_ref).to_json(tmp_path / "ref.json")
+    assert {r["bright_state"] for r in read_json(tmp_path / "ref.json")["records"]} == {2}
     assert "n_training_rows" not in read_json(tmp_path / "ref.json")
     out = {k: str(tmp_path / f"{k}") for k in ("a.csv", "e.csv", "a.png", "e.png", "s.json")}
     cfg = {"e_min": 5.0, "e_max": 16.0, "n_points": 1101, "fwhm": 0.5, "shape": "gaussian"}
@@ -196,7 +202,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
         stages.excited_spectra(str(tmp_path / "tampered.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"),
                                cfg, out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], str(tmp_path / "t.json"))
     with pytest.raises(ValueError, match=r"no frame of the samplers \['xtb_md'\]"):
-        stages.label_excited(str(traj), 8, LEVEL, TD, samplers=["xtb_md"])
+        stages.label_excited(str(traj), 8, LEVEL, TD, samplers=["xtb_md"], state_reference=state_ref)
     ref = summary["reference"]
     assert ref["n_frames"] == 8
     # the ML spectrum on the reference frames must resemble the TDDFT one (same molecule, small model error)

@@ -447,8 +447,8 @@ class TDSettings(Section):
     when the runner-up has f >= ratio·f_best; ``min_overlap`` / ``overlap_margin``: with a
     reference transition dipole, flag when the best overlap |μ·μ_ref|/max(|μ|,|μ_ref|)² is below
     ``min_overlap`` or within ``overlap_margin`` of the runner-up; ``conv_tol``: Davidson
-    convergence (Hartree); ``tracking``: reference dipole along a frame sequence ('previous',
-    'first' or 'none').
+    convergence (Hartree); ``tracking``: 'reference' (the one state reference of the run) or
+    'none' (largest f in every frame).
     """
 
     SECTION: ClassVar[str] = "excited.td"

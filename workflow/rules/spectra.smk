@@ -4,10 +4,30 @@ emission spectra, and the TDDFT reference check on trajectory frames."""
 
 if config["excited"]["activate"]:
 
+    rule excited_state_reference:
+        """TDA/TDDFT of the input structure: its bright state is the one state reference every labelling stage identifies the bright state against."""
+        input:
+            frame=rules.prepare_system.output.frame,
+        output:
+            f"{EXC}/state_reference.json",
+        log:
+            f"{LOGS}/excited/state_reference.log",
+        conda:
+            f"{ENVS}/labeling.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        params:
+            level=config["excited"]["level"],
+            td=config["excited"]["td"],
+        script:
+            f"{SCRIPTS}/excited_state_reference.py"
+
     rule excited_labels:
         """TDA/TDDFT in the MM charges on the ground-state ensemble: all states (absorption) and the bright state's energy and forces (QM atoms and MM charges)."""
         input:
             frames=f"{R}/sampling/frames.extxyz",
+            state_reference=rules.excited_state_reference.output[0],
         output:
             records=f"{EXC}/labels/records.json",
             db=f"{EXC}/labels/bright.db",
@@ -85,6 +105,7 @@ if config["excited"]["activate"]:
         """TDA/TDDFT bright-state labels (energy, forces on QM atoms and MM charges) of the selected frames."""
         input:
             frames=f"{EXC}/al/it{{it}}/selected.extxyz",
+            state_reference=rules.excited_state_reference.output[0],
         output:
             records=f"{EXC}/al/it{{it}}/records.json",
             db=f"{EXC}/al/it{{it}}/bright.db",
@@ -94,6 +115,7 @@ if config["excited"]["activate"]:
             f"{R}/benchmarks/excited/label_it{{it}}.tsv"
         params:
             n_frames=config["excited"]["al"]["max_selected"],
+            samplers=None,  # the selected walker frames, whatever biased them
 
     rule excited_property_model:
         """Kernel-ridge model of the bright state's excitation energy and oscillator strength (geometry + MM potential)."""
@@ -162,6 +184,7 @@ if config["excited"]["activate"]:
         """TDA/TDDFT directly on a subset of the excited-state trajectory frames (reference check)."""
         input:
             frames=rules.excited_dynamics.output.frames,
+            state_reference=rules.excited_state_reference.output[0],
         output:
             records=f"{EXC}/reference/records.json",
         log:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mlmm.jobs import read_json, system_from_config, write_json
-from mlmm.labeling.reports import ExcitedLabels
+from mlmm.labeling.reports import ExcitedLabels, StateReference
 from mlmm.records import Record, nested
 from mlmm.sampling import check_unbiased
 from mlmm.seeds import derive_seed
@@ -75,6 +75,22 @@ def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n_total - 1, n_wanted)})
 
 
+def excited_state_reference(frame_path: str, level_cfg: dict[str, Any], td_cfg: dict[str, Any]) -> StateReference:
+    """The run's one bright-state reference: TDA/TDDFT of the input structure's Frame (``frame_path``)."""
+    level = LevelSettings.from_dict(level_cfg, "excited.level")
+    settings = TDSettings.from_dict(td_cfg)
+    from mlmm.engines.pyscf_qmmm import check_level
+    from mlmm.frames import read_frames
+    from mlmm.labeling.excited import state_reference
+
+    check_level(level, "excited.level")
+    reference = state_reference(read_frames(frame_path)[0], level, settings, source=frame_path)
+    log.info("state reference: S%d, ΔE = %.3f eV, f = %.3f, μ = %s e·Å", reference.state_index + 1,
+             reference.excitation_energy_ev, reference.oscillator_strength,
+             np.round(reference.transition_dipole_e_ang, 3).tolist())
+    return reference
+
+
 def label_excited(
     frames_path: str,
     n_frames: int,
@@ -82,9 +98,11 @@ def label_excited(
     td_cfg: dict[str, Any],
     db_out: str | None = None,
     samplers: Sequence[str] | None = None,
+    state_reference: str | None = None,
 ) -> ExcitedLabels:
     """TDA/TDDFT of ``n_frames`` frames of ``frames_path``, evenly spaced over those of ``samplers``
-    (``info["sampler"]``; None: all frames).
+    (``info["sampler"]``; None: all frames); the bright state identified against the run's state
+    reference (``state_reference``, a :class:`StateReference` JSON; see ``excited.td.tracking``).
 
     Returns the per-frame records (all states, f, transition dipoles, bright state and its flag)
     and, when ``db_out`` is given, writes the bright state's energy/forces as a label DB in the
@@ -110,7 +128,8 @@ def label_excited(
     subset = [frames[i] for i in picked]
     log.info("%s: %d of %d frames, %s %s", frames_path, len(subset), len(frames),
              "TDA" if settings.tda else "TDDFT", level.label)
-    rows, records = label_excited_frames(subset, level, settings, forces=db_out is not None, log=log)
+    reference = StateReference.from_json(state_reference) if state_reference else None
+    rows, records = label_excited_frames(subset, level, settings, reference=reference, forces=db_out is not None, log=log)
     for rec in records:
         rec.source_index = picked[rec.index]
         rec.sampler = str(subset[rec.index].info["sampler"])

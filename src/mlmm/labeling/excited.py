@@ -26,13 +26,15 @@ and of the relaxed excited-state density at site a, so the weights' chain-rule t
 (:func:`mlmm.engines.pyscf_qmmm.weight_chain_forces`). Tests check both QM and MM forces against
 finite differences of the excited-state energy, with a molecule inside the switching shell.
 
-Bright-state tracking (:func:`assign_bright_state`): without a reference the bright state is the
-state with the largest oscillator strength among the lowest ``window`` states; with a reference
-transition dipole (the previous frame's bright state, or the equilibrium geometry's) the state
-whose transition dipole is most parallel to it is followed (transition dipoles have an arbitrary
-sign, so |cos| is used), which keeps following the same diabatic state through a crossing. The
-reference is first rotated into the current frame's orientation (Kabsch alignment of the QM
-atoms), since the molecule tumbles between frames.
+Bright-state identification (:func:`assign_bright_state`): with ``td.tracking: reference`` every
+stage compares each frame with **one** state reference (:func:`state_reference`, a
+:class:`~mlmm.labeling.reports.StateReference` computed once on the input structure): the state
+whose transition dipole overlaps the reference's most is taken (transition dipoles have an
+arbitrary sign, so |μ·μ_ref| is used), which keeps the same diabatic state through a crossing and
+across stages. The reference is first rotated into the frame's orientation (Kabsch alignment of
+the QM atoms), since the molecule tumbles; the bright transition dipole is stored in the phase of
+the reference (positive projection). With ``tracking: none`` each frame takes the state with the
+largest oscillator strength among the lowest ``window`` states.
 Ambiguous assignments (two candidates nearly tied) are flagged, not hidden.
 
 Units: eV, Å, e; transition dipoles in e·Å. PySCF's Hartree/Bohr are converted here.
@@ -54,7 +56,7 @@ from mlmm.engines.pyscf_qmmm import (
     weight_chain_forces,
 )
 from mlmm.frames import qm_mask, validate_frame
-from mlmm.labeling.reports import ExcitedFrameLabel
+from mlmm.labeling.reports import ExcitedFrameLabel, StateReference
 from mlmm.settings import LevelSettings, TDSettings
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
@@ -64,7 +66,8 @@ __all__ = [
     "BrightAssignment",
     "assign_bright_state",
     "kabsch_rotation",
-    "track_bright_states",
+    "reference_dipole_in",
+    "state_reference",
     "excited_state_labels",
     "oscillator_strengths",
 ]
@@ -287,40 +290,49 @@ def _bright_forces(frame: Atoms, mol, mf, td, index: int, mask: np.ndarray) -> n
     return forces
 
 
-def track_bright_states(
-    oscillator_strengths_seq: list[np.ndarray],
-    transition_dipoles_seq: list[np.ndarray],
-    settings: TDSettings,
-    qm_positions_seq: list[np.ndarray] | None = None,
-) -> list[BrightAssignment]:
-    """Bright-state assignment along a sequence of frames (see ``settings.tracking``).
-
-    The first frame (and every frame in mode 'none') is assigned by the largest oscillator
-    strength; later frames by transition-dipole overlap with the reference. In mode
-    'previous' the reference is updated only from unambiguous assignments, so one unclear
-    frame near a crossing does not derail the rest of the trajectory.
-    """
-    out: list[BrightAssignment] = []
-    reference: np.ndarray | None = None
-    ref_positions: np.ndarray | None = None
-    for k, (f, mu) in enumerate(zip(oscillator_strengths_seq, transition_dipoles_seq)):
-        ref = None if settings.tracking == "none" else reference
-        if ref is not None and qm_positions_seq is not None:
-            ref = kabsch_rotation(ref_positions, qm_positions_seq[k]) @ ref
-        assignment = assign_bright_state(f, mu, settings, ref)
-        out.append(assignment)
-        if (settings.tracking == "previous" and not assignment.ambiguous) or (
-            settings.tracking == "first" and reference is None
-        ):
-            reference = np.asarray(mu[assignment.index], float)
-            ref_positions = None if qm_positions_seq is None else qm_positions_seq[k]
-    return out
-
-
-def excited_record(index: int, frame: Atoms, result: ExcitedResult) -> ExcitedFrameLabel:
-    """The per-frame excited-state record (eV, e·Å) of frame ``index`` of a labelled sequence."""
+def state_reference(frame: Atoms, level: LevelSettings, settings: TDSettings, source: str) -> StateReference:
+    """The state reference of a run: the bright state of ``frame`` (the input structure's Frame) by
+    largest oscillator strength, refused when that choice is ambiguous (it anchors every stage)."""
     from mlmm.labeling.db import frame_id
 
+    result = excited_state_labels(frame, level, settings, forces=False)
+    if result.bright.ambiguous:
+        raise ValueError(
+            f"{source}: the bright state of the reference structure is ambiguous ({result.bright.reason}: "
+            f"f = {np.round(result.oscillator_strengths[: settings.window], 4).tolist()} in the lowest "
+            f"{settings.window} states); it anchors the state identity of every stage — adjust excited.td.window, "
+            "f_min or ambiguity_ratio"
+        )
+    mu = result.bright_transition_dipole_e_ang
+    mu = mu if mu[np.argmax(np.abs(mu))] > 0 else -mu  # phase convention: largest component positive
+    return StateReference(
+        source=source, frame_id=frame_id(frame), qm_symbols=frame.get_chemical_symbols()[: int(qm_mask(frame).sum())],
+        qm_positions_ang=frame.positions[qm_mask(frame)].tolist(), state_index=result.bright.index,
+        excitation_energy_ev=result.bright_excitation_energy_ev, oscillator_strength=result.bright_oscillator_strength,
+        transition_dipole_e_ang=mu.tolist(), level=level.to_dict(), td=settings.to_dict(),
+    )
+
+
+def reference_dipole_in(reference: StateReference, frame: Atoms) -> np.ndarray:
+    """The reference transition dipole (e·Å) rotated into ``frame``'s orientation (Kabsch on the QM atoms)."""
+    symbols = frame.get_chemical_symbols()[: int(qm_mask(frame).sum())]
+    if symbols != list(reference.qm_symbols):
+        raise ValueError(f"state reference {reference.source}: QM atoms {reference.qm_symbols} differ from the "
+                         f"frame's {symbols} ({frame.info.get('source')})")
+    rotation = kabsch_rotation(np.asarray(reference.qm_positions_ang), frame.positions[qm_mask(frame)])
+    return rotation @ np.asarray(reference.transition_dipole_e_ang, float)
+
+
+def excited_record(index: int, frame: Atoms, result: ExcitedResult,
+                   reference_dipole_e_ang: np.ndarray | None = None) -> ExcitedFrameLabel:
+    """The per-frame excited-state record (eV, e·Å) of frame ``index`` of a labelled sequence; with
+    the (rotated) reference dipole, the bright transition dipole in the reference's phase."""
+    from mlmm.labeling.db import frame_id
+
+    phased = None
+    if reference_dipole_e_ang is not None:
+        mu = result.bright_transition_dipole_e_ang
+        phased = (mu if mu @ reference_dipole_e_ang >= 0 else -mu).tolist()
     return ExcitedFrameLabel(
         index=index,
         frame_id=frame_id(frame),
@@ -337,6 +349,7 @@ def excited_record(index: int, frame: Atoms, result: ExcitedResult) -> ExcitedFr
         bright_oscillator_strength=result.bright_oscillator_strength,
         bright_energy_ev=result.bright_energy_ev,
         wall_s=result.wall_time_s,
+        bright_transition_dipole_e_ang=phased,
     )
 
 
@@ -345,10 +358,12 @@ def label_excited_frames(
     level: LevelSettings,
     settings: TDSettings,
     *,
+    reference: StateReference | None = None,
     forces: bool = True,
     log=None,
 ) -> tuple[list[tuple[Atoms, dict[str, np.ndarray], dict[str, Any]]], list[ExcitedFrameLabel]]:
-    """Excited-state labels of a sequence of frames, with bright-state tracking along it.
+    """Excited-state labels of frames, the bright state identified against ``reference``
+    (required with ``settings.tracking == "reference"``; see the module docstring).
 
     Returns ``(rows, records)``. ``rows`` are label-DB rows in the ordinary labels contract
     (``energy``/``forces`` = the bright state's total energy and forces, so the ground-state
@@ -362,14 +377,12 @@ def label_excited_frames(
     from mlmm.labeling.ground_state import failure_reason, label_metadata, label_properties
 
     log = log or logging.getLogger(__name__)
+    if settings.tracking == "reference" and reference is None:
+        raise ValueError("excited.td.tracking 'reference' needs the state reference (excited/state_reference.json)")
     rows: list[tuple[Atoms, dict[str, np.ndarray], dict[str, Any]]] = []
     records: list[ExcitedFrameLabel] = []
-    reference: np.ndarray | None = None
-    ref_positions: np.ndarray | None = None
     for i, frame in enumerate(frames):
-        ref = None if settings.tracking == "none" else reference
-        if ref is not None:  # carry the reference into this frame's orientation
-            ref = kabsch_rotation(ref_positions, frame.positions[qm_mask(frame)]) @ ref
+        ref = reference_dipole_in(reference, frame) if settings.tracking == "reference" else None
         result, reason = None, ""
         for stabilised in (False, True):
             try:
@@ -384,15 +397,10 @@ def label_excited_frames(
 
             records.append(ExcitedFrameLabel(index=i, frame_id=frame_id(frame), status=reason))
             continue
-        records.append(excited_record(i, frame, result))
+        records.append(excited_record(i, frame, result, ref))
         log.info("frame %d: bright S%d dE = %.3f eV f = %.3f%s", i, result.bright.index + 1,
                  result.bright_excitation_energy_ev, result.bright_oscillator_strength,
                  " (ambiguous: " + result.bright.reason + ")" if result.bright.ambiguous else "")
-        if (settings.tracking == "previous" and not result.bright.ambiguous) or (
-            settings.tracking == "first" and reference is None
-        ):
-            reference = result.bright_transition_dipole_e_ang
-            ref_positions = frame.positions[qm_mask(frame)].copy()
         if forces and not result.bright.ambiguous:
             props = label_properties(frame, _as_qmmm_like(result))
             meta = {**label_metadata(frame, level), "level": f"{'tda' if settings.tda else 'tddft'}-{level.label}",

@@ -53,7 +53,9 @@ class ExcitedFrameLabel(Record):
     ``index``, ``frame_id``, ``status`` (the reason) and ``source_index``.
 
     ``index``: position in the labelled subset; ``source_index``: position in the frames file;
-    ``sampler``: the frame's ``info["sampler"]`` (absorption takes unbiased samplers only).
+    ``sampler``: the frame's ``info["sampler"]`` (absorption takes unbiased samplers only);
+    ``bright_transition_dipole_e_ang``: the bright state's transition dipole in the phase of the
+    state reference (positive projection on it), where one was used.
     """
 
     index: int
@@ -73,6 +75,7 @@ class ExcitedFrameLabel(Record):
     wall_s: float | None = optional()
     source_index: int | None = optional()
     sampler: str | None = optional()
+    bright_transition_dipole_e_ang: list[float] | None = optional()
 
     @property
     def ok(self) -> bool:
@@ -100,3 +103,27 @@ class ExcitedLabels(Record):
     def ok_records(self) -> list[ExcitedFrameLabel]:
         """The records of the frames labelled successfully."""
         return [r for r in self.records if r.ok]
+
+
+@dataclass
+class StateReference(Record):
+    """``excited/state_reference.json``: the one reference of the bright state for every stage.
+
+    TDA/TDDFT of the input structure's Frame: the bright state there (largest oscillator strength
+    in ``excited.td.window``, unambiguous) with its transition dipole (e·Å, phase fixed: its
+    largest Cartesian component positive) at the QM geometry ``qm_positions_ang`` (Å). Every
+    labelling stage rotates the dipole into its frame's orientation (Kabsch on the QM atoms) and
+    takes the state that overlaps it most, so the state is the same one in the ground-state
+    ensemble, the AL selections and the reference check.
+    """
+
+    source: str
+    frame_id: str
+    qm_symbols: list[str]
+    qm_positions_ang: list[list[float]]
+    state_index: int
+    excitation_energy_ev: float
+    oscillator_strength: float
+    transition_dipole_e_ang: list[float]
+    level: dict[str, Any]
+    td: dict[str, Any]
