@@ -19,9 +19,10 @@ EMBEDDING = embedding_with(cutoff=6.0, switch_width=1.5)
 WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
 
 
-def member(seed: int) -> torch.nn.Module:
+def member(seed: int, embedding=EMBEDDING) -> torch.nn.Module:
+    """An untrained float64 member (seeded) trained, as it were, with ``embedding``."""
     torch.manual_seed(seed)
-    m = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double().eval()
+    m = build_model(SETTINGS, qm_charge_e=0, embedding=embedding).double().eval()
     head = energy_head(m)
     with torch.no_grad():
         head.atomref_ev[1], head.atomref_ev[8] = -13.6, -2040.0

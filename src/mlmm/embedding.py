@@ -166,6 +166,31 @@ def frame_weights(frame: Atoms) -> np.ndarray:
     return weights_of(frame.positions, frame.arrays["qm_mask"], _groups(frame), frame_embedding(frame))
 
 
+def molecule_weights(frame: Atoms, n_molecules: int) -> np.ndarray:
+    """Weight w_g of each MM molecule g = 0..``n_molecules``-1 of the full system (the Frame's
+    ``mm_molecule`` numbering) in a Frame: :func:`frame_weights` for the molecules it holds, 0 for
+    the others (no atom within the cutoff, so not cut into the Frame)."""
+    mm = ~np.asarray(frame.arrays["qm_mask"], bool)
+    weights = np.zeros(int(n_molecules))
+    weights[_groups(frame)[mm]] = frame_weights(frame)[mm]
+    return weights
+
+
+def boundary_crossings(weights: np.ndarray) -> dict[str, int]:
+    """How often molecules crossed the embedding's boundaries between consecutive rows of
+    ``weights`` ((n_frames, n_molecules) w_g, e.g. :func:`molecule_weights` of the saved Frames of a
+    trajectory): ``cutoff`` counts changes between w = 0 and w > 0 (entering or leaving the
+    embedding at r_c), ``inner`` between w < 1 and w = 1 (at r_c − switch_width; w is exactly 1
+    and 0 beyond those radii), ``molecules`` the molecules that crossed either."""
+    w = np.asarray(weights, float)
+    if w.ndim != 2:
+        raise ValueError(f"boundary_crossings: weights must be (n_frames, n_molecules), got shape {w.shape}")
+    outer = np.diff(w > 0.0, axis=0)
+    inner = np.diff(w == 1.0, axis=0)
+    return {"cutoff": int(outer.sum()), "inner": int(inner.sum()),
+            "molecules": int((outer | inner).any(axis=0).sum())}
+
+
 def weighted_charges(frame: Atoms) -> np.ndarray:
     """The charges the QM region sees: q_a · w_g(a) (e) per atom of a Frame (0 on QM atoms)."""
     return np.asarray(frame.get_initial_charges(), float) * frame_weights(frame)
