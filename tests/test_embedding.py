@@ -11,7 +11,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from mlmm.embedding import frame_weights, site_weights, weight_forces, weighted_charges
+from mlmm.embedding import (boundary_crossings, frame_weights, molecule_weights, site_weights, weight_forces,
+                            weighted_charges)
 from mlmm.frames import FrameError, make_frame
 from mlmm.units import BOHR_TO_ANGSTROM, COULOMB_EV_ANGSTROM, HARTREE_TO_EV
 from conftest import embedding_with, level_with, load_demo, settings_with
@@ -48,6 +49,20 @@ def test_single_pair_weight_is_the_quintic_switch():
     got = np.array([frame_weights(ion_frame(r))[1] for r in rs])
     np.testing.assert_allclose(got, quintic_switch(rs, 6.0, 2.0), atol=1e-12)
     assert got[0] == got[2] == 1.0 and got[-2] == got[-1] == 0.0
+
+
+def test_boundary_crossings_of_an_ion_moving_through_the_shell():
+    """An ion going out past the cutoff and back in (EMBEDDING: shell 4–6 Å) while a second molecule
+    of the system stays outside: the weights per molecule are the quintic switch and 0; the ion
+    crosses the cutoff twice and the inner edge twice, nothing else crosses."""
+    rs = np.array([3.0, 3.5, 4.5, 5.5, 6.5, 7.0, 5.0, 3.9, 3.0])
+    weights = np.array([molecule_weights(ion_frame(r), 2) for r in rs])
+    np.testing.assert_allclose(weights[:, 0], quintic_switch(rs, 6.0, 2.0), atol=1e-12)
+    assert not weights[:, 1].any()
+    assert boundary_crossings(weights) == {"cutoff": 2, "inner": 2, "molecules": 1}
+    assert boundary_crossings(weights[:4]) == {"cutoff": 0, "inner": 1, "molecules": 1}
+    with pytest.raises(ValueError, match="n_frames, n_molecules"):
+        boundary_crossings(weights[0])
 
 
 def test_weights_are_per_group_smooth_and_their_gradient_is_exact():

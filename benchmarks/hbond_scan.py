@@ -1,0 +1,170 @@
+"""QM–water hydrogen-bond scan: the solute-donated H-bond in xTB/MM, MLP/MM and PySCF/MM.
+
+The QM solute of the config (the demo: ethanol) and its nearest water, without box; the water
+accepts the donor's H on a linear H-bond: its O on the donor O–H axis at O···O = r, r on a grid
+(``--r-min``..``--r-max``, ``--step`` Å), the rigid water's orientation about its O relaxed at each
+r with xTB/MM (the ``xtb`` potential: fixed GFN2 charges + the force field; its vacuum QM term
+does not see the water, so the MM term alone is minimised; as tests/test_mm.py). On these
+geometries:
+
+* ``xtb``: xTB/MM (the samplers' potential);
+* ``pyscf``: the reference the labels come from: PySCF at ``--method``/``--basis`` (default: the
+  config's ``labeling.level``) in the Frame's embedding charges
+  (:func:`mlmm.engines.pyscf_qmmm.qmmm_energy_forces`) + the force field without QM charges
+  (QM–water Lennard-Jones; :class:`mlmm.mm.OpenMMTerm`), i.e. what the MLP/MM potential learns;
+* ``mlp``: with ``--models``, the MLP/MM potential of the members
+  (:func:`mlmm.potentials.ensemble_potential`, the config's ``system.embedding``).
+
+Per potential: the O···O of the minimum (grid point, and the vertex of the parabola through it and
+its neighbours) and the binding energy E(minimum) − E(r_max) in eV and kcal/mol.
+
+    OMP_NUM_THREADS=1 python benchmarks/hbond_scan.py --models results/models/it5/member{0,1,2}.pt
+    OMP_NUM_THREADS=1 python benchmarks/hbond_scan.py --quick        # HF/STO-3G, no models (the test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def water_on_axis(positions_ang: np.ndarray, donor: int, hydrogen: int, water: np.ndarray, r_oo_ang: float,
+                  rotvec: np.ndarray) -> np.ndarray:
+    """Positions with the water (atom indices ``water``, its O first) moved rigidly: O at ``r_oo_ang``
+    from the donor O along the donor's O–H bond (linear H-bond), turned by ``rotvec`` (rad) about its O."""
+    from scipy.spatial.transform import Rotation
+
+    pos = np.array(positions_ang, float)
+    oh = pos[hydrogen] - pos[donor]
+    pos[water] = pos[donor] + r_oo_ang * oh / np.linalg.norm(oh) + Rotation.from_rotvec(rotvec).apply(pos[water] - pos[water[0]])
+    return pos
+
+
+def relaxed_scan(energy, start_ang: np.ndarray, donor: int, hydrogen: int, water: np.ndarray,
+                 r_grid_ang: np.ndarray) -> list[np.ndarray]:
+    """Geometries of the scan: at each r the water orientation minimising ``energy(positions)`` (eV;
+    Powell from four orientations at the first r, then from the previous optimum)."""
+    from scipy.optimize import minimize
+
+    starts = [np.zeros(3), np.r_[np.pi, 0, 0], np.r_[0, np.pi / 2, 0], np.r_[0, 0, np.pi / 2]]
+    geometries = []
+    for r in r_grid_ang:
+        best = min((minimize(lambda v: energy(water_on_axis(start_ang, donor, hydrogen, water, r, v)), x0,
+                             method="Powell", options={"xtol": 1e-3, "ftol": 1e-8}) for x0 in starts),
+                   key=lambda res: res.fun)
+        geometries.append(water_on_axis(start_ang, donor, hydrogen, water, r, best.x))
+        starts = [best.x]
+    return geometries
+
+
+def curve_summary(r_grid_ang: np.ndarray, energies_ev: np.ndarray) -> dict:
+    """Minimum (grid and parabola vertex, Å) and binding energy vs the last grid point (eV, kcal/mol)."""
+    from mlmm.units import KCAL_PER_MOL_TO_EV
+
+    e = np.asarray(energies_ev, float)
+    k = int(np.argmin(e))
+    r_fit = float(r_grid_ang[k])
+    if 0 < k < len(e) - 1:
+        a, b, _ = np.polyfit(r_grid_ang[k - 1 : k + 2], e[k - 1 : k + 2], 2)
+        r_fit = float(-b / (2 * a))
+    binding = float(e[k] - e[-1])
+    return {"r_min_ang": float(r_grid_ang[k]), "r_min_fit_ang": r_fit, "binding_eV": binding,
+            "binding_kcal_per_mol": binding / KCAL_PER_MOL_TO_EV, "relative_energies_eV": (e - e[-1]).tolist()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
+    parser.add_argument("--models", nargs="+", help="ensemble members (results/models/it<N>/member<k>.pt)")
+    parser.add_argument("--device", default="cpu", help="where the members run (cpu, cuda, auto)")
+    parser.add_argument("--method", help="PySCF method (default: labeling.level.method)")
+    parser.add_argument("--basis", help="PySCF basis (default: labeling.level.basis)")
+    parser.add_argument("--donor", default="O1", help="atom name of the donor O in the QM region")
+    parser.add_argument("--hydrogen", default="HO1", help="atom name of the donated H")
+    parser.add_argument("--r-min", type=float, default=2.5, help="Å")
+    parser.add_argument("--r-max", type=float, default=3.8, help="Å")
+    parser.add_argument("--step", type=float, default=0.1, help="Å")
+    parser.add_argument("--quick", action="store_true", help="HF/STO-3G reference (the test)")
+    parser.add_argument("--out", default="benchmarks/results/hbond_scan.json")
+    args = parser.parse_args(argv)
+
+    from mlmm.config import load_config
+    from mlmm.engines.pyscf_qmmm import qmmm_energy_forces
+    from mlmm.jobs import write_json
+    from mlmm.mm import OpenMMTerm
+    from mlmm.potentials import build_potential, ensemble_potential
+    from mlmm.settings import Settings
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import solute_with_nearest_waters
+
+    settings = Settings.from_config(load_config(args.config))
+    selection = re.fullmatch(r"\s*resname\s+(\S+)\s*", settings.system.qm_selection)
+    if selection is None:
+        raise ValueError(f"{args.config}: system.qm_selection {settings.system.qm_selection!r}: the scan needs "
+                         "'resname X' (the solute residue)")
+    structure = Path(settings.system.structure)
+    structure = structure if structure.is_absolute() else ROOT / structure
+    force_field = [str(ROOT / f) if (ROOT / f).is_file() else f for f in settings.system.force_field]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    system = solute_with_nearest_waters(structure, selection.group(1), 1, out.with_name("hbond_scan_pair.pdb"), force_field)
+    names = list(system.atom_names[: system.n_qm])
+    missing = [n for n in (args.donor, args.hydrogen) if n not in names]
+    if missing:
+        raise ValueError(f"--donor/--hydrogen: no QM atom named {missing} in {structure} (QM atom names: {names})")
+    donor, hydrogen = names.index(args.donor), names.index(args.hydrogen)
+    water = np.arange(system.n_qm, len(system.atoms))
+    embedding = settings.system.embedding
+    level = replace(settings.labeling.level, **{k: v for k, v in (("method", args.method), ("basis", args.basis)) if v})
+    if args.quick:
+        level = replace(level, method="hf", basis="sto-3g", density_fit=False)
+
+    r_grid = np.round(np.arange(args.r_min, args.r_max + 0.5 * args.step, args.step), 6)
+    xtb = build_potential("xtb", system, embedding=embedding)
+    geometries = relaxed_scan(lambda p: xtb.mm.energy_forces(p)[0], system.atoms.positions, donor, hydrogen, water, r_grid)
+
+    def scan(calc) -> np.ndarray:
+        atoms = system.atoms.copy()
+        atoms.calc = calc
+        energies = []
+        for pos in geometries:
+            atoms.positions = pos
+            energies.append(atoms.get_potential_energy())
+        return np.array(energies)
+
+    mm = OpenMMTerm(system)  # the force field without QM charges: what the labels' QM/MM energy is added to
+    reference = []
+    for pos in geometries:
+        frame, _ = system.cut_frame(pos, embedding, sampler="benchmark", iteration=0, source="hbond_scan", seed=0)
+        reference.append(qmmm_energy_forces(frame, level).energy_ev + mm.energy_forces(pos)[0])
+    curves = {"xtb": scan(xtb), "pyscf": np.array(reference)}
+    if args.models:
+        from mlmm.model.ensemble import Ensemble
+
+        curves["mlp"] = scan(ensemble_potential(system, Ensemble.load_for(args.models, args.device), embedding=embedding))
+    result = {
+        "structure": str(structure), "donor": args.donor, "hydrogen": args.hydrogen, "r_oo_ang": r_grid.tolist(),
+        "reference_level": level.label, "models": list(args.models or []), "embedding": embedding.to_dict(),
+        "potentials": {name: curve_summary(r_grid, e) for name, e in curves.items()},
+        "units": {"length": "Å", "energy": "eV (relative_energies_eV: vs r_max)"},
+    }
+    print(json.dumps(result, indent=1))
+    for name, s in result["potentials"].items():
+        print(f"{name:6s} O···O minimum {s['r_min_ang']:.2f} Å (fit {s['r_min_fit_ang']:.3f} Å), binding vs "
+              f"{r_grid[-1]:.1f} Å {s['binding_kcal_per_mol']:.2f} kcal/mol = {s['binding_eV']:.4f} eV")
+    write_json(out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
