@@ -16,7 +16,8 @@ geometries:
   (:func:`mlmm.potentials.ensemble_potential`, the config's ``system.embedding``).
 
 Per potential: the O···O of the minimum (grid point, and the vertex of the parabola through it and
-its neighbours) and the binding energy E(minimum) − E(r_max) in eV and kcal/mol.
+its neighbours) and the binding energy E(minimum) − E(r_max) in eV and kcal/mol; for ``mlp`` also the
+ensemble's σ (eV/Å) at each r (large σ: the members have not seen such a geometry).
 
     OMP_NUM_THREADS=1 python benchmarks/hbond_scan.py --models results/models/it5/member{0,1,2}.pt
     OMP_NUM_THREADS=1 python benchmarks/hbond_scan.py --quick        # HF/STO-3G, no models (the test)
@@ -133,29 +134,34 @@ def main(argv: list[str] | None = None) -> dict:
     xtb = build_potential("xtb", system, embedding=embedding)
     geometries = relaxed_scan(lambda p: xtb.mm.energy_forces(p)[0], system.atoms.positions, donor, hydrogen, water, r_grid)
 
-    def scan(calc) -> np.ndarray:
+    def scan(calc) -> tuple[np.ndarray, list[float | None]]:
+        """Energies (eV) of ``calc`` on the scan's geometries and its σ (eV/Å; None without one)."""
         atoms = system.atoms.copy()
         atoms.calc = calc
-        energies = []
+        energies, sigmas = [], []
         for pos in geometries:
             atoms.positions = pos
             energies.append(atoms.get_potential_energy())
-        return np.array(energies)
+            sigmas.append(calc.results.get("sigma_force"))
+        return np.array(energies), sigmas
 
     mm = OpenMMTerm(system)  # the force field without QM charges: what the labels' QM/MM energy is added to
     reference = []
     for pos in geometries:
         frame, _ = system.cut_frame(pos, embedding, sampler="benchmark", iteration=0, source="hbond_scan", seed=0)
         reference.append(qmmm_energy_forces(frame, level).energy_ev + mm.energy_forces(pos)[0])
-    curves = {"xtb": scan(xtb), "pyscf": np.array(reference)}
+    curves = {"xtb": scan(xtb)[0], "pyscf": np.array(reference)}
+    potentials = {}
     if args.models:
         from mlmm.model.ensemble import Ensemble
 
-        curves["mlp"] = scan(ensemble_potential(system, Ensemble.load_for(args.models, args.device), embedding=embedding))
+        curves["mlp"], sigmas = scan(ensemble_potential(system, Ensemble.load_for(args.models, args.device), embedding=embedding))
+        potentials["mlp"] = {"sigma_force_eV_per_A": sigmas}
+    potentials = {name: {**curve_summary(r_grid, e), **potentials.get(name, {})} for name, e in curves.items()}
     result = {
         "structure": str(structure), "donor": args.donor, "hydrogen": args.hydrogen, "r_oo_ang": r_grid.tolist(),
         "reference_level": level.label, "models": list(args.models or []), "embedding": embedding.to_dict(),
-        "potentials": {name: curve_summary(r_grid, e) for name, e in curves.items()},
+        "potentials": potentials,
         "units": {"length": "Å", "energy": "eV (relative_energies_eV: vs r_max)"},
     }
     print(json.dumps(result, indent=1))

@@ -43,5 +43,5 @@ def test_nve_quick_conserves_energy_while_waters_cross_the_shell(tmp_path):
     assert result["epot_std_eV"] > 0.05  # the potential energy does move: the ratio means something
     check = result["force_check"]
     assert len(check["mm_atoms"]) == 9 and all(0.0 < w < 1.0 for w in check["mm_molecule_weights"])
-    assert check["mm_max_abs_force_eV_per_A"] > 0.01
-    assert check["max_abs_error_eV_per_A"] < 1e-6
+    assert check["mm_max_abs_force_eV_per_A"] > 0.01 and check["qm_max_abs_force_eV_per_A"] > 0.01
+    assert check["qm_max_abs_error_eV_per_A"] < 1e-6 and check["mm_max_abs_error_eV_per_A"] < 1e-6
