@@ -1,27 +1,40 @@
-"""Per-step cost of the MLP/MM calculator vs GFN2-xTB and PySCF HF/DFT on the same frames.
+"""Per-step cost of MLP/MM MD vs xTB/MM MD, the force field alone, GFN2-xTB and PySCF HF/DFT.
 
-Two systems, each with seeded 0.02 Å displacements, cut around the QM region:
+Three systems (PME boxes), each with seeded 0.02 Å displacements, cut around the QM region:
 
-* ``demo``: the demo config's system (ethanol, 9 QM atoms);
+* ``demo``: the demo config's system (ethanol, 9 QM atoms, 209 TIP3P, 636 atoms);
 * ``at_pair``: the adenine–thymine pair (30 QM atoms) in TIP3P water, data/bench/at_pair_water.pdb
-  (tools/build_bench_system.py).
+  (tools/build_bench_system.py, 1500 atoms);
+* ``box5k``: the demo ethanol re-solvated in a 38 Å cubic TIP3P box (OpenMM Modeller, 5286 atoms),
+  written next to ``--out`` at run time and loaded like at_pair.
 
-Both are cut with the members' embedding (the config's ``system.embedding`` for untrained members),
+All are cut with the members' embedding (the config's ``system.embedding`` for untrained members),
 as the MLP/MM calculator does.
 
 Timed per frame (wall clock, torch/BLAS threads as set by OMP_NUM_THREADS):
 
-* ``mlpmm_step``: one full MLP/MM force call (cut + ensemble + OpenMM force field), as in MD;
+* ``mlpmm_step``: one full MLP/MM force call of the ASE calculator (cut + ensemble + OpenMM force field);
 * ``ensemble`` / ``single_member``: the ML QM term alone (all members / one member);
 * ``mm_forcefield``: the classical part alone; ``cut_frame``: building the embedded Frame;
 * ``xtb_embedding``: GFN2-xTB in the MM point charges (xtb program), ``tblite_vacuum``: GFN2-xTB
   of the QM atoms only (tblite, in-process);
 * ``pyscf_<method>/<basis>``: PySCF QM/MM energy + forces (electrostatic embedding), one call.
 
-Ratios are time / ensemble time; ``targets`` compares the at_pair ensemble with the issue's goals
-(≥ 1e4× faster than B3LYP/def2-SVP, ≥ 5× faster than xtb). ``profile``: the cProfile top functions
-(cumulative time) of ``--profile-steps`` MLP/MM steps. Members are trained models (``--models``)
-or, without them, untrained members with the config's architecture (identical cost).
+Timed per MD step (``md_ms_per_step``; the config's ``production`` timestep, temperature, friction,
+seed and stride; OpenMM CPU platform with ``OPENMM_CPU_THREADS`` threads, 1 if unset):
+
+* ``mlpmm``: production MLP/MM MD (:func:`mlmm.dynamics.md.run_md` on the members' potential:
+  OpenMM Langevin steps with the ensemble as PythonForce, the energies evaluated again every
+  ``stride`` steps), after one warm-up block of ``stride`` steps, set-up not counted;
+* ``xtbmm``: the same for the samplers' xTB/MM potential (:func:`mlmm.sampling.common.xtb_mm_potential`);
+* ``mm_only``: the same integrator on the partitioned force field alone (no QM PythonForce).
+
+Ratios: ``ratio_to_ensemble`` = time / ensemble time; ``md_ratios``: MLP/MM MD step / committee
+call, MLP/MM MD step / xTB/MM MD step, MM-only step / MLP/MM MD step; ``targets`` compares the
+at_pair ensemble with the issue's goals (≥ 1e4× faster than B3LYP/def2-SVP, ≥ 5× faster than xtb).
+``profile``: the cProfile top functions (cumulative time) of 10 (``--quick``: 2) MLP/MM calculator
+calls. Members are trained models (``--models``) or, without them, untrained members of the config's
+architecture (identical cost) with zeroed output layers (:func:`untrained_member`).
 Usage: OMP_NUM_THREADS=1 python benchmarks/step_cost.py [--quick] [--models m0.pt m1.pt ...]
 """
 
@@ -36,8 +49,16 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mlmm.model.ensemble import Ensemble
+    from mlmm.model.nn import NeuralNetworkPotential
+    from mlmm.potentials import QMMMCalculator
+    from mlmm.settings import EmbeddingSettings, ProductionSettings, Settings
+    from mlmm.system import System
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -96,7 +117,7 @@ def build_box5k(path: Path) -> Path:
     return path
 
 
-def md_step_ms(potential, md, *, blocks: int) -> float:
+def md_step_ms(potential: QMMMCalculator, md: ProductionSettings, *, blocks: int) -> float:
     """Wall ms per step of production MD (:func:`mlmm.dynamics.md.run_md`: OpenMM Langevin steps
     with the QM term as PythonForce, the energies evaluated again every ``md.stride`` steps), timed
     between the saved steps after the first block (warm-up; the run's set-up is not counted)."""
@@ -111,7 +132,7 @@ def md_step_ms(potential, md, *, blocks: int) -> float:
     return 1e3 * (stamps[-1] - stamps[0]) / ((blocks - 1) * md.stride)
 
 
-def mm_md_step_ms(potential, md, *, blocks: int) -> float:
+def mm_md_step_ms(potential: QMMMCalculator, md: ProductionSettings, *, blocks: int) -> float:
     """Wall ms per step of the same Langevin integrator on the potential's partitioned force field
     alone (no QM PythonForce; OpenMM platform and threads as in MD), after one warm-up block."""
     import openmm
@@ -138,17 +159,19 @@ def mm_md_step_ms(potential, md, *, blocks: int) -> float:
     return 1e3 * (time.perf_counter() - t0) / ((blocks - 1) * md.stride)
 
 
-def nonbonded_method(potential) -> str:
+def nonbonded_method(potential: QMMMCalculator) -> str:
     """Name of the nonbonded method (e.g. ``PME``) of the OpenMM NonbondedForce of the potential's MM part."""
     import openmm
 
-    names = {getattr(openmm.NonbondedForce, n): n for n in ("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic", "Ewald", "PME", "LJPME")}
+    names = {getattr(openmm.NonbondedForce, n): n
+             for n in ("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic", "Ewald", "PME", "LJPME")}
     (method,) = {names[f.getNonbondedMethod()] for f in potential.mm.openmm_system.getForces()
                  if isinstance(f, openmm.NonbondedForce)}
     return method
 
 
-def bench_md(system, embedding, ensemble, md, *, blocks: int) -> dict:
+def bench_md(system: System, embedding: EmbeddingSettings, ensemble: Ensemble, md: ProductionSettings, *,
+             blocks: int) -> dict:
     """ms per MD step of MLP/MM (the members' potential), xTB/MM (the samplers') and the force field alone."""
     from mlmm.potentials import ensemble_potential
     from mlmm.sampling.common import xtb_mm_potential
@@ -229,11 +252,12 @@ def bench_system(name, system, embedding, ensemble, levels, *, n_frames, repeats
     }
 
 
-def untrained_member(settings, seed: int):
+def untrained_member(settings: Settings, seed: int) -> NeuralNetworkPotential:
     """A member of the config's architecture with random weights (``torch.manual_seed(seed)``) and
-    its energy head's last layers zeroed: the cost of a trained member (same dense operations), and
-    QM forces near zero, so the timed MD steps stay finite on every system (random members push
-    the A–T pair's atoms into the water within 20 steps)."""
+    its energy head's last layers zeroed: the cost of a trained member (same dense operations;
+    measured equal to random weights), and small forces (≤ 0.7 eV/Å on the demo frame, from the
+    polarisability term), so the timed MD stays finite on every system (random members push the
+    A–T pair's atoms into the water within 20 steps)."""
     import torch
 
     from mlmm.model.nn import build_model, energy_head
