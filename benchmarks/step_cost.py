@@ -253,11 +253,12 @@ def bench_system(name, system, embedding, ensemble, levels, *, n_frames, repeats
 
 
 def untrained_member(settings: Settings, seed: int) -> NeuralNetworkPotential:
-    """A member of the config's architecture with random weights (``torch.manual_seed(seed)``) and
-    its energy head's last layers zeroed: the cost of a trained member (same dense operations;
-    measured equal to random weights), and small forces (≤ 0.7 eV/Å on the demo frame, from the
-    polarisability term), so the timed MD stays finite on every system (random members push the
-    A–T pair's atoms into the water within 20 steps)."""
+    """A member of the config's architecture with random weights (``torch.manual_seed(seed)``)
+    whose energy head outputs nothing: its nets' last layers zeroed, the polarisability's bias at
+    -30 (softplus ≈ 1e-13). It costs what a trained member costs (the same dense operations;
+    measured equal to random weights) and exerts no forces, so the timed MD stays finite on every
+    system: random members push the A–T pair's atoms into the water within 20 steps, and a
+    polarisability without charges pulls a hydrogen onto a water charge (−α E²/2) within 50."""
     import torch
 
     from mlmm.model.nn import build_model, energy_head
@@ -269,7 +270,7 @@ def untrained_member(settings: Settings, seed: int) -> NeuralNetworkPotential:
         for net in (head.energy_net, head.charge_net, head.polarizability_net, head.dipole_net):
             last = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
             last.weight.zero_()
-            last.bias.zero_()
+            last.bias.fill_(-30.0 if net is head.polarizability_net else 0.0)
     return model.eval()
 
 
