@@ -1,4 +1,5 @@
-"""Smoke tests: every benchmark's --quick mode runs and writes valid JSON (no timing assertions)."""
+"""Smoke tests: every benchmark's --quick mode runs and writes valid JSON; step_cost also checks its
+systems (atom counts, PME) and that an MD step with the QM term costs more than the force field alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import openmm.app as app
+import openmm.unit as unit
 import pytest
 
 from conftest import ROOT
@@ -42,6 +46,18 @@ def test_step_cost_quick(tmp_path):
     # the ~30-atom benchmark system: A–T pair with ≈600 MM point charges in the members' (demo) 8 Å embedding
     assert at["n_qm"] == 30 and 450 <= at["n_mm_charges"][0] <= 750
     assert at["profile"] and at["profile"][0]["cum_ms_per_step"] > 0
+    # the ≥ 5000-atom PME box, built by OpenMM's Modeller next to the JSON
+    box = result["systems"]["box5k"]
+    pdb = app.PDBFile(str(tmp_path / "box5k_ethanol_water.pdb"))
+    assert box["n_atoms_full"] == pdb.topology.getNumAtoms() >= 5000 and box["n_qm"] == 9
+    assert np.allclose(pdb.topology.getPeriodicBoxVectors().value_in_unit(unit.angstrom), 38.0 * np.eye(3), atol=1e-3)
+    for name, sec in result["systems"].items():
+        md = sec["md_ms_per_step"]
+        assert sec["nonbonded_method"] == "PME", name
+        # an MLP/MM MD step is the force-field step plus a committee call through the QM PythonForce
+        assert md["mlpmm"] > md["mm_only"] > 0 and md["xtbmm"] > 0, (name, md)
+        assert sec["md_ratios"]["mlpmm_over_xtbmm"] == md["mlpmm"] / md["xtbmm"]
+        assert sec["md_ratios"]["mlpmm_over_ensemble"] == md["mlpmm"] / sec["ms_per_call"]["ensemble"]
 
 
 def test_embedding_truncation_quick(tmp_path):
