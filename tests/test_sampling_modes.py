@@ -11,7 +11,7 @@ from ase import units
 from mlmm.frames import qm_mask, read_frames, validate_frame, write_frames
 from mlmm.sampling.normal_modes import draw_amplitudes, harmonic_modes, qm_modes, qm_potential, sample_normal_modes
 from mlmm.sampling.wigner import HBAR, draw_wigner, sample_wigner_modes, wigner_variances
-from conftest import embedding_with, solute_with_nearest_waters
+from conftest import embedding_with, sampler_with, solute_with_nearest_waters
 from mlmm.system import System
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
@@ -126,8 +126,9 @@ def test_frames_are_reembedded(system, tmp_path):
     refs = [system.cut_frame(system.atoms.positions, embedding_with(cutoff=6.0), sampler="xtb_md", iteration=0, source=f"ref{i}", seed=0)[0]
             for i in range(2)]
     refs[1].positions[9:] += 0.1  # a second, different environment
-    frames, stats = sample_normal_modes(system, refs, n_frames=4, temperature_K=300.0, environment="vacuum",
-                                        distribution="boltzmann", embedding=embedding_with(cutoff=6.0), seed=2)
+    sampler = sampler_with("normal_modes", n_frames=4, temperature=300.0, environment="vacuum", distribution="boltzmann",
+                           seed=2)
+    frames, stats = sample_normal_modes(system, refs, sampler, embedding_with(cutoff=6.0))
     assert len(frames) == 4 and len(stats["harmonic_energy_ev"]) == 4
     for k, f in enumerate(frames):
         validate_frame(f)
