@@ -38,8 +38,10 @@ sys.path.insert(0, str(ROOT / "src"))
 def make_heldout(cfg: dict, run_dir: Path, level_cfg: dict, out_db: Path, *, n_frames: int, temperature_K: float,
                  stride: int, equilibration: int, seed: int) -> dict:
     """Run the independent xTB/MM MD, label its frames with PySCF, write ``out_db``; returns a record."""
+    from dataclasses import replace
+
     from mlmm.jobs import system_from_config
-    from mlmm.settings import LevelSettings, SystemSettings
+    from mlmm.settings import LevelSettings, SystemSettings, XtbMDSettings
     from mlmm.labeling.db import write_label_db
     from mlmm.labeling.ground_state import label_frames
     from mlmm.sampling.md_sampler import sample_xtb_md
@@ -50,11 +52,10 @@ def make_heldout(cfg: dict, run_dir: Path, level_cfg: dict, out_db: Path, *, n_f
             structure = base / structure
             break
     system = system_from_config(str(structure), SystemSettings.from_dict(cfg["system"]))
-    md = cfg["sampling"]["xtb_md"]
+    md = replace(XtbMDSettings.from_dict(cfg["sampling"]["xtb_md"]), n_frames=n_frames, stride=stride,
+                 equilibration_steps=equilibration, temperature=temperature_K, seed=seed)
     t0 = time.perf_counter()
-    frames = sample_xtb_md(system, n_frames=n_frames, stride=stride, equilibration_steps=equilibration,
-                           timestep_fs=md["timestep"], temperature_K=temperature_K, friction_per_fs=md["friction"],
-                           embedding=SystemSettings.from_dict(cfg["system"]).embedding, seed=seed)
+    frames = sample_xtb_md(system, md, SystemSettings.from_dict(cfg["system"]).embedding)
     t_md = time.perf_counter() - t0
     labelled, report = label_frames(frames, LevelSettings.from_dict(level_cfg), progress=False)
     write_label_db(out_db, labelled, level_cfg)
@@ -78,7 +79,7 @@ def train_and_score(rows: list, out_dir: Path, settings, level: dict, members: i
         metrics = train_member([str(db)], str(path), seed=m, settings=settings, log_dir=str(out_dir / f"log{m}"),
                                num_threads=1)
         paths.append(str(path))
-        seconds += metrics["seconds"]
+        seconds += metrics.seconds
     errors = Ensemble.load(paths, "cpu").evaluate_db(str(heldout_db))
     return {"n_labels": len(rows), "force_mae_qm": errors["force_mae_qm"], "force_mae_mm": errors["force_mae_mm"],
             "energy_mae": errors["energy_mae"], "train_s": seconds}

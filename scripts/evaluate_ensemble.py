@@ -2,6 +2,7 @@
 
 from mlmm.model import stages
 from mlmm.runner import run_stage
+from mlmm.settings import TrainingSettings
 
 run_stage(
     snakemake,
@@ -9,5 +10,5 @@ run_stage(
     record_out=snakemake.output[0],
     models=list(snakemake.input.models),
     dbs=list(snakemake.input.dbs),
-    training_cfg=snakemake.params.training,
+    training=TrainingSettings.from_dict(snakemake.params.training),
 )

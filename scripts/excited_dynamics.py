@@ -2,15 +2,16 @@
 
 from mlmm.excited import stages
 from mlmm.runner import run_stage
+from mlmm.settings import ExcitedDynamicsSettings, SystemSettings
 
 run_stage(
     snakemake,
     stages.excited_dynamics,
+    record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     models=list(snakemake.input.models),
-    dyn_cfg=snakemake.params.dynamics,
-    system_cfg=snakemake.params.system,
+    dyn=ExcitedDynamicsSettings.from_dict(snakemake.params.dynamics),
+    system_settings=SystemSettings.from_dict(snakemake.params.system),
     frames_out=snakemake.output.frames,
-    stats_out=snakemake.output.stats,
     device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
 )

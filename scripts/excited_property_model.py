@@ -2,13 +2,14 @@
 
 from mlmm.excited import stages
 from mlmm.runner import run_stage
+from mlmm.settings import PropertyModelSettings
 
 run_stage(
     snakemake,
     stages.train_property_model,
     db_paths=list(snakemake.input.dbs),
     records_paths=list(snakemake.input.records),
-    cfg=snakemake.params.cfg,
+    settings=PropertyModelSettings.from_dict(snakemake.params.cfg),
     model_out=snakemake.output.model,
     metrics_out=snakemake.output.metrics,
 )

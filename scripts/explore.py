@@ -2,6 +2,7 @@
 
 from mlmm.al import stages
 from mlmm.runner import run_stage
+from mlmm.settings import ALSettings, SystemSettings
 
 run_stage(
     snakemake,
@@ -13,8 +14,8 @@ run_stage(
     calibration=list(snakemake.input.calibration),
     iteration=int(snakemake.wildcards.it),
     walker=int(snakemake.wildcards.walker),
-    al_cfg=snakemake.params.al,
-    system_cfg=snakemake.params.system,
+    al=ALSettings.from_rule_params(snakemake.params.al),
+    system_settings=SystemSettings.from_dict(snakemake.params.system),
     frames_out=snakemake.output.frames,
     device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
 )

@@ -2,6 +2,7 @@
 
 from mlmm import stages
 from mlmm.runner import run_stage
+from mlmm.settings import LevelSettings
 
 run_stage(
     snakemake,
@@ -9,7 +10,7 @@ run_stage(
     frames_path=snakemake.input.frames,
     chunk_index=int(snakemake.wildcards.chunk),
     chunk_size=snakemake.params.chunk_size,
-    level_cfg=snakemake.params.level,
+    level=LevelSettings.from_dict(snakemake.params.level),
     db_out=snakemake.output.db,
     report_out=snakemake.output.report,
     threads=snakemake.threads,

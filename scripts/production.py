@@ -2,6 +2,7 @@
 
 from mlmm.dynamics import stages
 from mlmm.runner import run_stage
+from mlmm.settings import ProductionSettings, SystemSettings
 
 run_stage(
     snakemake,
@@ -9,8 +10,8 @@ run_stage(
     record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     models=list(snakemake.input.models),
-    production_cfg=snakemake.params.production,
-    system_cfg=snakemake.params.system,
+    production=ProductionSettings.from_dict(snakemake.params.production),
+    system_settings=SystemSettings.from_dict(snakemake.params.system),
     model_label=snakemake.wildcards.model,
     replica=int(snakemake.wildcards.replica),
     trajectory_out=snakemake.output.trajectory,

@@ -2,6 +2,7 @@
 
 from mlmm.analysis import production
 from mlmm.runner import run_stage
+from mlmm.settings import ProductionSettings, SystemSettings
 
 run_stage(
     snakemake,
@@ -10,8 +11,8 @@ run_stage(
     final_stats=list(snakemake.input.final),
     initial_stats=list(snakemake.input.initial),
     nve_stats=list(snakemake.input.nve),
-    production_cfg=snakemake.params.production,
-    system_cfg=snakemake.params.system,
+    production=ProductionSettings.from_dict(snakemake.params.production),
+    system=SystemSettings.from_dict(snakemake.params.system),
     analysis_out=snakemake.output.analysis,
     rdf_png=snakemake.output.rdf,
     sigma_png=snakemake.output.sigma,

@@ -2,6 +2,7 @@
 
 from mlmm.report import overview
 from mlmm.runner import run_stage
+from mlmm.settings import ALSettings
 
 n_walkers = len(snakemake.params.walkers)
 stats = list(snakemake.input.walker_stats)
@@ -12,7 +13,7 @@ run_stage(
     label_reports=list(snakemake.input.label_reports),
     evaluations=list(snakemake.input.evaluations),
     selections=list(snakemake.input.selections),
-    al_cfg=snakemake.params.al,
+    al=ALSettings.from_dict(snakemake.params.al),
     sigma_png=snakemake.output.sigma,
     table_csv=snakemake.output.table,
     json_out=snakemake.output.json,

@@ -2,6 +2,7 @@
 
 from mlmm.sampling import stages
 from mlmm.runner import run_stage
+from mlmm.settings import SystemSettings, WignerSettings
 
 run_stage(
     snakemake,
@@ -9,8 +10,8 @@ run_stage(
     record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     environment_frames=snakemake.input.environment,
-    system_cfg=snakemake.params.system,
-    sampler_cfg=snakemake.params.sampler,
+    system=SystemSettings.from_dict(snakemake.params.system),
+    sampler=WignerSettings.from_dict(snakemake.params.sampler),
     frames_out=snakemake.output.frames,
     plot_out=snakemake.output.plot,
 )

@@ -2,6 +2,7 @@
 
 from mlmm.al import stages
 from mlmm.runner import run_stage
+from mlmm.settings import ALSettings
 
 run_stage(
     snakemake,
@@ -13,6 +14,6 @@ run_stage(
     evaluations=list(snakemake.input.evaluations),
     calibration=list(snakemake.input.calibration),
     iteration=int(snakemake.wildcards.it),
-    al_cfg=snakemake.params.al,
+    al=ALSettings.from_rule_params(snakemake.params.al),
     selected_out=snakemake.output.selected,
 )

@@ -2,6 +2,7 @@
 
 from mlmm.excited import stages
 from mlmm.runner import run_stage
+from mlmm.settings import SpectraSettings
 
 run_stage(
     snakemake,
@@ -9,7 +10,7 @@ run_stage(
     absorption_records=snakemake.input.absorption,
     predictions=snakemake.input.predictions,
     reference_records=snakemake.input.reference,
-    cfg=snakemake.params.spectra,
+    spectra=SpectraSettings.from_dict(snakemake.params.spectra),
     absorption_csv=snakemake.output.absorption_csv,
     emission_csv=snakemake.output.emission_csv,
     absorption_png=snakemake.output.absorption_png,

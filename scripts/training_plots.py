@@ -2,6 +2,7 @@
 
 from mlmm.model import stages
 from mlmm.runner import run_stage
+from mlmm.settings import TrainingSettings
 
 run_stage(
     snakemake,
@@ -10,7 +11,7 @@ run_stage(
     models=list(snakemake.input.models),
     dbs=list(snakemake.input.dbs),
     calibrations=list(snakemake.input.calibrations),
-    training_cfg=snakemake.params.training,
+    training=TrainingSettings.from_dict(snakemake.params.training),
     learning_png=snakemake.output.learning,
     parity_png=snakemake.output.parity,
     calibration_png=snakemake.output.calibration,

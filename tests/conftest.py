@@ -134,6 +134,11 @@ def embedding_with(**keys):
     return settings_with(system={"embedding": keys}).system.embedding
 
 
+def sampler_with(name: str, **keys):
+    """Settings of the sampler ``sampling.<name>`` with ``keys`` (schema defaults otherwise)."""
+    return getattr(settings_with(sampling={name: keys}).sampling, name)
+
+
 def rigid_waters(system):
     """(triples (M, 3) mlmm indices, lengths (M, 3) Å of the pairs (0,1), (0,2), (1,2)) of the MM
     waters the force field's OpenMM System keeps rigid (3-atom residues with 3 constraints)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from mlmm.model.calibration import calibrate
 from mlmm.model.nn import build_model
 from mlmm.model.stages import calibrate_ensemble, training_plots
+from mlmm.model.train import MemberMetrics
 from test_delta import write_labels_db
 from test_training import EMBEDDING, SETTINGS, water_in_charges
 
@@ -55,9 +57,14 @@ def test_calibration_stage_and_plots(tmp_path):
         path = tmp_path / f"m{seed}.pt"
         torch.save(model, path)
         paths.append(str(path))
-        (tmp_path / f"m{seed}.json").write_text(json.dumps({"member": seed, "val_losses": [3.0, 2.0, 1.5],
-                                                             "train_losses": [4.0, 2.5, 1.2]}))
-    cfg = {**SETTINGS.to_dict(), "test_fraction": 0.5}  # the training section, as the rule passes it
+        errors = dict.fromkeys(f"{split}_{key}" for split in ("train", "val", "test")
+                               for key in ("energy_mae", "force_mae_qm", "force_mae_mm"))
+        MemberMetrics(**errors, n_train=12, n_val=0, n_test=12, epochs=3, val_losses=[3.0, 2.0, 1.5],
+                      train_losses=[4.0, 2.5, 1.2], warm_started_from=None, best_val_loss=1.5, seconds=1.0,
+                      n_parameters=sum(p.numel() for p in model.parameters()), seed=seed, energy_reference={},
+                      settings=SETTINGS.to_dict(), num_threads=1, units={"energy": "eV", "force": "eV/Ang"},
+                      member=seed).to_json(tmp_path / f"m{seed}.json")
+    cfg = replace(SETTINGS, test_fraction=0.5)
     out = tmp_path / "calibration.json"
     calibrate_ensemble(paths, [str(db)], cfg, 0).to_json(out)
     result = json.loads(out.read_text())

@@ -42,7 +42,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="training.device: 'cuda' requested but torch sees no CUDA GPU"):
         resolve_device("cuda")
     with pytest.raises(RuntimeError, match="training.device: 'cuda'"):
-        evaluate_ensemble([], [], replace(SETTINGS, device="cuda").to_dict())
+        evaluate_ensemble([], [], replace(SETTINGS, device="cuda"))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_auto_trains_and_saved_member_predicts_the_same(trained):
     device, reproduces exactly the errors measured at the end of training."""
     device = resolve_device("auto")
     root, metrics = trained["root"], trained["metrics"]
-    assert metrics["settings"]["device"] == "auto" and metrics["epochs"] >= 1
+    assert metrics.settings["device"] == "auto" and metrics.epochs >= 1
     saved = torch.load(root / "m.pt", map_location="cpu", weights_only=False)
     assert {p.device.type for p in saved.parameters()} == {"cpu"}
     ensemble = Ensemble.load([str(root / "m.pt")], device)
@@ -73,7 +73,7 @@ def test_auto_trains_and_saved_member_predicts_the_same(trained):
     for name, idx in (("train", train), ("val", val)):
         again = ensemble.evaluate_db(db, idx)
         for key in ("energy_mae", "force_mae_qm", "force_mae_mm"):
-            assert again[key] == metrics[f"{name}_{key}"]
+            assert again[key] == getattr(metrics, f"{name}_{key}")
     on_cpu = Ensemble([load_model(root / "m.pt", "cpu")]).compute(trained["frames"][0])
     here = ensemble.compute(trained["frames"][0])
     assert on_cpu["energy"] == pytest.approx(here["energy"], abs=1e-5)

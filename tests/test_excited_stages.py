@@ -26,19 +26,19 @@ from mlmm.frames import make_frame, read_frames, write_frames
 from mlmm.jobs import read_json
 from mlmm.labeling.db import read_labelled_frames
 from mlmm.labeling.excited import label_excited_frames, state_reference
-from mlmm.settings import LevelSettings, TDSettings
+from mlmm.settings import PropertyModelSettings, SpectraSettings
 from mlmm.spectra.ensemble import read_spectrum_csv
-from conftest import config_with, embedding_with
+from conftest import embedding_with, settings_with
 
 QM_SYMBOLS = ["C", "O", "H", "H"]
 QM_POS = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.21], [0.94, 0.0, -0.59], [-0.94, 0.0, -0.59]])
 MM_SYMBOLS = ["O", "H", "H"]
 MM_POS = np.array([[0.3, 0.2, 3.1], [0.9, 0.5, 3.7], [-0.5, 0.1, 3.6]])
 MM_Q = np.array([-0.834, 0.417, 0.417])
-#: the excited.level and excited.td sections (schema defaults for the rest), as the rules pass them
-EXCITED = config_with(excited={"level": {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9},
-                               "td": {"n_states": 4, "window": 4, "tracking": "reference"}})["excited"]
-LEVEL, TD = EXCITED["level"], EXCITED["td"]
+#: the excited.level and excited.td settings (schema defaults for the rest)
+EXCITED = settings_with(excited={"level": {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9},
+                                 "td": {"n_states": 4, "window": 4, "tracking": "reference"}}).excited
+LEVEL, TD = EXCITED.level, EXCITED.td
 EMBEDDING = embedding_with()
 
 
@@ -124,8 +124,7 @@ def test_property_model_learns_a_twist_dependent_gap_through_distance_noise():
 
 
 def test_property_model_beats_the_mean_and_round_trips(tmp_path):
-    level = LevelSettings.from_dict(LEVEL, "excited.level")
-    settings = TDSettings.from_dict(TD)
+    level, settings = LEVEL, TD
     train = displaced_frames(40, 1)
     test = displaced_frames(12, 2)
     reference = state_reference(train[0], level, settings, source="test")
@@ -183,13 +182,13 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     assert records["bright_state_counts"] == {"2": 36}  # S3 (pi-pi*) throughout; ambiguous frames included
     assert len(read_labelled_frames(tmp_path / "bright.db")) == records["n_training_rows"] == 36 - records["n_ambiguous"]
     stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
-                                {"cv_folds": 5, "seed": 0}, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"))
+                                PropertyModelSettings(cv_folds=5, seed=0), str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"))
     stages.predict_properties(str(traj), str(tmp_path / "pm.npz")).to_json(tmp_path / "pred.json")
     stages.label_excited(str(traj), 8, LEVEL, TD, state_reference=state_ref).to_json(tmp_path / "ref.json")
     assert {r["bright_state"] for r in read_json(tmp_path / "ref.json")["records"]} == {2}
     assert "n_training_rows" not in read_json(tmp_path / "ref.json")
     out = {k: str(tmp_path / f"{k}") for k in ("a.csv", "e.csv", "a.png", "e.png", "s.json")}
-    cfg = {"e_min": 5.0, "e_max": 16.0, "n_points": 1101, "fwhm": 0.5, "shape": "gaussian"}
+    cfg = SpectraSettings(e_min=5.0, e_max=16.0, n_points=1101, fwhm=0.5, shape="gaussian")
     stages.excited_spectra(str(tmp_path / "records.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"), cfg,
                            out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"],
                            property_metrics=str(tmp_path / "pm.json"))

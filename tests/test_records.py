@@ -10,13 +10,22 @@ import pytest
 
 from mlmm.al.selection import SelectionRecord
 from mlmm.al.stages import WalkerStats
-from mlmm.dynamics.stages import EnsembleStability, MetadynamicsStats, NVEStats, ProductionStats, Stability
-from mlmm.excited.stages import PropertyPrediction, PropertyPredictions
+from mlmm.dynamics.stages import (
+    EnsembleStability,
+    FreeEnergyProfile,
+    MetadynamicsStats,
+    NVEStats,
+    ProductionStats,
+    Stability,
+)
+from mlmm.excited.stages import ExcitedDynamicsStats, PropertyPrediction, PropertyPredictions, ReplicaRun
 from mlmm.labeling.reports import ChunkReport, ExcitedFrameLabel, ExcitedLabels, LabelReport
 from mlmm.model.calibration import Calibration
-from mlmm.model.stages import EnsembleEvaluation
+from mlmm.model.stages import AblationArm, EnsembleEvaluation, FieldAblation, ModelErrors, SeparateTrajectoryErrors
+from mlmm.model.train import MemberMetrics
 from mlmm.sampling.stages import SamplerStats, SamplerTotals, SamplingSummary
 from mlmm.seeds import STREAMS, derive_seed
+from mlmm.stages import SystemInfo
 
 FRAME_OK = {"frame_id": "a1", "status": "ok", "resumed": False, "energy_ev": -2070.5, "attempts": [], "index": 0}
 FRAME_FAILED = {"frame_id": "b2", "status": "scf_not_converged", "resumed": False, "index": 1}
@@ -34,6 +43,21 @@ PRODUCTION = {
     "n_handed_back": 0, "sigma_max": 0.12, "sigma_mean": 0.08, "temperature_mean_K": 290.1, "n_frames": 4,
     "ms_per_step": 12.5,
 }
+METAD = {"replica": 0, "steps_requested": 40, "steps_done": 40, "completed": True, "stop_reason": None,
+         "n_sigma_exceeded": 0, "sigma_max": 0.2, "ms_per_step": 13.0}
+SEPARATE = {"n_frames": 4, "energy_mae": 0.04, "force_mae_qm": 0.3, "force_mae_mm": 0.05, "mean_error": -0.01,
+            "offset_free_mae": 0.03, "rho_closest_mm": -0.4}
+NO_ERRORS = {"n_frames": None, "energy_mae": None, "force_mae_qm": None, "force_mae_mm": None}
+MEMBER = {
+    "train_energy_mae": 0.02, "train_force_mae_qm": 0.2, "train_force_mae_mm": 0.03, "val_energy_mae": 0.03,
+    "val_force_mae_qm": 0.25, "val_force_mae_mm": 0.04, "test_energy_mae": None, "test_force_mae_qm": None,
+    "test_force_mae_mm": None, "n_train": 10, "n_val": 2, "n_test": 0, "epochs": 3, "val_losses": [3.0, 2.0, 1.5],
+    "train_losses": [4.0, 2.5, 1.2], "warm_started_from": None, "best_val_loss": 1.5, "seconds": 12.5,
+    "n_parameters": 4021, "seed": 1, "energy_reference": {"mean_per_atom_ev": -210.3},
+    "settings": {"n_members": 2, "max_epochs": 3}, "num_threads": 1, "units": {"energy": "eV", "force": "eV/Ang"},
+    "iteration": 0, "member": 1,
+}
+REPLICA = {"replica": 0, "steps_done": 20, "stop_reason": None, "n_frames_kept": 3, "sigma_max": 0.2, "ms_per_step": 15.0}
 STABILITY_PART = {"replicas": 2, "completed": 1, "length_ps": [0.02, 0.01], "first_sigma_exceeded_ps": [None, 0.01],
                   "sigma_mean": [0.1, 0.5], "sigma_max": [0.2, 1.3], "stop_reason": [None, "sigma 1.3 > 1.0"]}
 
@@ -94,9 +118,37 @@ LAYOUTS = [
          "temperature_mean_K": 280.0, "n_sigma_exceeded": 0, "sigma_max": 0.1, "ms_per_step": 11.0},
         {"steps_requested": 30, "steps": 0, "completed": False, "stop_reason": "NVT equilibration: max force 600 > 500"},
     ]),
-    (MetadynamicsStats, [
-        {"replica": 0, "steps_requested": 40, "steps_done": 40, "completed": True, "stop_reason": None,
-         "n_sigma_exceeded": 0, "sigma_max": 0.2, "ms_per_step": 13.0},
+    (MetadynamicsStats, [METAD]),
+    (FreeEnergyProfile, [
+        {"replicas": 2, "cv_min_location": -1.1, "free_energy_span_kJ_mol": 12.0, "max_standard_error_kJ_mol": 1.5,
+         "mean_standard_error_kJ_mol": 0.7, "periodic": True, "cv_range": [-3.14159, 3.14159],
+         "runs": [METAD, {**METAD, "replica": 1}], "profile_csv": "results/production/metadynamics/fes.csv"},
+    ]),
+    (SystemInfo, [
+        {"structure": "data/demo/ethanol_water.pdb", "n_atoms_total": 2409, "n_qm": 9,
+         "qm_symbols": ["C", "C", "O", "H", "H", "H", "H", "H", "H"], "n_mm_in_cutoff": 153,
+         "mm_charge_in_cutoff_e": 0.0, "periodic": True, "cell_ang": [29.1, 29.1, 29.1], "qm_charge": 0,
+         "multiplicity": 1},
+    ]),
+    (ExcitedDynamicsStats, [
+        {"n_frames": 5, "relaxation_fs": 5.0,
+         "initial": {"initial": "wigner", "environment": "embedded", "temperature_K": 300.0, "n_modes": 6,
+                     "harmonic_energy_ev": [0.1, 0.2], "kinetic_energy_ev": [0.15, 0.1], "expected_mean_harmonic_ev": 0.14},
+         "replicas": [REPLICA, {**REPLICA, "replica": 1, "stop_reason": "sigma 1.2 > sigma_stop", "n_frames_kept": 2}]},
+        {"n_frames": 3, "relaxation_fs": 0.0, "initial": {"initial": "ground_state"}, "replicas": [REPLICA]},
+    ]),
+    (FieldAblation, [
+        {"units": {"energy": "eV", "force": "eV/Ang"},
+         "with_field": {"separate_trajectory": SEPARATE, "test_split": {k: SEPARATE[k] for k in NO_ERRORS}},
+         "without_field": {"separate_trajectory": {**SEPARATE, "energy_mae": 0.09}, "test_split": NO_ERRORS},
+         "environment_scan": {"distances_ang": [2.5, 3.0], "reference_ev": [0.1, 0.0],
+                              "models": {"with_field": {"curve_ev": [0.09, 0.0]}}},
+         "field_improves": {"energy_mae": True, "force_mae_qm": False, "force_mae_mm": False}},
+    ]),
+    (MemberMetrics, [
+        MEMBER,
+        {**MEMBER, "test_energy_mae": 0.04, "warm_started_from": "results/models/it0/member1.pt",
+         "carried_forward_from": "results/models/it1/member1.pt"},
     ]),
     (Stability, [{"final": STABILITY_PART, "initial": None}, {"final": STABILITY_PART, "initial": STABILITY_PART}]),
     (SamplerStats, [
@@ -135,6 +187,9 @@ def test_records_built_in_code_round_trip(tmp_path: Path) -> None:
         Stability(final=EnsembleStability.from_dict(STABILITY_PART)),
         SamplerStats("pca", 3, 0.5, {"n_components": 2}),
         SamplingSummary({"pca": SamplerTotals(3, 0.5)}, 3),
+        ExcitedDynamicsStats(2, 1.0, {"initial": "ground_state"}, [ReplicaRun(0, 4, None, 2, 0.1, 9.0)]),
+        FieldAblation({"energy": "eV"}, AblationArm(SeparateTrajectoryErrors(**SEPARATE), ModelErrors(**NO_ERRORS)),
+                      AblationArm(SeparateTrajectoryErrors(**SEPARATE), ModelErrors.of({})), {}, {}),
     ]
     for k, record in enumerate(records):
         path = tmp_path / f"r{k}.json"
@@ -167,6 +222,46 @@ def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None
     path.write_text(json.dumps({"samplers": {}}))
     with pytest.raises(ValueError, match="SamplingSummary record lacks the key 'n_frames'"):
         SamplingSummary.from_json(path)
+
+
+@pytest.mark.parametrize("cls, layout, key", [
+    (SystemInfo, LAYOUTS[[c for c, _ in LAYOUTS].index(SystemInfo)][1][0], "n_qm"),
+    (ExcitedDynamicsStats, {"n_frames": 1, "relaxation_fs": 0.0, "initial": {}, "replicas": [REPLICA]}, "initial"),
+    (FreeEnergyProfile, {"replicas": 1, "cv_min_location": 0.0, "free_energy_span_kJ_mol": 1.0,
+                         "max_standard_error_kJ_mol": 0.0, "mean_standard_error_kJ_mol": 0.0, "periodic": False,
+                         "cv_range": [0.0, 1.0], "runs": [METAD], "profile_csv": "fes.csv"}, "profile_csv"),
+    (MemberMetrics, MEMBER, "val_losses"),
+])
+def test_new_records_name_the_file_and_key(tmp_path: Path, cls, layout, key) -> None:
+    """The records of system.json, excited-dynamics stats, fes.json and member metrics: a missing key,
+    an unknown (misspelt) key and a bad nested record are each one error naming the file."""
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({k: v for k, v in layout.items() if k != key}))
+    with pytest.raises(ValueError, match=rf"in.json: {cls.__name__} record lacks the key '{key}'"):
+        cls.from_json(path)
+    path.write_text(json.dumps({**layout, f"{key}_x": 1}))
+    with pytest.raises(ValueError, match=rf"in.json: unexpected key\(s\) \['{key}_x'\] in a {cls.__name__} record"):
+        cls.from_json(path)
+
+
+def test_nested_records_errors_name_the_file(tmp_path: Path) -> None:
+    """A replica line, an ablation arm or a metaD run missing a key: the error names the file and the nested record."""
+    path = tmp_path / "stats.json"
+    path.write_text(json.dumps({"n_frames": 1, "relaxation_fs": 0.0, "initial": {},
+                                "replicas": [{k: v for k, v in REPLICA.items() if k != "sigma_max"}]}))
+    with pytest.raises(ValueError, match="stats.json: ReplicaRun record lacks the key 'sigma_max'"):
+        ExcitedDynamicsStats.from_json(path)
+    ablation = LAYOUTS[[c for c, _ in LAYOUTS].index(FieldAblation)][1][0]
+    path.write_text(json.dumps({**ablation, "with_field": {"separate_trajectory": NO_ERRORS, "test_split": NO_ERRORS}}))
+    with pytest.raises(ValueError, match="stats.json: SeparateTrajectoryErrors record lacks the key 'mean_error'"):
+        FieldAblation.from_json(path)
+    path.write_text(json.dumps({k: v for k, v in ablation.items() if k != "without_field"}))
+    with pytest.raises(ValueError, match="stats.json: FieldAblation record lacks the key 'without_field'"):
+        FieldAblation.from_json(path)
+    fes = LAYOUTS[[c for c, _ in LAYOUTS].index(FreeEnergyProfile)][1][0]
+    path.write_text(json.dumps({**fes, "runs": [{**METAD, "sigma": 0.1}]}))
+    with pytest.raises(ValueError, match=r"stats.json: unexpected key\(s\) \['sigma'\] in a MetadynamicsStats record"):
+        FreeEnergyProfile.from_json(path)
 
 
 def test_derive_seed_reproduces_the_offsets_used_before() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import config_with
+from conftest import settings_with
 from mlmm.al.selection import SelectionRecord
 from mlmm.al.stages import WalkerStats
 from mlmm.labeling.reports import LabelReport
@@ -16,7 +16,7 @@ from mlmm.model.stages import EnsembleEvaluation
 from mlmm.records import Record
 from mlmm.report.overview import TABLE_COLUMNS, overview
 
-AL = config_with(al={"sigma_lo": 0.05, "sigma_hi": 0.5, "sigma_stop": 1.0})["al"]  # the al section, as the rule passes it
+AL = settings_with(al={"sigma_lo": 0.05, "sigma_hi": 0.5, "sigma_stop": 1.0}).al
 
 
 def _json(path: Path, record: Record) -> str:

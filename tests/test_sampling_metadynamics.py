@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import embedding_with
+from conftest import embedding_with, sampler_with
 from mlmm.engines.plumed import find_plumed_kernel, kernel_candidates
 from mlmm.frames import validate_frame
 from mlmm.engines.plumed import prepare_plumed_input, read_plumed_table
@@ -66,9 +66,9 @@ def test_input_is_well_tempered_by_default():
 def test_metadynamics_writes_hills_and_bias_grows(tmp_path):
     system = small_system(tmp_path, n_waters=6)
     out = tmp_path / "metad"
-    frames, stats = sample_metadynamics(system, plumed_input=INPUT, out_dir=out, n_frames=6, stride=50,
-                                        equilibration_steps=0, timestep_fs=0.5, temperature_K=300.0,
-                                        friction_per_fs=0.01, embedding=embedding_with(cutoff=4.0), seed=3, biasfactor=6.0)
+    sampler = sampler_with("metadynamics", plumed=INPUT, n_frames=6, stride=50, equilibration_steps=0, timestep=0.5,
+                           temperature=300.0, friction=0.01, seed=3, biasfactor=6.0)
+    frames, stats = sample_metadynamics(system, sampler, embedding_with(cutoff=4.0), out)
     assert len(frames) == 6
     for f in frames:
         validate_frame(f)

@@ -11,7 +11,7 @@ from ase import units
 from mlmm.frames import qm_mask, read_frames, validate_frame, write_frames
 from mlmm.sampling.normal_modes import draw_amplitudes, harmonic_modes, qm_modes, qm_potential, sample_normal_modes
 from mlmm.sampling.wigner import HBAR, draw_wigner, sample_wigner_modes, wigner_variances
-from conftest import embedding_with, solute_with_nearest_waters
+from conftest import embedding_with, sampler_with, solute_with_nearest_waters
 from mlmm.system import System
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "ethanol_water.pdb"
@@ -126,8 +126,9 @@ def test_frames_are_reembedded(system, tmp_path):
     refs = [system.cut_frame(system.atoms.positions, embedding_with(cutoff=6.0), sampler="xtb_md", iteration=0, source=f"ref{i}", seed=0)[0]
             for i in range(2)]
     refs[1].positions[9:] += 0.1  # a second, different environment
-    frames, stats = sample_normal_modes(system, refs, n_frames=4, temperature_K=300.0, environment="vacuum",
-                                        distribution="boltzmann", embedding=embedding_with(cutoff=6.0), seed=2)
+    sampler = sampler_with("normal_modes", n_frames=4, temperature=300.0, environment="vacuum", distribution="boltzmann",
+                           seed=2)
+    frames, stats = sample_normal_modes(system, refs, sampler, embedding_with(cutoff=6.0))
     assert len(frames) == 4 and len(stats["harmonic_energy_ev"]) == 4
     for k, f in enumerate(frames):
         validate_frame(f)
@@ -145,3 +146,25 @@ def test_frames_are_reembedded(system, tmp_path):
         assert np.allclose(mom[9:], 0.0) and np.abs(mom[:9]).max() > 0
         ke = (mom[:9] ** 2 / modes.masses_amu[:, None]).sum() / 2  # the force field's masses
         assert ke == pytest.approx(0.5 * (pk**2).sum(), rel=1e-6)  # rotation keeps the kinetic energy
+
+
+def test_wigner_sampler_settings_and_stats(system):
+    """The Wigner sampler driven by its settings: the requested frames, each QM kinetic energy
+    (from the Frame's momenta and the force field's masses) equal to the one in the stats, and the
+    expected mean equal to Σ ħω/4·coth(ħω/2kT) of its modes (analytic harmonic Wigner value)."""
+    from mlmm.sampling.wigner import sample_wigner
+
+    refs = [system.cut_frame(system.atoms.positions, embedding_with(cutoff=6.0), sampler="xtb_md", iteration=0,
+                             source="ref", seed=0)[0]]
+    sampler = sampler_with("wigner", n_frames=3, temperature=300.0, environment="vacuum", seed=4, min_distance=0.7)
+    frames, stats = sample_wigner(system, refs, sampler, embedding_with(cutoff=6.0))
+    assert len(frames) == 3 and all(f.info["sampler"] == "wigner" and f.info["seed"] == 4 for f in frames)
+    masses = system.atoms.get_masses()[:9]
+    kinetic = [0.5 * float((f.get_momenta()[:9] ** 2 / masses[:, None]).sum()) for f in frames]
+    np.testing.assert_allclose(kinetic, stats["kinetic_energy_ev"], rtol=1e-6)
+    from scipy import constants
+
+    hbar_omega = constants.h * constants.c * 100.0 / constants.e * np.asarray(stats["wavenumbers_cm"])  # eV
+    kt = constants.k * 300.0 / constants.e
+    expected = float(np.sum(hbar_omega / 4.0 / np.tanh(hbar_omega / (2.0 * kt))))
+    assert stats["expected_mean_harmonic_ev"] == pytest.approx(expected, rel=1e-3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import embedding_with
+from conftest import embedding_with, sampler_with
 from mlmm.frames import qm_mask, validate_frame
 from mlmm.sampling.adaptive import internal_cvs, sample_adaptive
 from mlmm.sampling.md_sampler import sample_xtb_md
@@ -21,8 +21,9 @@ def system(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trajectory(system):
-    return sample_xtb_md(system, n_frames=25, stride=4, equilibration_steps=10, timestep_fs=0.5, temperature_K=400.0,
-                         friction_per_fs=0.01, embedding=embedding_with(cutoff=4.0), seed=5)
+    sampler = sampler_with("xtb_md", n_frames=25, stride=4, equilibration_steps=10, timestep=0.5, temperature=400.0,
+                           friction=0.01, seed=5)
+    return sample_xtb_md(system, sampler, embedding_with(cutoff=4.0))
 
 
 def test_pca_round_trip(trajectory):
@@ -43,7 +44,8 @@ def test_pca_round_trip(trajectory):
 
 
 def test_pca_sampling_extends_range_and_filters(trajectory):
-    frames, stats = sample_pca(trajectory, n_frames=12, n_components=2, extend=1.6, seed=1, min_distance_ang=0.7)
+    frames, stats = sample_pca(trajectory, sampler_with("pca", n_frames=12, n_components=2, extend=1.6, seed=1,
+                                                        min_distance=0.7))
     assert len(frames) == 12
     proj = stats["trajectory_projections"]
     lo, hi = proj.min(axis=0), proj.max(axis=0)
@@ -59,7 +61,7 @@ def test_pca_sampling_extends_range_and_filters(trajectory):
         d = np.linalg.norm(f.positions[mask][:, None] - f.positions[None], axis=-1)
         assert np.sort(d, axis=1)[:, 1].min() >= 0.7
     with pytest.raises(RuntimeError, match="pass min_distance"):
-        sample_pca(trajectory, n_frames=3, n_components=2, extend=1.0, seed=1, min_distance_ang=5.0)
+        sample_pca(trajectory, sampler_with("pca", n_frames=3, n_components=2, extend=1.0, seed=1, min_distance=5.0))
 
 
 def test_internal_cvs_match_ase(trajectory):
@@ -72,9 +74,10 @@ def test_internal_cvs_match_ase(trajectory):
 
 
 def test_adaptive_sampling(system):
-    frames, stats = sample_adaptive(system, cvs=[[0, 1, 2, 3], [0, 1, 2]], n_frames=8, n_walkers=2, steps=30, stride=5,
-                                    max_rounds=3, min_growth=0.0, bin_width_ang=0.05, bin_width_deg=5.0,
-                                    timestep_fs=0.5, temperature_K=500.0, friction_per_fs=0.01, embedding=embedding_with(cutoff=4.0), seed=2)
+    sampler = sampler_with("adaptive", cvs=[[0, 1, 2, 3], [0, 1, 2]], n_frames=8, n_walkers=2, steps=30, stride=5,
+                           max_rounds=3, min_growth=0.0, bin_width_ang=0.05, bin_width_deg=5.0, timestep=0.5,
+                           temperature=500.0, friction=0.01, seed=2)
+    frames, stats = sample_adaptive(system, sampler, embedding_with(cutoff=4.0))
     cov = stats["coverage_per_round"]
     assert len(cov) >= 2 and np.all(np.diff(cov) >= 0) and cov[-1] > cov[0]
     assert len(stats["cv_values"]) == len(cov) * 2 * 6  # rounds x walkers x (steps / stride)

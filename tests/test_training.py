@@ -127,8 +127,8 @@ def test_splits(labels, members):
         assert not (set(train) & set(val)) and not (set(train) & set(test)) and not (set(val) & set(test))
         assert len(train) + len(val) + len(test) == N_FRAMES
     for m in members:
-        assert m["metrics"]["n_test"] == len(test_idx)
-        assert m["metrics"]["n_train"] + m["metrics"]["n_val"] + m["metrics"]["n_test"] == N_FRAMES
+        assert m["metrics"].n_test == len(test_idx)
+        assert m["metrics"].n_train + m["metrics"].n_val + m["metrics"].n_test == N_FRAMES
 
 
 def test_training_reduces_errors(labels, members):
@@ -143,15 +143,15 @@ def test_training_reduces_errors(labels, members):
             untrained = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING)
             fit_energy_reference(untrained, [data[i] for i in train])
             before = Ensemble([untrained.eval()]).evaluate_db(db, val)
-            assert metrics["val_force_mae_qm"] < 0.5 * before["force_mae_qm"]
-            assert metrics["val_energy_mae"] < before["energy_mae"]
-            assert metrics["val_losses"][-1] < 0.5 * metrics["val_losses"][0]
-            assert metrics["test_force_mae_qm"] is not None and metrics["test_force_mae_mm"] is not None
+            assert metrics.val_force_mae_qm < 0.5 * before["force_mae_qm"]
+            assert metrics.val_energy_mae < before["energy_mae"]
+            assert metrics.val_losses[-1] < 0.5 * metrics.val_losses[0]
+            assert metrics.test_force_mae_qm is not None and metrics.test_force_mae_mm is not None
             # MM-site forces (small, ~0.04 eV/Å) are learned too: clearly better than predicting zero
             zero_mm = np.mean([data[i]["forces"][data[i]["qm_mask"] < 0.5].abs().mean().item() for i in val])
-            assert metrics["val_force_mae_mm"] < 0.9 * zero_mm
+            assert metrics.val_force_mae_mm < 0.9 * zero_mm
             saved = json.loads((m["log"] / "metrics.json").read_text())
-            assert saved["n_train"] == metrics["n_train"] and saved["units"]["energy"] == "eV"
+            assert saved["n_train"] == metrics.n_train and saved["units"]["energy"] == "eV"
     finally:
         shutil.rmtree(workdir)
 
@@ -178,9 +178,9 @@ def test_tiny_dataset_guards(labels, tmp_path):
     settings = replace(SETTINGS, max_epochs=2, test_fraction=0.0, val_fraction=0.01)
     metrics = train_member([str(tiny)], str(tmp_path / "m.pt"), seed=0, settings=settings, log_dir=str(tmp_path / "log"),
                            num_threads=1)
-    assert (metrics["n_train"], metrics["n_val"], metrics["n_test"]) == (2, 1, 0)
-    assert metrics["test_energy_mae"] is None and metrics["val_energy_mae"] is not None
-    assert metrics["settings"] == settings.to_dict()
+    assert (metrics.n_train, metrics.n_val, metrics.n_test) == (2, 1, 0)
+    assert metrics.test_energy_mae is None and metrics.val_energy_mae is not None
+    assert metrics.settings == settings.to_dict()
     with pytest.raises(ValueError, match="need ≥ 2"):
         split_indices(str(tiny), seed=0, training=replace(SETTINGS, val_fraction=0.1, test_fraction=0.999999))
 

@@ -14,7 +14,7 @@ from mlmm.model.ensemble import Ensemble, load_model
 from mlmm.model.stages import field_ablation
 from mlmm.model.train import train_member
 from test_delta import write_labels_db
-from conftest import config_with
+from conftest import level_with
 from test_training import SETTINGS, water_in_charges
 
 FAST = replace(SETTINGS, max_epochs=4, test_fraction=0.0)
@@ -44,8 +44,8 @@ def first(dbs) -> dict:
 def test_learning_curves_logged(first):
     """One train and one val loss per epoch; no warm start without init_from."""
     m = first["metrics"]
-    assert len(m["val_losses"]) == len(m["train_losses"]) == FIRST.max_epochs
-    assert m["warm_started_from"] is None and m["settings"]["lr_schedule"] == "plateau"
+    assert len(m.val_losses) == len(m.train_losses) == FIRST.max_epochs
+    assert m.warm_started_from is None and m.settings["lr_schedule"] == "plateau"
 
 
 def test_warm_start_continues_from_previous(dbs, first):
@@ -54,13 +54,13 @@ def test_warm_start_continues_from_previous(dbs, first):
     settings = replace(FAST, warm_start=True, lr_schedule="cosine", max_epochs=2)
     warm = train_member([dbs["train"]], str(dbs["root"] / "warm.pt"), seed=0, settings=settings,
                         log_dir=str(dbs["root"] / "log_warm"), num_threads=1, init_from=first["path"])
-    assert warm["warm_started_from"] == first["path"]
-    assert warm["val_losses"][0] < 1.1 * first["metrics"]["best_val_loss"]
+    assert warm.warm_started_from == first["path"]
+    assert warm.val_losses[0] < 1.1 * first["metrics"].best_val_loss
     cold = train_member([dbs["train"]], str(dbs["root"] / "cold.pt"), seed=0, settings=replace(settings, warm_start=False),
                         log_dir=str(dbs["root"] / "log_cold"), num_threads=1, init_from=first["path"])
-    assert cold["warm_started_from"] is None
-    assert warm["train_losses"][0] < 0.8 * cold["train_losses"][0]
-    assert warm["val_losses"][0] < 0.9 * cold["val_losses"][0]
+    assert cold.warm_started_from is None
+    assert warm.train_losses[0] < 0.8 * cold.train_losses[0]
+    assert warm.val_losses[0] < 0.9 * cold.val_losses[0]
 
 
 def test_warm_start_skips_other_architecture(dbs, first):
@@ -68,7 +68,7 @@ def test_warm_start_skips_other_architecture(dbs, first):
     settings = replace(FAST, warm_start=True, n_atom_basis=8, max_epochs=1)
     m = train_member([dbs["train"]], str(dbs["root"] / "other.pt"), seed=0, settings=settings,
                      log_dir=str(dbs["root"] / "log_other"), num_threads=1, init_from=first["path"])
-    assert m["warm_started_from"] is None
+    assert m.warm_started_from is None
 
 
 def test_field_ablation_stage(dbs, first, tmp_path):
@@ -79,10 +79,10 @@ def test_field_ablation_stage(dbs, first, tmp_path):
                  log_dir=str(tmp_path / "log"), num_threads=1)
     assert not load_model(blind, "cpu").mlmm_settings["use_field"]
     out = tmp_path / "ablation.json"
-    cfg = replace(SETTINGS, test_fraction=0.3).to_dict()  # the stage gets config sections, as from the rule's params
-    level = config_with(labeling={"level": {"method": "hf", "basis": "sto-3g"}})["labeling"]["level"]
+    cfg = replace(SETTINGS, test_fraction=0.3)
+    level = level_with(method="hf", basis="sto-3g")
     field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], [dbs["train"]], cfg,
-                   level, str(out), str(tmp_path / "scan.png"))
+                   level, str(tmp_path / "scan.png")).to_json(out)
     result = json.loads(out.read_text())
     scan = result["environment_scan"]  # the blind model is flat; the reference is not
     assert np.allclose(scan["models"]["without_field"]["curve_ev"], 0.0) and np.ptp(scan["reference_ev"]) > 0.01

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DEMO, embedding_with, solute_with_nearest_waters
+from conftest import DEMO, embedding_with, sampler_with, solute_with_nearest_waters
 from mlmm.frames import read_frames, validate_frame, write_frames
 from mlmm.sampling.md_sampler import sample_xtb_md
 from mlmm.system import System
@@ -20,8 +20,9 @@ def small(tmp_path_factory) -> System:
 
 
 def test_sampler_emits_valid_frames(small, tmp_path):
-    frames = sample_xtb_md(small, n_frames=3, stride=4, equilibration_steps=4, timestep_fs=0.5,
-                           temperature_K=300.0, friction_per_fs=0.01, embedding=embedding_with(cutoff=3.5), seed=11)
+    sampler = sampler_with("xtb_md", n_frames=3, stride=4, equilibration_steps=4, timestep=0.5, temperature=300.0,
+                           friction=0.01, seed=11)
+    frames = sample_xtb_md(small, sampler, embedding_with(cutoff=3.5))
     assert len(frames) == 3
     for k, frame in zip((8, 12, 16), frames):
         validate_frame(frame)

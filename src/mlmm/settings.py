@@ -6,10 +6,11 @@ only place a default lives: these classes have none, every field name is the con
 run MD inherit :class:`MDSettings` (the schema's shared ``$defs/md`` block). Lists in the config
 become tuples (the objects are immutable); :meth:`Section.to_dict` gives the plain mapping back.
 
-A stage function receives its config section as a plain mapping (Snakemake ``params:``, so a
-changed value reruns the job) and builds the object on its first line::
+A rule passes its config section as a plain mapping (Snakemake ``params:``, so a changed value
+reruns the job); its glue script builds the object once, and the stage and library functions
+below take the typed settings::
 
-    al = ALSettings.from_dict(al_cfg)
+    sampler=XtbMDSettings.from_dict(snakemake.params.sampler)
 
 Units are those of the schema: Å, fs, K, eV, e (named per field below).
 """

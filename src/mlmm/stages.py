@@ -12,25 +12,43 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from mlmm.frames import write_frames
 from mlmm.jobs import read_json, set_threads, system_from_config, write_json
 from mlmm.labeling.reports import ChunkReport, LabelReport
+from mlmm.records import Record
 from mlmm.settings import LevelSettings, SystemSettings
 
 log = logging.getLogger(__name__)
 
 
-def prepare_system(structure: str, system_cfg: dict[str, Any], frame_out: str, info_out: str) -> None:
-    """Validate the structure and QM selection; write the first Frame and a system summary."""
-    settings = SystemSettings.from_dict(system_cfg)
-    system = system_from_config(structure, settings)
+@dataclass
+class SystemInfo(Record):
+    """``system/system.json``: the validated system; the MM sites and their charge (e) within the
+    embedding cutoff of the first Frame; the cell edge lengths in Å; the QM charge in e."""
+
+    structure: str
+    n_atoms_total: int
+    n_qm: int
+    qm_symbols: list[str]
+    n_mm_in_cutoff: int
+    mm_charge_in_cutoff_e: float
+    periodic: bool
+    cell_ang: list[float]
+    qm_charge: int
+    multiplicity: int
+
+
+def prepare_system(structure: str, system_settings: SystemSettings, frame_out: str) -> SystemInfo:
+    """Validate the structure and QM selection; write the first Frame; return the system summary."""
+    system = system_from_config(structure, system_settings)
     frame, index = system.cut_frame(
         system.atoms.positions,
-        settings.embedding,
+        system_settings.embedding,
         sampler="initial",
         iteration=0,
         source=f"{structure}:0",
@@ -38,27 +56,27 @@ def prepare_system(structure: str, system_cfg: dict[str, Any], frame_out: str, i
     )
     write_frames(frame_out, [frame])
     mm = ~frame.arrays["qm_mask"]
-    info = {
-        "structure": structure,
-        "n_atoms_total": len(system.atoms),
-        "n_qm": int(system.n_qm),
-        "qm_symbols": frame.get_chemical_symbols()[: system.n_qm],
-        "n_mm_in_cutoff": int(mm.sum()),
-        "mm_charge_in_cutoff_e": float(np.round(frame.get_initial_charges()[mm].sum(), 6)),
-        "periodic": bool(system.atoms.pbc.any()),
-        "cell_ang": system.atoms.cell.lengths().tolist(),
-        "qm_charge": system.qm_charge,
-        "multiplicity": system.multiplicity,
-    }
-    log.info("system: %s", info)
-    write_json(info_out, info)
+    info = SystemInfo(
+        structure=structure,
+        n_atoms_total=len(system.atoms),
+        n_qm=int(system.n_qm),
+        qm_symbols=frame.get_chemical_symbols()[: system.n_qm],
+        n_mm_in_cutoff=int(mm.sum()),
+        mm_charge_in_cutoff_e=float(np.round(frame.get_initial_charges()[mm].sum(), 6)),
+        periodic=bool(system.atoms.pbc.any()),
+        cell_ang=system.atoms.cell.lengths().tolist(),
+        qm_charge=system.qm_charge,
+        multiplicity=system.multiplicity,
+    )
+    log.info("system: %s", info.to_dict())
+    return info
 
 
 def label_chunk(
     frames_path: str,
     chunk_index: int,
     chunk_size: int,
-    level_cfg: dict[str, Any],
+    level: LevelSettings,
     db_out: str,
     report_out: str,
     threads: int = 1,
@@ -66,7 +84,6 @@ def label_chunk(
     """Label one chunk with PySCF QM/MM (resumes from a partial checkpoint of a killed run); the
     ``threads`` are single-threaded worker processes, for bit-reproducible labels."""
     set_threads(1)
-    level = LevelSettings.from_dict(level_cfg)
     from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.labeling.chunks import label_chunk as run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -46,8 +46,8 @@ def explore(
     calibration: Sequence[str],
     iteration: int,
     walker: int,
-    al_cfg: dict[str, Any],
-    system_cfg: dict[str, Any],
+    al: ALSettings,
+    system_settings: SystemSettings,
     frames_out: str,
     device: str,
 ) -> WalkerStats:
@@ -59,7 +59,6 @@ def explore(
     as in :func:`sigma_scale` before it meets ``sigma_stop``. The ensemble runs on ``device``
     (the ``training.device`` setting).
     """
-    al, system_settings = ALSettings.from_rule_params(al_cfg), SystemSettings.from_dict(system_cfg)
     done = converged_before(previous_selection)
     if done is not None:
         log.info("converged at iteration %d: walker skipped", done.converged_at)
@@ -138,7 +137,7 @@ def select(
     evaluations: Sequence[str],
     calibration: Sequence[str],
     iteration: int,
-    al_cfg: dict[str, Any],
+    al: ALSettings,
     selected_out: str,
 ) -> SelectionRecord:
     """Trust window + diversity over all walkers; writes the selected Frames, returns the selection record.
@@ -147,7 +146,6 @@ def select(
     ``sigma_lo`` reaches ``converged_fraction``, no walker breached, and the held-out error of
     the models trained so far (``evaluations``, oldest first) stopped improving.
     """
-    al = ALSettings.from_rule_params(al_cfg)
     from mlmm.al.selection import is_converged, select_frames, validation_stalled
     from mlmm.model.stages import EnsembleEvaluation
 

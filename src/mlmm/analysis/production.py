@@ -215,8 +215,8 @@ def analyse(
     final_stats: Sequence[str],
     initial_stats: Sequence[str],
     nve_stats: Sequence[str],
-    production_cfg: dict[str, Any],
-    system_cfg: dict[str, Any],
+    production: ProductionSettings,
+    system: SystemSettings,
     analysis_out: str,
     rdf_png: str,
     sigma_png: str,
@@ -224,7 +224,6 @@ def analyse(
     cvs_png: str,
 ) -> None:
     """All production analyses, their plots and one JSON record (also the summary's ``production``)."""
-    production, system = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
     final = [(Path(p).parent, ProductionStats.from_json(p)) for p in final_stats]
     initial = [(Path(p).parent, ProductionStats.from_json(p)) for p in initial_stats]
     nve = NVEStats.from_json(nve_stats[0]) if nve_stats else None

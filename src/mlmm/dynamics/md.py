@@ -335,15 +335,23 @@ def run_md(
             return f"blow-up at step {step}: QM engine failed: {cause}"
         raise cause
 
-    def loop() -> MDRun:
-        current = begin
-        done = 0 if resumed is None else resumed["step"]
+    def observe(step: int, previous: Atoms) -> tuple[Atoms, MDRun | None]:
+        """The frame at ``step`` and, where the run stops there, its MDRun: after an OpenMM
+        failure with ``previous`` (the last good frame) as restart point, after a blow-up with the
+        blown-up frame."""
         try:
-            current, reason = frame(done)
+            atoms, reason = frame(step)
         except openmm.OpenMMException as err:
-            return MDRun(failed(err, done), done, _bare(begin), n_dof)
+            return previous, MDRun(failed(err, step), step, _bare(previous), n_dof)
         if reason:
-            return MDRun(reason, done, _bare(current), n_dof)
+            return atoms, MDRun(reason, step, _bare(atoms), n_dof)
+        return atoms, None
+
+    def loop() -> MDRun:
+        done = 0 if resumed is None else resumed["step"]
+        current, stopped = observe(done, begin)
+        if stopped is not None:
+            return stopped
         plan = [min(first_frame_after, steps)] if first_frame_after else []
         remaining = steps - sum(plan)
         plan += [stride] * (remaining // stride) + ([remaining % stride] if remaining % stride else [])
@@ -367,12 +375,9 @@ def run_md(
                 saved = done > first_frame_after and (done - first_frame_after) % stride == 0
                 if not saved and done < steps:
                     continue
-                try:
-                    current, reason = frame(done)
-                except openmm.OpenMMException as err:
-                    return MDRun(failed(err, done), done, _bare(current), n_dof)
-                if reason:
-                    return MDRun(reason, done, _bare(current), n_dof)
+                current, stopped = observe(done, current)
+                if stopped is not None:
+                    return stopped
                 if saved:
                     if dcd is not None:
                         dcd.write(current.positions, current.cell.array if forces.npt else None)

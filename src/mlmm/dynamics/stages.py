@@ -14,7 +14,7 @@ import numpy as np
 
 from mlmm.dynamics.md import CheckpointSpec
 from mlmm.frames import atomic_write, write_frames
-from mlmm.jobs import system_from_config, write_json
+from mlmm.jobs import system_from_config
 from mlmm.records import Record, nested, optional
 from mlmm.seeds import derive_seed
 from mlmm.settings import ProductionSettings, SystemSettings
@@ -82,6 +82,23 @@ class MetadynamicsStats(Record):
     n_sigma_exceeded: int
     sigma_max: float | None
     ms_per_step: float | None
+
+
+@dataclass
+class FreeEnergyProfile(Record):
+    """``production/metadynamics/fes.json``: the replica-mean free-energy profile along the metaD CV
+    (kJ/mol, CV in PLUMED units): location of its minimum, span, standard errors, the replicas' runs
+    and the profile's CSV."""
+
+    replicas: int
+    cv_min_location: float
+    free_energy_span_kJ_mol: float
+    max_standard_error_kJ_mol: float
+    mean_standard_error_kJ_mol: float
+    periodic: bool
+    cv_range: list[float]
+    runs: list[MetadynamicsStats] = nested(MetadynamicsStats)
+    profile_csv: str
 
 
 @dataclass
@@ -154,8 +171,8 @@ def read_timeseries(path: str) -> dict[str, np.ndarray]:
 def production(
     structure: str,
     models: Sequence[str],
-    production_cfg: dict[str, Any],
-    system_cfg: dict[str, Any],
+    production: ProductionSettings,
+    system_settings: SystemSettings,
     model_label: str,
     replica: int,
     trajectory_out: str,
@@ -172,27 +189,26 @@ def production(
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
-    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
     system = system_from_config(structure, system_settings)
-    seed = derive_seed(cfg.seed, stream="production_replica", index=replica)
+    seed = derive_seed(production.seed, stream="production_replica", index=replica)
     checkpoint = None
-    if cfg.checkpoint_steps:
-        signature = run_signature({"production": production_cfg, "system": system_cfg, "replica": replica,
+    if production.checkpoint_steps:
+        signature = run_signature({"production": production.to_dict(), "system": system_settings.to_dict(), "replica": replica,
                                    "model": model_label}, [structure, *models])
-        checkpoint = CheckpointSpec(Path(trajectory_out).with_name("checkpoint.pkl"), cfg.checkpoint_steps, signature)
+        checkpoint = CheckpointSpec(Path(trajectory_out).with_name("checkpoint.pkl"), production.checkpoint_steps, signature)
     result = run_mlp_md(
         system,
         ensemble_potential(system, Ensemble.load_for(list(models), device), embedding=system_settings.embedding),
-        steps=cfg.steps,
-        friction_per_fs=cfg.friction,
+        steps=production.steps,
+        friction_per_fs=production.friction,
         seed=seed,
         sampler=f"production_{model_label}",
         source=f"{structure}:production:{model_label}:replica{replica}",
-        sigma_action=cfg.sigma_action,
+        sigma_action=production.sigma_action,
         trajectory=trajectory_out,
         checkpoint=checkpoint,
-        pressure_bar=cfg.pressure,
-        **production_md_settings(cfg),
+        pressure_bar=production.pressure,
+        **production_md_settings(production),
     )
     write_topology(system, topology_out)
     _write_timeseries(timeseries_out, result)
@@ -203,17 +219,17 @@ def production(
         models=list(models),
         replica=replica,
         seed=seed,
-        ensemble="NVT" if cfg.pressure is None else "NPT",
-        temperature_K=cfg.temperature,
-        steps_requested=cfg.steps,
+        ensemble="NVT" if production.pressure is None else "NPT",
+        temperature_K=production.temperature,
+        steps_requested=production.steps,
         steps_done=result.steps_done,
-        length_ps=result.steps_done * cfg.timestep / 1000.0,
-        completed=result.steps_done == cfg.steps,
+        length_ps=result.steps_done * production.timestep / 1000.0,
+        completed=result.steps_done == production.steps,
         stop_reason=result.stop_reason,
-        sigma_action=cfg.sigma_action,
-        sigma_stop=cfg.sigma_stop,
+        sigma_action=production.sigma_action,
+        sigma_stop=production.sigma_stop,
         n_sigma_exceeded=len(exceeded),
-        first_sigma_exceeded_ps=exceeded[0] * cfg.timestep / 1000.0 if exceeded else None,
+        first_sigma_exceeded_ps=exceeded[0] * production.timestep / 1000.0 if exceeded else None,
         n_handed_back=len(result.collected),
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
         sigma_mean=float(np.mean(result.sigmas)) if result.sigmas else None,
@@ -243,8 +259,8 @@ def energy_drift(times_fs: np.ndarray, total_energy_ev: np.ndarray, n_atoms: int
 def production_nve(
     structure: str,
     models: Sequence[str],
-    production_cfg: dict[str, Any],
-    system_cfg: dict[str, Any],
+    production: ProductionSettings,
+    system_settings: SystemSettings,
     timeseries_out: str,
     device: str,
 ) -> NVEStats:
@@ -254,7 +270,6 @@ def production_nve(
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
-    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
     system = system_from_config(structure, system_settings)
     ensemble = Ensemble.load_for(list(models), device)
 
@@ -262,31 +277,31 @@ def production_nve(
         return ensemble_potential(system, ensemble, embedding=system_settings.embedding)
 
     common = dict(
-        seed=derive_seed(cfg.seed, stream="production_nve"),
+        seed=derive_seed(production.seed, stream="production_nve"),
         source=f"{structure}:production:nve",
         sigma_action="warn",
-        **production_md_settings(cfg),
+        **production_md_settings(production),
     )
     start = None
-    if cfg.nve_equilibration_steps:
-        equil = run_mlp_md(system, potential(), steps=cfg.nve_equilibration_steps, friction_per_fs=cfg.friction, sampler="nve_equilibration", **common)
+    if production.nve_equilibration_steps:
+        equil = run_mlp_md(system, potential(), steps=production.nve_equilibration_steps, friction_per_fs=production.friction, sampler="nve_equilibration", **common)
         if equil.stop_reason:  # no NVE run from a blown-up state: report why instead
             _write_timeseries(timeseries_out, MLPMDResult())
-            return NVEStats(steps_requested=cfg.nve_steps, steps=0, completed=False,
+            return NVEStats(steps_requested=production.nve_steps, steps=0, completed=False,
                             stop_reason=f"NVT equilibration: {equil.stop_reason}")
         start = equil.final_state
-    result = run_mlp_md(system, potential(), steps=cfg.nve_steps, friction_per_fs=0.0, sampler="nve", start=start, **common)
+    result = run_mlp_md(system, potential(), steps=production.nve_steps, friction_per_fs=0.0, sampler="nve", start=start, **common)
     _write_timeseries(timeseries_out, result)
     series = read_timeseries(timeseries_out)
     # a run that blew up is reported, not fatal: the drift up to the stop is still informative
     drift = energy_drift(series["time_fs"], series["total_energy_eV"], len(system.atoms)) if len(series["time_fs"]) >= 2 else {}
     stats = NVEStats(
         **drift,
-        steps_requested=cfg.nve_steps,
+        steps_requested=production.nve_steps,
         steps=result.steps_done,
         completed=result.stop_reason is None,
         stop_reason=result.stop_reason,
-        timestep_fs=cfg.timestep,
+        timestep_fs=production.timestep,
         temperature_mean_K=float(np.mean(result.temperatures_K)) if result.temperatures_K else None,
         n_sigma_exceeded=len(result.sigma_exceeded_steps),
         sigma_max=float(np.max(result.sigmas)) if result.sigmas else None,
@@ -321,8 +336,8 @@ def stability(final_stats: Sequence[str], initial_stats: Sequence[str]) -> Stabi
 def production_metadynamics(
     structure: str,
     models: Sequence[str],
-    production_cfg: dict[str, Any],
-    system_cfg: dict[str, Any],
+    production: ProductionSettings,
+    system_settings: SystemSettings,
     replica: int,
     out_dir: str,
     timeseries_out: str,
@@ -334,8 +349,7 @@ def production_metadynamics(
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
-    cfg, system_settings = ProductionSettings.from_dict(production_cfg), SystemSettings.from_dict(system_cfg)
-    metad = cfg.metadynamics
+    metad = production.metadynamics
     system = system_from_config(structure, system_settings)
     result = run_mlp_metadynamics(
         system,
@@ -344,12 +358,12 @@ def production_metadynamics(
         biasfactor=metad.biasfactor,
         out_dir=out_dir,
         steps=metad.steps,
-        friction_per_fs=cfg.friction,
-        seed=derive_seed(cfg.seed, stream="production_metadynamics", index=replica),
+        friction_per_fs=production.friction,
+        seed=derive_seed(production.seed, stream="production_metadynamics", index=replica),
         sampler="production_metad",
         source=f"{structure}:metad:replica{replica}",
         sigma_action=metad.sigma_action,
-        **production_md_settings(cfg),
+        **production_md_settings(production),
     )
     _write_timeseries(timeseries_out, result)
     return MetadynamicsStats(
@@ -364,8 +378,9 @@ def production_metadynamics(
     )
 
 
-def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins: int, csv_out: str, png_out: str, json_out: str) -> None:
-    """Free-energy profile (kJ/mol) along the metaD CV: replica mean ± standard error; CSV, plot, JSON."""
+def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins: int, csv_out: str,
+                     png_out: str) -> FreeEnergyProfile:
+    """Free-energy profile (kJ/mol) along the metaD CV: replica mean ± standard error; CSV, plot, record."""
     from mlmm.dynamics.metadynamics import free_energy_profile
 
     fes = free_energy_profile(list(hills), Path(csv_out).parent, n_bins)
@@ -391,18 +406,17 @@ def metadynamics_fes(hills: Sequence[str], replica_stats: Sequence[str], n_bins:
     fig.tight_layout()
     atomic_write(png_out, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
-    runs = [MetadynamicsStats.from_json(p).to_dict() for p in replica_stats]
     i_min = int(np.argmin(f))
-    data = {
-        "replicas": len(hills),
-        "cv_min_location": float(cv[i_min]),
-        "free_energy_span_kJ_mol": float(np.nanmax(f)),
-        "max_standard_error_kJ_mol": float(np.nanmax(err)),
-        "mean_standard_error_kJ_mol": float(np.nanmean(err)),
-        "periodic": fes["periodic"],
-        "cv_range": list(fes["cv_range"]),
-        "runs": runs,
-        "profile_csv": csv_out,
-    }
-    log.info("metadynamics FES: %s", data)
-    write_json(json_out, data)
+    profile = FreeEnergyProfile(
+        replicas=len(hills),
+        cv_min_location=float(cv[i_min]),
+        free_energy_span_kJ_mol=float(np.nanmax(f)),
+        max_standard_error_kJ_mol=float(np.nanmax(err)),
+        mean_standard_error_kJ_mol=float(np.nanmean(err)),
+        periodic=fes["periodic"],
+        cv_range=list(fes["cv_range"]),
+        runs=[MetadynamicsStats.from_json(p) for p in replica_stats],
+        profile_csv=csv_out,
+    )
+    log.info("metadynamics FES: %s", profile.to_dict())
+    return profile

@@ -68,6 +68,31 @@ class PropertyPredictions(Record):
     records: list[PropertyPrediction] = nested(PropertyPrediction)
 
 
+@dataclass
+class ReplicaRun(Record):
+    """One bright-state MD replica: steps run, why it stopped (None: ran through), frames kept after
+    the relaxation, the largest ensemble σ (eV/Å) and the cost (ms per step)."""
+
+    replica: int
+    steps_done: int
+    stop_reason: str | None
+    n_frames_kept: int
+    sigma_max: float
+    ms_per_step: float
+
+
+@dataclass
+class ExcitedDynamicsStats(Record):
+    """``excited/dynamics/stats.json``: frames kept after ``relaxation_fs`` (fs) over all replicas,
+    how the start states were drawn (``initial``, e.g. the Wigner statistics of
+    :func:`mlmm.sampling.wigner.wigner_starts`) and one line per replica."""
+
+    n_frames: int
+    relaxation_fs: float
+    initial: dict[str, Any]
+    replicas: list[ReplicaRun] = nested(ReplicaRun)
+
+
 def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
     """Indices of ``n_wanted`` frames spread evenly over ``n_total`` (all if fewer)."""
     if n_wanted >= n_total:
@@ -75,16 +100,15 @@ def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n_total - 1, n_wanted)})
 
 
-def excited_state_reference(frame_path: str, level_cfg: dict[str, Any], td_cfg: dict[str, Any]) -> StateReference:
-    """The run's one bright-state reference: TDA/TDDFT of the input structure's Frame (``frame_path``)."""
-    level = LevelSettings.from_dict(level_cfg, "excited.level")
-    settings = TDSettings.from_dict(td_cfg)
+def excited_state_reference(frame_path: str, level: LevelSettings, td: TDSettings) -> StateReference:
+    """The run's one bright-state reference: TDA/TDDFT of the input structure's Frame (``frame_path``)
+    at the ``excited.level``."""
     from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
     from mlmm.labeling.excited import state_reference
 
     check_level(level, "excited.level")
-    reference = state_reference(read_frames(frame_path)[0], level, settings, source=frame_path)
+    reference = state_reference(read_frames(frame_path)[0], level, td, source=frame_path)
     log.info("state reference: S%d, ΔE = %.3f eV, f = %.3f, μ = %s e·Å", reference.state_index + 1,
              reference.excitation_energy_ev, reference.oscillator_strength,
              np.round(reference.transition_dipole_e_ang, 3).tolist())
@@ -94,8 +118,8 @@ def excited_state_reference(frame_path: str, level_cfg: dict[str, Any], td_cfg: 
 def label_excited(
     frames_path: str,
     n_frames: int,
-    level_cfg: dict[str, Any],
-    td_cfg: dict[str, Any],
+    level: LevelSettings,
+    td: TDSettings,
     db_out: str | None = None,
     samplers: Sequence[str] | None = None,
     state_reference: str | None = None,
@@ -108,8 +132,6 @@ def label_excited(
     and, when ``db_out`` is given, writes the bright state's energy/forces as a label DB in the
     ordinary labels contract (unambiguous frames only).
     """
-    level = LevelSettings.from_dict(level_cfg, "excited.level")
-    settings = TDSettings.from_dict(td_cfg)
     from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
     from mlmm.labeling.db import write_label_db
@@ -127,15 +149,15 @@ def label_excited(
     picked = [candidates[k] for k in evenly_spaced(len(candidates), n_frames)]
     subset = [frames[i] for i in picked]
     log.info("%s: %d of %d frames, %s %s", frames_path, len(subset), len(frames),
-             "TDA" if settings.tda else "TDDFT", level.label)
+             "TDA" if td.tda else "TDDFT", level.label)
     reference = StateReference.from_json(state_reference) if state_reference else None
-    rows, records = label_excited_frames(subset, level, settings, reference=reference, forces=db_out is not None, log=log)
+    rows, records = label_excited_frames(subset, level, td, reference=reference, forces=db_out is not None, log=log)
     for rec in records:
         rec.source_index = picked[rec.index]
         rec.sampler = str(subset[rec.index].info["sampler"])
     ok = [r for r in records if r.ok]
     labels = ExcitedLabels(
-        level=level.to_dict(), td=settings.to_dict(), frames=frames_path,
+        level=level.to_dict(), td=td.to_dict(), frames=frames_path,
         n_frames=len(subset), n_ok=len(ok),
         n_ambiguous=sum(bool(r.bright_ambiguous) for r in ok),
         bright_state_counts={str(k): int(v) for k, v in zip(*np.unique([r.bright_state for r in ok], return_counts=True))} if ok else {},
@@ -148,11 +170,10 @@ def label_excited(
     return labels
 
 
-def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], cfg: dict[str, Any], model_out: str,
+def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], settings: PropertyModelSettings, model_out: str,
                          metrics_out: str) -> None:
     """Fit the bright-state property model on the labelled frames of the bright-state DBs
     (initial ensemble and the frames added by the bright-state active learning)."""
-    settings = PropertyModelSettings.from_dict(cfg)
     from mlmm.excited.property_model import fit_property_model
     from mlmm.labeling.db import frame_id, read_labelled_frames
 
@@ -166,8 +187,8 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
     write_json(metrics_out, metrics)
 
 
-def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, Any], system_cfg: dict[str, Any],
-                     frames_out: str, stats_out: str, device: str) -> None:
+def excited_dynamics(structure: str, models: Sequence[str], dyn: ExcitedDynamicsSettings, system_settings: SystemSettings,
+                     frames_out: str, device: str) -> ExcitedDynamicsStats:
     """Bright-state MLP/MM MD replicas, vertically excited from the ground state.
 
     ``initial``: 'wigner' starts replica r from the r-th Wigner sample of the QM region (positions
@@ -175,9 +196,9 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
     Maxwell–Boltzmann), 'ground_state' from the input structure with Maxwell–Boltzmann momenta.
     Replica r uses seed ``derive_seed(seed, stream="excited_replica", index=r)`` (= ``seed + r``);
     frames before ``relaxation`` fs are discarded (the relaxation from the Franck–Condon region);
-    the rest are written as Frames. The bright-state ensemble runs on ``device`` (``training.device``).
+    the rest are written as Frames and the run's statistics returned. The bright-state ensemble runs
+    on ``device`` (``training.device``).
     """
-    dyn, system_settings = ExcitedDynamicsSettings.from_dict(dyn_cfg), SystemSettings.from_dict(system_cfg)
     from mlmm.dynamics.mlp_md import run_mlp_md
     from mlmm.frames import write_frames
     from mlmm.model.ensemble import Ensemble
@@ -204,16 +225,15 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn_cfg: dict[str, A
                 frame.info["time_fs"] = float(t)
                 frame.info["replica"] = r
                 kept.append(frame)
-        replicas.append({"replica": r, "steps_done": res.steps_done, "stop_reason": res.stop_reason,
-                         "n_frames_kept": len(kept) - n_before, "sigma_max": float(max(res.sigmas, default=0.0)),
-                         "ms_per_step": res.ms_per_step})
-        log.info("replica %d: %s", r, replicas[-1])
+        replicas.append(ReplicaRun(replica=r, steps_done=res.steps_done, stop_reason=res.stop_reason,
+                                   n_frames_kept=len(kept) - n_before, sigma_max=float(max(res.sigmas, default=0.0)),
+                                   ms_per_step=res.ms_per_step))
+        log.info("replica %d: %s", r, replicas[-1].to_dict())
     if not kept:
         raise RuntimeError("excited-state MD kept no frames after the relaxation period; "
                            "lower excited.dynamics.relaxation or raise steps")
     write_frames(frames_out, kept)
-    write_json(stats_out, {"n_frames": len(kept), "relaxation_fs": dyn.relaxation, "initial": initial,
-                           "replicas": replicas})
+    return ExcitedDynamicsStats(n_frames=len(kept), relaxation_fs=dyn.relaxation, initial=initial, replicas=replicas)
 
 
 def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: int, environment: str,
@@ -254,7 +274,7 @@ def predict_properties(frames_path: str, model_path: str) -> PropertyPredictions
     return predictions
 
 
-def excited_spectra(absorption_records: str, predictions: str, reference_records: str, cfg: dict[str, Any],
+def excited_spectra(absorption_records: str, predictions: str, reference_records: str, spectra: SpectraSettings,
                     absorption_csv: str, emission_csv: str, absorption_png: str, emission_png: str,
                     summary_out: str, property_metrics: str | None = None,
                     dynamics_stats: str | None = None, selections: Sequence[str] = ()) -> None:
@@ -262,7 +282,6 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
 
     ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary.
     """
-    spectra = SpectraSettings.from_dict(cfg)
     from mlmm.spectra import ensemble as sp
 
     grid = sp.energy_grid(spectra.e_min, spectra.e_max, spectra.n_points)
@@ -328,7 +347,7 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     if property_metrics:
         summary["property_model"] = read_json(property_metrics)
     if dynamics_stats:
-        summary["dynamics"] = read_json(dynamics_stats)
+        summary["dynamics"] = ExcitedDynamicsStats.from_json(dynamics_stats).to_dict()
     if selections:
         from mlmm.al.selection import SelectionRecord
 

@@ -14,6 +14,7 @@ from mlmm.frames import atomic_write  # noqa: E402
 
 if TYPE_CHECKING:
     from mlmm.model.calibration import Calibration
+    from mlmm.model.train import MemberMetrics
 
 
 def _save(fig, path: str) -> None:
@@ -21,14 +22,14 @@ def _save(fig, path: str) -> None:
     plt.close(fig)
 
 
-def plot_learning_curves(metrics: Sequence[Mapping[str, Any]], path: str) -> None:
+def plot_learning_curves(metrics: Sequence[MemberMetrics], path: str) -> None:
     """Per-epoch train and validation loss of every member (log scale)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for m in metrics:
-        label = f"member {m.get('member', m.get('seed'))}"
-        val = m.get("val_losses") or []
+        label = f"member {m.seed if m.member is None else m.member}"
+        val = m.val_losses
         line = ax.plot(np.arange(1, len(val) + 1), val, label=f"{label} val")[0]
-        train = m.get("train_losses") or []
+        train = m.train_losses
         if train:
             ax.plot(np.arange(1, len(train) + 1), train, ls="--", color=line.get_color(), label=f"{label} train")
     ax.set(xlabel="epoch", ylabel="loss (weighted MSE, eV², (eV/Å)²)", yscale="log", title="Learning curves")

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from mlmm.frames import atomic_write
-from mlmm.jobs import read_json, write_json
-from mlmm.records import Record
+from mlmm.jobs import write_json
+from mlmm.records import Record, nested
 from mlmm.seeds import derive_seed
 from mlmm.settings import LevelSettings, TrainingSettings
 
 if TYPE_CHECKING:
     from mlmm.model.calibration import Calibration
+    from mlmm.model.train import MemberMetrics
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +42,29 @@ def train_member(
     dbs: Sequence[str],
     iteration: int,
     member: int,
-    training_cfg: dict[str, Any],
+    training: TrainingSettings,
     selection: Sequence[str],
     previous_model: Sequence[str],
     model_out: str,
-    metrics_out: str,
     log_dir: str,
     threads: int = 1,
-) -> None:
-    """Train ensemble member ``member`` of iteration ``iteration`` on all labels so far.
+) -> MemberMetrics:
+    """Train ensemble member ``member`` of iteration ``iteration`` on all labels so far; returns its metrics.
 
     When the iteration added no labels (converged, or nothing in the trust window) the
-    previous member is carried forward unchanged instead of retraining on identical data.
+    previous member (and its metrics) is carried forward unchanged instead of retraining on identical data.
     ``threads``: torch threads of the training.
     """
     from mlmm.al.selection import read_selection
+    from mlmm.model.train import MemberMetrics, train_member as run
 
-    training = TrainingSettings.from_dict(training_cfg)
     record = read_selection(selection)
     if record is not None and record.n_selected == 0 and previous_model:
         log.info("iteration %d added no labels (%s): carrying %s forward", iteration, record.reason, previous_model[0])
         atomic_write(model_out, lambda tmp: shutil.copyfile(previous_model[0], tmp))
-        metrics = read_json(Path(previous_model[0]).with_suffix(".json"))
-        metrics["carried_forward_from"] = previous_model[0]
-        write_json(metrics_out, metrics)
-        return
-    from mlmm.model.train import train_member as run
+        metrics = MemberMetrics.from_json(Path(previous_model[0]).with_suffix(".json"))
+        metrics.carried_forward_from = previous_model[0]
+        return metrics
 
     metrics = run(
         list(dbs),
@@ -77,14 +75,13 @@ def train_member(
         num_threads=threads,
         init_from=previous_model[0] if previous_model and training.warm_start else None,
     )
-    metrics.update(iteration=iteration, member=member)
-    write_json(metrics_out, metrics)
+    metrics.iteration, metrics.member = iteration, member
+    return metrics
 
 
-def evaluate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any]) -> EnsembleEvaluation:
+def evaluate_ensemble(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings) -> EnsembleEvaluation:
     """Ensemble MAEs on the held-out test frames (identical for all members, never trained on);
     members run on ``training.device``."""
-    training = TrainingSettings.from_dict(training_cfg)
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import held_out_test_set
 
@@ -122,11 +119,11 @@ def _held_out(models: Sequence[str], dbs: Sequence[str], training: TrainingSetti
     return result
 
 
-def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: dict[str, Any], iteration: int) -> Calibration:
+def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings, iteration: int) -> Calibration:
     """models/it{i}/calibration.json: Spearman ρ of σ vs max force error and the σ scale factor."""
     from mlmm.model.calibration import calibrate
 
-    result = _held_out(models, dbs, TrainingSettings.from_dict(training_cfg))
+    result = _held_out(models, dbs, training)
     calibration = calibrate(result.get("sigma_force", []), result.get("max_force_error", []))
     calibration.iteration = iteration
     calibration.sigma_force = [float(v) for v in result.get("sigma_force", [])]
@@ -139,16 +136,17 @@ def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training_cfg: 
 
 def training_plots(
     metrics: Sequence[str], models: Sequence[str], dbs: Sequence[str], calibrations: Sequence[str],
-    training_cfg: dict[str, Any], learning_png: str, parity_png: str, calibration_png: str,
+    training: TrainingSettings, learning_png: str, parity_png: str, calibration_png: str,
     index_out: str,
 ) -> None:
     """Learning curves of every member, parity plots (energy, QM forces, MM forces) on the held-out
     frames, and σ vs error per AL iteration, as PNGs for the report."""
     from mlmm.model.calibration import Calibration
     from mlmm.model.plots import plot_calibration, plot_learning_curves, plot_parity
+    from mlmm.model.train import MemberMetrics
 
-    plot_learning_curves([read_json(m) for m in metrics], learning_png)
-    held_out = _held_out(models, dbs, TrainingSettings.from_dict(training_cfg))
+    plot_learning_curves([MemberMetrics.from_json(m) for m in metrics], learning_png)
+    held_out = _held_out(models, dbs, training)
     plot_parity(held_out, parity_png)
     plot_calibration([Calibration.from_json(c) for c in calibrations], calibration_png)
     write_json(index_out, {
@@ -157,8 +155,50 @@ def training_plots(
     })
 
 
-def _errors(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result.get(k) for k in ("n_frames", "energy_mae", "force_mae_qm", "force_mae_mm")}
+@dataclass
+class ModelErrors(Record):
+    """Ensemble-mean errors on a set of labelled frames: MAEs in eV (energy) and eV/Å (forces on QM
+    and on MM atoms); all None without frames."""
+
+    n_frames: int | None
+    energy_mae: float | None
+    force_mae_qm: float | None
+    force_mae_mm: float | None
+
+    @classmethod
+    def of(cls, result: dict[str, Any]) -> "ModelErrors":
+        """The errors of an :meth:`mlmm.model.ensemble.Ensemble.evaluate_db` result."""
+        return cls(*(result.get(k) for k in ("n_frames", "energy_mae", "force_mae_qm", "force_mae_mm")))
+
+
+@dataclass
+class SeparateTrajectoryErrors(ModelErrors):
+    """:class:`ModelErrors` on the separate trajectory plus :func:`energy_error_analysis` of the energy error."""
+
+    mean_error: float
+    offset_free_mae: float
+    rho_closest_mm: float
+
+
+@dataclass
+class AblationArm(Record):
+    """One ensemble of the field ablation: errors on the separate trajectory and on the test split."""
+
+    separate_trajectory: SeparateTrajectoryErrors = nested(SeparateTrajectoryErrors)
+    test_split: ModelErrors = nested(ModelErrors)
+
+
+@dataclass
+class FieldAblation(Record):
+    """``ablation/field_ablation.json``: the ensembles with and without the MM field input, the
+    environment scan (:func:`mlmm.model.environment_scan.environment_scan`) and, per error, whether
+    the field makes it smaller on the separate trajectory."""
+
+    units: dict[str, str]
+    with_field: AblationArm = nested(AblationArm)
+    without_field: AblationArm = nested(AblationArm)
+    environment_scan: dict[str, Any]
+    field_improves: dict[str, bool]
 
 
 def closest_mm_distances(db_path: str) -> np.ndarray:
@@ -191,12 +231,11 @@ def energy_error_analysis(energy_errors_ev: Sequence[float], closest_ang: np.nda
 
 def field_ablation(
     field_models: Sequence[str], nofield_models: Sequence[str], heldout_db: str, heldout_frames: str,
-    dbs: Sequence[str], training_cfg: dict[str, Any], level_cfg: dict[str, Any], out: str, scan_png: str,
-) -> None:
+    dbs: Sequence[str], training: TrainingSettings, level: LevelSettings, scan_png: str,
+) -> FieldAblation:
     """Errors (eV, eV/Å) of the ensembles with and without the MM field input on frames of a separate
     trajectory (never trained on) and on the held-out test split of the training labels, plus the
     environment scan (:mod:`mlmm.model.environment_scan`) on the first separate-trajectory frame."""
-    training, level = TrainingSettings.from_dict(training_cfg), LevelSettings.from_dict(level_cfg)
     from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
     from mlmm.model.ensemble import Ensemble
@@ -204,24 +243,27 @@ def field_ablation(
     from mlmm.model.plots import plot_environment_scan
     from mlmm.potentials import ensemble_term
 
-    result: dict[str, Any] = {"units": {"energy": "eV", "force": "eV/Ang"}}
     terms = {}  # QM terms of the scan: baseline + correction for Δ-trained members
+    arms = {}
     closest = closest_mm_distances(heldout_db)
     for name, models in (("with_field", field_models), ("without_field", nofield_models)):
         ensemble = Ensemble.load_for(list(models), training.device)
         terms[name] = ensemble_term(ensemble)
         separate = ensemble.evaluate_db(heldout_db)
-        result[name] = {
-            "separate_trajectory": {**_errors(separate), **energy_error_analysis(separate["energy_error"], closest)},
-            "test_split": _errors(_held_out(models, dbs, training)),
-        }
-    result["environment_scan"] = environment_scan(read_frames(heldout_frames)[0], check_level(level), terms)
-    plot_environment_scan(result["environment_scan"], scan_png)
-    sep = {k: result[k]["separate_trajectory"] for k in ("with_field", "without_field")}
-    result["field_improves"] = {
-        k: sep["with_field"][k] < sep["without_field"][k]
+        arms[name] = AblationArm(
+            separate_trajectory=SeparateTrajectoryErrors(
+                **ModelErrors.of(separate).to_dict(), **energy_error_analysis(separate["energy_error"], closest)),
+            test_split=ModelErrors.of(_held_out(models, dbs, training)),
+        )
+    scan = environment_scan(read_frames(heldout_frames)[0], check_level(level), terms)
+    plot_environment_scan(scan, scan_png)
+    with_field, without_field = arms["with_field"].separate_trajectory, arms["without_field"].separate_trajectory
+    improves = {
+        k: getattr(with_field, k) < getattr(without_field, k)
         for k in ("energy_mae", "force_mae_qm", "force_mae_mm")
-        if sep["with_field"][k] is not None and sep["without_field"][k] is not None
+        if getattr(with_field, k) is not None and getattr(without_field, k) is not None
     }
-    log.info("field ablation: %s", result)
-    write_json(out, result)
+    result = FieldAblation(units={"energy": "eV", "force": "eV/Ang"}, with_field=arms["with_field"],
+                           without_field=arms["without_field"], environment_scan=scan, field_improves=improves)
+    log.info("field ablation: %s", result.to_dict())
+    return result

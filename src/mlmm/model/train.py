@@ -9,11 +9,11 @@ split into train/val with the member's ``seed``, so members see different data.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,9 +40,49 @@ from mlmm.model.nn import (
     fit_energy_reference,
     split_force_targets,
 )
+from mlmm.records import Record, optional
 from mlmm.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class MemberMetrics(Record):
+    """``models/it{i}/member{m}.json`` (and ``metrics.json`` in the member's log folder): one trained
+    member. Errors of the best model on its train/val/test split (MAEs in eV and eV/Å; None
+    without frames in the split), split sizes, epochs, per-epoch losses (weighted MSE, eV² and
+    (eV/Å)²), the best validation loss, wall time (s), parameter count, the member's seed, the
+    fitted energy reference, the training settings and threads. ``iteration``/``member`` are set by
+    the training stage; ``carried_forward_from`` names the previous member's model when an
+    iteration without new labels kept it unchanged."""
+
+    train_energy_mae: float | None
+    train_force_mae_qm: float | None
+    train_force_mae_mm: float | None
+    val_energy_mae: float | None
+    val_force_mae_qm: float | None
+    val_force_mae_mm: float | None
+    test_energy_mae: float | None
+    test_force_mae_qm: float | None
+    test_force_mae_mm: float | None
+    n_train: int
+    n_val: int
+    n_test: int
+    epochs: int
+    val_losses: list[float]
+    train_losses: list[float]
+    warm_started_from: str | None
+    best_val_loss: float
+    seconds: float
+    n_parameters: int
+    seed: int
+    energy_reference: dict[str, Any]
+    settings: dict[str, Any]
+    num_threads: int
+    units: dict[str, str]
+    iteration: int | None = optional()
+    member: int | None = optional()
+    carried_forward_from: str | None = optional()
 
 #: Learning-rate schedules: ReduceLROnPlateau on val_loss, cosine decay to MIN_LR over max_epochs, constant.
 LR_SCHEDULES = ("plateau", "cosine", "constant")
@@ -188,7 +228,7 @@ def train_member(
     log_dir: str,
     num_threads: int,
     init_from: str | None = None,
-) -> dict[str, Any]:
+) -> MemberMetrics:
     """Train one member on the labels DBs and save the best model (``torch.save``) to ``model_out``.
 
     Loss: ``energy_weight`` · MSE(E) + ``forces_weight`` · MSE(F on QM atoms) + ``mm_forces_weight`` ·
@@ -200,10 +240,7 @@ def train_member(
     any device. The model's field input uses the embedding the labels were computed in (the
     frames' ``system.embedding``, :func:`mlmm.labeling.db.db_embedding`), stored on the model. ``delta`` names the baseline the DBs' labels are corrections to; it is stored on
     the model so MD uses the ``delta`` potential (:mod:`mlmm.potentials`). Returns (and
-    writes to ``log_dir``/metrics.json) ``{train,val,test}_energy_mae`` (eV),
-    ``{train,val,test}_force_mae_qm`` / ``_mm`` (eV/Å), n_train/n_val/n_test, epochs, val_losses
-    (per epoch), best_val_loss, seconds, n_parameters, seed, energy_reference, settings (the
-    training section), num_threads; test entries are None without test frames. Lightning's CSV
+    writes to ``log_dir``/metrics.json) the member's :class:`MemberMetrics`. Lightning's CSV
     log and best checkpoint also go to ``log_dir``. The member's seed is ``seed`` (not
     ``settings.seed``, the ensemble's base seed).
     """
@@ -272,24 +309,24 @@ def train_member(
                 errors[f"{name}_{key}"] = r.get(key)
     best = best.cpu()  # saved from the CPU: the file does not depend on where it was trained
     atomic_write(model_out, lambda tmp: torch.save(best, tmp))
-    metrics = {
+    metrics = MemberMetrics(
         **errors,
-        "n_train": len(train_idx),
-        "n_val": len(val_idx),
-        "n_test": len(test_idx),
-        "epochs": int(trainer.current_epoch),
-        "val_losses": _read_val_losses(Path(logger.log_dir) / "metrics.csv"),
-        "train_losses": _read_epoch_column(Path(logger.log_dir) / "metrics.csv", "train_loss"),
-        "warm_started_from": str(init_from) if warm else None,
-        "best_val_loss": float(checkpoint.best_model_score),
-        "seconds": time.perf_counter() - t0,
-        "n_parameters": sum(p.numel() for p in best.parameters()),
-        "seed": seed,
-        "energy_reference": reference,
-        "settings": s.to_dict(),
-        "num_threads": int(num_threads),
-        "units": {"energy": "eV", "force": "eV/Ang"},
-    }
-    atomic_write(log_path / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=1)))
-    log.info("member seed %d done: %s", seed, {k: v for k, v in metrics.items() if k != "settings"})
+        n_train=len(train_idx),
+        n_val=len(val_idx),
+        n_test=len(test_idx),
+        epochs=int(trainer.current_epoch),
+        val_losses=_read_val_losses(Path(logger.log_dir) / "metrics.csv"),
+        train_losses=_read_epoch_column(Path(logger.log_dir) / "metrics.csv", "train_loss"),
+        warm_started_from=str(init_from) if warm else None,
+        best_val_loss=float(checkpoint.best_model_score),
+        seconds=time.perf_counter() - t0,
+        n_parameters=sum(p.numel() for p in best.parameters()),
+        seed=seed,
+        energy_reference=reference,
+        settings=s.to_dict(),
+        num_threads=int(num_threads),
+        units={"energy": "eV", "force": "eV/Ang"},
+    )
+    metrics.to_json(log_path / "metrics.json")
+    log.info("member seed %d done: %s", seed, {k: v for k, v in metrics.to_dict().items() if k != "settings"})
     return metrics

@@ -100,10 +100,9 @@ def write_table(rows: list[dict], out: str | Path) -> None:
 
 
 def overview(walker_stats: Sequence[Sequence[str | Path]], label_reports: Sequence[str | Path],
-             evaluations: Sequence[str | Path], selections: Sequence[str | Path], al_cfg: dict,
+             evaluations: Sequence[str | Path], selections: Sequence[str | Path], al: ALSettings,
              sigma_png: str | Path, table_csv: str | Path, json_out: str | Path) -> None:
     """Stage `report_overview`: all overview figures/tables plus their numbers as JSON."""
-    al = ALSettings.from_dict(al_cfg)
     # σ as the selection compared it with the trust window (calibrated scale when al.calibrated_thresholds)
     scales = [SelectionRecord.from_json(path).sigma_scale for path in selections]
     sigmas = [scale * walker_sigmas(files) for scale, files in zip(scales, walker_stats, strict=True)]

@@ -22,7 +22,7 @@ from ase import Atoms
 from mlmm.dynamics.md import run_md
 from mlmm.sampling.common import xtb_mm_potential
 from mlmm.seeds import derive_seed
-from mlmm.settings import EmbeddingSettings
+from mlmm.settings import AdaptiveSettings, EmbeddingSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -58,26 +58,17 @@ def bin_of(values: np.ndarray, cvs: Sequence[Sequence[int]], bin_width_ang: floa
 
 def sample_adaptive(
     system: System,
-    *,
-    cvs: Sequence[Sequence[int]],
-    n_frames: int,
-    n_walkers: int,
-    steps: int,
-    stride: int,
-    max_rounds: int,
-    min_growth: float,
-    bin_width_ang: float,
-    bin_width_deg: float,
-    timestep_fs: float,
-    temperature_K: float,
-    friction_per_fs: float,
+    sampler: AdaptiveSettings,
     embedding: EmbeddingSettings,
-    seed: int,
+    *,
     max_force_ev_ang: float = 50.0,
     log: logging.Logger | None = None,
 ) -> tuple[list[Atoms], dict]:
-    """Run the adaptive loop (module docstring); returns (frames, stats incl. coverage per round)."""
+    """Run the adaptive loop (module docstring; ``sampler``: bin widths Å / degrees, timestep fs,
+    temperature K, friction 1/fs); returns (frames, stats incl. coverage per round)."""
     log = log or _log
+    cvs, n_frames, n_walkers, seed = sampler.cvs, sampler.n_frames, sampler.n_walkers, sampler.seed
+    bin_width_ang, bin_width_deg, min_growth = sampler.bin_width_ang, sampler.bin_width_deg, sampler.min_growth
     if not cvs:
         raise ValueError("adaptive: give at least one CV")
     potential = xtb_mm_potential(system, embedding)
@@ -90,7 +81,7 @@ def sample_adaptive(
     t0 = time.perf_counter()
     n_steps = 0
     stop = "max_rounds"
-    for rnd in range(max_rounds):
+    for rnd in range(sampler.max_rounds):
         for w, start in enumerate(starts):
             begin = system.atoms.copy()
             begin.positions = start
@@ -104,8 +95,8 @@ def sample_adaptive(
                 bins.append(bin_of(values, cvs, bin_width_ang, bin_width_deg))
                 return None
 
-            run = run_md(potential, steps=steps, timestep_fs=timestep_fs, temperature_K=temperature_K,
-                         friction_per_fs=friction_per_fs, seed=run_seed, stride=stride, on_frame=record,
+            run = run_md(potential, steps=sampler.steps, timestep_fs=sampler.timestep, temperature_K=sampler.temperature,
+                         friction_per_fs=sampler.friction, seed=run_seed, stride=sampler.stride, on_frame=record,
                          max_force_ev_ang=max_force_ev_ang, start=begin)
             n_steps += run.steps_done
             if run.stop_reason:

@@ -14,7 +14,7 @@ from ase import Atoms
 
 from mlmm.dynamics.md import run_md
 from mlmm.sampling.common import xtb_mm_potential
-from mlmm.settings import EmbeddingSettings
+from mlmm.settings import EmbeddingSettings, XtbMDSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -22,19 +22,14 @@ _log = logging.getLogger(__name__)
 
 def sample_xtb_md(
     system: System,
-    *,
-    n_frames: int,
-    stride: int,
-    equilibration_steps: int,
-    timestep_fs: float,
-    temperature_K: float,
-    friction_per_fs: float,
+    sampler: XtbMDSettings,
     embedding: EmbeddingSettings,
-    seed: int,
+    *,
     max_force_ev_ang: float = 50.0,
     log: logging.Logger | None = None,
 ) -> list[Atoms]:
-    """Run xTB/MM Langevin MD from the system's positions and return ``n_frames`` Frames.
+    """Run xTB/MM Langevin MD (``sampler``: timestep fs, temperature K, friction 1/fs) from the
+    system's positions and return ``sampler.n_frames`` Frames.
 
     Frames are cut with ``System.cut_frame(embedding)`` after ``equilibration_steps`` and then
     every ``stride`` steps; info: sampler="xtb_md", iteration=0, source="<structure>:step<k>",
@@ -46,6 +41,7 @@ def sample_xtb_md(
     on a blow-up.
     """
     log = log or _log
+    n_frames, stride, equilibration_steps, seed = sampler.n_frames, sampler.stride, sampler.equilibration_steps, sampler.seed
     if n_frames < 1 or stride < 1 or equilibration_steps < 0:
         raise ValueError(f"sample_xtb_md: need n_frames >= 1, stride >= 1, equilibration_steps >= 0 "
                          f"(got {n_frames}, {stride}, {equilibration_steps})")
@@ -63,9 +59,9 @@ def sample_xtb_md(
     run = run_md(
         xtb_mm_potential(system, embedding),
         steps=equilibration_steps + n_frames * stride,
-        timestep_fs=timestep_fs,
-        temperature_K=temperature_K,
-        friction_per_fs=friction_per_fs,
+        timestep_fs=sampler.timestep,
+        temperature_K=sampler.temperature,
+        friction_per_fs=sampler.friction,
         seed=seed,
         stride=stride,
         first_frame_after=equilibration_steps,
@@ -78,5 +74,5 @@ def sample_xtb_md(
     if reason:
         raise RuntimeError(f"xtb_md on {system.source}: {reason}")
     log.info("xtb_md: %d steps of %.2f fs, %.1f ms/step, %d frames, mean T %.0f K (target %.0f K)",
-             done, timestep_fs, ms_per_step, len(frames), float(np.mean(temperatures)), temperature_K)
+             done, sampler.timestep, ms_per_step, len(frames), float(np.mean(temperatures)), sampler.temperature)
     return frames

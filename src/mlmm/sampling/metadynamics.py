@@ -21,7 +21,7 @@ from ase import Atoms
 from mlmm.dynamics.md import run_md
 from mlmm.engines.plumed import PlumedBias, plumed_run_dir, prepare_plumed_input, read_plumed_table, run_plumed
 from mlmm.sampling.common import xtb_mm_potential
-from mlmm.settings import EmbeddingSettings
+from mlmm.settings import EmbeddingSettings, MetadynamicsSamplerSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -36,26 +36,21 @@ def sum_hills(hills: str | Path, fes_out: str | Path) -> tuple[list[str], np.nda
 
 def sample_metadynamics(
     system: System,
-    *,
-    plumed_input: str,
-    out_dir: str | Path,
-    n_frames: int,
-    stride: int,
-    equilibration_steps: int,
-    timestep_fs: float,
-    temperature_K: float,
-    friction_per_fs: float,
+    sampler: MetadynamicsSamplerSettings,
     embedding: EmbeddingSettings,
-    seed: int,
-    biasfactor: float | None = 10.0,
+    out_dir: str | Path,
+    *,
     max_force_ev_ang: float = 50.0,
     log: logging.Logger | None = None,
 ) -> tuple[list[Atoms], dict]:
-    """Biased xTB/MM Langevin MD; a Frame every ``stride`` steps after ``equilibration_steps``
-    (the bias acts from step 0). Writes HILLS, COLVAR, plumed.log (and whatever else the input
+    """Biased xTB/MM Langevin MD with ``sampler.plumed`` (its ``biasfactor`` added where the METAD
+    line has none; timestep fs, temperature K, friction 1/fs); a Frame every ``stride`` steps after
+    ``equilibration_steps`` (the bias acts from step 0). Writes HILLS, COLVAR, plumed.log (and whatever else the input
     names) into ``out_dir``. Returns (frames, stats) with per-frame biased/unbiased energies (eV)."""
     log = log or _log
-    lines = prepare_plumed_input(plumed_input, biasfactor)
+    seed, stride, equilibration_steps = sampler.seed, sampler.stride, sampler.equilibration_steps
+    timestep_fs, temperature_K = sampler.timestep, sampler.temperature
+    lines = prepare_plumed_input(sampler.plumed, sampler.biasfactor)
     potential = xtb_mm_potential(system, embedding)
     frames: list[Atoms] = []
     e_unbiased: list[float] = []
@@ -74,8 +69,8 @@ def sample_metadynamics(
     with plumed_run_dir(out_dir, "metadynamics", log) as kernel:
         with PlumedBias(lines, masses_amu=system.atoms.get_masses(), charges_e=system.charges_e,
                         timestep_fs=timestep_fs, temperature_K=temperature_K) as bias:
-            run = run_md(potential, steps=equilibration_steps + n_frames * stride, timestep_fs=timestep_fs,
-                         temperature_K=temperature_K, friction_per_fs=friction_per_fs, seed=seed, stride=stride,
+            run = run_md(potential, steps=equilibration_steps + sampler.n_frames * stride, timestep_fs=timestep_fs,
+                         temperature_K=temperature_K, friction_per_fs=sampler.friction, seed=seed, stride=stride,
                          first_frame_after=equilibration_steps, on_frame=on_frame, max_force_ev_ang=max_force_ev_ang,
                          bias=bias, progress_desc="metadynamics")
     reason, done = run.stop_reason, run.steps_done

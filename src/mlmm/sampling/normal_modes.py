@@ -27,7 +27,7 @@ from ase.optimize import BFGS
 from mlmm.frames import make_frame
 from mlmm.potentials import qm_term
 from mlmm.sampling.common import embed_qm, min_qm_distance, xtb_mm_potential
-from mlmm.settings import EmbeddingSettings
+from mlmm.settings import EmbeddingSettings, NormalModesSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -220,13 +220,14 @@ def displaced_frames(modes: Modes, references: list[Atoms], q_mw: np.ndarray, *,
     return frames, accepted
 
 
-def sample_normal_modes(system: System, references: list[Atoms], *, n_frames: int, temperature_K: float,
-                        environment: str, distribution: str, embedding: EmbeddingSettings, seed: int,
-                        min_distance_ang: float = 0.7, min_wavenumber: float = 50.0,
+def sample_normal_modes(system: System, references: list[Atoms], sampler: NormalModesSettings,
+                        embedding: EmbeddingSettings, *, min_wavenumber: float = 50.0,
                         log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
-    """``n_frames`` normal-mode-displaced Frames (module docstring) and stats (harmonic and xTB
-    energies above the minimum, wavenumbers)."""
+    """``sampler.n_frames`` normal-mode-displaced Frames (module docstring; ``sampler``: temperature
+    K, min_distance Å) and stats (harmonic and xTB energies above the minimum, wavenumbers)."""
     log = log or _log
+    n_frames, temperature_K, seed = sampler.n_frames, sampler.temperature, sampler.seed
+    environment, distribution, min_distance_ang = sampler.environment, sampler.distribution, sampler.min_distance
     if not references:
         raise ValueError("normal modes: need at least one environment snapshot (reference Frame)")
     modes = qm_modes(system, environment=environment, embedding=embedding, min_wavenumber=min_wavenumber, log=log)

@@ -18,6 +18,7 @@ from ase import Atoms
 
 from mlmm.frames import qm_mask
 from mlmm.sampling.common import embed_qm, kabsch, min_qm_distance
+from mlmm.settings import PCASettings
 
 _log = logging.getLogger(__name__)
 
@@ -76,10 +77,12 @@ def fit_pca(qm_coords: np.ndarray, symbols: list[str]) -> PCAModel:
     return PCAModel(mean, comps, np.real(pc.results.variance).astype(float), proj, aligned)
 
 
-def sample_pca(trajectory: list[Atoms], *, n_frames: int, n_components: int, extend: float, seed: int,
-               min_distance_ang: float = 0.7, log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
-    """``n_frames`` PCA-sampled Frames from trajectory Frames (module docstring) and stats."""
+def sample_pca(trajectory: list[Atoms], sampler: PCASettings, *, log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
+    """``sampler.n_frames`` PCA-sampled Frames from trajectory Frames (module docstring;
+    ``sampler.min_distance`` Å) and stats."""
     log = log or _log
+    n_frames, n_components, extend = sampler.n_frames, sampler.n_components, sampler.extend
+    seed, min_distance_ang = sampler.seed, sampler.min_distance
     if len(trajectory) < 3:
         raise ValueError(f"pca: need at least 3 trajectory frames, got {len(trajectory)}")
     n_qm = int(qm_mask(trajectory[0]).sum())

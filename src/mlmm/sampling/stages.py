@@ -60,31 +60,12 @@ class SamplingSummary(Record):
             raise ValueError(f"{source}: SamplingSummary record lacks the key {exc.args[0]!r}") from None
 
 
-def sample_xtb_md(
-    structure: str,
-    system_cfg: dict[str, Any],
-    sampler_cfg: dict[str, Any],
-    frames_out: str,
-) -> SamplerStats:
+def sample_xtb_md(structure: str, system: SystemSettings, sampler: XtbMDSettings, frames_out: str) -> SamplerStats:
     """GFN2-xTB/MM Langevin sampling (see :func:`mlmm.sampling.md_sampler.sample_xtb_md`)."""
-    sampler = XtbMDSettings.from_dict(sampler_cfg)
-    system_settings = SystemSettings.from_dict(system_cfg)
     from mlmm.sampling.md_sampler import sample_xtb_md as run
 
-    system = system_from_config(structure, system_settings)
     t0 = time.perf_counter()
-    frames = run(
-        system,
-        n_frames=sampler.n_frames,
-        stride=sampler.stride,
-        equilibration_steps=sampler.equilibration_steps,
-        timestep_fs=sampler.timestep,
-        temperature_K=sampler.temperature,
-        friction_per_fs=sampler.friction,
-        embedding=system_settings.embedding,
-        seed=sampler.seed,
-        log=log,
-    )
+    frames = run(system_from_config(structure, system), sampler, system.embedding, log=log)
     seconds = time.perf_counter() - t0
     write_frames(frames_out, frames)
     n_steps = sampler.equilibration_steps + sampler.n_frames * sampler.stride
@@ -105,27 +86,18 @@ def _finish(sampler: str, frames: list, stats: dict, seconds: float, frames_out:
     return SamplerStats(sampler, len(frames), seconds, dict(stats))
 
 
-def sample_metadynamics(structure: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any], frames_out: str,
+def sample_metadynamics(structure: str, system: SystemSettings, sampler: MetadynamicsSamplerSettings, frames_out: str,
                         plot_out: str) -> SamplerStats:
     """Well-tempered PLUMED metadynamics on xTB/MM; HILLS, COLVAR, fes.dat next to the frames."""
-    sampler = MetadynamicsSamplerSettings.from_dict(sampler_cfg)
-    system_settings = SystemSettings.from_dict(system_cfg)
     from pathlib import Path
 
     from mlmm.engines.plumed import read_plumed_table
     from mlmm.sampling.metadynamics import sample_metadynamics as run, sum_hills
     from mlmm.sampling.plots import plot_metadynamics
 
-    system = system_from_config(structure, system_settings)
     out_dir = Path(frames_out).parent
     t0 = time.perf_counter()
-    frames, stats = run(
-        system, plumed_input=sampler.plumed, out_dir=out_dir, n_frames=sampler.n_frames,
-        stride=sampler.stride, equilibration_steps=sampler.equilibration_steps,
-        timestep_fs=sampler.timestep, temperature_K=sampler.temperature,
-        friction_per_fs=sampler.friction, embedding=system_settings.embedding,
-        seed=sampler.seed, biasfactor=sampler.biasfactor, log=log,
-    )
+    frames, stats = run(system_from_config(structure, system), sampler, system.embedding, out_dir, log=log)
     fes = sum_hills(out_dir / "HILLS", out_dir / "fes.dat")
     seconds = time.perf_counter() - t0
     plot_metadynamics(read_plumed_table(out_dir / "COLVAR"), fes, plot_out)
@@ -142,85 +114,56 @@ def _references(path: str, n_max: int = 50) -> list:
     return frames
 
 
-def sample_normal_modes(structure: str, environment_frames: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any],
-                        frames_out: str,
-                        plot_out: str) -> SamplerStats:
+def sample_normal_modes(structure: str, environment_frames: str, system: SystemSettings, sampler: NormalModesSettings,
+                        frames_out: str, plot_out: str) -> SamplerStats:
     """Normal-mode sampling of the QM region, re-embedded in the given environment snapshots."""
-    sampler = NormalModesSettings.from_dict(sampler_cfg)
-    system_settings = SystemSettings.from_dict(system_cfg)
     from mlmm.sampling.normal_modes import sample_normal_modes as run
     from mlmm.sampling.plots import plot_energy_distribution
 
-    system = system_from_config(structure, system_settings)
     t0 = time.perf_counter()
-    frames, stats = run(
-        system, _references(environment_frames), n_frames=sampler.n_frames,
-        temperature_K=sampler.temperature, environment=sampler.environment,
-        distribution=sampler.distribution, embedding=system_settings.embedding,
-        seed=sampler.seed, min_distance_ang=sampler.min_distance, log=log,
-    )
+    frames, stats = run(system_from_config(structure, system), _references(environment_frames), sampler,
+                        system.embedding, log=log)
     seconds = time.perf_counter() - t0
     plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
                              f"normal modes ({sampler.distribution}, {sampler.temperature:g} K)", plot_out)
     return _finish("normal_modes", frames, stats, seconds, frames_out)
 
 
-def sample_wigner(structure: str, environment_frames: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any],
-                  frames_out: str,
-                        plot_out: str) -> SamplerStats:
+def sample_wigner(structure: str, environment_frames: str, system: SystemSettings, sampler: WignerSettings,
+                  frames_out: str, plot_out: str) -> SamplerStats:
     """Wigner sampling (positions and momenta) of the QM region, re-embedded in environment snapshots."""
-    sampler = WignerSettings.from_dict(sampler_cfg)
-    system_settings = SystemSettings.from_dict(system_cfg)
     from mlmm.sampling.plots import plot_energy_distribution
     from mlmm.sampling.wigner import sample_wigner as run
 
-    system = system_from_config(structure, system_settings)
     t0 = time.perf_counter()
-    frames, stats = run(
-        system, _references(environment_frames), n_frames=sampler.n_frames,
-        temperature_K=sampler.temperature, environment=sampler.environment,
-        embedding=system_settings.embedding, seed=sampler.seed,
-        min_distance_ang=sampler.min_distance, log=log,
-    )
+    frames, stats = run(system_from_config(structure, system), _references(environment_frames), sampler,
+                        system.embedding, log=log)
     seconds = time.perf_counter() - t0
     plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
                              f"Wigner ({sampler.temperature:g} K)", plot_out, kinetic_ev=stats["kinetic_energy_ev"])
     return _finish("wigner", frames, stats, seconds, frames_out)
 
 
-def sample_pca(trajectory_frames: str, sampler_cfg: dict[str, Any], frames_out: str, plot_out: str) -> SamplerStats:
+def sample_pca(trajectory_frames: str, sampler: PCASettings, frames_out: str, plot_out: str) -> SamplerStats:
     """PCA-based sampling along the leading components of a sampler's trajectory Frames."""
-    sampler = PCASettings.from_dict(sampler_cfg)
     from mlmm.sampling.pca import sample_pca as run
     from mlmm.sampling.plots import plot_pca
 
     t0 = time.perf_counter()
-    frames, stats = run(read_frames(trajectory_frames), n_frames=sampler.n_frames,
-                        n_components=sampler.n_components, extend=sampler.extend,
-                        seed=sampler.seed, min_distance_ang=sampler.min_distance, log=log)
+    frames, stats = run(read_frames(trajectory_frames), sampler, log=log)
     seconds = time.perf_counter() - t0
     plot_pca(stats["trajectory_projections"], stats["sample_projections"], plot_out)
     return _finish("pca", frames, stats, seconds, frames_out)
 
 
-def sample_adaptive(structure: str, system_cfg: dict[str, Any], sampler_cfg: dict[str, Any], frames_out: str,
-                        plot_out: str) -> SamplerStats:
+def sample_adaptive(structure: str, system: SystemSettings, sampler: AdaptiveSettings, frames_out: str,
+                    plot_out: str) -> SamplerStats:
     """Adaptive sampling: short xTB/MM runs restarted from the least-visited CV bins."""
-    sampler = AdaptiveSettings.from_dict(sampler_cfg)
-    system_settings = SystemSettings.from_dict(system_cfg)
     from mlmm.sampling.adaptive import sample_adaptive as run
     from mlmm.sampling.plots import plot_adaptive
 
-    system = system_from_config(structure, system_settings)
     t0 = time.perf_counter()
-    frames, stats = run(
-        system, cvs=sampler.cvs, n_frames=sampler.n_frames, n_walkers=sampler.n_walkers,
-        steps=sampler.steps, stride=sampler.stride, max_rounds=sampler.max_rounds,
-        min_growth=sampler.min_growth, bin_width_ang=sampler.bin_width_ang,
-        bin_width_deg=sampler.bin_width_deg, timestep_fs=sampler.timestep,
-        temperature_K=sampler.temperature, friction_per_fs=sampler.friction,
-        embedding=system_settings.embedding, seed=sampler.seed, log=log,
-    )
+    frames, stats = run(system_from_config(structure, system), sampler, system.embedding, log=log)
     seconds = time.perf_counter() - t0
     plot_adaptive(stats["coverage_per_round"], stats["cv_values"], stats["picked"], plot_out)
     return _finish("adaptive", frames, stats, seconds, frames_out)

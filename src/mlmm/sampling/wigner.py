@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms, units
 
 from mlmm.sampling.normal_modes import Modes, displaced_frames, qm_modes
-from mlmm.settings import EmbeddingSettings
+from mlmm.settings import EmbeddingSettings, WignerSettings
 from mlmm.system import System
 
 _log = logging.getLogger(__name__)
@@ -68,16 +68,17 @@ def sample_wigner_modes(modes: Modes, references: list[Atoms], *, n_frames: int,
     return frames[:n_frames], np.concatenate(qs)[:n_frames], np.concatenate(ps)[:n_frames]
 
 
-def sample_wigner(system: System, references: list[Atoms], *, n_frames: int, temperature_K: float, environment: str,
-                  embedding: EmbeddingSettings, seed: int, min_distance_ang: float = 0.7, min_wavenumber: float = 50.0,
-                  log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
-    """``n_frames`` Wigner Frames of the QM region (see module docstring) and stats."""
+def sample_wigner(system: System, references: list[Atoms], sampler: WignerSettings, embedding: EmbeddingSettings, *,
+                  min_wavenumber: float = 50.0, log: logging.Logger | None = None) -> tuple[list[Atoms], dict]:
+    """``sampler.n_frames`` Wigner Frames of the QM region (see module docstring; ``sampler``:
+    temperature K, min_distance Å) and stats."""
     log = log or _log
+    temperature_K, environment = sampler.temperature, sampler.environment
     if not references:
         raise ValueError("wigner: need at least one environment snapshot (reference Frame)")
     modes = qm_modes(system, environment=environment, embedding=embedding, min_wavenumber=min_wavenumber, log=log)
-    frames, q, p = sample_wigner_modes(modes, references, n_frames=n_frames, temperature_K=temperature_K, seed=seed,
-                                       source=system.source, min_distance_ang=min_distance_ang)
+    frames, q, p = sample_wigner_modes(modes, references, n_frames=sampler.n_frames, temperature_K=temperature_K,
+                                       seed=sampler.seed, source=system.source, min_distance_ang=sampler.min_distance)
     var_q, var_p = wigner_variances(modes.omegas, temperature_K)
     potential = modes.harmonic_energy(q)
     kinetic = 0.5 * (p**2).sum(axis=1)
