@@ -4,7 +4,8 @@ The QM solute of the config (the demo: ethanol) and its nearest water, without b
 accepts the donor's H on a linear H-bond: its O on the donor O–H axis at O···O = r, r on a grid
 (``--r-min``..``--r-max``, ``--step`` Å), the rigid water's orientation about its O relaxed at each
 r with xTB/MM (the ``xtb`` potential: fixed GFN2 charges + the force field; its vacuum QM term
-does not see the water, so the MM term alone is minimised; as tests/test_mm.py). On these
+does not see the water, so the MM term alone is minimised; :mod:`mlmm.analysis.hbond`, as in
+tests/test_mm.py). On these
 geometries:
 
 * ``xtb``: xTB/MM (the samplers' potential);
@@ -38,50 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def water_on_axis(positions_ang: np.ndarray, donor: int, hydrogen: int, water: np.ndarray, r_oo_ang: float,
-                  rotvec: np.ndarray) -> np.ndarray:
-    """Positions with the water (atom indices ``water``, its O first) moved rigidly: O at ``r_oo_ang``
-    from the donor O along the donor's O–H bond (linear H-bond), turned by ``rotvec`` (rad) about its O."""
-    from scipy.spatial.transform import Rotation
-
-    pos = np.array(positions_ang, float)
-    oh = pos[hydrogen] - pos[donor]
-    pos[water] = pos[donor] + r_oo_ang * oh / np.linalg.norm(oh) + Rotation.from_rotvec(rotvec).apply(pos[water] - pos[water[0]])
-    return pos
-
-
-def relaxed_scan(energy, start_ang: np.ndarray, donor: int, hydrogen: int, water: np.ndarray,
-                 r_grid_ang: np.ndarray) -> list[np.ndarray]:
-    """Geometries of the scan: at each r the water orientation minimising ``energy(positions)`` (eV;
-    Powell from four orientations at the first r, then from the previous optimum)."""
-    from scipy.optimize import minimize
-
-    starts = [np.zeros(3), np.r_[np.pi, 0, 0], np.r_[0, np.pi / 2, 0], np.r_[0, 0, np.pi / 2]]
-    geometries = []
-    for r in r_grid_ang:
-        best = min((minimize(lambda v: energy(water_on_axis(start_ang, donor, hydrogen, water, r, v)), x0,
-                             method="Powell", options={"xtol": 1e-3, "ftol": 1e-8}) for x0 in starts),
-                   key=lambda res: res.fun)
-        geometries.append(water_on_axis(start_ang, donor, hydrogen, water, r, best.x))
-        starts = [best.x]
-    return geometries
-
-
-def curve_summary(r_grid_ang: np.ndarray, energies_ev: np.ndarray) -> dict:
-    """Minimum (grid and parabola vertex, Å) and binding energy vs the last grid point (eV, kcal/mol)."""
-    from mlmm.units import KCAL_PER_MOL_TO_EV
-
-    e = np.asarray(energies_ev, float)
-    k = int(np.argmin(e))
-    r_fit = float(r_grid_ang[k])
-    if 0 < k < len(e) - 1:
-        a, b, _ = np.polyfit(r_grid_ang[k - 1 : k + 2], e[k - 1 : k + 2], 2)
-        r_fit = float(-b / (2 * a))
-    binding = float(e[k] - e[-1])
-    return {"r_min_ang": float(r_grid_ang[k]), "r_min_fit_ang": r_fit, "binding_eV": binding,
-            "binding_kcal_per_mol": binding / KCAL_PER_MOL_TO_EV, "relative_energies_eV": (e - e[-1]).tolist()}
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
@@ -98,15 +55,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="benchmarks/results/hbond_scan.json")
     args = parser.parse_args(argv)
 
+    from mlmm.analysis.hbond import curve_summary, relaxed_water_scan
     from mlmm.config import load_config
     from mlmm.engines.pyscf_qmmm import qmmm_energy_forces
     from mlmm.jobs import write_json
     from mlmm.mm import OpenMMTerm
     from mlmm.potentials import build_potential, ensemble_potential
     from mlmm.settings import Settings
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import solute_with_nearest_waters
+    from mlmm.system import solute_with_nearest_waters
 
     settings = Settings.from_config(load_config(args.config))
     selection = re.fullmatch(r"\s*resname\s+(\S+)\s*", settings.system.qm_selection)
@@ -132,7 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     r_grid = np.round(np.arange(args.r_min, args.r_max + 0.5 * args.step, args.step), 6)
     xtb = build_potential("xtb", system, embedding=embedding)
-    geometries = relaxed_scan(lambda p: xtb.mm.energy_forces(p)[0], system.atoms.positions, donor, hydrogen, water, r_grid)
+    geometries, _ = relaxed_water_scan(lambda p: xtb.mm.energy_forces(p)[0], system.atoms.positions, donor, hydrogen,
+                                       water, r_grid)
 
     def scan(calc) -> tuple[np.ndarray, list[float | None]]:
         """Energies (eV) of ``calc`` on the scan's geometries and its σ (eV/Å; None without one)."""

@@ -16,38 +16,11 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
 def solute_with_nearest_waters(source: Path, resname: str, n_waters: int, out_path: Path, force_field: list[str] | None = None):
-    """The ``resname`` solute of ``source`` plus its ``n_waters`` nearest waters (by O distance, in
-    that order), written as a non-periodic PDB at ``out_path`` (CONECT records for the solute) and
-    loaded with ``force_field`` (default: the bundled structure's, :data:`FORCE_FIELDS`) as a
-    System with that solute as QM region."""
-    import numpy as np
-    import openmm.app as app
-    import openmm.unit as unit
+    """:func:`mlmm.system.solute_with_nearest_waters` with the bundled structure's force field
+    (:data:`FORCE_FIELDS`) unless ``force_field`` is given."""
+    from mlmm.system import solute_with_nearest_waters as cluster
 
-    from mlmm.system import load_system
-
-    pdb = app.PDBFile(str(source))
-    pos = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.angstrom))
-    residues = list(pdb.topology.residues())
-    solute = [r for r in residues if r.name == resname]
-    solute_pos = pos[[a.index for r in solute for a in r.atoms()]]
-    waters = [r for r in residues if r.name == "HOH"]
-    o = np.array([next(a.index for a in r.atoms() if a.element.symbol == "O") for r in waters])
-    d = np.linalg.norm(pos[o][:, None] - solute_pos[None], axis=2).min(axis=1)
-    keep = solute + [waters[k] for k in np.argsort(d)[:n_waters]]
-    top = app.Topology()
-    chain = top.addChain()
-    new = {}
-    for res in keep:
-        r = top.addResidue(res.name, chain, res.id)
-        for atom in res.atoms():
-            new[atom.index] = top.addAtom(atom.name, atom.element, r)
-    for a, b in pdb.topology.bonds():
-        if a.index in new and b.index in new:
-            top.addBond(new[a.index], new[b.index])
-    with open(out_path, "w") as fh:
-        app.PDBFile.writeFile(top, pos[list(new)] * unit.angstrom, fh, keepIds=True)
-    return load_system(out_path, f"resname {resname}", force_field=force_field or FORCE_FIELDS[Path(source).name])
+    return cluster(source, resname, n_waters, out_path, force_field or FORCE_FIELDS[Path(source).name])
 
 
 #: The demo's force field: OpenMM's TIP3P water and the bundled GAFF2 ethanol (paths from the checkout).

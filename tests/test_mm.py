@@ -12,10 +12,9 @@ import openmm
 import openmm.app as app
 import openmm.unit as unit
 import pytest
-from scipy.optimize import minimize
-from scipy.spatial.transform import Rotation
 
 from conftest import DEMO, FORCE_FIELDS, ROOT, embedding_with, load_demo, solute_with_nearest_waters
+from mlmm.analysis.hbond import relaxed_water_scan
 from mlmm.engines.xtb import XTBTerm, xtb_charges
 from mlmm.mm import OpenMMTerm, partition
 from mlmm.potentials import QMMMCalculator, build_potential
@@ -213,15 +212,6 @@ def test_qm_water_loses_its_constraints():
     assert not any(a in qm or b in qm for a, b in kept)
 
 
-def _water_at(system: System, r_oo: float, rotvec: np.ndarray) -> np.ndarray:
-    """Full-system positions with the water's O at ``r_oo`` (Å) from the ethanol O along the O–H
-    bond (linear H-bond, ethanol the donor) and the rigid water turned by ``rotvec`` about its O."""
-    pos = system.atoms.positions.copy()
-    oh = pos[3] - pos[2]
-    pos[9:12] = pos[2] + r_oo * oh / np.linalg.norm(oh) + Rotation.from_rotvec(rotvec).apply(pos[9:12] - pos[9])
-    return pos
-
-
 def test_ethanol_donates_a_hydrogen_bond_to_water(tmp_path):
     """xTB/MM (the ``xtb`` potential: fixed GFN2 charges + the force field's Lennard-Jones, GAFF2's
     small hydroxyl-H sphere) on ethanol + one water accepting its hydroxyl H, the water's
@@ -231,22 +221,19 @@ def test_ethanol_donates_a_hydrogen_bond_to_water(tmp_path):
     calc = build_potential("xtb", system, embedding=embedding_with(cutoff=20.0))
     term = calc.mm
     r_grid = np.arange(2.5, 3.81, 0.05)
-    energies, poses = [], []
-    starts = [np.zeros(3), np.r_[np.pi, 0, 0], np.r_[0, np.pi / 2, 0], np.r_[0, 0, np.pi / 2]]
-    for r in r_grid:
-        best = min((minimize(lambda v: term.energy_forces(_water_at(system, r, v))[0], x0, method="Powell",
-                             options={"xtol": 1e-3, "ftol": 1e-8}) for x0 in starts), key=lambda res: res.fun)
-        energies.append(best.fun)
-        poses.append(best.x)
-        starts = [best.x]
+    water = np.arange(9, 12)
+    geometries, energies = relaxed_water_scan(lambda p: term.energy_forces(p)[0], system.atoms.positions, 2, 3, water, r_grid)
     k = int(np.argmin(energies))
     binding_kcal = (energies[k] - energies[-1]) / KJ_PER_MOL_TO_EV / 4.184
     assert 2.7 <= r_grid[k] <= 3.0 and binding_kcal < -2.0, (r_grid[k], binding_kcal)
+    hb = geometries[k]
+    assert np.linalg.norm(hb[9] - hb[2]) == pytest.approx(r_grid[k], abs=1e-9)  # the water O on the O–H axis
+    assert np.linalg.norm(hb[9:12] - hb[9], axis=1) == pytest.approx(np.linalg.norm(system.atoms.positions[9:12] - system.atoms.positions[9], axis=1))
     # the full potential: the vacuum QM term does not see the water, so the MM scan is the xTB/MM one
     atoms = system.atoms.copy()
     atoms.calc = calc
     e_qm = atoms.get_potential_energy() - term.energy_forces(atoms.positions)[0]
-    atoms.positions = _water_at(system, r_grid[k], poses[k])
+    atoms.positions = hb
     assert atoms.get_potential_energy() == pytest.approx(e_qm + energies[k], abs=1e-6)
 
 

@@ -321,3 +321,37 @@ def load_system(
         resnames=np.asarray(u.atoms.resnames)[order_arr],
         resids=np.asarray(u.atoms.resids)[order_arr],
     )
+
+
+def solute_with_nearest_waters(source: str | Path, resname: str, n_waters: int, out_path: str | Path,
+                               force_field: Sequence[str]) -> System:
+    """The ``resname`` solute of the PDB ``source`` plus its ``n_waters`` nearest waters (residue
+    ``HOH``, by O distance in Å, in that order), written as a non-periodic PDB at ``out_path``
+    (CONECT records for the solute) and loaded with ``force_field`` as a System with the solute as
+    QM region: the cluster of H-bond scans, gas-phase checks and small tests."""
+    import openmm.app as app
+
+    pdb = app.PDBFile(str(source))
+    pos = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.angstrom))
+    residues = list(pdb.topology.residues())
+    solute = [r for r in residues if r.name == resname]
+    if not solute:
+        raise ValueError(f"{source}: no residue named {resname!r}")
+    solute_pos = pos[[a.index for r in solute for a in r.atoms()]]
+    waters = [r for r in residues if r.name == "HOH"]
+    o = np.array([next(a.index for a in r.atoms() if a.element.symbol == "O") for r in waters])
+    d = np.linalg.norm(pos[o][:, None] - solute_pos[None], axis=2).min(axis=1)
+    keep = solute + [waters[k] for k in np.argsort(d)[:n_waters]]
+    top = app.Topology()
+    chain = top.addChain()
+    new = {}
+    for res in keep:
+        r = top.addResidue(res.name, chain, res.id)
+        for atom in res.atoms():
+            new[atom.index] = top.addAtom(atom.name, atom.element, r)
+    for a, b in pdb.topology.bonds():
+        if a.index in new and b.index in new:
+            top.addBond(new[a.index], new[b.index])
+    with open(out_path, "w") as fh:
+        app.PDBFile.writeFile(top, pos[list(new)] * unit.angstrom, fh, keepIds=True)
+    return load_system(out_path, f"resname {resname}", force_field=force_field)
