@@ -48,50 +48,27 @@ FD_STEP_ANG = 1e-4
 FD_QM_ATOMS, FD_MM_MOLECULES = (0, 1, 2, 3), 3
 
 
-def openmm_energy_forces(potential):
-    """(file-order positions, Å) -> (total energy eV, forces eV/Å in file order) of the MD's OpenMM
-    System of ``potential`` (force field + the QM term as PythonForce) on the Reference platform."""
-    import openmm
-    import openmm.unit as unit
-
-    from mlmm.dynamics.md import _Forces, md_system
-    from mlmm.units import KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM, KJ_PER_MOL_TO_EV
-
-    omm = md_system(potential, _Forces(potential, None, np.inf))
-    context = openmm.Context(omm, openmm.VerletIntegrator(1.0), openmm.Platform.getPlatformByName("Reference"))
-    if potential.system.mm.box_vectors_ang is not None:
-        context.setPeriodicBoxVectors(*(potential.system.mm.box_vectors_ang * unit.angstrom))
-
-    def evaluate(pos_file_ang: np.ndarray) -> tuple[float, np.ndarray]:
-        context.setPositions(pos_file_ang * unit.angstrom)
-        state = context.getState(getEnergy=True, getForces=True)
-        e = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) * KJ_PER_MOL_TO_EV
-        f = np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
-        return e, f * KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM
-
-    return evaluate
-
-
 def force_check(system, ensemble, embedding, positions_ang: np.ndarray) -> dict:
     """OpenMM forces of the MLP/MM MD System vs −dE/dR by central differences (step
     :data:`FD_STEP_ANG` Å) on :data:`FD_QM_ATOMS` and the atoms of up to :data:`FD_MM_MOLECULES`
     molecules in the switching shell (w nearest 0.5) at ``positions_ang`` (mlmm order); eV/Å."""
+    from mlmm.dynamics.md import md_energy_forces
     from mlmm.embedding import molecule_weights
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
     double = Ensemble([copy.deepcopy(m).double() for m in ensemble.models], "cpu")
-    evaluate = openmm_energy_forces(ensemble_potential(system, double, embedding=embedding, mm_platform="Reference"))
+    evaluate = md_energy_forces(ensemble_potential(system, double, embedding=embedding, mm_platform="Reference"))
     frame, _ = system.cut_frame(positions_ang, embedding, sampler="benchmark", iteration=0, source="nve_ensemble", seed=0)
     w = molecule_weights(frame, int(system.molecule_index.max()) + 1)
     shell = np.flatnonzero((w > 0.0) & (w < 1.0))
     switched = np.sort(shell[np.argsort(np.abs(w[shell] - 0.5))][:FD_MM_MOLECULES])  # the most switched ones
     qm_atoms = [i for i in FD_QM_ATOMS if i < system.n_qm]
     mm_atoms = np.flatnonzero(np.isin(system.molecule_index, switched)).tolist()
-    pos0 = system.to_file_order(np.asarray(positions_ang, float))
+    pos0 = np.asarray(positions_ang, float)
     f0 = evaluate(pos0)[1]
     analytic, numeric = [], []
-    for i in (int(system.original_index[k]) for k in qm_atoms + mm_atoms):
+    for i in qm_atoms + mm_atoms:
         for k in range(3):
             e = []
             for sign in (1.0, -1.0):

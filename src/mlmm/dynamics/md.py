@@ -273,10 +273,7 @@ def run_md(
     else:
         integrator = openmm.VerletIntegrator(dt)
     integrator.setConstraintTolerance(CONSTRAINT_TOLERANCE)
-    platform, properties = mm_platform(potential.mm.platform)
-    context = openmm.Context(omm_system, integrator, platform, properties)
-    if system.mm.box_vectors_ang is not None:
-        context.setPeriodicBoxVectors(*(system.mm.box_vectors_ang * unit.angstrom))
+    context = _context(potential, omm_system, integrator)
     masses = system.atoms.get_masses()
     begin = system.atoms if start is None else start
     context.setPositions(system.to_file_order(begin.get_positions()) * unit.angstrom)
@@ -403,18 +400,41 @@ def run_md(
     return result
 
 
+def _context(potential: QMMMCalculator, omm_system: openmm.System, integrator: openmm.Integrator) -> openmm.Context:
+    """A Context of ``omm_system`` on the potential's MM platform, in the system's box (if periodic)."""
+    platform, properties = mm_platform(potential.mm.platform)
+    context = openmm.Context(omm_system, integrator, platform, properties)
+    if potential.system.mm.box_vectors_ang is not None:
+        context.setPeriodicBoxVectors(*(potential.system.mm.box_vectors_ang * unit.angstrom))
+    return context
+
+
+def md_energy_forces(potential: QMMMCalculator) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """What every MD step of ``potential`` integrates, as a function: positions (Å, mlmm order) →
+    total energy (eV) and forces (eV/Å, mlmm order) of the MD's OpenMM System (the partitioned force
+    field + the QM term as PythonForce, :func:`md_system`) on the potential's MM platform. For
+    checks of the MD forces against finite differences of the same energy."""
+    system = potential.system
+    context = _context(potential, md_system(potential, _Forces(potential, None, np.inf)), openmm.VerletIntegrator(1.0))
+
+    def evaluate(positions_ang: np.ndarray) -> tuple[float, np.ndarray]:
+        context.setPositions(system.to_file_order(np.asarray(positions_ang, float)) * unit.angstrom)
+        state = context.getState(getEnergy=True, getForces=True)
+        energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) * KJ_PER_MOL_TO_EV
+        forces = np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+        return energy, system.from_file_order(forces * KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM)
+
+    return evaluate
+
+
 def minimize(potential: QMMMCalculator, positions_ang: np.ndarray, *, tolerance_ev_ang: float = 0.05,
              max_iterations: int = 0) -> np.ndarray:
     """Positions (Å, mlmm order) of a local minimum of ``potential`` from ``positions_ang``
     (OpenMM's L-BFGS minimiser on the MD System, constraints kept; RMS force tolerance in eV/Å,
     ``max_iterations`` 0: until converged)."""
     system = potential.system
-    forces = _Forces(potential, None, np.inf)
-    omm_system = md_system(potential, forces)
-    platform, properties = mm_platform(potential.mm.platform)
-    context = openmm.Context(omm_system, openmm.VerletIntegrator(1.0 * unit.femtosecond), platform, properties)
-    if system.mm.box_vectors_ang is not None:
-        context.setPeriodicBoxVectors(*(system.mm.box_vectors_ang * unit.angstrom))
+    context = _context(potential, md_system(potential, _Forces(potential, None, np.inf)),
+                       openmm.VerletIntegrator(1.0 * unit.femtosecond))
     context.setPositions(system.to_file_order(np.asarray(positions_ang, float)) * unit.angstrom)
     context.applyConstraints(CONSTRAINT_TOLERANCE)
     openmm.LocalEnergyMinimizer.minimize(context, tolerance_ev_ang / KJ_PER_MOL_NM_TO_EV_PER_ANGSTROM, max_iterations)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from mlmm.frames import read_frames, write_frames
 from mlmm.jobs import system_from_config
@@ -79,8 +79,14 @@ def collect_frames(inputs: Sequence[str], frames_out: str) -> None:
     write_frames(frames_out, frames)
 
 
-def _finish(sampler: str, frames: list, stats: dict, seconds: float, frames_out: str) -> SamplerStats:
-    """Write the Frames; the stats record (with n_frames and wall_s)."""
+def _run_sampler(sampler: str, run: Callable[[], tuple[list, dict]], report: Callable[[dict], None],
+                 frames_out: str) -> SamplerStats:
+    """Time ``run`` (→ Frames and the sampler's statistics), pass the statistics to ``report`` (its
+    plot and side files), write the Frames; the stats record with n_frames and wall_s (s)."""
+    t0 = time.perf_counter()
+    frames, stats = run()
+    seconds = time.perf_counter() - t0
+    report(stats)
     write_frames(frames_out, frames)
     log.info("%s: %d frames in %.1f s", sampler, len(frames), seconds)
     return SamplerStats(sampler, len(frames), seconds, dict(stats))
@@ -96,12 +102,11 @@ def sample_metadynamics(structure: str, system: SystemSettings, sampler: Metadyn
     from mlmm.sampling.plots import plot_metadynamics
 
     out_dir = Path(frames_out).parent
-    t0 = time.perf_counter()
-    frames, stats = run(system_from_config(structure, system), sampler, system.embedding, out_dir, log=log)
-    fes = sum_hills(out_dir / "HILLS", out_dir / "fes.dat")
-    seconds = time.perf_counter() - t0
-    plot_metadynamics(read_plumed_table(out_dir / "COLVAR"), fes, plot_out)
-    return _finish("metadynamics", frames, stats, seconds, frames_out)
+    return _run_sampler(
+        "metadynamics", lambda: run(system_from_config(structure, system), sampler, system.embedding, out_dir, log=log),
+        lambda _: plot_metadynamics(read_plumed_table(out_dir / "COLVAR"),
+                                    sum_hills(out_dir / "HILLS", out_dir / "fes.dat"), plot_out),
+        frames_out)
 
 
 def _references(path: str, n_max: int = 50) -> list:
@@ -114,34 +119,37 @@ def _references(path: str, n_max: int = 50) -> list:
     return frames
 
 
+def _harmonic_sampler(sampler: str, run: Callable, title: str, structure: str, environment_frames: str,
+                      system: SystemSettings, settings: NormalModesSettings | WignerSettings, frames_out: str,
+                      plot_out: str) -> SamplerStats:
+    """A sampler of the QM region's harmonic modes (``run``: normal modes or Wigner) re-embedded in
+    the environment snapshots; plots the harmonic (and, with momenta, kinetic) energy distribution."""
+    from mlmm.sampling.plots import plot_energy_distribution
+
+    return _run_sampler(
+        sampler, lambda: run(system_from_config(structure, system), _references(environment_frames), settings,
+                             system.embedding, log=log),
+        lambda stats: plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"], title,
+                                               plot_out, kinetic_ev=stats.get("kinetic_energy_ev")),
+        frames_out)
+
+
 def sample_normal_modes(structure: str, environment_frames: str, system: SystemSettings, sampler: NormalModesSettings,
                         frames_out: str, plot_out: str) -> SamplerStats:
     """Normal-mode sampling of the QM region, re-embedded in the given environment snapshots."""
     from mlmm.sampling.normal_modes import sample_normal_modes as run
-    from mlmm.sampling.plots import plot_energy_distribution
 
-    t0 = time.perf_counter()
-    frames, stats = run(system_from_config(structure, system), _references(environment_frames), sampler,
-                        system.embedding, log=log)
-    seconds = time.perf_counter() - t0
-    plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
-                             f"normal modes ({sampler.distribution}, {sampler.temperature:g} K)", plot_out)
-    return _finish("normal_modes", frames, stats, seconds, frames_out)
+    return _harmonic_sampler("normal_modes", run, f"normal modes ({sampler.distribution}, {sampler.temperature:g} K)",
+                             structure, environment_frames, system, sampler, frames_out, plot_out)
 
 
 def sample_wigner(structure: str, environment_frames: str, system: SystemSettings, sampler: WignerSettings,
                   frames_out: str, plot_out: str) -> SamplerStats:
     """Wigner sampling (positions and momenta) of the QM region, re-embedded in environment snapshots."""
-    from mlmm.sampling.plots import plot_energy_distribution
     from mlmm.sampling.wigner import sample_wigner as run
 
-    t0 = time.perf_counter()
-    frames, stats = run(system_from_config(structure, system), _references(environment_frames), sampler,
-                        system.embedding, log=log)
-    seconds = time.perf_counter() - t0
-    plot_energy_distribution(stats["harmonic_energy_ev"], stats["expected_mean_harmonic_ev"],
-                             f"Wigner ({sampler.temperature:g} K)", plot_out, kinetic_ev=stats["kinetic_energy_ev"])
-    return _finish("wigner", frames, stats, seconds, frames_out)
+    return _harmonic_sampler("wigner", run, f"Wigner ({sampler.temperature:g} K)", structure, environment_frames, system,
+                             sampler, frames_out, plot_out)
 
 
 def sample_pca(trajectory_frames: str, sampler: PCASettings, frames_out: str, plot_out: str) -> SamplerStats:
@@ -149,11 +157,9 @@ def sample_pca(trajectory_frames: str, sampler: PCASettings, frames_out: str, pl
     from mlmm.sampling.pca import sample_pca as run
     from mlmm.sampling.plots import plot_pca
 
-    t0 = time.perf_counter()
-    frames, stats = run(read_frames(trajectory_frames), sampler, log=log)
-    seconds = time.perf_counter() - t0
-    plot_pca(stats["trajectory_projections"], stats["sample_projections"], plot_out)
-    return _finish("pca", frames, stats, seconds, frames_out)
+    return _run_sampler("pca", lambda: run(read_frames(trajectory_frames), sampler, log=log),
+                        lambda stats: plot_pca(stats["trajectory_projections"], stats["sample_projections"], plot_out),
+                        frames_out)
 
 
 def sample_adaptive(structure: str, system: SystemSettings, sampler: AdaptiveSettings, frames_out: str,
@@ -162,11 +168,10 @@ def sample_adaptive(structure: str, system: SystemSettings, sampler: AdaptiveSet
     from mlmm.sampling.adaptive import sample_adaptive as run
     from mlmm.sampling.plots import plot_adaptive
 
-    t0 = time.perf_counter()
-    frames, stats = run(system_from_config(structure, system), sampler, system.embedding, log=log)
-    seconds = time.perf_counter() - t0
-    plot_adaptive(stats["coverage_per_round"], stats["cv_values"], stats["picked"], plot_out)
-    return _finish("adaptive", frames, stats, seconds, frames_out)
+    return _run_sampler("adaptive", lambda: run(system_from_config(structure, system), sampler, system.embedding, log=log),
+                        lambda stats: plot_adaptive(stats["coverage_per_round"], stats["cv_values"], stats["picked"],
+                                                    plot_out),
+                        frames_out)
 
 
 def summarize_samplers(stats: Sequence[str]) -> SamplingSummary:
