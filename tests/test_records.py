@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlmm.al.selection import SelectionRecord
+from mlmm.analysis.production import ProductionAnalysis
 from mlmm.al.stages import WalkerStats
 from mlmm.dynamics.stages import (
     EnsembleStability,
@@ -42,6 +43,18 @@ PRODUCTION = {
     "sigma_action": "warn", "sigma_stop": 1.0, "n_sigma_exceeded": 0, "first_sigma_exceeded_ps": None,
     "n_handed_back": 0, "sigma_max": 0.12, "sigma_mean": 0.08, "temperature_mean_K": 290.1, "n_frames": 4,
     "ms_per_step": 12.5,
+}
+NVE = {"drift_eV_per_ps": 0.01, "drift_eV_per_atom_per_ps": 1e-4, "rms_fluctuation_eV": 0.002, "n_atoms": 100,
+       "length_ps": 0.015, "steps_requested": 30, "steps": 30, "completed": True, "stop_reason": None, "timestep_fs": 0.5,
+       "temperature_mean_K": 280.0, "n_sigma_exceeded": 0, "sigma_max": 0.1, "ms_per_step": 11.0}
+ANALYSIS = {
+    "replicas": [PRODUCTION, {**PRODUCTION, "replica": 2, "completed": False, "stop_reason": "sigma 1.2 > sigma_stop"}],
+    "replicas_completed_without_breach": 1, "total_length_ps": 0.04, "sigma_max": 0.12, "ms_per_step": 12.5, "nve": NVE,
+    "rdf": {"n_frames": 8, "first_peak_ang": 2.9, "first_minimum_ang": 3.5, "coordination_number": 4.2,
+            "reference": "(resname ETH) and not element H"},
+    "cv_distances": {"oh_ow": {"mean_ang": 2.8, "std_ang": 0.3, "frame_dt_ps": 0.005}},
+    "trajectories": ["results/production/final/replica1/trajectory.dcd"],
+    "topology": "results/production/final/replica1/topology.pdb",
 }
 METAD = {"replica": 0, "steps_requested": 40, "steps_done": 40, "completed": True, "stop_reason": None,
          "n_sigma_exceeded": 0, "sigma_max": 0.2, "ms_per_step": 13.0}
@@ -113,9 +126,7 @@ LAYOUTS = [
     ]),
     (ProductionStats, [PRODUCTION]),
     (NVEStats, [
-        {"drift_eV_per_ps": 0.01, "drift_eV_per_atom_per_ps": 1e-4, "rms_fluctuation_eV": 0.002, "n_atoms": 100,
-         "length_ps": 0.015, "steps_requested": 30, "steps": 30, "completed": True, "stop_reason": None, "timestep_fs": 0.5,
-         "temperature_mean_K": 280.0, "n_sigma_exceeded": 0, "sigma_max": 0.1, "ms_per_step": 11.0},
+        NVE,
         {"steps_requested": 30, "steps": 0, "completed": False, "stop_reason": "NVT equilibration: max force 600 > 500"},
     ]),
     (MetadynamicsStats, [METAD]),
@@ -158,6 +169,10 @@ LAYOUTS = [
     ]),
     (SamplingSummary, [
         {"samplers": {"xtb_md": {"n_frames": 16, "wall_s": 3.0}, "wigner": {"n_frames": 8, "wall_s": 1.0}}, "n_frames": 24},
+    ]),
+    (ProductionAnalysis, [
+        ANALYSIS,
+        {**ANALYSIS, "nve": None, "cv_distances": {}},  # no NVE check, no CVs configured
     ]),
 ]
 
@@ -231,10 +246,11 @@ def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None
                          "max_standard_error_kJ_mol": 0.0, "mean_standard_error_kJ_mol": 0.0, "periodic": False,
                          "cv_range": [0.0, 1.0], "runs": [METAD], "profile_csv": "fes.csv"}, "profile_csv"),
     (MemberMetrics, MEMBER, "val_losses"),
+    (ProductionAnalysis, ANALYSIS, "nve"),
 ])
 def test_new_records_name_the_file_and_key(tmp_path: Path, cls, layout, key) -> None:
-    """The records of system.json, excited-dynamics stats, fes.json and member metrics: a missing key,
-    an unknown (misspelt) key and a bad nested record are each one error naming the file."""
+    """The records of system.json, excited-dynamics stats, fes.json, member metrics and the production
+    analysis: a missing key and an unknown (misspelt) key are each one error naming the file."""
     path = tmp_path / "in.json"
     path.write_text(json.dumps({k: v for k, v in layout.items() if k != key}))
     with pytest.raises(ValueError, match=rf"in.json: {cls.__name__} record lacks the key '{key}'"):
@@ -262,6 +278,9 @@ def test_nested_records_errors_name_the_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({**fes, "runs": [{**METAD, "sigma": 0.1}]}))
     with pytest.raises(ValueError, match=r"stats.json: unexpected key\(s\) \['sigma'\] in a MetadynamicsStats record"):
         FreeEnergyProfile.from_json(path)
+    path.write_text(json.dumps({**ANALYSIS, "replicas": [{k: v for k, v in PRODUCTION.items() if k != "seed"}]}))
+    with pytest.raises(ValueError, match="stats.json: ProductionStats record lacks the key 'seed'"):
+        ProductionAnalysis.from_json(path)
 
 
 def test_derive_seed_reproduces_the_offsets_used_before() -> None:

@@ -7,16 +7,38 @@ topology + time-series CSV + stats.json) with MDAnalysis; distances in Å, times
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from mlmm.dynamics.stages import NVEStats, ProductionStats, ran_without_breach, read_timeseries
-from mlmm.jobs import write_json
+from mlmm.records import Record, nested
 from mlmm.settings import CVDistance, ProductionSettings, SystemSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProductionAnalysis(Record):
+    """``production/analysis.json`` (the summary's ``production``): the final-ensemble NVT replicas
+    and the NVE check (None when not configured), replica totals (length in ps, largest ensemble
+    force σ in eV/Å, mean cost in ms per MD step), the RDF summary of :func:`solvent_rdf` without its
+    curve (first-shell peak and minimum in Å, coordination number, ``reference`` selection), the
+    CV summaries of :func:`cv_series` without the per-replica series (mean and std in Å, frame
+    spacing in ps) and the paths of the replicas' trajectories and topology."""
+
+    replicas: list[ProductionStats] = nested(ProductionStats)
+    replicas_completed_without_breach: int
+    total_length_ps: float
+    sigma_max: float | None
+    ms_per_step: float
+    nve: NVEStats | None = nested(NVEStats)
+    rdf: dict[str, Any]
+    cv_distances: dict[str, dict[str, Any]]
+    trajectories: list[str]
+    topology: str | None
 
 
 def replica_universe(replica_dir: Path):
@@ -238,17 +260,17 @@ def analyse(
     _plot_energy(Path(nve_stats[0]).parent if nve_stats else None, nve, final, energy_png)
     _plot_cvs(cvs, cvs_png)
     replicas = [stats for _, stats in final]
-    data = {
-        "replicas": [s.to_dict() for s in replicas],
-        "replicas_completed_without_breach": sum(ran_without_breach(s) for s in replicas),
-        "total_length_ps": float(sum(s.length_ps for s in replicas)),
-        "sigma_max": max((s.sigma_max for s in replicas if s.sigma_max is not None), default=None),
-        "ms_per_step": float(np.mean([s.ms_per_step for s in replicas])),
-        "nve": nve.to_dict() if nve is not None else None,
-        "rdf": {k: v for k, v in rdf.items() if k not in ("r_ang", "g")},
-        "cv_distances": {k: {kk: vv for kk, vv in v.items() if kk != "per_replica"} for k, v in cvs.items()},
-        "trajectories": [str(d / "trajectory.dcd") for d in dirs],
-        "topology": str(dirs[0] / "topology.pdb") if dirs else None,
-    }
-    log.info("production analysis: %s", data)
-    write_json(analysis_out, data)
+    analysis = ProductionAnalysis(
+        replicas=replicas,
+        replicas_completed_without_breach=sum(ran_without_breach(s) for s in replicas),
+        total_length_ps=float(sum(s.length_ps for s in replicas)),
+        sigma_max=max((s.sigma_max for s in replicas if s.sigma_max is not None), default=None),
+        ms_per_step=float(np.mean([s.ms_per_step for s in replicas])),
+        nve=nve,
+        rdf={k: v for k, v in rdf.items() if k not in ("r_ang", "g")},
+        cv_distances={k: {kk: vv for kk, vv in v.items() if kk != "per_replica"} for k, v in cvs.items()},
+        trajectories=[str(d / "trajectory.dcd") for d in dirs],
+        topology=str(dirs[0] / "topology.pdb") if dirs else None,
+    )
+    log.info("production analysis: %s", analysis.to_dict())
+    analysis.to_json(analysis_out)
