@@ -17,6 +17,7 @@ from ase.build import molecule
 from mlmm.excited import stages
 from mlmm.excited.property_model import (
     PropertyModel,
+    PropertyModelMetrics,
     descriptor,
     feature_groups,
     fit_property_model,
@@ -118,7 +119,7 @@ def test_property_model_learns_a_twist_dependent_gap_through_distance_noise():
         target.append(6.0 - 3.0 * np.sin(np.radians(twist)) ** 2)
     target = np.array(target)
     model, metrics = fit_property_model(frames[:45], target[:45], np.full(45, 0.5), seed=0)
-    assert set(metrics["group_weights"]) == {"heavy_heavy", "heavy_h", "h_h", "mm_potential", "torsions"}
+    assert set(metrics.group_weights) == {"heavy_heavy", "heavy_h", "h_h", "mm_potential", "torsions"}
     pred, _ = model.predict(frames[45:])
     assert np.abs(pred - target[45:]).mean() < 0.25 * np.abs(target[45:] - target[:45].mean()).mean()
 
@@ -145,12 +146,14 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
     de2, f2, sig_de, sig_f = model.predict_with_sigma(test)
     np.testing.assert_allclose(de2, pred_de)
     mae = np.abs(pred_de - ref_de).mean()
-    print(f"test MAE {mae:.3f} eV, mean σ {sig_de.mean():.3f} eV; CV MAE {metrics['cv_mae_excitation_energy_ev']:.3f}, "
-          f"σ scale {metrics['sigma_scale_excitation_energy']:.2f}, far σ {model.predict_with_sigma(far)[2].mean():.3f}")
+    print(f"test MAE {mae:.3f} eV, mean σ {sig_de.mean():.3f} eV; CV MAE {metrics.cv_mae_excitation_energy_ev:.3f}, "
+          f"σ scale {metrics.sigma_scale_excitation_energy:.2f}, far σ {model.predict_with_sigma(far)[2].mean():.3f}")
     assert 0.2 * mae < sig_de.mean() < 5 * mae and sig_f.mean() > 0
     assert model.predict_with_sigma(far)[2].mean() > 2 * sig_de.mean()
-    assert metrics["cv_mean_committee_spread_excitation_energy_ev"] > 0 and metrics["n_committee"] > 1
-    assert metrics["cv_mae_excitation_energy_ev"] < metrics["cv_mae_mean_predictor_excitation_energy_ev"]
+    assert metrics.cv_mean_committee_spread_excitation_energy_ev > 0 and metrics.n_committee > 1
+    assert metrics.cv_mae_excitation_energy_ev < metrics.cv_mae_mean_predictor_excitation_energy_ev
+    metrics.to_json(tmp_path / "metrics.json")
+    assert PropertyModelMetrics.from_json(tmp_path / "metrics.json") == metrics
     model.save(tmp_path / "m.npz")
     again = PropertyModel.load(tmp_path / "m.npz")
     np.testing.assert_allclose(again.predict(test)[0], pred_de)

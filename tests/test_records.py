@@ -19,6 +19,7 @@ from mlmm.dynamics.stages import (
     ProductionStats,
     Stability,
 )
+from mlmm.excited.property_model import PropertyModelMetrics
 from mlmm.excited.stages import ExcitedDynamicsStats, PropertyPrediction, PropertyPredictions, ReplicaRun
 from mlmm.labeling.reports import ChunkReport, ExcitedFrameLabel, ExcitedLabels, LabelReport
 from mlmm.model.calibration import Calibration
@@ -55,6 +56,15 @@ ANALYSIS = {
     "cv_distances": {"oh_ow": {"mean_ang": 2.8, "std_ang": 0.3, "frame_dt_ps": 0.005}},
     "trajectories": ["results/production/final/replica1/trajectory.dcd"],
     "topology": "results/production/final/replica1/topology.pdb",
+}
+PROPERTY_METRICS = {
+    "n_frames": 36, "cv_folds": 5, "width": 2.4, "ridge": 1e-4,
+    "group_weights": {"heavy_heavy": 1.0, "heavy_h": 0.5, "h_h": 0.0, "mm_potential": 1.0, "torsions": 2.0},
+    "n_torsions": 4, "cv_mae_excitation_energy_ev": 0.03, "cv_mae_oscillator_strength": 0.01,
+    "cv_mae_mean_predictor_excitation_energy_ev": 0.2, "cv_mae_mean_predictor_oscillator_strength": 0.05,
+    "n_committee": 8, "cv_mean_committee_spread_excitation_energy_ev": 0.02,
+    "cv_mean_committee_spread_oscillator_strength": 0.004, "sigma_scale_excitation_energy": 1.6,
+    "sigma_scale_oscillator_strength": 1.2,
 }
 METAD = {"replica": 0, "steps_requested": 40, "steps_done": 40, "completed": True, "stop_reason": None,
          "n_sigma_exceeded": 0, "sigma_max": 0.2, "ms_per_step": 13.0}
@@ -174,6 +184,7 @@ LAYOUTS = [
         ANALYSIS,
         {**ANALYSIS, "nve": None, "cv_distances": {}},  # no NVE check, no CVs configured
     ]),
+    (PropertyModelMetrics, [PROPERTY_METRICS]),
 ]
 
 
@@ -247,10 +258,11 @@ def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None
                          "cv_range": [0.0, 1.0], "runs": [METAD], "profile_csv": "fes.csv"}, "profile_csv"),
     (MemberMetrics, MEMBER, "val_losses"),
     (ProductionAnalysis, ANALYSIS, "nve"),
+    (PropertyModelMetrics, PROPERTY_METRICS, "sigma_scale_oscillator_strength"),
 ])
 def test_new_records_name_the_file_and_key(tmp_path: Path, cls, layout, key) -> None:
-    """The records of system.json, excited-dynamics stats, fes.json, member metrics and the production
-    analysis: a missing key and an unknown (misspelt) key are each one error naming the file."""
+    """The records of the job outputs (system.json, member metrics, production analysis, ...): a missing
+    key and an unknown (misspelt) key are each one error naming the file."""
     path = tmp_path / "in.json"
     path.write_text(json.dumps({k: v for k, v in layout.items() if k != key}))
     with pytest.raises(ValueError, match=rf"in.json: {cls.__name__} record lacks the key '{key}'"):

@@ -33,6 +33,7 @@ from ase.data import covalent_radii
 
 from mlmm.embedding import weighted_charges
 from mlmm.frames import atomic_write, qm_mask
+from mlmm.records import Record
 from mlmm.units import COULOMB_EV_ANGSTROM
 
 TARGETS: tuple[str, ...] = ("excitation_energy_ev", "oscillator_strength")
@@ -236,10 +237,38 @@ def _cv_errors(x: np.ndarray, yn: np.ndarray, folds: list[np.ndarray], width: fl
     return err / len(x)
 
 
+@dataclass
+class PropertyModelMetrics(Record):
+    """``excited/property_model.json`` (the spectra summary's ``property_model``): the
+    cross-validation of the chosen setting of :func:`fit_property_model`.
+
+    Training frames, folds, the kernel width (in units of the weighted standardised descriptor) and
+    ridge, the weight of each descriptor group, the number of torsions; CV MAE of the bright ΔE (eV)
+    and f (unitless), the same for predicting the training mean; the committee size, its mean spread
+    on the held-out folds (eV, unitless) and the σ scale factors calibrated there.
+    """
+
+    n_frames: int
+    cv_folds: int
+    width: float
+    ridge: float
+    group_weights: dict[str, float]
+    n_torsions: int
+    cv_mae_excitation_energy_ev: float
+    cv_mae_oscillator_strength: float
+    cv_mae_mean_predictor_excitation_energy_ev: float
+    cv_mae_mean_predictor_oscillator_strength: float
+    n_committee: int
+    cv_mean_committee_spread_excitation_energy_ev: float
+    cv_mean_committee_spread_oscillator_strength: float
+    sigma_scale_excitation_energy: float
+    sigma_scale_oscillator_strength: float
+
+
 def fit_property_model(
     frames: Sequence[Atoms], excitation_energies_ev: Sequence[float], oscillator_strengths: Sequence[float],
     *, cv_folds: int = 5, seed: int = 0, n_committee: int = N_COMMITTEE,
-) -> tuple[PropertyModel, dict[str, object]]:
+) -> tuple[PropertyModel, PropertyModelMetrics]:
     """Fit on bright-state labels; returns the model (with a bootstrap committee of ``n_committee``
     members for σ) and the cross-validation metrics of the chosen setting."""
     if len(frames) < max(5, cv_folds):
@@ -291,15 +320,15 @@ def fit_property_model(
     model = PropertyModel(x, _fit(x, yn, width, ridge), x_mean, x_std, weights[groups], y_mean, y_std, width,
                           ridge, symbols, torsions, committee, sigma_scale)
     mean_predictor = np.concatenate([np.abs(y[val] - np.delete(y, val, 0).mean(0)) for val in folds]).mean(0)
-    metrics = {
-        "n_frames": len(x), "cv_folds": int(cv_folds), "width": width, "ridge": ridge,
-        "group_weights": model.group_weights(), "n_torsions": len(torsions),
-        "cv_mae_excitation_energy_ev": float(cv_mae[0]), "cv_mae_oscillator_strength": float(cv_mae[1]),
-        "cv_mae_mean_predictor_excitation_energy_ev": float(mean_predictor[0]),
-        "cv_mae_mean_predictor_oscillator_strength": float(mean_predictor[1]),
-        "n_committee": int(n_committee),
-        "cv_mean_committee_spread_excitation_energy_ev": float(sigma_out[:, 0].mean()),
-        "cv_mean_committee_spread_oscillator_strength": float(sigma_out[:, 1].mean()),
-        "sigma_scale_excitation_energy": float(sigma_scale[0]), "sigma_scale_oscillator_strength": float(sigma_scale[1]),
-    }
+    metrics = PropertyModelMetrics(
+        n_frames=len(x), cv_folds=int(cv_folds), width=width, ridge=ridge,
+        group_weights=model.group_weights(), n_torsions=len(torsions),
+        cv_mae_excitation_energy_ev=float(cv_mae[0]), cv_mae_oscillator_strength=float(cv_mae[1]),
+        cv_mae_mean_predictor_excitation_energy_ev=float(mean_predictor[0]),
+        cv_mae_mean_predictor_oscillator_strength=float(mean_predictor[1]),
+        n_committee=int(n_committee),
+        cv_mean_committee_spread_excitation_energy_ev=float(sigma_out[:, 0].mean()),
+        cv_mean_committee_spread_oscillator_strength=float(sigma_out[:, 1].mean()),
+        sigma_scale_excitation_energy=float(sigma_scale[0]), sigma_scale_oscillator_strength=float(sigma_scale[1]),
+    )
     return model, metrics

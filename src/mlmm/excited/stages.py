@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlmm.jobs import read_json, system_from_config, write_json
+from mlmm.jobs import system_from_config, write_json
 from mlmm.labeling.reports import ExcitedLabels, StateReference
 from mlmm.records import Record, nested
 from mlmm.sampling import check_unbiased
@@ -184,7 +184,7 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
     model, metrics = fit_property_model(frames, de, osc, cv_folds=settings.cv_folds, seed=settings.seed)
     model.save(model_out)
     log.info("property model: %s", metrics)
-    write_json(metrics_out, metrics)
+    metrics.to_json(metrics_out)
 
 
 def excited_dynamics(structure: str, models: Sequence[str], dyn: ExcitedDynamicsSettings, system_settings: SystemSettings,
@@ -345,7 +345,9 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     summary["labels"] = {k: getattr(labels, k) for k in ("n_frames", "n_ok", "n_ambiguous", "bright_state_counts",
                                                             "n_training_rows")}
     if property_metrics:
-        summary["property_model"] = read_json(property_metrics)
+        from mlmm.excited.property_model import PropertyModelMetrics
+
+        summary["property_model"] = PropertyModelMetrics.from_json(property_metrics).to_dict()
     if dynamics_stats:
         summary["dynamics"] = ExcitedDynamicsStats.from_json(dynamics_stats).to_dict()
     if selections:
