@@ -17,8 +17,9 @@ from scipy.spatial.transform import Rotation
 from mlmm.embedding import frame_weights, weight_forces, weighted_charges
 from mlmm.engines.xtb import POINT_CHARGE_SMOOTHING_ANG, XTBEmbeddingTerm, point_charge_potential
 from mlmm.labeling.db import db_level, read_labelled_frames
-from mlmm.model.baseline import write_delta_db
+from mlmm.model.baseline import DeltaStats
 from mlmm.model.ensemble import Ensemble
+from mlmm.model.stages import delta_labels
 from mlmm.model.train import train_member
 from mlmm.potentials import ensemble_potential_name, ensemble_term
 from mlmm.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
@@ -120,7 +121,8 @@ def delta_setup(frames, tmp_path_factory) -> dict:
     labels = root / "labels.db"
     write_labels_db(labels, frames)
     delta = root / "delta_xtb.db"
-    stats = write_delta_db(str(labels), str(delta), "xtb")
+    delta_labels(str(labels), "xtb", str(delta), str(root / "delta_xtb.json"))
+    stats = DeltaStats.from_json(root / "delta_xtb.json")
     settings = replace(SETTINGS, max_epochs=5, delta="xtb", test_fraction=0.0)
     model = root / "member.pt"
     train_member([str(delta)], str(model), seed=0, settings=settings, log_dir=str(root / "log"), num_threads=1)
@@ -133,13 +135,13 @@ def test_delta_labels_are_reference_minus_baseline(delta_setup):
     term = XTBEmbeddingTerm()
     refs = read_labelled_frames(str(delta_setup["labels"]))
     deltas = read_labelled_frames(str(delta_setup["delta"]))
-    assert len(refs) == len(deltas) == delta_setup["stats"]["n_frames"]
+    assert len(refs) == len(deltas) == delta_setup["stats"].n_frames
     for ref, d in zip(refs, deltas):
         base = term.compute(d)
         assert d.get_potential_energy() + base["energy"] == pytest.approx(ref.get_potential_energy(), abs=1e-8)
         np.testing.assert_allclose(d.get_forces() + base["forces"], ref.get_forces(), atol=1e-8)
     # HF/STO-3G and GFN2-xTB differ, but far less than their absolute energies
-    assert delta_setup["stats"]["energy_correction_std_ev"] < 1.0
+    assert delta_setup["stats"].energy_correction_std_ev < 1.0
 
 
 def test_delta_ensemble_adds_baseline(delta_setup):

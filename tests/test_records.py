@@ -22,6 +22,7 @@ from mlmm.dynamics.stages import (
 from mlmm.excited.property_model import PropertyModelMetrics
 from mlmm.excited.stages import ExcitedDynamicsStats, PropertyPrediction, PropertyPredictions, ReplicaRun
 from mlmm.labeling.reports import ChunkReport, ExcitedFrameLabel, ExcitedLabels, LabelReport
+from mlmm.model.baseline import DeltaStats
 from mlmm.model.calibration import Calibration
 from mlmm.model.stages import AblationArm, EnsembleEvaluation, FieldAblation, ModelErrors, SeparateTrajectoryErrors
 from mlmm.model.train import MemberMetrics
@@ -46,8 +47,8 @@ PRODUCTION = {
     "ms_per_step": 12.5,
 }
 NVE = {"drift_eV_per_ps": 0.01, "drift_eV_per_atom_per_ps": 1e-4, "rms_fluctuation_eV": 0.002, "n_atoms": 100,
-       "length_ps": 0.015, "steps_requested": 30, "steps": 30, "completed": True, "stop_reason": None, "timestep_fs": 0.5,
-       "temperature_mean_K": 280.0, "n_sigma_exceeded": 0, "sigma_max": 0.1, "ms_per_step": 11.0}
+       "length_ps": 0.015, "steps_requested": 30, "steps": 30, "completed": True, "stop_reason": None,
+       "timestep_fs": 0.5, "temperature_mean_K": 280.0, "n_sigma_exceeded": 0, "sigma_max": 0.1, "ms_per_step": 11.0}
 ANALYSIS = {
     "replicas": [PRODUCTION, {**PRODUCTION, "replica": 2, "completed": False, "stop_reason": "sigma 1.2 > sigma_stop"}],
     "replicas_completed_without_breach": 1, "total_length_ps": 0.04, "sigma_max": 0.12, "ms_per_step": 12.5, "nve": NVE,
@@ -185,6 +186,12 @@ LAYOUTS = [
         {**ANALYSIS, "nve": None, "cv_distances": {}},  # no NVE check, no CVs configured
     ]),
     (PropertyModelMetrics, [PROPERTY_METRICS]),
+    (DeltaStats, [
+        {"baseline": "xtb", "n_frames": 16, "energy_correction_mean_ev": -3.2, "energy_correction_std_ev": 0.05,
+         "baseline_force_mae_qm": 0.4, "baseline_force_mae_mm": 0.02},
+        {"baseline": "xtb", "n_frames": 0, "energy_correction_mean_ev": None, "energy_correction_std_ev": None,
+         "baseline_force_mae_qm": None, "baseline_force_mae_mm": None},
+    ]),
 ]
 
 
@@ -259,6 +266,8 @@ def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None
     (MemberMetrics, MEMBER, "val_losses"),
     (ProductionAnalysis, ANALYSIS, "nve"),
     (PropertyModelMetrics, PROPERTY_METRICS, "sigma_scale_oscillator_strength"),
+    (DeltaStats, {"baseline": "xtb", "n_frames": 2, "energy_correction_mean_ev": -3.2, "energy_correction_std_ev": 0.05,
+                  "baseline_force_mae_qm": 0.4, "baseline_force_mae_mm": None}, "baseline_force_mae_mm"),
 ])
 def test_new_records_name_the_file_and_key(tmp_path: Path, cls, layout, key) -> None:
     """The records of the job outputs (system.json, member metrics, production analysis, ...): a missing

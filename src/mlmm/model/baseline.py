@@ -13,22 +13,36 @@ baseline back at run time for members trained on corrections.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from mlmm.labeling.db import db_level, read_labelled_frames, write_label_db
 from mlmm.potentials import baseline_term
+from mlmm.records import Record
 
 log = logging.getLogger(__name__)
 
 
-def write_delta_db(labels_db: str, out_db: str, baseline: str) -> dict[str, Any]:
+@dataclass
+class DeltaStats(Record):
+    """``{labelset}/delta_{baseline}.json``: the Δ labels of one labels DB — the baseline, the rows,
+    mean and std of the energy correction reference − baseline (eV) and the force MAE of the
+    baseline against the reference on QM atoms and on MM sites (eV/Å); None without rows (MM: without MM sites)."""
+
+    baseline: str
+    n_frames: int
+    energy_correction_mean_ev: float | None
+    energy_correction_std_ev: float | None
+    baseline_force_mae_qm: float | None
+    baseline_force_mae_mm: float | None
+
+
+def write_delta_db(labels_db: str, out_db: str, baseline: str) -> DeltaStats:
     """Labels DB of corrections: energy/forces = reference − baseline (eV, eV/Å) for every row.
 
     The level metadata gains ``delta: <baseline>`` so corrections never merge with plain labels.
-    Returns statistics (eV, eV/Å): mean/std of the energy correction and the force MAE of the
-    baseline against the reference on QM atoms and on MM sites.
+    Returns the statistics of the corrections and of the baseline's force errors.
     """
     term = baseline_term(baseline)
     if term is None:
@@ -52,14 +66,14 @@ def write_delta_db(labels_db: str, out_db: str, baseline: str) -> dict[str, Any]
         mm_err.append(np.abs(props["forces"][~mask]).ravel())
     level = {**(db_level(labels_db) or {}), "delta": baseline}
     write_label_db(out_db, rows, level=level)
-    stats = {
-        "baseline": baseline,
-        "n_frames": len(rows),
-        "energy_correction_mean_ev": float(np.mean(de)) if de else None,
-        "energy_correction_std_ev": float(np.std(de)) if de else None,
-        "baseline_force_mae_qm": float(np.concatenate(qm_err).mean()) if qm_err else None,
-        "baseline_force_mae_mm": float(np.concatenate(mm_err).mean()) if mm_err and sum(map(len, mm_err)) else None,
-    }
+    stats = DeltaStats(
+        baseline=baseline,
+        n_frames=len(rows),
+        energy_correction_mean_ev=float(np.mean(de)) if de else None,
+        energy_correction_std_ev=float(np.std(de)) if de else None,
+        baseline_force_mae_qm=float(np.concatenate(qm_err).mean()) if qm_err else None,
+        baseline_force_mae_mm=float(np.concatenate(mm_err).mean()) if mm_err and sum(map(len, mm_err)) else None,
+    )
     log.info("%s: Δ labels written to %s: %s", labels_db, out_db, stats)
     return stats
 

@@ -101,7 +101,7 @@ def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str) -> 
     """Labels DB of corrections reference − baseline (Δ-learning) and the baseline's errors."""
     from mlmm.model.baseline import write_delta_db
 
-    write_json(stats_out, write_delta_db(labels_db, out_db, baseline))
+    write_delta_db(labels_db, out_db, baseline).to_json(stats_out)
 
 
 def _held_out(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings) -> dict[str, Any]:
