@@ -11,7 +11,7 @@ import torch
 
 from mlmm.model.calibration import calibrate
 from mlmm.model.nn import build_model
-from mlmm.model.stages import calibrate_ensemble, training_plots
+from mlmm.model.stages import TrainingPlots, calibrate_ensemble, training_plots
 from mlmm.model.train import MemberMetrics
 from test_delta import write_labels_db
 from test_training import EMBEDDING, SETTINGS, water_in_charges
@@ -76,4 +76,5 @@ def test_calibration_stage_and_plots(tmp_path):
                    *map(str, pngs), str(tmp_path / "plots.json"))
     for png in pngs:
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000
-    assert json.loads((tmp_path / "plots.json").read_text())["n_test"] == result["n_frames"]
+    index = TrainingPlots.from_json(tmp_path / "plots.json")
+    assert index.n_test == result["n_frames"] and index.parity == str(pngs[1])

@@ -24,7 +24,14 @@ from mlmm.excited.stages import ExcitedDynamicsStats, PropertyPrediction, Proper
 from mlmm.labeling.reports import ChunkReport, ExcitedFrameLabel, ExcitedLabels, LabelReport
 from mlmm.model.baseline import DeltaStats
 from mlmm.model.calibration import Calibration
-from mlmm.model.stages import AblationArm, EnsembleEvaluation, FieldAblation, ModelErrors, SeparateTrajectoryErrors
+from mlmm.model.stages import (
+    AblationArm,
+    EnsembleEvaluation,
+    FieldAblation,
+    ModelErrors,
+    SeparateTrajectoryErrors,
+    TrainingPlots,
+)
 from mlmm.model.train import MemberMetrics
 from mlmm.sampling.stages import SamplerStats, SamplerTotals, SamplingSummary
 from mlmm.seeds import STREAMS, derive_seed
@@ -191,6 +198,10 @@ LAYOUTS = [
          "baseline_force_mae_qm": 0.4, "baseline_force_mae_mm": 0.02},
         {"baseline": "xtb", "n_frames": 0, "energy_correction_mean_ev": None, "energy_correction_std_ev": None,
          "baseline_force_mae_qm": None, "baseline_force_mae_mm": None},
+    ]),
+    (TrainingPlots, [
+        {"learning_curves": "results/plots/training_learning_curves.png", "parity": "results/plots/training_parity.png",
+         "calibration": "results/plots/training_calibration.png", "n_test": 20},
     ]),
 ]
 

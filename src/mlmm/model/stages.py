@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from mlmm.frames import atomic_write
-from mlmm.jobs import write_json
 from mlmm.records import Record, nested
 from mlmm.seeds import derive_seed
 from mlmm.settings import LevelSettings, TrainingSettings
@@ -134,6 +133,17 @@ def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training: Trai
     return calibration
 
 
+@dataclass
+class TrainingPlots(Record):
+    """``plots/training_plots.json`` (the summary's ``training_plots``): paths of the learning-curve,
+    parity and calibration PNGs and the number of held-out test frames of the parity plots."""
+
+    learning_curves: str
+    parity: str
+    calibration: str
+    n_test: int
+
+
 def training_plots(
     metrics: Sequence[str], models: Sequence[str], dbs: Sequence[str], calibrations: Sequence[str],
     training: TrainingSettings, learning_png: str, parity_png: str, calibration_png: str,
@@ -149,10 +159,7 @@ def training_plots(
     held_out = _held_out(models, dbs, training)
     plot_parity(held_out, parity_png)
     plot_calibration([Calibration.from_json(c) for c in calibrations], calibration_png)
-    write_json(index_out, {
-        "learning_curves": learning_png, "parity": parity_png, "calibration": calibration_png,
-        "n_test": held_out["n_test"],
-    })
+    TrainingPlots(learning_png, parity_png, calibration_png, held_out["n_test"]).to_json(index_out)
 
 
 @dataclass
