@@ -195,7 +195,8 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     stages.excited_spectra(str(tmp_path / "records.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"), cfg,
                            out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"],
                            property_metrics=str(tmp_path / "pm.json"))
-    summary = read_json(out["s.json"])
+    summary = stages.SpectraSummary.from_json(out["s.json"])
+    assert summary.to_dict() == read_json(out["s.json"])
     # absorption refuses biased frames: one record claimed by the metadynamics sampler
     tampered = read_json(tmp_path / "records.json")
     tampered["records"][3]["sampler"] = "metadynamics"
@@ -205,7 +206,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
                                cfg, out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], str(tmp_path / "t.json"))
     with pytest.raises(ValueError, match=r"no frame of the samplers \['xtb_md'\]"):
         stages.label_excited(str(traj), 8, LEVEL, TD, samplers=["xtb_md"], state_reference=state_ref)
-    ref = summary["reference"]
+    ref = summary.reference
     assert ref["n_frames"] == 8
     # the ML spectrum on the reference frames must resemble the TDDFT one (same molecule, small model error)
     # measured: shift +0.007 eV, mean shift +0.006 eV, overlap 0.97, MAE(ΔE) 0.025 eV (uniformly weighted
@@ -214,11 +215,12 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     assert ref["mae_excitation_energy_ev"] < 0.1
     assert 0 < ref["mean_sigma_excitation_energy_ev"] < 1.0 and 0 <= ref["fraction_within_2sigma"] <= 1
     assert all(r["sigma_excitation_energy_ev"] >= 0 for r in read_json(tmp_path / "pred.json")["records"])
-    assert summary["emission_ml"]["fraction_outside_grid"] < 1e-3  # all lines lie well inside 5–16 eV
-    assert summary["stokes"]["stokes_shift_ev"] == pytest.approx(
-        summary["absorption"]["peak_ev"] - summary["emission_ml"]["peak_ev"])
-    assert summary["property_model"]["n_frames"] == records["n_training_rows"]
-    assert summary["labels"]["n_ok"] == 36
+    assert summary.emission_ml["fraction_outside_grid"] < 1e-3  # all lines lie well inside 5–16 eV
+    assert summary.stokes["stokes_shift_ev"] == pytest.approx(
+        summary.absorption["peak_ev"] - summary.emission_ml["peak_ev"])
+    assert summary.property_model == PropertyModelMetrics.from_json(tmp_path / "pm.json")
+    assert summary.property_model.n_frames == records["n_training_rows"]
+    assert summary.labels.n_ok == 36 and summary.dynamics is None and summary.active_learning is None
     cols = read_spectrum_csv(out["e.csv"])
     assert {"emission_ml_per_ev", "emission_tddft_reference_frames_per_nm"} <= set(cols)
     assert (tmp_path / "a.png").stat().st_size > 1000

@@ -20,7 +20,15 @@ from mlmm.dynamics.stages import (
     Stability,
 )
 from mlmm.excited.property_model import PropertyModelMetrics
-from mlmm.excited.stages import ExcitedDynamicsStats, PropertyPrediction, PropertyPredictions, ReplicaRun
+from mlmm.excited.stages import (
+    Broadening,
+    ExcitedDynamicsStats,
+    PropertyPrediction,
+    PropertyPredictions,
+    ReplicaRun,
+    SpectraLabels,
+    SpectraSummary,
+)
 from mlmm.labeling.reports import ChunkReport, ExcitedFrameLabel, ExcitedLabels, LabelReport
 from mlmm.model.baseline import DeltaStats
 from mlmm.model.calibration import Calibration
@@ -73,6 +81,19 @@ PROPERTY_METRICS = {
     "n_committee": 8, "cv_mean_committee_spread_excitation_energy_ev": 0.02,
     "cv_mean_committee_spread_oscillator_strength": 0.004, "sigma_scale_excitation_energy": 1.6,
     "sigma_scale_oscillator_strength": 1.2,
+}
+SPECTRA = {
+    "absorption": {"peak_ev": 7.4, "peak_nm": 167.5, "integral": 0.3, "fraction_outside_grid": 0.0, "n_frames": 36},
+    "emission_ml": {"peak_ev": 6.9, "peak_nm": 179.7, "integral": 14.0, "fraction_outside_grid": 1e-5, "n_frames": 16,
+                    "n_extrapolated": 0, "mean_sigma_excitation_energy_ev": 0.04},
+    "stokes": {"absorption_peak_ev": 7.4, "emission_peak_ev": 6.9, "absorption_peak_nm": 167.5,
+               "emission_peak_nm": 179.7, "stokes_shift_ev": 0.5, "stokes_shift_nm": 12.2, "stokes_shift_cm-1": 4032.8},
+    "reference": {"peak_ev": 6.9, "reference_peak_ev": 6.89, "peak_shift_ev": 0.01, "peak_shift_nm": -0.3,
+                  "mean_ev": 6.95, "reference_mean_ev": 6.94, "mean_shift_ev": 0.01, "overlap": 0.97, "n_frames": 8,
+                  "n_ambiguous": 0, "mae_excitation_energy_ev": 0.025, "mae_oscillator_strength": 0.01,
+                  "mean_sigma_excitation_energy_ev": 0.03, "fraction_within_2sigma": 0.875},
+    "broadening": {"fwhm_ev": 0.5, "shape": "gaussian"},
+    "labels": {"n_frames": 36, "n_ok": 36, "n_ambiguous": 2, "bright_state_counts": {"2": 36}, "n_training_rows": 34},
 }
 METAD = {"replica": 0, "steps_requested": 40, "steps_done": 40, "completed": True, "stop_reason": None,
          "n_sigma_exceeded": 0, "sigma_max": 0.2, "ms_per_step": 13.0}
@@ -199,6 +220,14 @@ LAYOUTS = [
         {"baseline": "xtb", "n_frames": 0, "energy_correction_mean_ev": None, "energy_correction_std_ev": None,
          "baseline_force_mae_qm": None, "baseline_force_mae_mm": None},
     ]),
+    (SpectraSummary, [
+        SPECTRA,  # without property model, dynamics and AL (the stage test's call)
+        {**SPECTRA, "labels": {**SPECTRA["labels"], "n_training_rows": None}, "property_model": PROPERTY_METRICS,
+         "dynamics": {"n_frames": 3, "relaxation_fs": 0.0, "initial": {"initial": "ground_state"},
+                      "replicas": [REPLICA]},
+         "active_learning": [{"iteration": 1, "n_explored": 12, "sigma_scale": 1.0, "converged": False,
+                              "converged_at": None, "n_selected": 2, "reason": "selected"}]},
+    ]),
     (TrainingPlots, [
         {"learning_curves": "results/plots/training_learning_curves.png", "parity": "results/plots/training_parity.png",
          "calibration": "results/plots/training_calibration.png", "n_test": 20},
@@ -234,6 +263,9 @@ def test_records_built_in_code_round_trip(tmp_path: Path) -> None:
         ExcitedDynamicsStats(2, 1.0, {"initial": "ground_state"}, [ReplicaRun(0, 4, None, 2, 0.1, 9.0)]),
         FieldAblation({"energy": "eV"}, AblationArm(SeparateTrajectoryErrors(**SEPARATE), ModelErrors(**NO_ERRORS)),
                       AblationArm(SeparateTrajectoryErrors(**SEPARATE), ModelErrors.of({})), {}, {}),
+        SpectraSummary(SPECTRA["absorption"], SPECTRA["emission_ml"], SPECTRA["stokes"], SPECTRA["reference"],
+                       Broadening(0.3, "lorentzian"), SpectraLabels(4, 3, 1, {"1": 2, "2": 1}, None),
+                       property_model=PropertyModelMetrics(**PROPERTY_METRICS)),
     ]
     for k, record in enumerate(records):
         path = tmp_path / f"r{k}.json"
@@ -277,6 +309,7 @@ def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None
     (MemberMetrics, MEMBER, "val_losses"),
     (ProductionAnalysis, ANALYSIS, "nve"),
     (PropertyModelMetrics, PROPERTY_METRICS, "sigma_scale_oscillator_strength"),
+    (SpectraSummary, SPECTRA, "labels"),
     (DeltaStats, {"baseline": "xtb", "n_frames": 2, "energy_correction_mean_ev": -3.2, "energy_correction_std_ev": 0.05,
                   "baseline_force_mae_qm": 0.4, "baseline_force_mae_mm": None}, "baseline_force_mae_mm"),
 ])
@@ -293,7 +326,8 @@ def test_new_records_name_the_file_and_key(tmp_path: Path, cls, layout, key) -> 
 
 
 def test_nested_records_errors_name_the_file(tmp_path: Path) -> None:
-    """A replica line, an ablation arm or a metaD run missing a key: the error names the file and the nested record."""
+    """A replica line, an ablation arm, a metaD run, a production replica or the spectra' property-model
+    metrics missing a key: the error names the file and the nested record."""
     path = tmp_path / "stats.json"
     path.write_text(json.dumps({"n_frames": 1, "relaxation_fs": 0.0, "initial": {},
                                 "replicas": [{k: v for k, v in REPLICA.items() if k != "sigma_max"}]}))
@@ -313,6 +347,10 @@ def test_nested_records_errors_name_the_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({**ANALYSIS, "replicas": [{k: v for k, v in PRODUCTION.items() if k != "seed"}]}))
     with pytest.raises(ValueError, match="stats.json: ProductionStats record lacks the key 'seed'"):
         ProductionAnalysis.from_json(path)
+    without_ridge = {k: v for k, v in PROPERTY_METRICS.items() if k != "ridge"}
+    path.write_text(json.dumps({**SPECTRA, "property_model": without_ridge}))
+    with pytest.raises(ValueError, match="stats.json: PropertyModelMetrics record lacks the key 'ridge'"):
+        SpectraSummary.from_json(path)
 
 
 def test_derive_seed_reproduces_the_offsets_used_before() -> None:

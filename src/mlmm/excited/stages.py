@@ -17,9 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mlmm.jobs import system_from_config, write_json
+from mlmm.excited.property_model import PropertyModelMetrics
+from mlmm.jobs import system_from_config
 from mlmm.labeling.reports import ExcitedLabels, StateReference
-from mlmm.records import Record, nested
+from mlmm.records import Record, nested, optional
 from mlmm.sampling import check_unbiased
 from mlmm.seeds import derive_seed
 from mlmm.settings import (
@@ -91,6 +92,51 @@ class ExcitedDynamicsStats(Record):
     relaxation_fs: float
     initial: dict[str, Any]
     replicas: list[ReplicaRun] = nested(ReplicaRun)
+
+
+@dataclass
+class SpectraLabels(Record):
+    """The TDA/TDDFT labels of the absorption spectrum (see :class:`ExcitedLabels`): frames, frames
+    labelled, of those with an ambiguous bright state, frames per bright state, bright-state training
+    rows (None when no label DB was written)."""
+
+    n_frames: int
+    n_ok: int
+    n_ambiguous: int
+    bright_state_counts: dict[str, int]
+    n_training_rows: int | None
+
+
+@dataclass
+class Broadening(Record):
+    """Line broadening of every spectrum: full width at half maximum (eV) and line shape."""
+
+    fwhm_ev: float
+    shape: str
+
+
+@dataclass
+class SpectraSummary(Record):
+    """``excited/spectra/summary.json`` (the summary's ``excited``).
+
+    Free-form parts, as :mod:`mlmm.spectra.ensemble` returns them: ``absorption`` and
+    ``emission_ml`` (peak in eV and nm, integral, fraction outside the grid, frames; the ML emission
+    also the extrapolated frames and the mean committee σ of ΔE in eV), ``stokes`` (shift in eV, nm
+    and cm⁻¹) and ``reference`` (ML vs TDDFT emission on the reference frames: peak and mean shifts
+    in eV, overlap, MAE of ΔE in eV and of f, fraction of ΔE errors within 2σ). Then the broadening,
+    the absorption labels and, when the stage was given them, the property-model metrics, the
+    excited-dynamics statistics and the scalar keys of each bright-state AL selection.
+    """
+
+    absorption: dict[str, Any]
+    emission_ml: dict[str, Any]
+    stokes: dict[str, float]
+    reference: dict[str, Any]
+    broadening: Broadening = nested(Broadening)
+    labels: SpectraLabels = nested(SpectraLabels)
+    property_model: PropertyModelMetrics | None = nested(PropertyModelMetrics, optional_key=True)
+    dynamics: ExcitedDynamicsStats | None = nested(ExcitedDynamicsStats, optional_key=True)
+    active_learning: list[dict[str, Any]] | None = optional()
 
 
 def evenly_spaced(n_total: int, n_wanted: int) -> list[int]:
@@ -327,36 +373,32 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
         if s.get("fraction_outside_grid", 0.0) > OUTSIDE_GRID_WARN:
             log.warning("%s: %.1f %% of the intensity lies outside excited.spectra.e_min..e_max = %g..%g eV; "
                         "widen the grid", name, 100 * s["fraction_outside_grid"], spectra.e_min, spectra.e_max)
-    summary = {
-        "absorption": {**summaries["absorption"], "n_frames": len(absr)},
-        "emission_ml": {**summaries["emission_ml"], "n_frames": len(pred),
-                        "n_extrapolated": int(sum(r.coverage < COVERAGE_MIN for r in pred)),
-                        "mean_sigma_excitation_energy_ev": float(np.mean([r.sigma_excitation_energy_ev for r in pred]))},
-        "stokes": stokes,
-        "reference": {**comparison, "n_frames": len(same),
-                      "n_ambiguous": sum(bool(r.bright_ambiguous) for r in same),
-                      "mae_excitation_energy_ev": float(np.abs(de_err).mean()),
-                      "mae_oscillator_strength": float(np.abs(f_err).mean()),
-                      "mean_sigma_excitation_energy_ev": float(de_sigma.mean()),
-                      # how often the committee σ brackets the actual error (≈0.95 if σ were a calibrated Gaussian error)
-                      "fraction_within_2sigma": float(np.mean(np.abs(de_err) <= 2.0 * de_sigma))},
-        "broadening": {"fwhm_ev": fwhm, "shape": shape},
-    }
-    summary["labels"] = {k: getattr(labels, k) for k in ("n_frames", "n_ok", "n_ambiguous", "bright_state_counts",
-                                                            "n_training_rows")}
-    if property_metrics:
-        from mlmm.excited.property_model import PropertyModelMetrics
-
-        summary["property_model"] = PropertyModelMetrics.from_json(property_metrics).to_dict()
-    if dynamics_stats:
-        summary["dynamics"] = ExcitedDynamicsStats.from_json(dynamics_stats).to_dict()
+    summary = SpectraSummary(
+        absorption={**summaries["absorption"], "n_frames": len(absr)},
+        emission_ml={**summaries["emission_ml"], "n_frames": len(pred),
+                     "n_extrapolated": int(sum(r.coverage < COVERAGE_MIN for r in pred)),
+                     "mean_sigma_excitation_energy_ev": float(np.mean([r.sigma_excitation_energy_ev for r in pred]))},
+        stokes=stokes,
+        reference={**comparison, "n_frames": len(same),
+                   "n_ambiguous": sum(bool(r.bright_ambiguous) for r in same),
+                   "mae_excitation_energy_ev": float(np.abs(de_err).mean()),
+                   "mae_oscillator_strength": float(np.abs(f_err).mean()),
+                   "mean_sigma_excitation_energy_ev": float(de_sigma.mean()),
+                   # how often the committee σ brackets the actual error (≈0.95 if σ were a calibrated Gaussian error)
+                   "fraction_within_2sigma": float(np.mean(np.abs(de_err) <= 2.0 * de_sigma))},
+        broadening=Broadening(fwhm, shape),
+        labels=SpectraLabels(labels.n_frames, labels.n_ok, labels.n_ambiguous, labels.bright_state_counts,
+                             labels.n_training_rows),
+        property_model=PropertyModelMetrics.from_json(property_metrics) if property_metrics else None,
+        dynamics=ExcitedDynamicsStats.from_json(dynamics_stats) if dynamics_stats else None,
+    )
     if selections:
         from mlmm.al.selection import SelectionRecord
 
-        summary["active_learning"] = [
+        summary.active_learning = [
             {k: v for k, v in SelectionRecord.from_json(p).to_dict().items()
              if isinstance(v, (int, float, str, bool)) or v is None}
             for p in selections
         ]
-    log.info("spectra: %s", summary)
-    write_json(summary_out, summary)
+    log.info("spectra: %s", summary.to_dict())
+    summary.to_json(summary_out)
