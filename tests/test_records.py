@@ -41,6 +41,7 @@ from mlmm.model.stages import (
     TrainingPlots,
 )
 from mlmm.model.train import MemberMetrics
+from mlmm.report.overview import TABLE_COLUMNS, ReportOverview
 from mlmm.sampling.stages import SamplerStats, SamplerTotals, SamplingSummary
 from mlmm.seeds import STREAMS, derive_seed
 from mlmm.stages import SystemInfo
@@ -228,6 +229,12 @@ LAYOUTS = [
          "active_learning": [{"iteration": 1, "n_explored": 12, "sigma_scale": 1.0, "converged": False,
                               "converged_at": None, "n_selected": 2, "reason": "selected"}]},
     ]),
+    (ReportOverview, [
+        {"al_table": [dict.fromkeys(TABLE_COLUMNS) | {"iteration": 0, "labels": 16, "failed_labels": 0},
+                      dict.fromkeys(TABLE_COLUMNS) | {"iteration": 1, "labels": 20, "selected": 4, "converged": False,
+                                                       "walker_ps_before_stop": "0.020/0.250"}],
+         "walker_sigma_counts": [30, 0], "walker_sigma_max_eV_per_A": [0.6, None]},
+    ]),
     (TrainingPlots, [
         {"learning_curves": "results/plots/training_learning_curves.png", "parity": "results/plots/training_parity.png",
          "calibration": "results/plots/training_calibration.png", "n_test": 20},
@@ -310,6 +317,7 @@ def test_older_layouts_read_and_bad_records_are_explicit(tmp_path: Path) -> None
     (ProductionAnalysis, ANALYSIS, "nve"),
     (PropertyModelMetrics, PROPERTY_METRICS, "sigma_scale_oscillator_strength"),
     (SpectraSummary, SPECTRA, "labels"),
+    (ReportOverview, {"al_table": [], "walker_sigma_counts": [], "walker_sigma_max_eV_per_A": []}, "al_table"),
     (DeltaStats, {"baseline": "xtb", "n_frames": 2, "energy_correction_mean_ev": -3.2, "energy_correction_std_ev": 0.05,
                   "baseline_force_mae_qm": 0.4, "baseline_force_mae_mm": None}, "baseline_force_mae_mm"),
 ])

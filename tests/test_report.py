@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from mlmm.al.stages import WalkerStats
 from mlmm.labeling.reports import LabelReport
 from mlmm.model.stages import EnsembleEvaluation
 from mlmm.records import Record
-from mlmm.report.overview import TABLE_COLUMNS, overview
+from mlmm.report.overview import TABLE_COLUMNS, ReportOverview, overview
 
 AL = settings_with(al={"sigma_lo": 0.05, "sigma_hi": 0.5, "sigma_stop": 1.0}).al
 
@@ -55,8 +54,8 @@ def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
     assert [r["labels"] for r in rows] == ["16", "15", "14"]
     assert rows[0]["selected"] == "" and rows[1]["selected"] == "4" and rows[2]["converged"] == "True"
     assert rows[1]["walker_ps_before_stop"] == "0.020/0.250" and rows[1]["walkers_breached"] == "1"
-    data = json.loads((out / "overview.json").read_text())
-    assert data["walker_sigma_counts"] == [30, 12]
+    data = ReportOverview.from_json(out / "overview.json")
+    assert data.walker_sigma_counts == [30, 12] and [r["labels"] for r in data.al_table] == [16, 15, 14]
     # iteration 2's selection compared σ after the calibration scale 2: so does the histogram
-    assert np.isclose(data["walker_sigma_max_eV_per_A"][0], max(json.loads((tmp_path / "w10.json").read_text())["sigmas"]))
-    assert np.isclose(data["walker_sigma_max_eV_per_A"][1], 2 * max(json.loads((tmp_path / "w20.json").read_text())["sigmas"]))
+    assert np.isclose(data.walker_sigma_max_eV_per_A[0], max(WalkerStats.from_json(tmp_path / "w10.json").sigmas))
+    assert np.isclose(data.walker_sigma_max_eV_per_A[1], 2 * max(WalkerStats.from_json(tmp_path / "w20.json").sigmas))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -22,9 +23,9 @@ import numpy as np  # noqa: E402
 from mlmm.al.selection import SelectionRecord  # noqa: E402
 from mlmm.al.stages import WalkerStats  # noqa: E402
 from mlmm.frames import atomic_write  # noqa: E402
-from mlmm.jobs import write_json  # noqa: E402
 from mlmm.labeling.reports import LabelReport  # noqa: E402
 from mlmm.model.stages import EnsembleEvaluation  # noqa: E402
+from mlmm.records import Record  # noqa: E402
 from mlmm.settings import ALSettings  # noqa: E402
 
 log = logging.getLogger("mlmm.report")
@@ -34,6 +35,18 @@ TABLE_COLUMNS = [
     "force_mae_mm_eV_per_A", "explored_frames", "sigma_mean_eV_per_A", "sigma_max_eV_per_A",
     "accurate", "candidate", "failed", "selected", "walker_ps_before_stop", "walkers_breached", "converged",
 ]
+
+
+@dataclass
+class ReportOverview(Record):
+    """``report/overview.json`` (the summary's ``report``): the rows of the AL table (one per
+    iteration, keys :data:`TABLE_COLUMNS`, None where an iteration has no value; errors in eV and
+    eV/Å, σ in eV/Å, walker times in ps) and, per AL iteration, the number and the largest of the
+    walker σ (eV/Å, None without frames) shown in the histogram."""
+
+    al_table: list[dict[str, Any]]
+    walker_sigma_counts: list[int]
+    walker_sigma_max_eV_per_A: list[float | None]
 
 
 def walker_sigmas(stats_files: Sequence[str | Path]) -> np.ndarray:
@@ -110,8 +123,8 @@ def overview(walker_stats: Sequence[Sequence[str | Path]], label_reports: Sequen
     rows = al_table(label_reports, evaluations, selections)
     write_table(rows, table_csv)
     log.info("overview: %d AL iterations, %d walker frames", len(sigmas), sum(s.size for s in sigmas))
-    write_json(json_out, {
-        "al_table": rows,
-        "walker_sigma_counts": [int(s.size) for s in sigmas],
-        "walker_sigma_max_eV_per_A": [float(s.max()) if s.size else None for s in sigmas],
-    })
+    ReportOverview(
+        al_table=rows,
+        walker_sigma_counts=[int(s.size) for s in sigmas],
+        walker_sigma_max_eV_per_A=[float(s.max()) if s.size else None for s in sigmas],
+    ).to_json(json_out)
