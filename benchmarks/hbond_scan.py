@@ -5,8 +5,7 @@ accepts the donor's H on a linear H-bond: its O on the donor O–H axis at O··
 (``--r-min``..``--r-max``, ``--step`` Å), the rigid water's orientation about its O relaxed at each
 r with xTB/MM (the ``xtb`` potential: fixed GFN2 charges + the force field; its vacuum QM term
 does not see the water, so the MM term alone is minimised; :mod:`mlmm.analysis.hbond`, as in
-tests/test_mm.py). On these
-geometries:
+tests/test_mm.py). On these geometries:
 
 * ``xtb``: xTB/MM (the samplers' potential);
 * ``pyscf``: the reference the labels come from: PySCF at ``--method``/``--basis`` (default: the
