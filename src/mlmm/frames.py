@@ -11,6 +11,12 @@ QM atoms — the weights that scale them come only from :mod:`mlmm.embedding`), 
 ``momenta``. Info: ``qm_charge``, ``multiplicity``, ``sampler``, ``iteration``, ``source``,
 ``seed`` and the embedding the Frame was cut with, ``embedding_cutoff`` and
 ``embedding_switch_width`` (Å).
+
+Link atoms (covalent QM/MM boundaries, :mod:`mlmm.boundary`) are QM atoms (hydrogens) right after
+the Frame's other QM atoms; ``info["link_atoms"]`` lists them, ``"L:Q1:M1:g;…"`` with L the link
+atom, Q1 the QM atom and M1 the MM site of the cut bond (Frame indices) and g the ratio of
+R_L = R_Q1 + g (R_M1 − R_Q1), which every Frame satisfies (:func:`link_atoms` reads it). A Frame
+without the key has no link atoms. A string, so that extxyz and the labels DB keep it as it is.
 """
 
 from __future__ import annotations
@@ -38,10 +44,50 @@ REQUIRED_INFO: tuple[str, ...] = (
 )
 #: Largest deviation (e) of an MM group's total charge from an integer (as load_system allows).
 GROUP_CHARGE_TOLERANCE_E = 1e-3
+#: Frame ``info`` key of the link atoms (module docstring).
+LINK_INFO = "link_atoms"
+#: Largest distance (Å) of a link atom from its place on the Q1–M1 line (positions are written with 8 decimals).
+LINK_POSITION_TOLERANCE_ANG = 1e-5
 
 
 class FrameError(ValueError):
     """A configuration violates the Frame contract."""
+
+
+def encode_link_atoms(indices: np.ndarray, ratios: np.ndarray) -> str:
+    """The ``info["link_atoms"]`` string of (L, 3) Frame indices (link atom, Q1, M1) and (L,) ratios g."""
+    return ";".join(f"{int(a)}:{int(q)}:{int(m)}:{float(g)!r}" for (a, q, m), g in zip(np.reshape(indices, (-1, 3)), ratios))
+
+
+def link_atoms(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """The Frame's link atoms: (L, 3) int Frame indices (link atom, Q1, M1) and (L,) ratios g (empty
+    arrays without link atoms)."""
+    text = str(atoms.info.get(LINK_INFO, "")).strip()
+    if not text:
+        return np.zeros((0, 3), int), np.zeros(0)
+    try:
+        rows = [part.split(":") for part in text.split(";")]
+        return np.array([[int(v) for v in r[:3]] for r in rows], int).reshape(-1, 3), np.array([float(r[3]) for r in rows])
+    except (ValueError, IndexError) as err:
+        raise FrameError(f"info {LINK_INFO}={text!r} is not 'L:Q1:M1:g;…' ({err})") from err
+
+
+def place_link_atoms(positions_ang: np.ndarray, atoms: Atoms) -> np.ndarray:
+    """``positions_ang`` (n, 3) of Frame ``atoms`` with its link atoms put on their Q1–M1 lines
+    (for samplers that move QM atoms or MM sites of a Frame)."""
+    rows, ratios = link_atoms(atoms)
+    pos = np.array(positions_ang, float)
+    if len(rows):
+        link, q1, m1 = rows.T
+        pos[link] = pos[q1] + ratios[:, None] * (pos[m1] - pos[q1])
+    return pos
+
+
+def link_mask(atoms: Atoms) -> np.ndarray:
+    """Boolean mask of a Frame's link atoms."""
+    mask = np.zeros(len(atoms), bool)
+    mask[link_atoms(atoms)[0][:, 0]] = True
+    return mask
 
 
 def make_frame(
@@ -61,9 +107,12 @@ def make_frame(
     seed: int,
     box_cell_ang: np.ndarray | None = None,
     extra_info: dict[str, Any] | None = None,
+    links: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Atoms:
     """Build a Frame from QM atoms and the embedded MM sites (positions in Å, charges in e), their
-    group (MM molecule) indices and the embedding they were selected with."""
+    group (MM molecule) indices and the embedding they were selected with. ``links``: the link
+    atoms among the QM atoms (the last ones), as (L, 3) Frame indices (link atom, Q1, M1) and (L,)
+    ratios g (:func:`link_atoms`)."""
     n_qm, n_mm = len(qm_symbols), len(mm_symbols)
     atoms = Atoms(
         symbols=list(qm_symbols) + list(mm_symbols),
@@ -88,6 +137,8 @@ def make_frame(
         atoms.info["box_cell"] = np.asarray(box_cell_ang, float).reshape(-1).tolist()
     if extra_info:
         atoms.info.update(extra_info)
+    if links is not None and len(links[0]):
+        atoms.info[LINK_INFO] = encode_link_atoms(*links)
     validate_frame(atoms)
     return atoms
 
@@ -120,6 +171,32 @@ def validate_frame(atoms: Atoms, where: str = "frame") -> None:
         if bad.any():
             raise FrameError(f"{where}: MM group(s) {ids[bad].tolist()} have non-integer total charge "
                              f"{totals[bad].round(4).tolist()} e (groups must be whole molecules/residues)")
+    _validate_links(atoms, mask, where)
+
+
+def _validate_links(atoms: Atoms, mask: np.ndarray, where: str) -> None:
+    """Link atoms: hydrogens, the last QM atoms, each on its Q1–M1 line (Q1 QM, M1 an MM site)."""
+    try:
+        rows, ratios = link_atoms(atoms)
+    except FrameError as err:
+        raise FrameError(f"{where}: {err}") from err
+    if not len(rows):
+        return
+    n, n_qm = len(atoms), int(mask.sum())
+    link, q1, m1 = rows.T
+    if rows.min() < 0 or rows.max() >= n:
+        raise FrameError(f"{where}: {LINK_INFO} indices {rows.tolist()} outside the Frame's {n} atoms")
+    if sorted(link.tolist()) != list(range(n_qm - len(link), n_qm)):
+        raise FrameError(f"{where}: link atoms {link.tolist()} must be the last {len(link)} QM atoms (of {n_qm})")
+    symbols = np.asarray(atoms.get_chemical_symbols())
+    if np.any(symbols[link] != "H") or not mask[q1].all() or np.isin(q1, link).any() or mask[m1].any():
+        raise FrameError(f"{where}: {LINK_INFO} {rows.tolist()}: link atoms must be H, Q1 a QM atom that is no link "
+                         "atom, M1 an MM site")
+    pos = atoms.positions
+    off = np.linalg.norm(pos[link] - (pos[q1] + ratios[:, None] * (pos[m1] - pos[q1])), axis=1)
+    if off.max() > LINK_POSITION_TOLERANCE_ANG:
+        raise FrameError(f"{where}: link atom {int(link[np.argmax(off)])} is {off.max():.2e} Å off its place "
+                         "R_Q1 + g (R_M1 − R_Q1) (positions moved without the link atoms?)")
 
 
 def qm_mask(atoms: Atoms) -> np.ndarray:

@@ -8,8 +8,10 @@ keeps the QM atoms first and maps between the two orders.
 
 :func:`partition` turns that System into the MM part of a QM/MM potential: the QM atoms' charges
 are zeroed (their electrostatics belong to the QM term) or replaced by given fixed charges
-(mechanical embedding), QM–QM nonbonded pairs are excluded, bonded terms and constraints entirely
-inside the QM region are removed, and QM–MM Lennard-Jones stays as the force field defines it.
+(mechanical embedding), MM charges may be replaced (the boundary charges of cut covalent bonds,
+:mod:`mlmm.boundary`), QM–QM nonbonded pairs are excluded, bonded terms and constraints entirely
+inside the QM region are removed (terms with at least one MM atom stay), and QM–MM Lennard-Jones
+stays as the force field defines it, its 1-2/1-3 exclusions and 1-4 scaling included.
 MM–MM electrostatics are PME in periodic boxes (triclinic allowed), reaction-field cutoff or no
 cutoff otherwise. :class:`OpenMMTerm` evaluates the partitioned System in an OpenMM Context on the
 CPU platform (``energy_forces(positions_ang)``, the :class:`mlmm.potentials.MMTerm` protocol).
@@ -242,17 +244,37 @@ def _without_qm_terms(force: openmm.Force, qm: set[int]) -> openmm.Force:
     return openmm.XmlSerializer.deserialize(ET.tostring(root, encoding="unicode"))
 
 
-def partition(system: openmm.System, qm_atoms: Sequence[int], qm_charges_e: Sequence[float] | None = None) -> openmm.System:
+def _coulomb14_scale(force: openmm.NonbondedForce) -> float:
+    """The force field's 1-4 Coulomb scale: median chargeProd / (q_a q_b) over its exceptions with
+    charge (Amber 1/1.2, CHARMM 1, GROMACS fudgeQQ); 1 if it has none."""
+    ratios = []
+    for e in range(force.getNumExceptions()):
+        a, b, qq, _, _ = force.getExceptionParameters(e)
+        qa, qb = (force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in (a, b))
+        qq = qq.value_in_unit(unit.elementary_charge**2)
+        if qq != 0.0 and abs(qa * qb) > 1e-8:
+            ratios.append(qq / (qa * qb))
+    return float(np.median(ratios)) if ratios else 1.0
+
+
+def partition(system: openmm.System, qm_atoms: Sequence[int], qm_charges_e: Sequence[float] | None = None,
+              mm_charges_e: Sequence[float] | None = None) -> openmm.System:
     """The MM part of the QM/MM potential (a new System; see module docstring).
 
     ``qm_atoms``: indices of the QM atoms in ``system``; ``qm_charges_e``: fixed charges (e) they
     keep in the NonbondedForce (mechanical embedding), in that order; None: charges 0.
+    ``mm_charges_e``: charges (e) of all particles in ``system``'s order whose MM entries replace the
+    force field's (the boundary charges; QM entries are ignored); None: the force field's. The
+    1-4 exceptions of every atom whose charge changes are rescaled with the force field's 1-4
+    scale; its exclusions stay excluded.
     """
     qm = [int(i) for i in qm_atoms]
     qm_set = set(qm)
     charges = np.zeros(len(qm)) if qm_charges_e is None else np.asarray(qm_charges_e, float)
     if charges.shape != (len(qm),):
         raise ValueError(f"partition: {len(qm)} QM atoms but qm_charges_e has shape {charges.shape}")
+    if mm_charges_e is not None and np.shape(mm_charges_e) != (system.getNumParticles(),):
+        raise ValueError(f"partition: mm_charges_e has shape {np.shape(mm_charges_e)}, expected ({system.getNumParticles()},)")
     for i in range(system.getNumParticles()):
         if system.isVirtualSite(i):
             site = system.getVirtualSite(i)
@@ -265,23 +287,31 @@ def partition(system: openmm.System, qm_atoms: Sequence[int], qm_charges_e: Sequ
         if a in qm_set and b in qm_set:
             out.removeConstraint(k)
         elif a in qm_set or b in qm_set:
-            raise ValueError(f"partition: constraint between QM atom and MM atom ({a}, {b}); the QM region must be whole molecules")
+            raise ValueError(f"partition: constraint between QM atom and MM atom ({a}, {b}); cut bonds must not be constrained")
     qm_pairs = {(a, b) for n, a in enumerate(sorted(qm)) for b in sorted(qm)[n + 1 :]}
     for k in reversed(range(out.getNumForces())):
         force = out.getForce(k)
         if isinstance(force, openmm.NonbondedForce):
-            for i, q in zip(qm, charges):
+            scale14 = _coulomb14_scale(force)
+            new = {i: float(q) for i, q in zip(qm, charges)}
+            if mm_charges_e is not None:
+                for i, q in enumerate(np.asarray(mm_charges_e, float)):
+                    if i not in qm_set and q != force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge):
+                        new[i] = float(q)
+            for i, q in new.items():
                 _, sigma, epsilon = force.getParticleParameters(i)
                 force.setParticleParameters(i, q, sigma, epsilon)
             missing = set(qm_pairs)
             for e in range(force.getNumExceptions()):
-                a, b, _, sigma, _ = force.getExceptionParameters(e)
+                a, b, qq, sigma, epsilon = force.getExceptionParameters(e)
                 if a in qm_set and b in qm_set:
                     force.setExceptionParameters(e, a, b, 0.0, sigma, 0.0)
                     missing.discard((min(a, b), max(a, b)))
-                elif a in qm_set or b in qm_set:
-                    raise ValueError(f"partition: nonbonded exception between QM atom and MM atom ({a}, {b}) "
-                                     "(a covalent QM–MM boundary); the QM region must be whole molecules")
+                elif (a in new or b in new) and (qq.value_in_unit(unit.elementary_charge**2) != 0.0
+                                                 or epsilon.value_in_unit(unit.kilojoule_per_mole) != 0.0):
+                    # a 1-4 pair across the boundary or next to it (exclusions have neither charge nor LJ)
+                    qa, qb = (force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in (a, b))
+                    force.setExceptionParameters(e, a, b, scale14 * qa * qb, sigma, epsilon)
             for a, b in sorted(missing):
                 force.addException(a, b, 0.0, 1.0, 0.0)
         elif isinstance(force, openmm.CustomNonbondedForce):
@@ -329,7 +359,8 @@ class OpenMMTerm:
         self.system = system
         self.platform = platform
         qm_file = system.original_index[: system.n_qm]
-        self.openmm_system = partition(system.mm.system, qm_file, qm_charges_e)
+        self.openmm_system = partition(system.mm.system, qm_file, qm_charges_e,
+                                       system.mm_charges_file_order() if system.links else None)
         platform, properties = mm_platform(platform)
         self.integrator = openmm.VerletIntegrator(1.0 * unit.femtosecond)  # never steps; the Context needs one
         self.context = openmm.Context(self.openmm_system, self.integrator, platform, properties)

@@ -82,7 +82,7 @@ class QMMMCalculator(Calculator):
                          ) -> tuple[float, np.ndarray, dict[str, Any]]:
         """The QM term on the Frame cut at ``positions_ang`` (full system, mlmm order): energy (eV),
         forces (eV/Å) on every atom of the full system (QM atoms and the MM sites the Frame holds;
-        zero elsewhere) and the term's other outputs (``sigma_force`` …). ``box_vectors_ang``: the
+        zero elsewhere; link atoms' forces handed to their bond's atoms) and the term's other outputs (``sigma_force`` …). ``box_vectors_ang``: the
         box to cut in when it is not the system's (NPT)."""
         pos = np.asarray(positions_ang, float)
         system = self.system if box_vectors_ang is None else self.system.with_box(box_vectors_ang)
@@ -90,8 +90,7 @@ class QMMMCalculator(Calculator):
             pos, self.embedding, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
         )
         qm = self.qm_term.compute(frame)
-        forces = np.zeros_like(pos)
-        forces[index] = np.asarray(qm["forces"], float)
+        forces = system.full_forces(frame, qm["forces"], index)
         return float(qm["energy"]), forces, {k: v for k, v in qm.items() if k not in ("energy", "forces")}
 
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
@@ -184,11 +183,14 @@ def ensemble_term(ensemble: "Ensemble", bias: "BiasSettings | None" = None) -> Q
 
 
 def _xtb_parts(system: System, platform: str) -> tuple[QMTerm, MMTerm]:
-    """tblite GFN2-xTB + MM with the QM region's GFN2 Mulliken charges fixed at the start geometry."""
+    """tblite GFN2-xTB + MM with the QM region's GFN2 Mulliken charges fixed at the start geometry
+    (a link atom's charge added to its QM atom Q1, so the QM charges keep the region's total)."""
     from mlmm.engines.xtb import xtb_charges
 
-    charges = xtb_charges(system.atoms.get_chemical_symbols()[: system.n_qm],
-                          system.whole_qm_positions(system.atoms.positions), system.qm_charge, system.multiplicity)
+    symbols, positions = system.qm_cluster(system.atoms.positions)
+    cluster = xtb_charges(symbols, positions, system.qm_charge, system.multiplicity)
+    charges = cluster[: system.n_qm].copy()
+    np.add.at(charges, [link.qm for link in system.links], cluster[system.n_qm :])
     log.info("xtb: fixed GFN2 Mulliken charges of the QM region (e): %s", np.round(charges, 3).tolist())
     return qm_term("xtb"), OpenMMTerm(system, qm_charges_e=charges, platform=platform)
 

@@ -9,7 +9,10 @@ numbers; the OpenMM System stays in the structure file's order, and ``original_i
 between the two (:meth:`System.to_file_order`, :meth:`System.from_file_order`).
 ``System.cut_frame`` turns full-system positions into the Frame contract of :mod:`mlmm.frames`:
 the QM region made whole, plus every MM molecule the embedding (:mod:`mlmm.embedding`) gives a
-weight > 0, placed at its minimum image relative to the QM region.
+weight > 0, placed at its minimum image relative to the QM region. A QM selection that cuts
+covalent bonds (``system.link_atoms``) gets a hydrogen link atom per cut bond and the boundary
+charges of :mod:`mlmm.boundary`; the link atoms exist only in Frames (after the QM atoms), and
+:meth:`System.full_forces` hands their forces back to the bond's two atoms.
 
 Periodic boxes must be orthorhombic here (the Frame cut's minimum image is exact for distances
 below half the shortest box edge); the MM engine itself would take triclinic boxes.
@@ -28,6 +31,7 @@ from ase import Atoms
 import openmm
 import openmm.unit as unit
 
+from mlmm.boundary import LinkBond, boundary_charges, describe, find_link_bonds, link_positions, project_link_forces
 from mlmm.embedding import weights_of
 from mlmm.frames import make_frame
 from mlmm.mm import MMModel, load_mm_model
@@ -49,7 +53,10 @@ class System:
     force field's partial charges of the MM atoms and 0 on QM atoms (their electrostatics belong
     to the QM term); ``molecule_index`` is -1 on QM atoms and numbers the MM molecules (residues)
     0..M-1. ``mm`` is the force field's OpenMM System in the structure file's order (its
-    constraints keep water rigid); ``original_index[k]`` is the file index of atom k.
+    constraints keep water rigid); ``original_index[k]`` is the file index of atom k. ``links``:
+    the cut covalent bonds (mlmm indices), each with its link atom (:mod:`mlmm.boundary`);
+    ``charges_e`` then carry the boundary charges, which the MM part uses too
+    (:meth:`mm_charges_file_order`).
     """
 
     atoms: Atoms
@@ -64,6 +71,45 @@ class System:
     atom_names: np.ndarray | None = None
     resnames: np.ndarray | None = None
     resids: np.ndarray | None = None
+    links: tuple[LinkBond, ...] = ()
+
+    @property
+    def n_link(self) -> int:
+        """Number of link atoms (cut covalent bonds)."""
+        return len(self.links)
+
+    def mm_charges_file_order(self) -> np.ndarray:
+        """The MM charges (e) in the structure file's order: the force field's, with the boundary
+        charges of cut bonds (0 on QM atoms): what the QM region sees and what the MM part uses."""
+        return self.to_file_order(self.charges_e)
+
+    def qm_cluster(self, positions_ang: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Symbols and positions (Å) of the QM region as the QM engines see it: the QM atoms made
+        whole, then one hydrogen link atom per cut bond."""
+        qm = self.whole_qm_positions(positions_ang)
+        symbols = self.atoms.get_chemical_symbols()[: self.n_qm]
+        if not self.links:
+            return symbols, qm
+        q1 = np.array([link.qm for link in self.links])
+        m1 = np.array([link.mm for link in self.links])
+        ratios = np.array([link.ratio for link in self.links])
+        m1_pos = qm[q1] + minimum_image(np.asarray(positions_ang, float)[m1] - positions_ang[q1], self.box_ang)
+        return symbols + ["H"] * len(q1), np.vstack([qm, link_positions(qm[q1], m1_pos, ratios)])
+
+    def full_forces(self, frame: Atoms, frame_forces: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Forces (eV/Å) on every atom of the full system from forces on a Frame's atoms (``index``
+        from :meth:`cut_frame`): each Frame atom's force on its atom, a link atom's handed to Q1 and
+        M1 by the chain rule (:func:`mlmm.boundary.project_link_forces`)."""
+        from mlmm.frames import link_atoms
+
+        frame_forces = np.asarray(frame_forces, float)
+        out = np.zeros((len(self.atoms), 3))
+        real = index >= 0
+        out[index[real]] = frame_forces[real]
+        rows, ratios = link_atoms(frame)
+        if len(rows):
+            out = project_link_forces(out, frame_forces[rows[:, 0]], index[rows[:, 1]], index[rows[:, 2]], ratios)
+        return out
 
     @property
     def box_ang(self) -> np.ndarray | None:
@@ -116,17 +162,21 @@ class System:
         closest distance. The weights are evaluated on these placed positions, i.e. exactly as
         every consumer of the Frame evaluates them.
 
+        Link atoms (one per cut bond) follow the QM atoms; they count as QM atoms for the weights.
+
         ``info`` must give sampler, iteration, source and seed; other keys go to ``Frame.info``.
-        Returns (frame, index) with ``index[k]`` the full-system index of frame atom k.
+        Returns (frame, index) with ``index[k]`` the full-system index of frame atom k (-1 on link
+        atoms; :meth:`full_forces` maps Frame forces back).
         """
         pos = np.asarray(positions_ang, float)
         if pos.shape != (len(self.atoms), 3):
             raise ValueError(f"cut_frame: positions shape {pos.shape} != ({len(self.atoms)}, 3) for {self.source}")
         box = self.box_ang
         qm = self.whole_qm_positions(pos)
-        n_qm = self.n_qm
+        n_qm, n_link = self.n_qm, self.n_link
         mm_idx = np.zeros(0, int)
         mm_pos = np.zeros((0, 3))
+        link_pos = np.zeros((0, 3))
         if len(pos) > n_qm:
             d = minimum_image(pos[n_qm:, None, :] - qm[None, :, :], box)  # (n_mm, n_qm, 3)
             dist2 = np.einsum("aqk,aqk->aq", d, d)
@@ -142,19 +192,34 @@ class System:
             ref = closest[mol_of_atom]  # closest atom of each atom's molecule
             anchor = qm[nearest_qm[ref]] + d[ref, nearest_qm[ref]]
             placed = anchor + minimum_image(pos[n_qm:] - pos[n_qm + ref], box)
-            weights = weights_of(np.vstack([qm, placed]), np.arange(len(pos)) < n_qm, self.molecule_index, embedding)
-            local = np.flatnonzero(weights[n_qm:] > 0.0)
+            if n_link:
+                q1 = np.array([link.qm for link in self.links])
+                m1 = np.array([link.mm for link in self.links]) - n_qm
+                link_pos = link_positions(qm[q1], placed[m1], np.array([link.ratio for link in self.links]))
+            n_inner = n_qm + n_link
+            weights = weights_of(np.vstack([qm, link_pos, placed]), np.arange(n_inner + len(placed)) < n_inner,
+                                 np.r_[-np.ones(n_inner, int), self.molecule_index[n_qm:]], embedding)
+            local = np.flatnonzero(weights[n_inner:] > 0.0)
             mm_pos = placed[local]
             mm_idx = n_qm + local
-        index = np.r_[np.arange(n_qm), mm_idx].astype(int)
+        index = np.r_[np.arange(n_qm), -np.ones(n_link, int), mm_idx].astype(int)
+        links = None
+        if n_link:
+            slot = {int(a): n_qm + n_link + k for k, a in enumerate(mm_idx)}
+            missing = [link.mm for link in self.links if link.mm not in slot]
+            if missing:  # M1 is bonded to a QM atom: only an embedding cutoff below a bond length misses it
+                raise ValueError(f"cut_frame: the embedding (cutoff {embedding.cutoff} Å) leaves out the boundary MM atoms "
+                                 f"{missing} of the cut bonds")
+            links = (np.array([[n_qm + k, link.qm, slot[link.mm]] for k, link in enumerate(self.links)], int),
+                     np.array([link.ratio for link in self.links]))
         symbols = self.atoms.get_chemical_symbols()
         required = {k: info.pop(k) for k in ("sampler", "iteration", "source", "seed") if k in info}
         missing = {"sampler", "iteration", "source", "seed"} - set(required)
         if missing:
             raise ValueError(f"cut_frame: missing frame info {sorted(missing)}")
         frame = make_frame(
-            symbols[:n_qm],
-            qm,
+            symbols[:n_qm] + ["H"] * n_link,
+            np.vstack([qm, link_pos]),
             [symbols[i] for i in mm_idx],
             mm_pos,
             self.charges_e[mm_idx],
@@ -164,6 +229,7 @@ class System:
             embedding=embedding,
             box_cell_ang=np.asarray(self.atoms.cell.array) if box is not None else None,
             extra_info=info or None,
+            links=links,
             **required,
         )
         return frame, index
@@ -214,13 +280,17 @@ def load_system(
     nonbonded_cutoff_ang: float = 9.0,
     dispersion_correction: bool = True,
     ewald_tolerance: float = 1e-4,
+    link_atoms: bool = False,
 ) -> System:
     """Read ``structure`` with its force field (see :func:`mlmm.mm.load_mm_model` for the inputs)
     into a :class:`System`.
 
     The QM selection (MDAnalysis syntax) must select atoms whose force-field charges add up to
-    the integer ``qm_charge``, must not leave MM fragments of non-integer charge and must not cut
-    a covalent bond of the topology: there are no link atoms.
+    the integer ``qm_charge`` and must not leave MM fragments of non-integer charge. A selection
+    that cuts covalent bonds of the topology is an error listing them, unless ``link_atoms``: then
+    each cut bond must join two sp3 carbons and gets a hydrogen link atom, and the boundary charges
+    of :mod:`mlmm.boundary` replace the force field's next to it (the QM atoms' force-field charge
+    must then lie within :data:`mlmm.boundary.CHARGE_TOLERANCE_E` of ``qm_charge``).
     """
     import MDAnalysis as mda
     from MDAnalysis.coordinates.memory import MemoryReader
@@ -261,13 +331,30 @@ def load_system(
     qm_idx = np.sort(qm_sel.indices)
     in_qm = np.zeros(len(u.atoms), bool)
     in_qm[qm_idx] = True
-    q_qm = float(ff_charges[qm_idx].sum())
-    if abs(q_qm - round(q_qm)) > 1e-3:
-        raise ValueError(f"{model.source}: the force-field charges of QM selection {qm_selection!r} add up to "
-                         f"{q_qm:.4f} e, not an integer (it must consist of whole molecules)")
-    if round(q_qm) != int(qm_charge):
-        raise ValueError(f"{model.source}: QM selection {qm_selection!r} has force-field charge {round(q_qm)} e, "
-                         f"but system.qm_charge is {qm_charge}")
+    cut = cut_bonds(u, in_qm)
+    label = lambda i: describe(i, u.atoms.names, u.atoms.resnames, u.atoms.resids)  # noqa: E731
+    if cut and not link_atoms:
+        names = "; ".join(f"{label(i)} – {label(j)}" for i, j in cut)
+        raise ValueError(
+            f"{structure}: QM selection {qm_selection!r} cuts {len(cut)} covalent bond(s) of the topology to MM atoms "
+            f"(QM atom first, 0-based atom indices in file order): {names}. Select whole molecules, or set "
+            "system.link_atoms: true to cap single bonds between sp3 carbons with hydrogen link atoms"
+        )
+    links_file = []
+    if cut:
+        bonds = [(int(a), int(b)) for a, b in np.asarray(u.atoms.bonds.indices, int).reshape(-1, 2)]
+        links_file = find_link_bonds(cut, bonds, elements, in_qm, _bond_lengths_ang(model.system), label,
+                                     f"{structure}: QM selection {qm_selection!r}")
+        ff_charges = boundary_charges(ff_charges, links_file, in_qm, np.asarray(u.atoms.resindices), qm_charge,
+                                      f"{model.source}: QM selection {qm_selection!r}")
+    else:  # whole molecules (with cut bonds boundary_charges checked the charge against qm_charge)
+        q_qm = float(ff_charges[qm_idx].sum())
+        if abs(q_qm - round(q_qm)) > 1e-3:
+            raise ValueError(f"{model.source}: the force-field charges of QM selection {qm_selection!r} add up to "
+                             f"{q_qm:.4f} e, not an integer (it must consist of whole molecules)")
+        if round(q_qm) != int(qm_charge):
+            raise ValueError(f"{model.source}: QM selection {qm_selection!r} has force-field charge {round(q_qm)} e, "
+                             f"but system.qm_charge is {qm_charge}")
 
     order: list[int] = list(qm_idx)
     mol_index: list[int] = [-1] * len(qm_idx)
@@ -285,19 +372,11 @@ def load_system(
         mol_index.extend([n_mol] * len(idx))
         n_mol += 1
 
-    cut = cut_bonds(u, in_qm)
-    if cut:
-        names = "; ".join(
-            f"{u.atoms[i].name} ({u.atoms[i].resname} {u.atoms[i].resid}, index {i}) – "
-            f"{u.atoms[j].name} ({u.atoms[j].resname} {u.atoms[j].resid}, index {j})"
-            for i, j in cut
-        )
-        raise ValueError(
-            f"{structure}: QM selection {qm_selection!r} cuts {len(cut)} covalent bond(s) of the topology to MM atoms "
-            f"(QM atom first, 0-based atom indices in file order): {names}. mlmm has no link atoms: "
-            "the QM region must consist of whole molecules"
-        )
     order_arr = np.asarray(order, int)
+    position = np.empty(len(order_arr), int)
+    position[order_arr] = np.arange(len(order_arr))  # file index -> mlmm index
+    links = tuple(LinkBond(qm=int(position[link.qm]), mm=int(position[link.mm]), ratio=link.ratio,
+                           neighbours=tuple(int(position[j]) for j in link.neighbours)) for link in links_file)
     atoms = Atoms(
         symbols=[elements[i] for i in order_arr],
         positions=model.positions_ang[order_arr],
@@ -320,7 +399,19 @@ def load_system(
         atom_names=np.asarray(u.atoms.names)[order_arr],
         resnames=np.asarray(u.atoms.resnames)[order_arr],
         resids=np.asarray(u.atoms.resids)[order_arr],
+        links=links,
     )
+
+
+def _bond_lengths_ang(system: openmm.System) -> dict[tuple[int, int], float]:
+    """Equilibrium length (Å) of every HarmonicBondForce bond, by sorted (file-order) atom pair."""
+    lengths: dict[tuple[int, int], float] = {}
+    for force in system.getForces():
+        if isinstance(force, openmm.HarmonicBondForce):
+            for k in range(force.getNumBonds()):
+                a, b, r0, _ = force.getBondParameters(k)
+                lengths[(min(a, b), max(a, b))] = r0.value_in_unit(unit.angstrom)
+    return lengths
 
 
 def solute_with_nearest_waters(source: str | Path, resname: str, n_waters: int, out_path: str | Path,

@@ -247,3 +247,17 @@ def qmmm_energy_forces(frame: Atoms, level: LevelSettings, *, stabilised: bool =
         stabilised=stabilised,
         wall_time_s=time.perf_counter() - start,
     )
+
+
+class PySCFTerm:
+    """The reference as a QM term of a QM/MM potential (:class:`mlmm.potentials.QMTerm`): PySCF in
+    the Frame's weighted MM charges at ``level`` (the labels' energy and forces), for checks of the
+    total QM/MM energy and reference dynamics on small systems."""
+
+    def __init__(self, level: LevelSettings) -> None:
+        self.level = check_level(level)
+
+    def compute(self, frame: Atoms) -> dict[str, Any]:
+        """``energy`` (eV) and ``forces`` (eV/Å, on QM atoms and MM sites) of :func:`qmmm_energy_forces`."""
+        result = qmmm_energy_forces(frame, self.level)
+        return {"energy": result.energy_ev, "forces": result.forces_ev_per_ang}

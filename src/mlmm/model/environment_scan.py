@@ -6,7 +6,8 @@ embedding energy (PySCF, the labels' level) as a function of that molecule's dis
 are relative to the farthest point (eV); distances are between the molecule's anchor site (the MM
 site with the most negative charge nearest to the QM region, e.g. a water O) and the nearest QM
 heavy atom (Å). The molecule is the anchor's MM group (``mm_molecule``), moved whole, and carries
-its embedding weight (:mod:`mlmm.embedding`) at every distance, as in the labels.
+its embedding weight (:mod:`mlmm.embedding`) at every distance, as in the labels. With a covalent
+boundary the MM groups holding the cut bonds' M1 atoms stay in place (and are never the one moved).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
+
+from mlmm.frames import LINK_INFO, encode_link_atoms, link_atoms
 
 #: Anchor–QM distances of the scan (Å): H-bond contact to nearly free.
 DEFAULT_DISTANCES_ANG = (2.5, 2.7, 2.9, 3.1, 3.4, 3.8, 4.5, 6.0)
@@ -29,8 +32,11 @@ def scan_frames(frame: Atoms, distances_ang: Sequence[float] = DEFAULT_DISTANCES
     """
     qm = np.asarray(frame.arrays["qm_mask"], bool)
     charges = frame.get_initial_charges()
+    groups = np.asarray(frame.arrays["mm_molecule"])
+    links, ratios = link_atoms(frame)
+    bonded = np.isin(groups, groups[links[:, 2]]) & ~qm  # the MM groups of cut bonds stay where they are
     heavy = np.flatnonzero(qm & (frame.numbers > 1))
-    mm = np.flatnonzero(~qm & (charges < 0))
+    mm = np.flatnonzero(~qm & ~bonded & (charges < 0))
     if len(heavy) == 0 or len(mm) == 0:
         raise ValueError("environment scan: the frame needs a QM heavy atom and a negatively charged MM site")
     dist = np.linalg.norm(frame.positions[mm][:, None] - frame.positions[heavy][None], axis=2)
@@ -42,8 +48,12 @@ def scan_frames(frame: Atoms, distances_ang: Sequence[float] = DEFAULT_DISTANCES
     axis = frame.positions[anchor] - frame.positions[qm_atom]
     d0 = float(np.linalg.norm(axis))
     axis /= d0
-    base = frame[np.r_[np.flatnonzero(qm), molecule]]
-    moved = np.arange(int(qm.sum()), len(base))
+    keep = np.r_[np.flatnonzero(qm), np.flatnonzero(bonded), molecule]
+    base = frame[keep]
+    if len(links):
+        position = {int(k): i for i, k in enumerate(keep)}
+        base.info[LINK_INFO] = encode_link_atoms(np.vectorize(position.__getitem__)(links), ratios)
+    moved = np.arange(len(keep) - len(molecule), len(base))
     frames = []
     for d in distances_ang:
         f = base.copy()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from mlmm.frames import qm_mask, validate_frame
+from mlmm.frames import place_link_atoms, qm_mask, validate_frame
 from mlmm.potentials import QMMMCalculator, build_potential
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
@@ -45,7 +45,7 @@ def align(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray | None = N
 def embed_qm(reference: Atoms, qm_positions_ang: np.ndarray, *, sampler: str, seed: int, source: str,
              qm_momenta: np.ndarray | None = None, **extra_info) -> Atoms:
     """A Frame with the MM sites of ``reference`` and the given QM geometry, aligned (mass
-    weighted) onto the reference QM atoms. ``qm_momenta`` (amu·Å/fs·ASE units) are rotated with it."""
+    weighted) onto the reference QM atoms; link atoms are put back on their Q1–M1 lines. ``qm_momenta`` (amu·Å/fs·ASE units) are rotated with it."""
     mask = qm_mask(reference)
     n_qm = int(mask.sum())
     masses = reference.get_masses()[:n_qm]
@@ -54,7 +54,7 @@ def embed_qm(reference: Atoms, qm_positions_ang: np.ndarray, *, sampler: str, se
     frame.calc = None
     pos = frame.positions
     pos[:n_qm] = (np.asarray(qm_positions_ang, float) - cm) @ rot.T + ct
-    frame.positions = pos
+    frame.positions = place_link_atoms(pos, frame)
     if qm_momenta is not None:
         momenta = np.zeros((len(frame), 3))
         momenta[:n_qm] = np.asarray(qm_momenta, float) @ rot.T
