@@ -11,7 +11,7 @@ import openmm.unit as unit
 import pytest
 from ase.geometry import get_distances
 
-from conftest import DEMO, FORCE_FIELDS, ROOT, embedding_with, load_demo, rigid_waters
+from conftest import DEMO, DEMO_FORCE_FIELD, FORCE_FIELDS, ROOT, embedding_with, load_demo, rigid_waters
 from mlmm.embedding import frame_weights
 from mlmm.frames import validate_frame
 from mlmm.mm import OpenMMTerm
@@ -137,12 +137,16 @@ def test_cut_residue_and_mm_charges_from_the_force_field():
     eth_idx = np.flatnonzero(system.resnames == "ETH")
     assert system.charges_e[eth_idx].sum() == pytest.approx(0.0, abs=1e-5) and system.charges_e[eth_idx].std() > 0.1
     assert system.n_qm == 3 and system.atoms.get_chemical_symbols()[:3] == ["O", "H", "H"]
-    # cutting ethanol through its C–O bond: QM part -0.1361 + 0.1264 + 3 × 0.042367 + 2 × 0.0432 e
-    with pytest.raises(ValueError, match=r"QM selection 'resname ETH and not name O1 HO1' add up to 0\.2038 e, not an integer") as err:
+    # cutting ethanol through its C–O bond (QM part 0.2038 e): the cut bond is named first
+    with pytest.raises(ValueError, match=r"'resname ETH and not name O1 HO1' cuts 1 covalent bond.*C2 \(ETH 1, index 1\) – "
+                                         r"O1 \(ETH 1, index 2\)") as err:
         load_demo("resname ETH and not name O1 HO1")
     assert str(DEMO) in str(err.value)
-    # parts of two waters add up to an integer QM charge, but leave MM fragments that do not
-    with pytest.raises(ValueError, match=r"the MM atoms of residue HOH 2 carry a non-integer charge 0\.8340 e"):
+    # and with link atoms the cut through a polar bond is refused, naming why
+    with pytest.raises(ValueError, match=r"C2 \(ETH 1, index 1\) – O1 \(ETH 1, index 2\): O1 \(ETH 1, index 2\): O is not carbon"):
+        load_system(DEMO, "resname ETH and not name O1 HO1", force_field=DEMO_FORCE_FIELD, link_atoms=True)
+    # parts of two waters add up to an integer QM charge, but cut their O–H bonds
+    with pytest.raises(ValueError, match=r"cuts 4 covalent bond"):
         load_demo("(resname HOH and resid 2 and name O) or (resname HOH and resid 3 and name H1 H2)")
 
 
@@ -174,7 +178,7 @@ def test_bundled_systems_load_with_their_force_fields(path):
     [
         ("resname XYZ", 0, "selects no atoms"),
         ("resname ETH and", 0, "invalid QM selection"),
-        ("resname ETH or (resname HOH and resid 2 and name O)", 0, r"charges of QM selection .* add up to -0\.8340 e, not an integer"),
+        ("resname ETH or (resname HOH and resid 2 and name O)", 0, r"cuts 2 covalent bond.*O \(HOH 2, index 9\) – H1 \(HOH 2, index 10\)"),
         ("resname HOH and resid 2", 1, "has force-field charge 0 e, but system.qm_charge is 1"),
     ],
 )

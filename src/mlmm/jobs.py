@@ -64,5 +64,6 @@ def system_from_config(structure: str, system: SystemSettings):
         nonbonded_cutoff_ang=system.nonbonded.cutoff,
         dispersion_correction=system.nonbonded.dispersion_correction,
         ewald_tolerance=system.nonbonded.ewald_tolerance,
+        link_atoms=system.link_atoms,
     )
 

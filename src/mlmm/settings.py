@@ -155,6 +155,7 @@ class SystemSettings(Section):
     gromacs_include: str | None
     nonbonded: NonbondedSettings
     qm_selection: str
+    link_atoms: bool
     qm_charge: int
     multiplicity: int
     embedding: EmbeddingSettings

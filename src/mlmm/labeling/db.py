@@ -6,7 +6,7 @@ Each row is one Frame (QM atoms + MM sites). ``row.data`` holds the schnetpack p
 index, -1 on QM atoms: with the positions it gives the embedding weights, :mod:`mlmm.embedding`);
 the row's key_value_pairs hold ``level``, ``status``, ``pyscf_version``, ``frame_id`` and the Frame
 info (``sampler``, ``iteration``, ``source``, ``seed``, ``qm_charge``, ``multiplicity``,
-``embedding_cutoff``, ``embedding_switch_width``). The database metadata carries schnetpack's
+``embedding_cutoff``, ``embedding_switch_width``, and ``link_atoms`` for Frames with link atoms). The database metadata carries schnetpack's
 units and, under ``mlmm_level``, the full level-of-theory settings the labels were computed with.
 
 Unit strings: schnetpack parses a unit string through ``ase.units`` and passes numbers through

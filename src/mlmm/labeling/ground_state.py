@@ -22,7 +22,7 @@ from mlmm.engines.pyscf_qmmm import (
     qmmm_energy_forces,
 )
 from mlmm.embedding import INFO_KEYS
-from mlmm.frames import REQUIRED_INFO, FrameError, mm_charges, qm_mask, validate_frame
+from mlmm.frames import LINK_INFO, REQUIRED_INFO, FrameError, mm_charges, qm_mask, validate_frame
 from mlmm.settings import LevelSettings
 from mlmm.labeling.db import frame_id
 
@@ -72,6 +72,8 @@ def label_metadata(frame: Atoms, level: LevelSettings) -> dict[str, Any]:
             meta[key] = float(value)
         else:
             meta[key] = str(value)
+    if LINK_INFO in info:  # the link atoms of a covalent boundary (mlmm.frames)
+        meta[LINK_INFO] = str(info[LINK_INFO])
     return meta
 
 

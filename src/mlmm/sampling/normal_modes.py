@@ -120,6 +120,10 @@ def qm_potential(system: System, environment: str, embedding: EmbeddingSettings)
     ``vacuum`` (GFN2-xTB alone) or ``embedded`` (xTB/MM of the full system, MM atoms fixed)."""
     n_qm = system.n_qm
     start = system.whole_qm_positions(system.atoms.positions)
+    if environment == "vacuum" and system.links:
+        raise ValueError(f"normal modes/wigner of {system.source}: environment 'vacuum' needs a QM region of whole "
+                         f"molecules, but the QM selection cuts {system.n_link} covalent bond(s) (link atoms); "
+                         "use environment: embedded (the QM atoms' modes in the fixed MM atoms)")
     if environment == "vacuum":
         frame = make_frame(system.atoms.get_chemical_symbols()[:n_qm], start, [], np.zeros((0, 3)), [],
                            mm_molecule=[], embedding=embedding, qm_charge=system.qm_charge, multiplicity=system.multiplicity, sampler="normal_modes",
