@@ -6,6 +6,7 @@ side chain (CB and its hydrogens) as QM region, cut at CA–CB: the QM region is
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from mlmm.engines.pyscf_qmmm import PySCFTerm
 from mlmm.frames import FrameError, link_atoms, read_frames, validate_frame, write_frames
 from mlmm.mm import OpenMMTerm, partition
 from mlmm.model.ensemble import Ensemble
-from mlmm.potentials import QMMMCalculator
+from mlmm.potentials import QMMMCalculator, build_potential
 from mlmm.system import load_system
 from test_sampling_uncertainty import member
 
@@ -215,3 +216,22 @@ def test_selection_with_non_integer_charge_is_refused(tmp_path):
     shifted.write_text(text)
     with pytest.raises(ValueError, match=rf"add up to -0.4910 e, 0.491 e from system.qm_charge 0; .* at most {CHARGE_TOLERANCE_E} e"):
         load_system(DEMO, qm, **{**keys, "force_field": ["amber14/tip3p.xml", str(shifted)]})
+
+
+@pytest.mark.parametrize("name", ["xtb", "xtb_point_charges"])
+def test_xtb_potentials_with_link_atoms_give_minus_gradient(system, name):
+    """The samplers' potentials on the cut side chain: GFN2-xTB of methane (CB + link H) with fixed
+    Mulliken charges in the force field (the link atom's charge on CB), and GFN2-xTB in the
+    weighted point charges (xtb program); total forces match central differences."""
+    if name == "xtb_point_charges" and shutil.which("xtb") is None:
+        pytest.skip("needs the xtb program (apt-get install xtb)")
+    calc = build_potential(name, system, embedding=EMBEDDING, mm_platform="Reference")
+    if name == "xtb":
+        nb = next(f for f in calc.mm.openmm_system.getForces() if isinstance(f, openmm.NonbondedForce))
+        q_qm = [nb.getParticleParameters(int(i))[0].value_in_unit(unit.elementary_charge)
+                for i in system.original_index[: system.n_qm]]
+        assert sum(q_qm) == pytest.approx(0.0, abs=1e-6)  # the QM region's total, link atom's share included
+    forces = total_forces(calc, system)
+    check = boundary_coordinates(system)
+    num = numerical_forces(calc, system, check, h=1e-3)
+    np.testing.assert_allclose([forces[a, k] for a, k in check], num, atol=2e-4 if name == "xtb" else 2e-3)

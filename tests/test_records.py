@@ -177,7 +177,7 @@ LAYOUTS = [
     ]),
     (SystemInfo, [
         {"structure": "data/demo/ethanol_water.pdb", "n_atoms_total": 2409, "n_qm": 9,
-         "qm_symbols": ["C", "C", "O", "H", "H", "H", "H", "H", "H"], "n_mm_in_cutoff": 153,
+         "qm_symbols": ["C", "C", "O", "H", "H", "H", "H", "H", "H"], "link_bonds": [], "n_mm_in_cutoff": 153,
          "mm_charge_in_cutoff_e": 0.0, "periodic": True, "cell_ang": [29.1, 29.1, 29.1], "qm_charge": 0,
          "multiplicity": 1},
     ]),

@@ -83,6 +83,11 @@ def place_link_atoms(positions_ang: np.ndarray, atoms: Atoms) -> np.ndarray:
     return pos
 
 
+def n_real_qm(atoms: Atoms) -> int:
+    """Number of a Frame's QM atoms that are no link atoms (they come first)."""
+    return int(np.asarray(atoms.arrays["qm_mask"], bool).sum()) - len(link_atoms(atoms)[0])
+
+
 def link_mask(atoms: Atoms) -> np.ndarray:
     """Boolean mask of a Frame's link atoms."""
     mask = np.zeros(len(atoms), bool)

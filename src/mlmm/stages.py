@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class SystemInfo(Record):
     """``system/system.json``: the validated system; the MM sites and their charge (e) within the
-    embedding cutoff of the first Frame; the cell edge lengths in Å; the QM charge in e."""
+    embedding cutoff of the first Frame; the cell edge lengths in Å; the QM charge in e; the cut
+    covalent bonds (QM atom – MM atom, with their link atoms) of a covalent boundary."""
 
     structure: str
     n_atoms_total: int
     n_qm: int
     qm_symbols: list[str]
+    link_bonds: list[str]
     n_mm_in_cutoff: int
     mm_charge_in_cutoff_e: float
     periodic: bool
@@ -61,6 +63,8 @@ def prepare_system(structure: str, system_settings: SystemSettings, frame_out: s
         n_atoms_total=len(system.atoms),
         n_qm=int(system.n_qm),
         qm_symbols=frame.get_chemical_symbols()[: system.n_qm],
+        link_bonds=[f"{system.atom_names[link.qm]}–{system.atom_names[link.mm]} ({system.resnames[link.mm]} "
+                    f"{system.resids[link.mm]}, g = {link.ratio:.4f})" for link in system.links],
         n_mm_in_cutoff=int(mm.sum()),
         mm_charge_in_cutoff_e=float(np.round(frame.get_initial_charges()[mm].sum(), 6)),
         periodic=bool(system.atoms.pbc.any()),

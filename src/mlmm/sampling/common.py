@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from mlmm.frames import place_link_atoms, qm_mask, validate_frame
+from mlmm.frames import link_atoms, n_real_qm, place_link_atoms, qm_mask, validate_frame
 from mlmm.potentials import QMMMCalculator, build_potential
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
@@ -45,19 +45,21 @@ def align(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray | None = N
 def embed_qm(reference: Atoms, qm_positions_ang: np.ndarray, *, sampler: str, seed: int, source: str,
              qm_momenta: np.ndarray | None = None, **extra_info) -> Atoms:
     """A Frame with the MM sites of ``reference`` and the given QM geometry, aligned (mass
-    weighted) onto the reference QM atoms; link atoms are put back on their Q1–M1 lines. ``qm_momenta`` (amu·Å/fs·ASE units) are rotated with it."""
-    mask = qm_mask(reference)
-    n_qm = int(mask.sum())
+    weighted) onto the reference QM atoms. With link atoms, the geometry is that of the other QM
+    atoms (:func:`mlmm.frames.n_real_qm`; rows beyond are ignored) and the link atoms are put back
+    on their Q1–M1 lines. ``qm_momenta`` (amu·Å/fs·ASE units) are rotated with it."""
+    n_qm = n_real_qm(reference)
+    qm_positions_ang = np.asarray(qm_positions_ang, float)[:n_qm]
     masses = reference.get_masses()[:n_qm]
-    rot, cm, ct = kabsch(np.asarray(qm_positions_ang, float), reference.positions[:n_qm], masses)
+    rot, cm, ct = kabsch(qm_positions_ang, reference.positions[:n_qm], masses)
     frame = reference.copy()
     frame.calc = None
     pos = frame.positions
-    pos[:n_qm] = (np.asarray(qm_positions_ang, float) - cm) @ rot.T + ct
+    pos[:n_qm] = (qm_positions_ang - cm) @ rot.T + ct
     frame.positions = place_link_atoms(pos, frame)
     if qm_momenta is not None:
         momenta = np.zeros((len(frame), 3))
-        momenta[:n_qm] = np.asarray(qm_momenta, float) @ rot.T
+        momenta[:n_qm] = np.asarray(qm_momenta, float)[:n_qm] @ rot.T
         frame.set_momenta(momenta)
     elif "momenta" in frame.arrays:
         del frame.arrays["momenta"]
@@ -69,10 +71,13 @@ def embed_qm(reference: Atoms, qm_positions_ang: np.ndarray, *, sampler: str, se
 
 
 def min_qm_distance(frame: Atoms) -> float:
-    """Shortest distance (Å) of any atom pair involving at least one QM atom."""
+    """Shortest distance (Å) of any atom pair involving at least one QM atom, except a link atom
+    and the MM atom it replaces (0.44 Å apart on a C–C bond, by construction)."""
     mask = qm_mask(frame)
     qm = frame.positions[mask]
     d = np.linalg.norm(qm[:, None] - frame.positions[None], axis=2)
     n_qm = len(qm)
     d[np.arange(n_qm), np.arange(n_qm)] = np.inf
+    links, _ = link_atoms(frame)
+    d[links[:, 0], links[:, 2]] = np.inf
     return float(d.min())

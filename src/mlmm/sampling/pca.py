@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from mlmm.frames import qm_mask
+from mlmm.frames import n_real_qm
 from mlmm.sampling.common import embed_qm, kabsch, min_qm_distance
 from mlmm.settings import PCASettings
 
@@ -85,7 +85,7 @@ def sample_pca(trajectory: list[Atoms], sampler: PCASettings, *, log: logging.Lo
     seed, min_distance_ang = sampler.seed, sampler.min_distance
     if len(trajectory) < 3:
         raise ValueError(f"pca: need at least 3 trajectory frames, got {len(trajectory)}")
-    n_qm = int(qm_mask(trajectory[0]).sum())
+    n_qm = n_real_qm(trajectory[0])  # link atoms follow their bonds
     symbols = trajectory[0].get_chemical_symbols()[:n_qm]
     coords = np.array([f.positions[:n_qm] for f in trajectory])
     model = fit_pca(coords, symbols)
