@@ -18,10 +18,11 @@ from conftest import DEMO, ROOT, embedding_with, level_with
 from mlmm.boundary import CHARGE_TOLERANCE_E, LINK_BOND_ANG
 from mlmm.engines.pyscf_qmmm import PySCFTerm
 from mlmm.frames import FrameError, link_atoms, read_frames, validate_frame, write_frames
-from mlmm.mm import OpenMMTerm, partition
+from mlmm.mm import OpenMMTerm
 from mlmm.model.ensemble import Ensemble
 from mlmm.potentials import QMMMCalculator, build_potential
 from mlmm.system import load_system
+from test_potentials import numerical_forces
 from test_sampling_uncertainty import member
 
 DATA = Path(__file__).parent / "data"
@@ -127,24 +128,6 @@ def test_partition_keeps_boundary_terms_and_uses_the_boundary_charges(system):
             assert qq == pytest.approx(charges[a] * charges[b] / 1.2, rel=1e-12)
             checked += 1
     assert checked >= 6
-
-
-def numerical_forces(calc, system, check, h):
-    def energy(pos):
-        atoms = system.atoms.copy()
-        atoms.positions = pos
-        atoms.calc = calc
-        return atoms.get_potential_energy()
-
-    out = []
-    for atom, k in check:
-        e = []
-        for sign in (1.0, -1.0):
-            pos = system.atoms.positions.copy()
-            pos[atom, k] += sign * h
-            e.append(energy(pos))
-        out.append(-(e[0] - e[1]) / (2 * h))
-    return np.array(out)
 
 
 def boundary_coordinates(system) -> list[tuple[int, int]]:
