@@ -13,8 +13,8 @@ Reported:
   cutoff (w between 0 and > 0) and at cutoff − switch_width (w between < 1 and 1);
 * at the NVE start, the forces of the MD's OpenMM System (force field + the ensemble as
   PythonForce, Reference platform, a float64 copy of the members) on a few QM atoms and on MM
-  sites of molecules inside the switching shell (0 < w < 1) vs central finite differences of
-  its total energy.
+  sites of molecules inside the switching shell (0 < w < 1) and, with link atoms, on the cut
+  bonds' Q1, M1 and one M2 atom (``boundary``) vs central finite differences of its total energy.
 
     OMP_NUM_THREADS=1 python benchmarks/nve_ensemble.py --models results/models/it5/member{0,1,2}.pt
     OMP_NUM_THREADS=1 python benchmarks/nve_ensemble.py --quick    # the test's smoke run
@@ -64,11 +64,12 @@ def force_check(system, ensemble, embedding, positions_ang: np.ndarray) -> dict:
     shell = np.flatnonzero((w > 0.0) & (w < 1.0))
     switched = np.sort(shell[np.argsort(np.abs(w[shell] - 0.5))][:FD_MM_MOLECULES])  # the most switched ones
     qm_atoms = [i for i in FD_QM_ATOMS if i < system.n_qm]
+    boundary = sorted({a for link in system.links for a in (link.qm, link.mm, link.neighbours[0])})  # Q1, M1, an M2
     mm_atoms = np.flatnonzero(np.isin(system.molecule_index, switched)).tolist()
     pos0 = np.asarray(positions_ang, float)
     f0 = evaluate(pos0)[1]
     analytic, numeric = [], []
-    for i in qm_atoms + mm_atoms:
+    for i in qm_atoms + boundary + mm_atoms:
         for k in range(3):
             e = []
             for sign in (1.0, -1.0):
@@ -78,8 +79,9 @@ def force_check(system, ensemble, embedding, positions_ang: np.ndarray) -> dict:
             analytic.append(f0[i, k])
             numeric.append(-(e[0] - e[1]) / (2 * FD_STEP_ANG))
     analytic, numeric = np.reshape(analytic, (-1, 3)), np.reshape(numeric, (-1, 3))
-    part = {"qm": slice(0, len(qm_atoms)), "mm": slice(len(qm_atoms), None)}
-    return {"qm_atoms": qm_atoms, "mm_atoms": mm_atoms, "mm_molecule_weights": w[switched].round(4).tolist(),
+    n_inner = len(qm_atoms) + len(boundary)
+    part = {"qm": slice(0, len(qm_atoms)), "boundary": slice(len(qm_atoms), n_inner), "mm": slice(n_inner, None)}
+    return {"qm_atoms": qm_atoms, "boundary_atoms": boundary, "mm_atoms": mm_atoms, "mm_molecule_weights": w[switched].round(4).tolist(),
             "step_ang": FD_STEP_ANG,
             **{f"{k}_max_abs_error_eV_per_A": float(np.abs(analytic[s] - numeric[s]).max(initial=0.0)) for k, s in part.items()},
             **{f"{k}_max_abs_force_eV_per_A": float(np.abs(analytic[s]).max(initial=0.0)) for k, s in part.items()}}
