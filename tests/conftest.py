@@ -31,6 +31,7 @@ FORCE_FIELDS = {
     "ethanol_water.pdb": ["amber14/tip3p.xml", str(ROOT / "data" / "demo" / "ethanol_gaff2.xml")],
     "butadiene_water.pdb": ["amber14/tip3p.xml", str(ROOT / "data" / "chromophore" / "butadiene_gaff2.xml")],
     "at_pair_water.pdb": ["amber14/tip3p.xml", str(ROOT / "data" / "bench" / "at_pair_gaff2.xml")],
+    "chignolin_water.pdb": ["amber14-all.xml", "amber14/tip3p.xml"],
 }
 
 

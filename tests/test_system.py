@@ -164,9 +164,10 @@ def test_selection_cutting_a_bond_at_integer_charges_is_refused():
 @pytest.mark.parametrize("path", sorted((ROOT / "data").glob("*/*.pdb")), ids=lambda p: p.name)
 def test_bundled_systems_load_with_their_force_fields(path):
     selection = {"ethanol_water.pdb": "resname ETH", "butadiene_water.pdb": "resname BUT",
-                 "at_pair_water.pdb": "resname ADN THM", "ethanol_nacl_water.pdb": "resname ETH"}[path.name]
+                 "at_pair_water.pdb": "resname ADN THM", "ethanol_nacl_water.pdb": "resname ETH",
+                 "chignolin_water.pdb": "resname TRP and resid 9 and not backbone and not name H HA"}[path.name]
     ff = FORCE_FIELDS.get(path.name, FORCE_FIELDS["ethanol_water.pdb"])
-    system = load_system(path, selection, force_field=ff)
+    system = load_system(path, selection, force_field=ff, link_atoms=path.name == "chignolin_water.pdb")
     assert system.n_qm > 0 and system.atoms.pbc.all() and abs(system.charges_e.sum()) < 1e-4
     if path.name == "ethanol_nacl_water.pdb":
         ions = {r: system.charges_e[system.resnames == r].tolist() for r in ("NA", "CL")}
