@@ -30,6 +30,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
+from mlmm.boundary import link_positions
 from mlmm.embedding import INFO_KEYS, embedding_info
 from mlmm.settings import EmbeddingSettings
 
@@ -79,20 +80,13 @@ def place_link_atoms(positions_ang: np.ndarray, atoms: Atoms) -> np.ndarray:
     pos = np.array(positions_ang, float)
     if len(rows):
         link, q1, m1 = rows.T
-        pos[link] = pos[q1] + ratios[:, None] * (pos[m1] - pos[q1])
+        pos[link] = link_positions(pos[q1], pos[m1], ratios)
     return pos
 
 
 def n_real_qm(atoms: Atoms) -> int:
     """Number of a Frame's QM atoms that are no link atoms (they come first)."""
     return int(np.asarray(atoms.arrays["qm_mask"], bool).sum()) - len(link_atoms(atoms)[0])
-
-
-def link_mask(atoms: Atoms) -> np.ndarray:
-    """Boolean mask of a Frame's link atoms."""
-    mask = np.zeros(len(atoms), bool)
-    mask[link_atoms(atoms)[0][:, 0]] = True
-    return mask
 
 
 def make_frame(
@@ -198,7 +192,7 @@ def _validate_links(atoms: Atoms, mask: np.ndarray, where: str) -> None:
         raise FrameError(f"{where}: {LINK_INFO} {rows.tolist()}: link atoms must be H, Q1 a QM atom that is no link "
                          "atom, M1 an MM site")
     pos = atoms.positions
-    off = np.linalg.norm(pos[link] - (pos[q1] + ratios[:, None] * (pos[m1] - pos[q1])), axis=1)
+    off = np.linalg.norm(pos[link] - link_positions(pos[q1], pos[m1], ratios), axis=1)
     if off.max() > LINK_POSITION_TOLERANCE_ANG:
         raise FrameError(f"{where}: link atom {int(link[np.argmax(off)])} is {off.max():.2e} Å off its place "
                          "R_Q1 + g (R_M1 − R_Q1) (positions moved without the link atoms?)")

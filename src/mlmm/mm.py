@@ -292,7 +292,7 @@ def partition(system: openmm.System, qm_atoms: Sequence[int], qm_charges_e: Sequ
     for k in reversed(range(out.getNumForces())):
         force = out.getForce(k)
         if isinstance(force, openmm.NonbondedForce):
-            scale14 = _coulomb14_scale(force)
+            scale14: float | None = None  # found on the first 1-4 pair that needs it
             new = {i: float(q) for i, q in zip(qm, charges)}
             if mm_charges_e is not None:
                 for i, q in enumerate(np.asarray(mm_charges_e, float)):
@@ -310,6 +310,8 @@ def partition(system: openmm.System, qm_atoms: Sequence[int], qm_charges_e: Sequ
                 elif (a in new or b in new) and (qq.value_in_unit(unit.elementary_charge**2) != 0.0
                                                  or epsilon.value_in_unit(unit.kilojoule_per_mole) != 0.0):
                     # a 1-4 pair across the boundary or next to it (exclusions have neither charge nor LJ)
+                    if scale14 is None:
+                        scale14 = _coulomb14_scale(system.getForce(k))  # the force field's, before the changes
                     qa, qb = (force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge) for i in (a, b))
                     force.setExceptionParameters(e, a, b, scale14 * qa * qb, sigma, epsilon)
             for a, b in sorted(missing):

@@ -190,7 +190,7 @@ def _xtb_parts(system: System, platform: str) -> tuple[QMTerm, MMTerm]:
     symbols, positions = system.qm_cluster(system.atoms.positions)
     cluster = xtb_charges(symbols, positions, system.qm_charge, system.multiplicity)
     charges = cluster[: system.n_qm].copy()
-    np.add.at(charges, [link.qm for link in system.links], cluster[system.n_qm :])
+    np.add.at(charges, system.link_arrays[0], cluster[system.n_qm :])
     log.info("xtb: fixed GFN2 Mulliken charges of the QM region (e): %s", np.round(charges, 3).tolist())
     return qm_term("xtb"), OpenMMTerm(system, qm_charges_e=charges, platform=platform)
 

@@ -78,6 +78,12 @@ class System:
         """Number of link atoms (cut covalent bonds)."""
         return len(self.links)
 
+    @property
+    def link_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cut bonds as arrays: Q1 and M1 (mlmm indices, int (L,)) and the ratios g (L,)."""
+        return (np.array([link.qm for link in self.links], int), np.array([link.mm for link in self.links], int),
+                np.array([link.ratio for link in self.links], float))
+
     def mm_charges_file_order(self) -> np.ndarray:
         """The MM charges (e) in the structure file's order: the force field's, with the boundary
         charges of cut bonds (0 on QM atoms): what the QM region sees and what the MM part uses."""
@@ -90,9 +96,7 @@ class System:
         symbols = self.atoms.get_chemical_symbols()[: self.n_qm]
         if not self.links:
             return symbols, qm
-        q1 = np.array([link.qm for link in self.links])
-        m1 = np.array([link.mm for link in self.links])
-        ratios = np.array([link.ratio for link in self.links])
+        q1, m1, ratios = self.link_arrays
         m1_pos = qm[q1] + minimum_image(np.asarray(positions_ang, float)[m1] - positions_ang[q1], self.box_ang)
         return symbols + ["H"] * len(q1), np.vstack([qm, link_positions(qm[q1], m1_pos, ratios)])
 
@@ -193,9 +197,8 @@ class System:
             anchor = qm[nearest_qm[ref]] + d[ref, nearest_qm[ref]]
             placed = anchor + minimum_image(pos[n_qm:] - pos[n_qm + ref], box)
             if n_link:
-                q1 = np.array([link.qm for link in self.links])
-                m1 = np.array([link.mm for link in self.links]) - n_qm
-                link_pos = link_positions(qm[q1], placed[m1], np.array([link.ratio for link in self.links]))
+                q1, m1, ratios = self.link_arrays
+                link_pos = link_positions(qm[q1], placed[m1 - n_qm], ratios)
             n_inner = n_qm + n_link
             weights = weights_of(np.vstack([qm, link_pos, placed]), np.arange(n_inner + len(placed)) < n_inner,
                                  np.r_[-np.ones(n_inner, int), self.molecule_index[n_qm:]], embedding)
@@ -211,7 +214,7 @@ class System:
                 raise ValueError(f"cut_frame: the embedding (cutoff {embedding.cutoff} Å) leaves out the boundary MM atoms "
                                  f"{missing} of the cut bonds")
             links = (np.array([[n_qm + k, link.qm, slot[link.mm]] for k, link in enumerate(self.links)], int),
-                     np.array([link.ratio for link in self.links]))
+                     self.link_arrays[2])
         symbols = self.atoms.get_chemical_symbols()
         required = {k: info.pop(k) for k in ("sampler", "iteration", "source", "seed") if k in info}
         missing = {"sampler", "iteration", "source", "seed"} - set(required)
