@@ -43,7 +43,7 @@ def main() -> None:
     settings = TrainingSettings.from_dict(section_with_defaults("training", {
         "n_atom_basis": 32, "n_interactions": 2, "n_rbf": 16, "cutoff": 4.0,
         "lr": 1.0e-3, "batch_size": 8, "max_epochs": epochs, "patience": 50,
-        "val_fraction": 0.15, "test_fraction": 0.0, "mm_forces_weight": 10.0,
+        "val_fraction": 0.15, "mm_forces_weight": 10.0,
     }))
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
                             stride=stride, equilibration=equil, seed=777)
         held_rec_path.write_text(json.dumps(held, indent=1))
 
-    settings = replace(TrainingSettings.from_dict(cfg["training"]), max_epochs=epochs, test_fraction=0.0,
+    settings = replace(TrainingSettings.from_dict(cfg["training"]), max_epochs=epochs,
                        warm_start=False, delta="none")
 
     def spread(rows: list, n: int) -> list:

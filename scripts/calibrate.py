@@ -1,4 +1,4 @@
-"""Rule glue for `calibrate`: σ vs true force error of the ensemble on held-out frames."""
+"""Rule glue for `calibrate`: σ vs true force error of the ensemble on the fixed test set."""
 
 from mlmm.model import stages
 from mlmm.runner import run_stage
@@ -9,7 +9,7 @@ run_stage(
     stages.calibrate_ensemble,
     record_out=snakemake.output[0],
     models=list(snakemake.input.models),
-    dbs=list(snakemake.input.dbs),
+    test_db=snakemake.input.test_db,
     training=TrainingSettings.from_dict(snakemake.params.training),
     iteration=int(snakemake.wildcards.it),
 )

@@ -1,4 +1,4 @@
-"""Rule glue for `evaluate_ensemble`: ensemble errors on the held-out test frames."""
+"""Rule glue for `evaluate_ensemble`: ensemble errors on the fixed test set."""
 
 from mlmm.model import stages
 from mlmm.runner import run_stage
@@ -9,6 +9,6 @@ run_stage(
     stages.evaluate_ensemble,
     record_out=snakemake.output[0],
     models=list(snakemake.input.models),
-    dbs=list(snakemake.input.dbs),
+    test_db=snakemake.input.test_db,
     training=TrainingSettings.from_dict(snakemake.params.training),
 )

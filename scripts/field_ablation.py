@@ -1,4 +1,4 @@
-"""Rule glue for `field_ablation`: held-out errors and environment scan with and without the MM field input."""
+"""Rule glue for `field_ablation`: test-set errors and environment scan with and without the MM field input."""
 
 from mlmm.model import stages
 from mlmm.runner import run_stage
@@ -10,9 +10,8 @@ run_stage(
     record_out=snakemake.output.json,
     field_models=list(snakemake.input.field),
     nofield_models=list(snakemake.input.nofield),
-    heldout_db=snakemake.input.heldout,
-    heldout_frames=snakemake.input.heldout_frames,
-    dbs=list(snakemake.input.dbs),
+    test_db=snakemake.input.test_db,
+    test_frames=snakemake.input.test_frames,
     training=TrainingSettings.from_dict(snakemake.params.training),
     level=LevelSettings.from_dict(snakemake.params.level),
     scan_png=snakemake.output.scan,

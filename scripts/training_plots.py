@@ -9,7 +9,7 @@ run_stage(
     stages.training_plots,
     metrics=list(snakemake.input.metrics),
     models=list(snakemake.input.models),
-    dbs=list(snakemake.input.dbs),
+    test_db=snakemake.input.test_db,
     calibrations=list(snakemake.input.calibrations),
     training=TrainingSettings.from_dict(snakemake.params.training),
     learning_png=snakemake.output.learning,

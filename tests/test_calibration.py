@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -46,7 +45,7 @@ def test_calibrate_too_few_frames():
 
 
 def test_calibration_stage_and_plots(tmp_path):
-    """calibration.json on the held-out frames of a real labels DB; the report figures are written."""
+    """calibration.json on a real labels DB (the test set); the report figures are written."""
     rng = np.random.default_rng(5)
     db = tmp_path / "labels.db"
     write_labels_db(db, [water_in_charges(rng, distortion_ang=0.08) for _ in range(24)])
@@ -57,24 +56,24 @@ def test_calibration_stage_and_plots(tmp_path):
         path = tmp_path / f"m{seed}.pt"
         torch.save(model, path)
         paths.append(str(path))
-        errors = dict.fromkeys(f"{split}_{key}" for split in ("train", "val", "test")
+        errors = dict.fromkeys(f"{split}_{key}" for split in ("train", "val")
                                for key in ("energy_mae", "force_mae_qm", "force_mae_mm"))
-        MemberMetrics(**errors, n_train=12, n_val=0, n_test=12, epochs=3, val_losses=[3.0, 2.0, 1.5],
+        MemberMetrics(**errors, n_train=12, n_train_unique=12, n_val=0, epochs=3, val_losses=[3.0, 2.0, 1.5],
                       train_losses=[4.0, 2.5, 1.2], warm_started_from=None, best_val_loss=1.5, seconds=1.0,
                       n_parameters=sum(p.numel() for p in model.parameters()), seed=seed, energy_reference={},
                       settings=SETTINGS.to_dict(), num_threads=1, units={"energy": "eV", "force": "eV/Ang"},
                       member=seed).to_json(tmp_path / f"m{seed}.json")
-    cfg = replace(SETTINGS, test_fraction=0.5)
+    cfg = SETTINGS
     out = tmp_path / "calibration.json"
-    calibrate_ensemble(paths, [str(db)], cfg, 0).to_json(out)
+    calibrate_ensemble(paths, str(db), cfg, 0).to_json(out)
     result = json.loads(out.read_text())
     assert result["n_frames"] == len(result["sigma_force"]) == len(result["max_force_error"]) >= 3
     assert result["iteration"] == 0 and result["scale"] > 0 and result["spearman_rho"] is not None
     assert min(result["sigma_force"]) > 0  # different random members disagree
     pngs = [tmp_path / f"{n}.png" for n in ("learning", "parity", "calibration")]
-    training_plots([str(tmp_path / f"m{s}.json") for s in range(3)], paths, [str(db)], [str(out)], cfg,
+    training_plots([str(tmp_path / f"m{s}.json") for s in range(3)], paths, str(db), [str(out)], cfg,
                    *map(str, pngs), str(tmp_path / "plots.json"))
     for png in pngs:
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000
     index = TrainingPlots.from_json(tmp_path / "plots.json")
-    assert index.n_test == result["n_frames"] and index.parity == str(pngs[1])
+    assert index.n_test == result["n_frames"] == 24 and index.parity == str(pngs[1])

@@ -123,7 +123,7 @@ def delta_setup(frames, tmp_path_factory) -> dict:
     delta = root / "delta_xtb.db"
     delta_labels(str(labels), "xtb", str(delta), str(root / "delta_xtb.json"))
     stats = DeltaStats.from_json(root / "delta_xtb.json")
-    settings = replace(SETTINGS, max_epochs=5, delta="xtb", test_fraction=0.0)
+    settings = replace(SETTINGS, max_epochs=5, delta="xtb")
     model = root / "member.pt"
     train_member([str(delta)], str(model), seed=0, settings=settings, log_dir=str(root / "log"), num_threads=1)
     return {"labels": labels, "delta": delta, "stats": stats, "model": model}

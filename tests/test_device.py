@@ -52,7 +52,7 @@ def trained(tmp_path_factory) -> dict:
     rng = np.random.default_rng(5)
     frames = [water_in_charges(rng) for _ in range(12)]
     write_labels_db(root / "labels.db", frames)
-    settings = replace(SETTINGS, max_epochs=3, test_fraction=0.0, device="auto")
+    settings = replace(SETTINGS, max_epochs=3, device="auto")
     metrics = train_member([str(root / "labels.db")], str(root / "m.pt"), seed=0, settings=settings,
                            log_dir=str(root / "log"), num_threads=1)
     return {"root": root, "frames": frames, "metrics": metrics, "settings": settings}
@@ -69,7 +69,7 @@ def test_auto_trains_and_saved_member_predicts_the_same(trained):
     ensemble = Ensemble.load([str(root / "m.pt")], device)
     assert ensemble.device == device and {p.device for p in ensemble.models[0].parameters()} == {device}
     db = prepare_db([str(root / "labels.db")], root)
-    train, val, _ = split_indices(db, seed=0, training=trained["settings"])
+    train, val = split_indices(db, seed=0, training=trained["settings"])
     for name, idx in (("train", train), ("val", val)):
         again = ensemble.evaluate_db(db, idx)
         for key in ("energy_mae", "force_mae_qm", "force_mae_mm"):

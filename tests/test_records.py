@@ -36,8 +36,7 @@ from mlmm.model.stages import (
     AblationArm,
     EnsembleEvaluation,
     FieldAblation,
-    ModelErrors,
-    SeparateTrajectoryErrors,
+    TestSetErrors,
     TrainingPlots,
 )
 from mlmm.model.train import MemberMetrics
@@ -103,8 +102,7 @@ SEPARATE = {"n_frames": 4, "energy_mae": 0.04, "force_mae_qm": 0.3, "force_mae_m
 NO_ERRORS = {"n_frames": None, "energy_mae": None, "force_mae_qm": None, "force_mae_mm": None}
 MEMBER = {
     "train_energy_mae": 0.02, "train_force_mae_qm": 0.2, "train_force_mae_mm": 0.03, "val_energy_mae": 0.03,
-    "val_force_mae_qm": 0.25, "val_force_mae_mm": 0.04, "test_energy_mae": None, "test_force_mae_qm": None,
-    "test_force_mae_mm": None, "n_train": 10, "n_val": 2, "n_test": 0, "epochs": 3, "val_losses": [3.0, 2.0, 1.5],
+    "val_force_mae_qm": 0.25, "val_force_mae_mm": 0.04, "n_train": 10, "n_train_unique": 8, "n_val": 2, "epochs": 3, "val_losses": [3.0, 2.0, 1.5],
     "train_losses": [4.0, 2.5, 1.2], "warm_started_from": None, "best_val_loss": 1.5, "seconds": 12.5,
     "n_parameters": 4021, "seed": 1, "energy_reference": {"mean_per_atom_ev": -210.3},
     "settings": {"n_members": 2, "max_epochs": 3}, "num_threads": 1, "units": {"energy": "eV", "force": "eV/Ang"},
@@ -142,7 +140,8 @@ LAYOUTS = [
          "max_force_error": [0.2, 0.2], "frames": "held-out"},
     ]),
     (EnsembleEvaluation, [
-        {"n_frames": 3, "energy_mae": 0.05, "force_mae_qm": 0.2, "force_mae_mm": 0.02, "n_test": 3, "models": ["a.pt", "b.pt"]},
+        {"n_frames": 3, "energy_mae": 0.05, "force_mae_qm": 0.2, "force_mae_mm": 0.02, "n_test": 3, "models": ["a.pt", "b.pt"],
+         "member_force_mae_qm": [0.25, 0.3], "test_set": "results/test_set/labels.db"},
     ]),
     (ChunkReport, [
         {"frames_path": "results/sampling/frames.extxyz", "chunk_index": 0, "chunk_size": 8, "frame_range": [0, 2],
@@ -190,15 +189,15 @@ LAYOUTS = [
     ]),
     (FieldAblation, [
         {"units": {"energy": "eV", "force": "eV/Ang"},
-         "with_field": {"separate_trajectory": SEPARATE, "test_split": {k: SEPARATE[k] for k in NO_ERRORS}},
-         "without_field": {"separate_trajectory": {**SEPARATE, "energy_mae": 0.09}, "test_split": NO_ERRORS},
+         "with_field": {"test_set": SEPARATE},
+         "without_field": {"test_set": {**SEPARATE, "energy_mae": 0.09}},
          "environment_scan": {"distances_ang": [2.5, 3.0], "reference_ev": [0.1, 0.0],
                               "models": {"with_field": {"curve_ev": [0.09, 0.0]}}},
          "field_improves": {"energy_mae": True, "force_mae_qm": False, "force_mae_mm": False}},
     ]),
     (MemberMetrics, [
         MEMBER,
-        {**MEMBER, "test_energy_mae": 0.04, "warm_started_from": "results/models/it0/member1.pt",
+        {**MEMBER, "n_train_unique": 10, "warm_started_from": "results/models/it0/member1.pt",
          "carried_forward_from": "results/models/it1/member1.pt"},
     ]),
     (Stability, [{"final": STABILITY_PART, "initial": None}, {"final": STABILITY_PART, "initial": STABILITY_PART}]),
@@ -268,8 +267,8 @@ def test_records_built_in_code_round_trip(tmp_path: Path) -> None:
         SamplerStats("pca", 3, 0.5, {"n_components": 2}),
         SamplingSummary({"pca": SamplerTotals(3, 0.5)}, 3),
         ExcitedDynamicsStats(2, 1.0, {"initial": "ground_state"}, [ReplicaRun(0, 4, None, 2, 0.1, 9.0)]),
-        FieldAblation({"energy": "eV"}, AblationArm(SeparateTrajectoryErrors(**SEPARATE), ModelErrors(**NO_ERRORS)),
-                      AblationArm(SeparateTrajectoryErrors(**SEPARATE), ModelErrors.of({})), {}, {}),
+        FieldAblation({"energy": "eV"}, AblationArm(TestSetErrors(**SEPARATE)), AblationArm(TestSetErrors(**SEPARATE)),
+                      {}, {}),
         SpectraSummary(SPECTRA["absorption"], SPECTRA["emission_ml"], SPECTRA["stokes"], SPECTRA["reference"],
                        Broadening(0.3, "lorentzian"), SpectraLabels(4, 3, 1, {"1": 2, "2": 1}, None),
                        property_model=PropertyModelMetrics(**PROPERTY_METRICS)),
@@ -342,8 +341,8 @@ def test_nested_records_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="stats.json: ReplicaRun record lacks the key 'sigma_max'"):
         ExcitedDynamicsStats.from_json(path)
     ablation = LAYOUTS[[c for c, _ in LAYOUTS].index(FieldAblation)][1][0]
-    path.write_text(json.dumps({**ablation, "with_field": {"separate_trajectory": NO_ERRORS, "test_split": NO_ERRORS}}))
-    with pytest.raises(ValueError, match="stats.json: SeparateTrajectoryErrors record lacks the key 'mean_error'"):
+    path.write_text(json.dumps({**ablation, "with_field": {"test_set": NO_ERRORS}}))
+    with pytest.raises(ValueError, match="stats.json: TestSetErrors record lacks the key 'mean_error'"):
         FieldAblation.from_json(path)
     path.write_text(json.dumps({k: v for k, v in ablation.items() if k != "without_field"}))
     with pytest.raises(ValueError, match="stats.json: FieldAblation record lacks the key 'without_field'"):

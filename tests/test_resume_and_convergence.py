@@ -18,12 +18,11 @@ import pytest
 from conftest import DEMO_SYSTEM, ROOT, SNAKEMAKE, make_workdir, run_snakemake
 
 TINY_SAMPLING = {"xtb_md": {"n_frames": 8, "stride": 5, "equilibration_steps": 10}}
-# test_fraction 0: 8 labelled frames hold out none at 0.2 (an error now, training.min_test_frames); the
-# convergence logic under test does not need a test set
 TINY_TRAINING = {
     "n_members": 2, "n_atom_basis": 8, "n_interactions": 1, "n_rbf": 8, "max_epochs": 2,
-    "batch_size": 4, "val_fraction": 0.25, "test_fraction": 0.0,
+    "batch_size": 4, "val_fraction": 0.25,
 }
+TINY_TEST_SET = {"n_frames": 2, "temperature_factors": [1.0]}
 
 
 def _rows(db: Path) -> int:
@@ -74,6 +73,7 @@ def test_convergence_flag_stops_labeling_and_carries_models_forward(tmp_path: Pa
         "system": {**DEMO_SYSTEM, "embedding": {"cutoff": 8.0, "switch_width": 1.5}},
         "sampling": TINY_SAMPLING,
         "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "sto-3g"}},
+        "test_set": TINY_TEST_SET,
         "training": TINY_TRAINING,
         "al": {"max_iterations": 2, "n_walkers": 1, "steps": 20, "stride": 5, "max_selected": 4,
                "sigma_lo": 50.0, "sigma_hi": 60.0, "sigma_stop": 100.0, "max_force": 500.0},

@@ -104,8 +104,8 @@ def test_missing_and_unknown_keys_name_the_section() -> None:
     al = config_with()["al"]
     with pytest.raises(st.SettingsError, match=r"al\.bias: missing key\(s\) \['width'\]; unknown key\(s\) \['widht'\]"):
         st.ALSettings.from_dict({**al, "bias": {"kind": "sigma", "strength": 0.2, "widht": 0.02}})
-    with pytest.raises(st.SettingsError, match=r"^training: missing key\(s\) \['min_test_frames'\]"):
-        st.TrainingSettings.from_dict({k: v for k, v in config_with()["training"].items() if k != "min_test_frames"})
+    with pytest.raises(st.SettingsError, match=r"^training: missing key\(s\) \['bootstrap'\]"):
+        st.TrainingSettings.from_dict({k: v for k, v in config_with()["training"].items() if k != "bootstrap"})
     level = config_with()["excited"]["level"]
     with pytest.raises(st.SettingsError, match=r"excited\.level: unknown key\(s\) \['xc'\]"):
         st.LevelSettings.from_dict({**level, "xc": "pbe"}, "excited.level")

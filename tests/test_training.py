@@ -23,7 +23,8 @@ from mlmm.labeling.db import write_label_db
 from mlmm.labeling.ground_state import label_metadata
 from mlmm.model.ensemble import Ensemble, db_dataset
 from mlmm.model.nn import build_model, fit_energy_reference
-from mlmm.model.train import held_out_test_set, split_indices, train_member
+from mlmm.model.stages import evaluate_ensemble
+from mlmm.model.train import prepare_db, split_indices, train_member
 from mlmm.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 from conftest import embedding_with, level_with, settings_with
 
@@ -35,7 +36,7 @@ EMBEDDING = embedding_with()
 LEVEL = level_with(method="hf", basis="sto-3g", conv_tol=1e-10)
 SETTINGS = settings_with(training={
     "n_atom_basis": 16, "n_interactions": 2, "n_rbf": 12, "cutoff": 4.0, "lr": 5.0e-3, "batch_size": 4,
-    "max_epochs": 30, "patience": 30, "val_fraction": 0.2, "test_fraction": 0.15,
+    "max_epochs": 30, "patience": 30, "val_fraction": 0.2,
 }).training
 
 
@@ -114,30 +115,58 @@ def test_pyscf_labels_are_consistent(labels):
     assert np.abs(forces[3:]).max() > 1e-2  # MM charges feel real forces
 
 
-def test_splits(labels, members):
-    """Identical hash-based test split for every member; different train/val splits per seed."""
-    db, test_idx, workdir = held_out_test_set(labels["paths"], SETTINGS)
-    try:
-        splits = [split_indices(db, seed=s, training=SETTINGS) for s in (0, 1)]
-    finally:
-        shutil.rmtree(workdir)
-    assert splits[0][2] == splits[1][2] == test_idx and len(test_idx) > 0
+def test_splits(labels, members, tmp_path):
+    """Seeded train/val splits differ per member and cover every labelled frame once; with
+    ``bootstrap`` the train rows are a same-size resample with repeats of the non-val rows."""
+    db = prepare_db(labels["paths"], tmp_path)
+    splits = [split_indices(db, seed=s, training=SETTINGS) for s in (0, 1)]
     assert splits[0][1] != splits[1][1]
-    for train, val, test in splits:
-        assert not (set(train) & set(val)) and not (set(train) & set(test)) and not (set(val) & set(test))
-        assert len(train) + len(val) + len(test) == N_FRAMES
+    for train, val in splits:
+        assert not (set(train) & set(val)) and sorted(train + val) == list(range(N_FRAMES))
     for m in members:
-        assert m["metrics"].n_test == len(test_idx)
-        assert m["metrics"].n_train + m["metrics"].n_val + m["metrics"].n_test == N_FRAMES
+        assert m["metrics"].n_train + m["metrics"].n_val == N_FRAMES == m["metrics"].n_train_unique + m["metrics"].n_val
+    boot = replace(SETTINGS, bootstrap=True)
+    for seed in (0, 1):
+        train, val = split_indices(db, seed=seed, training=boot)
+        assert val == splits[seed][1]  # same validation frames as without bootstrap
+        assert len(train) == N_FRAMES - len(val) and set(train) <= set(splits[seed][0])
+        assert len(set(train)) < len(train)  # drawn with replacement: 32 draws of 32 rows repeat (p ≈ 1 - 1e-13)
+    assert split_indices(db, seed=0, training=boot)[0] != split_indices(db, seed=1, training=boot)[0]
+
+
+def test_evaluate_ensemble_on_a_fixed_test_set(labels, members, tmp_path):
+    """ensemble.json errors equal MAEs computed here from each frame's PySCF labels and the members'
+    own predictions (ensemble mean and each member alone), on frames no member trained on."""
+    rng = np.random.default_rng(99)
+    test_frames = [water_in_charges(rng) for _ in range(5)]
+    test_db = tmp_path / "test_set.db"
+    write_labels_db(test_db, test_frames)
+    models = [m["model"] for m in members]
+    evaluation = evaluate_ensemble(models, str(test_db), SETTINGS)
+    ensemble = Ensemble.load(models, "cpu")
+    qm_err, member_err = [], [[] for _ in models]
+    for frame in test_frames:
+        mask = frame.arrays["qm_mask"]
+        _, ref = hf_qmmm_label(frame.positions[mask], frame.positions[~mask], frame.get_initial_charges()[~mask])
+        result = ensemble.compute(frame)
+        qm_err.append(np.abs(result["forces"][mask] - ref[mask]).ravel())
+        for k in range(len(models)):
+            member_err[k].append(np.abs(result["member_forces"][k][mask] - ref[mask]).ravel())
+    assert evaluation.n_test == evaluation.n_frames == 5 and evaluation.test_set == str(test_db)
+    assert np.isclose(evaluation.force_mae_qm, np.concatenate(qm_err).mean(), rtol=1e-4)
+    assert np.allclose(evaluation.member_force_mae_qm, [np.concatenate(e).mean() for e in member_err], rtol=1e-4)
+    assert evaluation.force_mae_qm < max(evaluation.member_force_mae_qm)  # averaging members helps on new frames
 
 
 def test_training_reduces_errors(labels, members):
     """Trained members beat the untrained model (same E_ref fit) on val forces; the val loss drops."""
-    db, _, workdir = held_out_test_set(labels["paths"], SETTINGS)
+    workdir = labels["root"] / "merged_for_errors"
+    workdir.mkdir(exist_ok=True)
+    db = prepare_db(labels["paths"], workdir)
     try:
         for seed, m in enumerate(members):
             metrics = m["metrics"]
-            train, val, _ = split_indices(db, seed=seed, training=SETTINGS)
+            train, val = split_indices(db, seed=seed, training=SETTINGS)
             data = db_dataset(db, SETTINGS.cutoff)
             torch.manual_seed(seed)
             untrained = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING)
@@ -146,7 +175,6 @@ def test_training_reduces_errors(labels, members):
             assert metrics.val_force_mae_qm < 0.5 * before["force_mae_qm"]
             assert metrics.val_energy_mae < before["energy_mae"]
             assert metrics.val_losses[-1] < 0.5 * metrics.val_losses[0]
-            assert metrics.test_force_mae_qm is not None and metrics.test_force_mae_mm is not None
             # MM-site forces (small, ~0.04 eV/Å) are learned too: clearly better than predicting zero
             zero_mm = np.mean([data[i]["forces"][data[i]["qm_mask"] < 0.5].abs().mean().item() for i in val])
             assert metrics.val_force_mae_mm < 0.9 * zero_mm
@@ -171,38 +199,15 @@ def test_ensemble_uncertainty(labels, members):
 
 
 def test_tiny_dataset_guards(labels, tmp_path):
-    """Three frames: one val frame at least, no test frame with test_fraction 0 (metrics None);
-    fewer than 2 frames to train on is an error."""
+    """Three frames: one val frame at least; fewer than 2 labelled frames is an error."""
     tiny = tmp_path / "tiny.db"
     write_labels_db(tiny, labels["frames"][:3])
-    settings = replace(SETTINGS, max_epochs=2, test_fraction=0.0, val_fraction=0.01)
+    settings = replace(SETTINGS, max_epochs=2, val_fraction=0.01)
     metrics = train_member([str(tiny)], str(tmp_path / "m.pt"), seed=0, settings=settings, log_dir=str(tmp_path / "log"),
                            num_threads=1)
-    assert (metrics.n_train, metrics.n_val, metrics.n_test) == (2, 1, 0)
-    assert metrics.test_energy_mae is None and metrics.val_energy_mae is not None
+    assert (metrics.n_train, metrics.n_val) == (2, 1) and metrics.val_energy_mae is not None
     assert metrics.settings == settings.to_dict()
+    single = tmp_path / "single.db"
+    write_labels_db(single, labels["frames"][:1])
     with pytest.raises(ValueError, match="need ≥ 2"):
-        split_indices(str(tiny), seed=0, training=replace(SETTINGS, val_fraction=0.1, test_fraction=0.999999))
-
-
-def test_empty_test_set_is_an_error(labels, tmp_path):
-    """A test_fraction that holds out fewer than training.min_test_frames frames stops training and
-    evaluation with an error naming both keys (it was a silent n_test = 0, calibration on 0 frames)."""
-    db = tmp_path / "few.db"
-    write_labels_db(db, labels["frames"][:12])
-    few = replace(SETTINGS, test_fraction=1e-9)  # no content hash falls below it
-    with pytest.raises(ValueError, match=r"training\.test_fraction: 1e-09 of the 12 labelled frames held out 0 test "
-                                         r"frame\(s\), fewer than training\.min_test_frames = 1"):
-        train_member([str(db)], str(tmp_path / "m.pt"), seed=0, settings=few, log_dir=str(tmp_path / "log"), num_threads=1)
-    def n_held_out(training) -> int:
-        _, test, workdir = held_out_test_set([str(db)], training)
-        shutil.rmtree(workdir)
-        return len(test)
-
-    with pytest.raises(ValueError, match="training.min_test_frames"):
-        n_held_out(few)
-    n_test = n_held_out(replace(SETTINGS, test_fraction=0.5))
-    assert n_test > 0
-    with pytest.raises(ValueError, match=f"held out {n_test} test frame"):
-        n_held_out(replace(SETTINGS, test_fraction=0.5, min_test_frames=n_test + 1))
-    assert n_held_out(replace(SETTINGS, test_fraction=0.0, min_test_frames=5)) == 0
+        split_indices(str(single), seed=0, training=SETTINGS)

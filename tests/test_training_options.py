@@ -1,5 +1,5 @@
 """Training options on real HF/STO-3G labels: warm start, lr schedules, learning-curve logs, and the
-field-ablation stage (ensembles with and without field input on frames of a separate draw)."""
+field-ablation stage (ensembles with and without field input on a separate test set)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from test_delta import write_labels_db
 from conftest import level_with
 from test_training import SETTINGS, water_in_charges
 
-FAST = replace(SETTINGS, max_epochs=4, test_fraction=0.0)
+FAST = replace(SETTINGS, max_epochs=4)
 #: the member warm starts continue from: long enough that its weights are clearly better than a fresh start
 FIRST = replace(FAST, max_epochs=12)
 
@@ -72,27 +72,25 @@ def test_warm_start_skips_other_architecture(dbs, first):
 
 
 def test_field_ablation_stage(dbs, first, tmp_path):
-    """Both ensembles evaluated on the separate frames; the blind model predicts zero MM forces,
+    """Both ensembles evaluated on the test set (a separate draw); the blind model predicts zero MM forces,
     so its MM-force MAE is exactly the mean |F_MM| of the reference."""
     blind = tmp_path / "blind.pt"
     train_member([dbs["train"]], str(blind), seed=0, settings=replace(FAST, use_field=False),
                  log_dir=str(tmp_path / "log"), num_threads=1)
     assert not load_model(blind, "cpu").mlmm_settings["use_field"]
     out = tmp_path / "ablation.json"
-    cfg = replace(SETTINGS, test_fraction=0.3)
     level = level_with(method="hf", basis="sto-3g")
-    field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], [dbs["train"]], cfg,
+    field_ablation([first["path"]], [str(blind)], dbs["heldout"], dbs["heldout_frames"], SETTINGS,
                    level, str(tmp_path / "scan.png")).to_json(out)
     result = json.loads(out.read_text())
     scan = result["environment_scan"]  # the blind model is flat; the reference is not
     assert np.allclose(scan["models"]["without_field"]["curve_ev"], 0.0) and np.ptp(scan["reference_ev"]) > 0.01
     assert (tmp_path / "scan.png").stat().st_size > 1000
     for name in ("with_field", "without_field"):
-        assert set(result[name]["separate_trajectory"]) >= {"mean_error", "offset_free_mae", "rho_closest_mm"}
-    sep = result["without_field"]["separate_trajectory"]
+        assert set(result[name]["test_set"]) >= {"mean_error", "offset_free_mae", "rho_closest_mm"}
+    sep = result["without_field"]["test_set"]
     ref = Ensemble.load([blind], "cpu").evaluate_db(dbs["heldout"], return_arrays=True)
-    assert sep["n_frames"] == 6 and result["with_field"]["separate_trajectory"]["n_frames"] == 6
+    assert sep["n_frames"] == 6 and result["with_field"]["test_set"]["n_frames"] == 6
     assert sep["force_mae_mm"] == pytest.approx(np.abs(ref["forces_ref_mm"]).mean(), rel=1e-6)
     assert np.abs(ref["forces_pred_mm"]).max() == 0.0
     assert set(result["field_improves"]) == {"energy_mae", "force_mae_qm", "force_mae_mm"}
-    assert result["with_field"]["test_split"]["n_frames"] > 0

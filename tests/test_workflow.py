@@ -87,11 +87,12 @@ TINY = {
     "system": {**DEMO_SYSTEM, "embedding": {"cutoff": 8.0, "switch_width": 1.5}},
     "sampling": {"xtb_md": {"n_frames": 16, "stride": 5, "equilibration_steps": 20, "timestep": 0.5}},
     "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "sto-3g"}},
+    "test_set": {"n_frames": 4, "temperature_factors": [1.0]},
     "training": {
         # 60 epochs (≈10 s per member): with fewer, the members do not hold ethanol's O–H bond and the
         # hydroxyl H (GAFF2: a small Lennard-Jones sphere) runs into a water within the 40 production steps
         "n_members": 2, "n_atom_basis": 16, "n_interactions": 1, "n_rbf": 10, "max_epochs": 60,
-        "batch_size": 8, "test_fraction": 0.2, "val_fraction": 0.2,
+        "batch_size": 8, "val_fraction": 0.2,
     },
     "al": {"max_iterations": 1, "n_walkers": 1, "steps": 30, "stride": 5, "max_selected": 4},
     "production": {
@@ -117,7 +118,9 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     assert summary["labels_per_iteration"][0] >= 14
     assert len(summary["labels_per_iteration"]) == 2
     assert summary["al_iterations_run"] == 1
-    assert summary["test_errors_final"]["n_test"] >= 1
+    # the fixed test set: its own 4 frames (none of the 16 + 4 training labels), the same every iteration
+    assert [e["n_test"] for e in summary["test_errors_per_iteration"]] == [4, 4]
+    assert summary["test_errors_final"]["test_set"] == "results/test_set/labels.db"
     assert np.isfinite(summary["test_errors_final"]["energy_mae"])
     prod = summary["production"]
     assert len(prod["replicas"]) == 2 and all(r["steps_done"] == 40 for r in prod["replicas"])  # action warn never stops

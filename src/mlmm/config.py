@@ -162,8 +162,8 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
             f"{source}: sampling.adaptive.cvs: required when sampling.adaptive.activate is true "
             "(CVs as 0-based QM atom indices of your system)"
         )
-    if tr["val_fraction"] + tr["test_fraction"] >= 0.9:
-        raise ConfigError(f"{source}: training.val_fraction + training.test_fraction: must leave frames to train on (< 0.9)")
+    if tr["val_fraction"] >= 0.9:
+        raise ConfigError(f"{source}: training.val_fraction: must leave frames to train on (< 0.9)")
     if not any(s["activate"] for s in config["sampling"].values()):
         raise ConfigError(f"{source}: sampling: no sampler has activate: true")
     metad = config["production"]["metadynamics"]

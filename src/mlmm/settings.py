@@ -296,13 +296,24 @@ class LabelingSettings(Section):
 
 
 @dataclass(frozen=True)
+class TestSetSettings(Section):
+    """The run's fixed test set (``test_set``): ``n_frames`` per trajectory, one thermal xTB/MM
+    trajectory per ``temperature_factors`` entry (× production temperature, K), plus a metadynamics
+    run when ``metadynamics`` and sampling.metadynamics has a PLUMED input; base ``seed``."""
+
+    SECTION: ClassVar[str] = "test_set"
+    n_frames: int
+    temperature_factors: tuple[float, ...]
+    metadynamics: bool
+    seed: int
+
+
+@dataclass(frozen=True)
 class FieldAblationSettings(Section):
     """With/without-field comparison (``training.field_ablation``)."""
 
     SECTION: ClassVar[str] = "training.field_ablation"
     activate: bool
-    n_frames: int
-    seed: int
 
 
 @dataclass(frozen=True)
@@ -326,8 +337,7 @@ class TrainingSettings(Section):
     forces_weight: float
     mm_forces_weight: float
     val_fraction: float
-    test_fraction: float
-    min_test_frames: int
+    bootstrap: bool
     use_field: bool
     lr_schedule: str
     warm_start: bool
@@ -566,6 +576,7 @@ class Settings(Section):
     system: SystemSettings
     sampling: SamplingSettings
     labeling: LabelingSettings
+    test_set: TestSetSettings
     training: TrainingSettings
     al: ALSettings
     production: ProductionSettings

@@ -1,5 +1,5 @@
 wildcard_constraints:
-    labelset=r"labels/it\d+|ablation/heldout",
+    labelset=r"labels/it\d+|test_set",
 
 
 rule delta_labels:
@@ -50,10 +50,10 @@ rule train_member:
 
 
 rule evaluate_ensemble:
-    """Ensemble errors on the held-out test frames of all labels so far (never trained on)."""
+    """Ensemble and per-member errors on the fixed test set (the same frames every iteration)."""
     input:
         models=lambda wc: member_models("ground", int(wc.it)),
-        dbs=lambda wc: training_dbs_up_to("ground", int(wc.it)),
+        test_db=TEST_DB,
     output:
         f"{R}/models/it{{it}}/ensemble.json",
     log:
@@ -71,10 +71,10 @@ rule evaluate_ensemble:
 
 
 rule calibrate:
-    """σ vs true max force error on the held-out frames: Spearman ρ and the σ scale factor."""
+    """σ vs true max force error on the fixed test set: Spearman ρ and the σ calibration."""
     input:
         models=lambda wc: member_models("ground", int(wc.it)),
-        dbs=lambda wc: training_dbs_up_to("ground", int(wc.it)),
+        test_db=TEST_DB,
     output:
         f"{R}/models/it{{it}}/calibration.json",
     log:
@@ -96,7 +96,7 @@ rule training_plots:
     input:
         metrics=[f"{R}/models/it{N_ITER}/member{m}.json" for m in members("ground")],
         models=member_models("ground", N_ITER),
-        dbs=training_dbs_up_to("ground", N_ITER),
+        test_db=TEST_DB,
         calibrations=[f"{R}/models/it{i}/calibration.json" for i in ITERATIONS],
     output:
         learning=report(
@@ -129,50 +129,6 @@ rule training_plots:
         f"{SCRIPTS}/training_plots.py"
 
 
-use rule sample_xtb_md as ablation_sample with:
-    """Held-out frames from a separate xTB trajectory (own seed) for the field ablation."""
-    output:
-        frames=f"{R}/ablation/heldout/frames.extxyz",
-        stats=f"{R}/ablation/heldout/sampling.json",
-    log:
-        f"{LOGS}/ablation/sample.log",
-    benchmark:
-        f"{R}/benchmarks/ablation/sample.tsv"
-    params:
-        sampler={
-            **config["sampling"]["xtb_md"],
-            "seed": ABLATION["seed"],
-            "n_frames": ABLATION["n_frames"],
-        },
-
-
-use rule label_chunk as ablation_label with:
-    """PySCF labels of the held-out frames (one chunk)."""
-    input:
-        frames=rules.ablation_sample.output.frames,
-    output:
-        db=f"{R}/ablation/heldout/chunk{{chunk}}.db",
-        report=f"{R}/ablation/heldout/chunk{{chunk}}.json",
-    log:
-        f"{LOGS}/ablation/label_chunk{{chunk}}.log",
-    benchmark:
-        f"{R}/benchmarks/ablation/label_chunk{{chunk}}.tsv"
-    params:
-        chunk_size=ABLATION["n_frames"],
-
-
-use rule merge_labels as ablation_labels_db with:
-    """The held-out labels under the name the Δ rule expects."""
-    input:
-        dbs=[f"{R}/ablation/heldout/chunk0.db"],
-        reports=[f"{R}/ablation/heldout/chunk0.json"],
-    output:
-        db=f"{R}/ablation/heldout/labels.db",
-        report=f"{R}/ablation/heldout/report.json",
-    log:
-        f"{LOGS}/ablation/merge.log",
-
-
 use rule train_member as train_member_nofield with:
     """Ablation member: same data, settings and seed as the final member, but no MM field input."""
     input:
@@ -196,15 +152,14 @@ use rule train_member as train_member_nofield with:
 
 
 rule field_ablation:
-    """Held-out errors (separate trajectory and test split) and environment scan, with and without field."""
+    """Errors on the fixed test set and environment scan, with and without the field input."""
     input:
         field=member_models("ground", N_ITER),
         nofield=[
             f"{R}/ablation/nofield/it{N_ITER}/member{m}.pt" for m in members("ground")
         ],
-        heldout=training_db(f"{R}/ablation/heldout/labels.db"),
-        heldout_frames=rules.ablation_sample.output.frames,
-        dbs=training_dbs_up_to("ground", N_ITER),
+        test_db=TEST_DB,
+        test_frames=rules.test_set_frames.output.frames,
     output:
         json=f"{R}/ablation/field_ablation.json",
         scan=report(

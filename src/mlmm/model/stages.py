@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EnsembleEvaluation(Record):
-    """``models/it{i}/ensemble.json``: ensemble-mean errors on the held-out test frames.
+    """``models/it{i}/ensemble.json``: errors on the run's fixed test set (``test_set``, never trained on).
 
-    MAEs in eV (energy) and eV/Å (forces on QM and on MM atoms); None without test frames.
+    MAEs in eV (energy) and eV/Å (forces on QM and on MM atoms) of the ensemble mean, and the
+    QM-force MAE of each member alone (``member_force_mae_qm``, in ``models`` order); None
+    without test frames. The same frames for every iteration, so the errors are comparable.
     """
 
     n_frames: int | None = None
@@ -35,6 +37,8 @@ class EnsembleEvaluation(Record):
     force_mae_mm: float | None = None
     n_test: int = 0
     models: list[str] | None = None
+    member_force_mae_qm: list[float] | None = None
+    test_set: str | None = None
 
 
 def train_member(
@@ -78,21 +82,17 @@ def train_member(
     return metrics
 
 
-def evaluate_ensemble(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings) -> EnsembleEvaluation:
-    """Ensemble MAEs on the held-out test frames (identical for all members, never trained on);
-    members run on ``training.device``."""
+def evaluate_ensemble(models: Sequence[str], test_db: str, training: TrainingSettings) -> EnsembleEvaluation:
+    """Ensemble and per-member MAEs on the fixed test set ``test_db``; members run on ``training.device``."""
     from mlmm.model.ensemble import Ensemble
-    from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load_for(list(models), training.device)
-    db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
-    try:
-        result = ensemble.evaluate_db(db_path, indices=test_idx) if len(test_idx) else {}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    result = Ensemble.load_for(list(models), training.device).evaluate_db(test_db)
     errors = {k: result[k] for k in ("n_frames", "energy_mae", "force_mae_qm", "force_mae_mm") if k in result}
-    evaluation = EnsembleEvaluation(**errors, n_test=len(test_idx), models=list(models))
-    log.info("ensemble test errors: %s", evaluation)
+    members = [Ensemble.load_for([m], training.device).evaluate_db(test_db).get("force_mae_qm") for m in models]
+    evaluation = EnsembleEvaluation(**errors, n_test=int(result.get("n_frames") or 0), models=list(models),
+                                    member_force_mae_qm=members if all(v is not None for v in members) else None,
+                                    test_set=str(test_db))
+    log.info("ensemble errors on the fixed test set: %s", evaluation)
     return evaluation
 
 
@@ -103,31 +103,25 @@ def delta_labels(labels_db: str, baseline: str, out_db: str, stats_out: str) -> 
     write_delta_db(labels_db, out_db, baseline).to_json(stats_out)
 
 
-def _held_out(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings) -> dict[str, Any]:
-    """Ensemble evaluation (with per-atom arrays) on the held-out test frames of ``dbs``, on ``training.device``."""
+def _on_test_set(models: Sequence[str], test_db: str, training: TrainingSettings) -> dict[str, Any]:
+    """Ensemble evaluation (with per-atom arrays) on the fixed test set ``test_db``, on ``training.device``."""
     from mlmm.model.ensemble import Ensemble
-    from mlmm.model.train import held_out_test_set
 
-    ensemble = Ensemble.load_for(list(models), training.device)
-    db_path, test_idx, workdir = held_out_test_set(list(dbs), training)
-    try:
-        result = ensemble.evaluate_db(db_path, indices=test_idx, return_arrays=True) if len(test_idx) else {}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    result["n_test"] = len(test_idx)
+    result = Ensemble.load_for(list(models), training.device).evaluate_db(test_db, return_arrays=True)
+    result["n_test"] = int(result.get("n_frames") or 0)
     return result
 
 
-def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training: TrainingSettings, iteration: int) -> Calibration:
-    """models/it{i}/calibration.json: Spearman ρ of σ vs max force error and the σ scale factor."""
+def calibrate_ensemble(models: Sequence[str], test_db: str, training: TrainingSettings, iteration: int) -> Calibration:
+    """models/it{i}/calibration.json: σ vs max force error on the fixed test set ``test_db``."""
     from mlmm.model.calibration import calibrate
 
-    result = _held_out(models, dbs, training)
+    result = _on_test_set(models, test_db, training)
     calibration = calibrate(result.get("sigma_force", []), result.get("max_force_error", []))
     calibration.iteration = iteration
     calibration.sigma_force = [float(v) for v in result.get("sigma_force", [])]
     calibration.max_force_error = [float(v) for v in result.get("max_force_error", [])]
-    calibration.frames = "held-out test frames of all labels so far (never trained on by any member)"
+    calibration.frames = f"the fixed test set {test_db} (own trajectories, never trained on)"
     log.info("calibration it%d: rho %s, scale %.3f on %d frames", iteration, calibration.spearman_rho,
              calibration.scale, calibration.n_frames)
     return calibration
@@ -136,7 +130,7 @@ def calibrate_ensemble(models: Sequence[str], dbs: Sequence[str], training: Trai
 @dataclass
 class TrainingPlots(Record):
     """``plots/training_plots.json`` (the summary's ``training_plots``): paths of the learning-curve,
-    parity and calibration PNGs and the number of held-out test frames of the parity plots."""
+    parity and calibration PNGs and the number of test-set frames of the parity plots."""
 
     learning_curves: str
     parity: str
@@ -145,21 +139,21 @@ class TrainingPlots(Record):
 
 
 def training_plots(
-    metrics: Sequence[str], models: Sequence[str], dbs: Sequence[str], calibrations: Sequence[str],
+    metrics: Sequence[str], models: Sequence[str], test_db: str, calibrations: Sequence[str],
     training: TrainingSettings, learning_png: str, parity_png: str, calibration_png: str,
     index_out: str,
 ) -> None:
-    """Learning curves of every member, parity plots (energy, QM forces, MM forces) on the held-out
-    frames, and σ vs error per AL iteration, as PNGs for the report."""
+    """Learning curves of every member, parity plots (energy, QM forces, MM forces) on the fixed
+    test set, and σ vs error per AL iteration, as PNGs for the report."""
     from mlmm.model.calibration import Calibration
     from mlmm.model.plots import plot_calibration, plot_learning_curves, plot_parity
     from mlmm.model.train import MemberMetrics
 
     plot_learning_curves([MemberMetrics.from_json(m) for m in metrics], learning_png)
-    held_out = _held_out(models, dbs, training)
-    plot_parity(held_out, parity_png)
+    test = _on_test_set(models, test_db, training)
+    plot_parity(test, parity_png)
     plot_calibration([Calibration.from_json(c) for c in calibrations], calibration_png)
-    TrainingPlots(learning_png, parity_png, calibration_png, held_out["n_test"]).to_json(index_out)
+    TrainingPlots(learning_png, parity_png, calibration_png, test["n_test"]).to_json(index_out)
 
 
 @dataclass
@@ -179,8 +173,8 @@ class ModelErrors(Record):
 
 
 @dataclass
-class SeparateTrajectoryErrors(ModelErrors):
-    """:class:`ModelErrors` on the separate trajectory plus :func:`energy_error_analysis` of the energy error."""
+class TestSetErrors(ModelErrors):
+    """:class:`ModelErrors` on the fixed test set plus :func:`energy_error_analysis` of the energy error."""
 
     mean_error: float
     offset_free_mae: float
@@ -189,17 +183,16 @@ class SeparateTrajectoryErrors(ModelErrors):
 
 @dataclass
 class AblationArm(Record):
-    """One ensemble of the field ablation: errors on the separate trajectory and on the test split."""
+    """One ensemble of the field ablation: its errors on the fixed test set."""
 
-    separate_trajectory: SeparateTrajectoryErrors = nested(SeparateTrajectoryErrors)
-    test_split: ModelErrors = nested(ModelErrors)
+    test_set: TestSetErrors = nested(TestSetErrors)
 
 
 @dataclass
 class FieldAblation(Record):
     """``ablation/field_ablation.json``: the ensembles with and without the MM field input, the
     environment scan (:func:`mlmm.model.environment_scan.environment_scan`) and, per error, whether
-    the field makes it smaller on the separate trajectory."""
+    the field makes it smaller on the fixed test set."""
 
     units: dict[str, str]
     with_field: AblationArm = nested(AblationArm)
@@ -237,12 +230,12 @@ def energy_error_analysis(energy_errors_ev: Sequence[float], closest_ang: np.nda
 
 
 def field_ablation(
-    field_models: Sequence[str], nofield_models: Sequence[str], heldout_db: str, heldout_frames: str,
-    dbs: Sequence[str], training: TrainingSettings, level: LevelSettings, scan_png: str,
+    field_models: Sequence[str], nofield_models: Sequence[str], test_db: str, test_frames: str,
+    training: TrainingSettings, level: LevelSettings, scan_png: str,
 ) -> FieldAblation:
-    """Errors (eV, eV/Å) of the ensembles with and without the MM field input on frames of a separate
-    trajectory (never trained on) and on the held-out test split of the training labels, plus the
-    environment scan (:mod:`mlmm.model.environment_scan`) on the first separate-trajectory frame."""
+    """Errors (eV, eV/Å) of the ensembles with and without the MM field input on the fixed test set
+    ``test_db`` (own trajectories, never trained on), plus the environment scan
+    (:mod:`mlmm.model.environment_scan`) on the first test frame (``test_frames``, unlabelled Frames)."""
     from mlmm.engines.pyscf_qmmm import check_level
     from mlmm.frames import read_frames
     from mlmm.model.ensemble import Ensemble
@@ -252,19 +245,16 @@ def field_ablation(
 
     terms = {}  # QM terms of the scan: baseline + correction for Δ-trained members
     arms = {}
-    closest = closest_mm_distances(heldout_db)
+    closest = closest_mm_distances(test_db)
     for name, models in (("with_field", field_models), ("without_field", nofield_models)):
         ensemble = Ensemble.load_for(list(models), training.device)
         terms[name] = ensemble_term(ensemble)
-        separate = ensemble.evaluate_db(heldout_db)
-        arms[name] = AblationArm(
-            separate_trajectory=SeparateTrajectoryErrors(
-                **ModelErrors.of(separate).to_dict(), **energy_error_analysis(separate["energy_error"], closest)),
-            test_split=ModelErrors.of(_held_out(models, dbs, training)),
-        )
-    scan = environment_scan(read_frames(heldout_frames)[0], check_level(level), terms)
+        test = ensemble.evaluate_db(test_db)
+        arms[name] = AblationArm(test_set=TestSetErrors(
+            **ModelErrors.of(test).to_dict(), **energy_error_analysis(test["energy_error"], closest)))
+    scan = environment_scan(read_frames(test_frames)[0], check_level(level), terms)
     plot_environment_scan(scan, scan_png)
-    with_field, without_field = arms["with_field"].separate_trajectory, arms["without_field"].separate_trajectory
+    with_field, without_field = arms["with_field"].test_set, arms["without_field"].test_set
     improves = {
         k: getattr(with_field, k) < getattr(without_field, k)
         for k in ("energy_mae", "force_mae_qm", "force_mae_mm")

@@ -1,14 +1,13 @@
 """Training one ensemble member with schnetpack (AtomisticTask + Lightning) on labels DBs.
 
-Splits: a frame is held out for testing when the hash of its content (atomic numbers and
-positions) falls below ``test_fraction``, so every member — and every later iteration that adds
-frames — keeps the same test frames and the ensemble test error is honest. The remaining frames are
-split into train/val with the member's ``seed``, so members see different data.
+Splits: the labels are split into train/val with the member's ``seed`` (members see different
+validation frames and, with ``bootstrap``, different bootstrap resamples of the rest). Test errors
+are not taken here: the run's fixed test set (``test_set``, its own trajectories, never trained on)
+is evaluated by :func:`mlmm.model.stages.evaluate_ensemble`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
@@ -49,8 +48,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class MemberMetrics(Record):
     """``models/it{i}/member{m}.json`` (and ``metrics.json`` in the member's log folder): one trained
-    member. Errors of the best model on its train/val/test split (MAEs in eV and eV/Å; None
-    without frames in the split), split sizes, epochs, per-epoch losses (weighted MSE, eV² and
+    member. Errors of the best model on its train/val split (MAEs in eV and eV/Å; None
+    without frames in the split), split sizes (``n_train`` counts bootstrap repeats,
+    ``n_train_unique`` the distinct frames), epochs, per-epoch losses (weighted MSE, eV² and
     (eV/Å)²), the best validation loss, wall time (s), parameter count, the member's seed, the
     fitted energy reference, the training settings and threads. ``iteration``/``member`` are set by
     the training stage; ``carried_forward_from`` names the previous member's model when an
@@ -62,12 +62,9 @@ class MemberMetrics(Record):
     val_energy_mae: float | None
     val_force_mae_qm: float | None
     val_force_mae_mm: float | None
-    test_energy_mae: float | None
-    test_force_mae_qm: float | None
-    test_force_mae_mm: float | None
     n_train: int
+    n_train_unique: int
     n_val: int
-    n_test: int
     epochs: int
     val_losses: list[float]
     train_losses: list[float]
@@ -126,47 +123,20 @@ def db_qm_charge(db_path: str | Path) -> int:
     return charges.pop() if charges else 0
 
 
-def frame_hash_fraction(numbers: np.ndarray, positions_ang: np.ndarray) -> float:
-    """Deterministic number in [0, 1) from a frame's content (atomic numbers, float64 positions)."""
-    digest = hashlib.sha256(np.asarray(numbers, np.int64).tobytes() + np.asarray(positions_ang, np.float64).tobytes())
-    return int.from_bytes(digest.digest()[:8], "big") / 2.0**64
-
-
-def held_out_indices(db_path: str | Path, test_fraction: float, min_test_frames: int) -> list[int]:
-    """0-based rows of ``db_path`` held out for testing (content hash below ``test_fraction``).
-
-    With ``test_fraction`` > 0, fewer than ``min_test_frames`` such rows is an error: the test
-    errors and the σ calibration would silently rest on (almost) nothing.
-    """
-    conn = connect(str(db_path), use_lock_file=False)
-    n = conn.count()
-    test = [k for k in range(n) if frame_hash_fraction((row := conn.get(k + 1)).numbers, row.positions) < test_fraction]
-    if test_fraction > 0 and len(test) < min_test_frames:
-        raise ValueError(
-            f"training.test_fraction: {test_fraction:g} of the {n} labelled frames held out {len(test)} test "
-            f"frame(s), fewer than training.min_test_frames = {min_test_frames}; raise test_fraction, label more "
-            "frames, or set test_fraction: 0 to train without a test set"
-        )
-    return test
-
-
-def held_out_test_set(db_paths: Sequence[str | Path], training: TrainingSettings) -> tuple[str, list[int], str]:
-    """(db_path, test rows, workdir): the test frames every member holds out; remove ``workdir`` when done."""
-    workdir = tempfile.mkdtemp(prefix="mlmm_test_")
-    db_path = prepare_db(db_paths, workdir)
-    return db_path, held_out_indices(db_path, training.test_fraction, training.min_test_frames), workdir
-
-
-def split_indices(db_path: str | Path, *, seed: int, training: TrainingSettings) -> tuple[list[int], list[int], list[int]]:
-    """(train, val, test) rows: fixed hash-based test set, seeded train/val split of the rest (≥ 1 val)."""
+def split_indices(db_path: str | Path, *, seed: int, training: TrainingSettings) -> tuple[list[int], list[int]]:
+    """(train, val) rows of ``db_path``: a seeded permutation gives ≥ 1 val row; with
+    ``training.bootstrap`` the train rows are a same-size resample with replacement of the rest
+    (sorted, with repeats), so members differ in what they are fitted to."""
     n = connect(str(db_path), use_lock_file=False).count()
-    test = held_out_indices(db_path, training.test_fraction, training.min_test_frames)
-    rest = np.setdiff1d(np.arange(n), test)
-    if len(rest) < 2:
-        raise ValueError(f"{db_path}: {len(rest)} frame(s) outside the test set; need ≥ 2 for train and val")
-    rest = np.random.default_rng(seed).permutation(rest)
-    n_val = min(max(1, int(round(training.val_fraction * len(rest)))), len(rest) - 1)
-    return sorted(rest[n_val:].tolist()), sorted(rest[:n_val].tolist()), test
+    if n < 2:
+        raise ValueError(f"{db_path}: {n} labelled frame(s); need ≥ 2 for train and val")
+    rng = np.random.default_rng(seed)
+    rest = rng.permutation(n)
+    n_val = min(max(1, int(round(training.val_fraction * n))), n - 1)
+    train = rest[n_val:]
+    if training.bootstrap:
+        train = rng.choice(train, size=len(train), replace=True)
+    return sorted(train.tolist()), sorted(rest[:n_val].tolist())
 
 
 def _read_val_losses(csv_path: Path) -> list[float]:
@@ -254,9 +224,9 @@ def train_member(
     pl.seed_everything(seed, verbose=False)
     with tempfile.TemporaryDirectory(dir=Path(model_out).parent, prefix=".train_work_") as workdir:
         db_path = prepare_db(db_paths, workdir)
-        train_idx, val_idx, test_idx = split_indices(db_path, seed=seed, training=s)
-        log.info("member seed %d: %d train, %d val, %d test frames on %s", seed, len(train_idx), len(val_idx),
-                 len(test_idx), device)
+        train_idx, val_idx = split_indices(db_path, seed=seed, training=s)
+        log.info("member seed %d: %d train (%d distinct), %d val frames on %s", seed, len(train_idx),
+                 len(set(train_idx)), len(val_idx), device)
         data = db_dataset(db_path, s.cutoff)
         train_frames = [split_force_targets(data[i]) for i in train_idx]
         val_frames = [split_force_targets(data[i]) for i in val_idx]
@@ -303,7 +273,7 @@ def train_member(
 
         best = load_model(best_path, device)
         errors = {}
-        for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+        for name, idx in (("train", sorted(set(train_idx))), ("val", val_idx)):
             r = Ensemble([best], device).evaluate_db(db_path, idx) if idx else {}
             for key in ("energy_mae", "force_mae_qm", "force_mae_mm"):
                 errors[f"{name}_{key}"] = r.get(key)
@@ -312,8 +282,8 @@ def train_member(
     metrics = MemberMetrics(
         **errors,
         n_train=len(train_idx),
+        n_train_unique=len(set(train_idx)),
         n_val=len(val_idx),
-        n_test=len(test_idx),
         epochs=int(trainer.current_epoch),
         val_losses=_read_val_losses(Path(logger.log_dir) / "metrics.csv"),
         train_losses=_read_epoch_column(Path(logger.log_dir) / "metrics.csv", "train_loss"),

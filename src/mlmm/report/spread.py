@@ -101,7 +101,7 @@ def _count(*keys: str) -> Callable[[Mapping[str, Any]], float | None]:
     return get
 
 
-_SEP, _WITH, _WITHOUT = "separate_trajectory", ("field_ablation", "with_field"), ("field_ablation", "without_field")
+_SEP, _WITH, _WITHOUT = "test_set", ("field_ablation", "with_field"), ("field_ablation", "without_field")
 
 #: The README's key numbers: label (with unit) -> getter on a parsed summary.json.
 KEY_NUMBERS: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
