@@ -2,7 +2,7 @@
 
 from mlmm.al import stages
 from mlmm.runner import run_stage
-from mlmm.settings import ALSettings, SystemSettings
+from mlmm.settings import ALSettings, MetadynamicsSamplerSettings, SystemSettings
 
 run_stage(
     snakemake,
@@ -17,5 +17,6 @@ run_stage(
     al=ALSettings.from_rule_params(snakemake.params.al),
     system_settings=SystemSettings.from_dict(snakemake.params.system),
     frames_out=snakemake.output.frames,
+    metadynamics=MetadynamicsSamplerSettings.from_dict(snakemake.params.metadynamics) if snakemake.params.metadynamics else None,
     device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
 )

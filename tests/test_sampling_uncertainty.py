@@ -1,6 +1,10 @@
-"""Uncertainty-biased exploration: σ_E² bias energy, its forces (finite differences) and its use in MD."""
+"""Uncertainty-biased exploration: σ_E² bias energy, its forces (finite differences) and its use in MD;
+PLUMED metadynamics on the uncertainty CV (real kernel, EXTRACV): CV gradient by finite differences,
+hill heights and bias forces against the well-tempered formula, and the walkers of al.explore."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +13,15 @@ import torch
 from mlmm.frames import make_frame
 from mlmm.model.ensemble import Ensemble
 from mlmm.model.nn import build_model, energy_head
-from mlmm.sampling.uncertainty import SigmaBiasedEnsemble, biased_term, sigma_bias
+from mlmm.sampling.uncertainty import (
+    CV_EPS_EV,
+    SigmaBiasedEnsemble,
+    UncertaintyMetadynamics,
+    biased_term,
+    sigma_bias,
+    uncertainty_cv,
+)
+from mlmm.engines.plumed import read_plumed_table
 from mlmm.settings import BiasSettings
 from conftest import embedding_with, settings_with
 
@@ -17,6 +29,11 @@ SETTINGS = settings_with(training={"n_atom_basis": 16, "n_interactions": 2, "n_r
 #: The members' embedding (and so that of the frames and potentials they are used with).
 EMBEDDING = embedding_with(cutoff=6.0, switch_width=1.5)
 WATER = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0], [-0.2400, 0.9266, 0.0]])
+
+
+def bias_settings(**changes) -> BiasSettings:
+    """The schema-default ``al.bias`` with ``changes``."""
+    return replace(settings_with().al.bias, **changes)
 
 
 def member(seed: int, embedding=EMBEDDING) -> torch.nn.Module:
@@ -73,11 +90,13 @@ def test_bias_forces_are_minus_gradient(ensemble):
 
 def test_biased_term_selection(ensemble):
     assert biased_term(ensemble, settings_with().al.bias) is ensemble  # schema default: kind none
-    assert biased_term(ensemble, BiasSettings(kind="none", strength=1.0, width=0.1)) is ensemble
-    term = biased_term(ensemble, BiasSettings(kind="sigma", strength=0.2, width=0.02))
+    assert biased_term(ensemble, bias_settings(kind="none", strength=1.0, width=0.1)) is ensemble
+    term = biased_term(ensemble, bias_settings(kind="sigma", strength=0.2, width=0.02))
     assert isinstance(term, SigmaBiasedEnsemble) and term.strength_ev == 0.2
     with pytest.raises(ValueError, match="al.bias.kind"):
-        biased_term(ensemble, BiasSettings(kind="metad", strength=0.2, width=0.02))
+        biased_term(ensemble, bias_settings(kind="metad"))
+    with pytest.raises(ValueError, match="temperature, timestep and output folder"):
+        biased_term(ensemble, bias_settings(kind="metadynamics"))
 
 
 def test_bias_pushes_towards_uncertainty(ensemble):
@@ -106,10 +125,116 @@ def test_biased_mlp_md_runs_and_reports_unbiased_sigma(ensemble, tmp_path):
     system = small_system(tmp_path, n_waters=4)
     kwargs = dict(steps=6, timestep_fs=0.25, temperature_K=300.0, friction_per_fs=0.01, stride=3, seed=1,
                   sigma_stop=1e6, max_force=1e6, sampler="al_explore", iteration=1, source="t")
-    bias = BiasSettings(kind="sigma", strength=1.0, width=0.3)
+    bias = bias_settings(kind="sigma", strength=1.0, width=0.3)
     plain = run_mlp_md(system, build_potential("ensemble", system, embedding=EMBEDDING, ensemble=ensemble), **kwargs)
     biased = run_mlp_md(system, build_potential("ensemble", system, embedding=EMBEDDING, ensemble=ensemble, bias=bias),
                         **kwargs)
     assert plain.steps_done == biased.steps_done == 6 and len(biased.frames) == 2
     # same start: the first recorded σ differ only through the bias acting for 3 steps
     assert all(s > 0 for s in biased.sigmas) and biased.potential_energies != plain.potential_energies
+
+
+def test_uncertainty_cv_gradient_is_the_finite_difference(ensemble):
+    """u = sqrt(σ_E²/N_QM + ε²) from the members' energies; ∇u from their forces matches central
+    differences of u on QM atoms and MM sites."""
+    fr = frame()
+
+    def u_of(f) -> float:
+        out = ensemble.compute(f)
+        return uncertainty_cv(out["energies"], out["member_forces"], 3)[0]
+
+    out = ensemble.compute(fr)
+    u, grad = uncertainty_cv(out["energies"], out["member_forces"], 3)
+    assert u == pytest.approx(np.sqrt(np.var(out["energies"], ddof=1) / 3 + CV_EPS_EV**2)) and u > 10 * CV_EPS_EV
+    h = 1e-4
+    for atom in (0, 1, 3, 8):
+        for k in range(3):
+            plus, minus = fr.copy(), fr.copy()
+            plus.positions[atom, k] += h
+            minus.positions[atom, k] -= h
+            assert grad[atom, k] == pytest.approx((u_of(plus) - u_of(minus)) / (2 * h), rel=1e-4, abs=1e-8)
+
+
+def test_uncertainty_metadynamics_deposits_well_tempered_hills(ensemble, tmp_path):
+    """With the real PLUMED kernel: hills every `pace` new positions (not on a re-evaluation at the
+    same positions) at the visited u, heights h·exp(−V/(kB ΔT)) of well-tempered metadynamics, and
+    bias forces = −dV/du ∇u with dV/du from the Gaussian sum of the HILLS file."""
+    from openmm.unit import MOLAR_GAS_CONSTANT_R, kelvin, kilojoule_per_mole
+
+    from mlmm.units import KJ_PER_MOL_TO_EV
+
+    width, height, T, gamma = 0.1, 2.0, 300.0, 8.0  # u of these untrained members: ~1 eV
+    term = UncertaintyMetadynamics(ensemble, height_kj_mol=height, cv_width_ev=width, pace=2, biasfactor=gamma,
+                                   temperature_K=T, timestep_fs=0.5, out_dir=tmp_path)
+    fr = frame()
+    rng = np.random.default_rng(0)
+    us = []
+    for step in range(8):
+        moved = fr.copy()
+        moved.positions = fr.positions + rng.normal(scale=0.01, size=fr.positions.shape)
+        out = term.compute(moved)
+        term.compute(moved)  # the driver re-evaluating a saved step: no new step, no hill
+        us.append(out["uncertainty_cv"])
+    last = out
+    term.finalize()
+    names, hills = read_plumed_table(tmp_path / "HILLS_uncertainty")
+    assert len(hills) == 3  # PLUMED deposits at steps 2, 4, 6 of the 8 new positions (16 calls)
+    assert np.allclose(hills[:, names.index("u")], [us[2], us[4], us[6]], atol=1e-9)
+    kT = float((MOLAR_GAS_CONSTANT_R * T * kelvin).value_in_unit(kilojoule_per_mole))
+
+    def bias_at(u: float, hills_so_far) -> tuple[float, float]:
+        """V (kJ/mol) and dV/du of the deposited hills (HILLS holds heights × γ/(γ−1)): PLUMED's
+        "stretched" Gaussians, h·(a·exp(−d²/2) + b) for d²/2 < 6.25 and 0 beyond, shifted and
+        stretched so they vanish at the cutoff (a = 1/(1 − e^−6.25), b = −a·e^−6.25)."""
+        c, w, h = hills_so_far[:, 1], hills_so_far[:, 2], hills_so_far[:, 3] * (gamma - 1) / gamma
+        dp2 = 0.5 * ((u - c) / w) ** 2
+        a = 1.0 / (1.0 - np.exp(-6.25))
+        inside = dp2 < 6.25
+        g = np.where(inside, h * (a * np.exp(-dp2) - a * np.exp(-6.25)), 0.0)
+        dg = np.where(inside, -h * a * np.exp(-dp2) * (u - c) / w**2, 0.0)
+        return float(g.sum()), float(dg.sum())
+
+    assert hills[0, 3] * (gamma - 1) / gamma == pytest.approx(height)  # the first hill at full height
+    for k in (1, 2):  # well tempered: each hill shrinks with the bias already at its centre
+        v_before = bias_at(hills[k, 1], hills[:k])[0]
+        assert hills[k, 3] * (gamma - 1) / gamma == pytest.approx(height * np.exp(-v_before / (kT * (gamma - 1))), rel=1e-6)
+    assert min(hills[1:, 3]) < hills[0, 3]  # the hills overlap: well tempering shows
+    v, dv = bias_at(us[7], hills)
+    assert last["bias_energy"] == pytest.approx(v * KJ_PER_MOL_TO_EV, rel=1e-6)
+    plain = ensemble.compute(moved)
+    _, grad_u = uncertainty_cv(plain["energies"], plain["member_forces"], 3)
+    assert np.allclose(last["forces"] - plain["forces"], -dv * KJ_PER_MOL_TO_EV * grad_u, rtol=1e-5, atol=1e-10)
+    assert last["sigma_force"] == plain["sigma_force"]  # selection sees the unbiased uncertainty
+
+
+def test_explore_walkers_biased_along_uncertainty_and_cvs(ensemble, tmp_path):
+    """al.explore: walker 0 thermal + uncertainty metadynamics, walker 1 (al.metadynamics_walkers: 1)
+    also along the sampling.metadynamics torsion; both leave HILLS of a real PLUMED run next to their
+    frames and report the unbiased σ."""
+    from mlmm.al.stages import explore
+    from mlmm.engines.plumed import read_plumed_table
+    from conftest import FORCE_FIELDS, config_with
+    from mlmm.settings import ALSettings, MetadynamicsSamplerSettings, SystemSettings
+    from test_sampling_modes import small_system
+
+    small_system(tmp_path, n_waters=4)
+    models = []
+    for k, m in enumerate(ensemble.models):
+        models.append(str(tmp_path / f"member{k}.pt"))
+        torch.save(m, models[-1])
+    torsion = "phi: TORSION ATOMS=1,2,3,4\nmetad: METAD ARG=phi SIGMA=0.35 HEIGHT=1.2 PACE=5 FILE=HILLS\nPRINT ARG=phi STRIDE=5 FILE=COLVAR"
+    cfg = config_with(
+        system={"structure": str(tmp_path / "eth_small.pdb"), "force_field": FORCE_FIELDS["ethanol_water.pdb"],
+                "nonbonded": {"method": "none"}, "embedding": {"cutoff": 6.0, "switch_width": 1.5}},
+        sampling={"metadynamics": {"plumed": torsion}},
+        al={"n_walkers": 2, "metadynamics_walkers": 1, "steps": 12, "stride": 4, "timestep": 0.25, "sigma_lo": 1e3,
+            "sigma_hi": 1e4, "sigma_stop": 1e5, "max_force": 1e6, "bias": {"kind": "metadynamics", "pace": 4}})
+    al = ALSettings.from_dict(cfg["al"])
+    for walker, kind in ((0, "thermal + uncertainty metadynamics"), (1, "metadynamics + uncertainty metadynamics")):
+        out = tmp_path / f"walker{walker}.extxyz"
+        stats = explore(cfg["system"]["structure"], models, [], [], 1, walker, al, SystemSettings.from_dict(cfg["system"]),
+                        str(out), "cpu", MetadynamicsSamplerSettings.from_dict(cfg["sampling"]["metadynamics"]))
+        assert stats.kind == kind and stats.steps_done == 12 and len(stats.sigmas) == 3 and min(stats.sigmas) > 0
+        names, hills = read_plumed_table(tmp_path / f"walker{walker}_plumed" / "HILLS_uncertainty")
+        assert len(hills) == 3 and "u" in names  # steps 4, 8 and 12
+        assert (tmp_path / f"walker{walker}_plumed" / "HILLS").is_file() == (walker == 1)  # the torsion walker only

@@ -103,7 +103,7 @@ def test_demo_values_reach_the_settings() -> None:
 def test_missing_and_unknown_keys_name_the_section() -> None:
     al = config_with()["al"]
     with pytest.raises(st.SettingsError, match=r"al\.bias: missing key\(s\) \['width'\]; unknown key\(s\) \['widht'\]"):
-        st.ALSettings.from_dict({**al, "bias": {"kind": "sigma", "strength": 0.2, "widht": 0.02}})
+        st.ALSettings.from_dict({**al, "bias": {**{k: v for k, v in al["bias"].items() if k != "width"}, "widht": 0.02}})
     with pytest.raises(st.SettingsError, match=r"^training: missing key\(s\) \['bootstrap'\]"):
         st.TrainingSettings.from_dict({k: v for k, v in config_with()["training"].items() if k != "bootstrap"})
     level = config_with()["excited"]["level"]

@@ -162,6 +162,12 @@ def _check_consistency(config: dict[str, Any], source: str) -> None:
             f"{source}: sampling.adaptive.cvs: required when sampling.adaptive.activate is true "
             "(CVs as 0-based QM atom indices of your system)"
         )
+    if al["metadynamics_walkers"] > al["n_walkers"]:
+        raise ConfigError(f"{source}: al.metadynamics_walkers: {al['metadynamics_walkers']} exceeds al.n_walkers "
+                          f"({al['n_walkers']})")
+    if al["metadynamics_walkers"] and not sampling["metadynamics"]["plumed"].strip():
+        raise ConfigError(f"{source}: al.metadynamics_walkers: needs sampling.metadynamics.plumed (the PLUMED input "
+                          "whose CVs the walkers bias)")
     if tr["val_fraction"] >= 0.9:
         raise ConfigError(f"{source}: training.val_fraction: must leave frames to train on (< 0.9)")
     if not any(s["activate"] for s in config["sampling"].values()):

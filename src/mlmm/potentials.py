@@ -173,13 +173,14 @@ def ensemble_potential_name(ensemble: "Ensemble") -> str:
     return "ensemble" if ensemble.delta == "none" else "delta"
 
 
-def ensemble_term(ensemble: "Ensemble", bias: "BiasSettings | None" = None) -> QMTerm:
+def ensemble_term(ensemble: "Ensemble", bias: "BiasSettings | None" = None, **bias_context: Any) -> QMTerm:
     """The QM term of trained members: the ensemble itself or, for Δ-trained members, baseline +
-    correction; with ``bias`` (``al.bias``, kind ``sigma``) wrapped in the σ_E² bias."""
+    correction; with ``bias`` (``al.bias``) wrapped in the uncertainty bias
+    (:func:`mlmm.sampling.uncertainty.biased_term`, which takes ``bias_context``)."""
     from mlmm.sampling.uncertainty import biased_term
 
     base = baseline_term(ensemble.delta)
-    return biased_term(ensemble if base is None else DeltaTerm(base, ensemble), bias)
+    return biased_term(ensemble if base is None else DeltaTerm(base, ensemble), bias, **bias_context)
 
 
 def _xtb_parts(system: System, platform: str) -> tuple[QMTerm, MMTerm]:
@@ -215,13 +216,14 @@ def build_potential(
     ensemble: "Ensemble | None" = None,
     bias: "BiasSettings | None" = None,
     mm_platform: str = "CPU",
+    bias_context: "dict[str, Any] | None" = None,
 ) -> QMMMCalculator:
     """The QM/MM potential ``name`` (:data:`POTENTIALS`, see module docstring) of ``system``.
 
     ``embedding``: the embedding of the QM term's Frame (``system.embedding``); the MM part's
     nonbonded method and cutoff are the system's (``system.nonbonded``); ``mm_platform`` is its
     OpenMM platform (CPU; Reference for double-precision checks). ``ensemble`` (loaded members) and
-    ``bias`` (``al.bias``) are for ``ensemble``/``delta`` only; the members' ``training.delta`` must
+    ``bias`` (``al.bias``, with the walker's ``bias_context`` for metadynamics) are for ``ensemble``/``delta`` only; the members' ``training.delta`` must
     match the name (``delta`` iff they learned corrections), and they must have been trained with
     ``embedding``.
     """
@@ -238,11 +240,13 @@ def build_potential(
         raise ValueError(f"QM/MM potential {name!r}: the members were trained with training.delta "
                          f"{ensemble.delta!r}; use {ensemble_potential_name(ensemble)!r}")
     ensemble.check_embedding(embedding, f"QM/MM potential {name!r} of {system.source}: system.embedding")
-    return QMMMCalculator(system, ensemble_term(ensemble, bias), OpenMMTerm(system, platform=mm_platform), embedding)
+    return QMMMCalculator(system, ensemble_term(ensemble, bias, **(bias_context or {})),
+                          OpenMMTerm(system, platform=mm_platform), embedding)
 
 
 def ensemble_potential(system: System, ensemble: "Ensemble", *, embedding: EmbeddingSettings,
-                       bias: "BiasSettings | None" = None, mm_platform: str = "CPU") -> QMMMCalculator:
+                       bias: "BiasSettings | None" = None, mm_platform: str = "CPU",
+                       bias_context: "dict[str, Any] | None" = None) -> QMMMCalculator:
     """The MLP/MM potential of trained members (``ensemble`` or ``delta``, from their training.delta)."""
     return build_potential(ensemble_potential_name(ensemble), system, embedding=embedding, ensemble=ensemble, bias=bias,
-                           mm_platform=mm_platform)
+                           mm_platform=mm_platform, bias_context=bias_context)

@@ -348,12 +348,18 @@ class TrainingSettings(Section):
 
 @dataclass(frozen=True)
 class BiasSettings(Section):
-    """Uncertainty bias of AL walkers (``al.bias``): ``strength`` eV, ``width`` eV per sqrt(QM atom)."""
+    """Uncertainty bias of AL walkers (``al.bias``): kind ``sigma``: ``strength`` eV, ``width`` eV per
+    sqrt(QM atom); kind ``metadynamics``: hill ``height`` kJ/mol, ``cv_width`` eV per sqrt(QM atom),
+    ``pace`` steps, ``biasfactor``."""
 
     SECTION: ClassVar[str] = "al.bias"
     kind: str
     strength: float
     width: float
+    height: float
+    cv_width: float
+    pace: int
+    biasfactor: float
 
 
 #: ``al`` keys a per-iteration rule (explore, select) leaves out of its params.
@@ -383,6 +389,7 @@ class ALSettings(MDSettings):
     validation_tolerance: float
     calibrated_thresholds: bool
     bias: BiasSettings
+    metadynamics_walkers: int
     seed: int
     initial: str
     wigner_environment: str

@@ -23,6 +23,10 @@ rule explore:
     params:
         al=al_params("ground"),
         system=config["system"],
+        # the PLUMED input of the walkers along the CVs (only a rerun trigger when they exist)
+        metadynamics=(
+            config["sampling"]["metadynamics"] if config["al"]["metadynamics_walkers"] else {}
+        ),
     script:
         f"{SCRIPTS}/explore.py"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -13,14 +14,16 @@ from mlmm.frames import read_frames, write_frames
 from mlmm.jobs import system_from_config
 from mlmm.records import Record, optional
 from mlmm.seeds import derive_seed
-from mlmm.settings import ALSettings, SystemSettings
+from mlmm.settings import ALSettings, MetadynamicsSamplerSettings, SystemSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class WalkerStats(Record):
-    """``al/it{i}/walker{w}.json``: one exploration walker (σ in raw eV/Å, times in ps).
+    """``al/it{i}/walker{w}.json``: one exploration walker (σ in raw eV/Å, times in ps). ``kind``:
+    ``thermal`` or ``metadynamics`` (biased along sampling.metadynamics's CVs), plus ``+uncertainty
+    metadynamics`` / ``+sigma bias`` when al.bias is on.
 
     A walker skipped because AL had converged has only ``skipped``, ``converged_at``, ``sigmas``
     (empty), ``breach`` and ``stop_reason`` (None).
@@ -30,6 +33,7 @@ class WalkerStats(Record):
     converged_at: int | None = optional()
     seed: int | None = optional()
     temperature_K: float | None = optional()
+    kind: str | None = optional()
     steps_requested: int | None = optional()
     steps_done: int | None = optional()
     time_ps: float | None = optional()
@@ -50,6 +54,7 @@ def explore(
     system_settings: SystemSettings,
     frames_out: str,
     device: str,
+    metadynamics: MetadynamicsSamplerSettings | None = None,
 ) -> WalkerStats:
     """One MLP/MM MD walker; records σ per saved frame and where/why it stopped (returned).
 
@@ -57,7 +62,10 @@ def explore(
     with its own seed, from the input structure (Maxwell–Boltzmann momenta) or, with
     ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample; σ is scaled
     as in :func:`sigma_scale` before it meets ``sigma_stop``. The ensemble runs on ``device``
-    (the ``training.device`` setting).
+    (the ``training.device`` setting). The last ``al.metadynamics_walkers`` walkers run
+    well-tempered metadynamics with ``metadynamics`` (sampling.metadynamics: PLUMED input and
+    biasfactor) and ``al.bias`` may bias every walker along its uncertainty
+    (:mod:`mlmm.sampling.uncertainty`); PLUMED files go to ``<frames_out stem>_plumed/``.
     """
     done = converged_before(previous_selection)
     if done is not None:
@@ -80,11 +88,17 @@ def explore(
         starts, _ = initial_states(system, al.initial, n=1, temperature_K=temperature_K, seed=seed,
                                    environment=al.wigner_environment, embedding=system_settings.embedding)
         start = starts[0]
-    potential = ensemble_potential(system, Ensemble.load_for(list(models), device),
-                                   embedding=system_settings.embedding, bias=al.bias)  # optional σ_E² bias
-    result = run_mlp_md(
-        system,
-        potential,
+    plumed_dir = Path(frames_out).with_name(Path(frames_out).stem + "_plumed")
+    context = {"temperature_K": temperature_K, "timestep_fs": al.timestep, "out_dir": plumed_dir}
+    potential = ensemble_potential(system, Ensemble.load_for(list(models), device), embedding=system_settings.embedding,
+                                   bias=al.bias, bias_context=context if al.bias.kind == "metadynamics" else None)
+    along_cvs = walker >= al.n_walkers - al.metadynamics_walkers
+    if along_cvs and metadynamics is None:
+        raise ValueError(f"walker {walker}: al.metadynamics_walkers = {al.metadynamics_walkers} needs the "
+                         "sampling.metadynamics settings (PLUMED input)")
+    kind = "metadynamics" if along_cvs else "thermal"
+    kind += {"none": "", "sigma": " + sigma bias", "metadynamics": " + uncertainty metadynamics"}[al.bias.kind]
+    md_kwargs = dict(
         steps=al.steps,
         timestep_fs=al.timestep,
         temperature_K=temperature_K,
@@ -98,11 +112,23 @@ def explore(
         source=f"{structure}:it{iteration}:walker{walker}",
         start=start,
     )
+    try:
+        if along_cvs:
+            from mlmm.dynamics.metadynamics import run_mlp_metadynamics
+
+            result = run_mlp_metadynamics(system, potential, plumed_input=metadynamics.plumed,
+                                          biasfactor=metadynamics.biasfactor, out_dir=plumed_dir, **md_kwargs)
+        else:
+            result = run_mlp_md(system, potential, **md_kwargs)
+    finally:
+        if hasattr(potential.qm_term, "finalize"):
+            potential.qm_term.finalize()  # flush the uncertainty metadynamics' HILLS
     write_frames(frames_out, result.frames)
     return WalkerStats(
         skipped=False,
         seed=seed,
         temperature_K=temperature_K,
+        kind=kind,
         steps_requested=al.steps,
         steps_done=result.steps_done,
         time_ps=result.steps_done * al.timestep / 1000.0,

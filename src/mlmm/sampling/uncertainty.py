@@ -5,8 +5,17 @@ Following the uncertainty-as-collective-variable idea of Tan, Dietschreit and G�
 
     σ_E² = Σ_m (E_m − Ē)² / (M − 1)      (eV², M members)
 
-is the CV, and a bounded bias lowers the energy where it is large (the uncertainty-driven
-dynamics form of Kulichenko et al., Nat. Comput. Sci. 3, 230 (2023)):
+is the CV. Two biases on it (``al.bias.kind``):
+
+``metadynamics`` (:class:`UncertaintyMetadynamics`): the CV u = sqrt(σ_E²/N_QM + ε²) (eV, ε =
+:data:`CV_EPS_EV` keeps it differentiable where the members agree) is handed to a PLUMED kernel
+as an ``EXTRACV`` and biased by well-tempered ``METAD`` (HILLS/COLVAR in the walker's folder);
+the kernel returns −dV/du and the atoms get F = −dV/du · ∇u, with ∇u = ∇σ_E²/(2 N_QM u). The
+bias grows wherever the walker has been, so it keeps pushing into regions of higher disagreement
+until σ reaches the walker's ``sigma_stop``.
+
+``sigma``: a static bounded bias that lowers the energy where σ_E² is large (the
+uncertainty-driven dynamics form of Kulichenko et al., Nat. Comput. Sci. 3, 230 (2023)):
 
     E_bias = A · (exp(−σ_E² / (N_QM · B²)) − 1),   A = ``strength_ev`` ≥ 0, B = ``width_ev`` > 0.
 
@@ -22,6 +31,7 @@ on every Frame atom (QM atoms and MM sites, through the field input). The unbias
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,19 +39,30 @@ from ase import Atoms
 
 from mlmm.frames import qm_mask
 from mlmm.settings import BiasSettings
+from mlmm.units import KJ_PER_MOL_TO_EV
+
+#: Floor of the uncertainty CV u = sqrt(σ_E²/N_QM + ε²) (eV): u and ∇u stay finite at σ_E = 0.
+CV_EPS_EV = 1.0e-4
+
+
+def energy_variance(energies_ev: np.ndarray, member_forces: np.ndarray) -> tuple[float, np.ndarray]:
+    """(σ_E² eV², ∇σ_E² (n_atoms, 3) eV²/Å) from member energies (M,) eV and forces (M, n, 3) eV/Å.
+
+    ∇σ_E² = −2/(M−1) Σ_m (E_m − Ē) F_m, since F_m = −∇E_m (no second derivatives needed).
+    """
+    e = np.asarray(energies_ev, float)
+    f = np.asarray(member_forces, float)
+    m = len(e)
+    if m < 2:
+        raise ValueError("uncertainty bias: needs an ensemble of at least 2 members")
+    de = e - e.mean()
+    return float(de @ de / (m - 1)), -2.0 / (m - 1) * np.einsum("m,mnk->nk", de, f)
 
 
 def sigma_bias(energies_ev: np.ndarray, member_forces: np.ndarray, n_qm: int, strength_ev: float,
                width_ev: float) -> tuple[float, np.ndarray, float]:
     """(E_bias eV, F_bias (n_atoms, 3) eV/Å, σ_E² eV²) from member energies (M,) and forces (M, n, 3)."""
-    e = np.asarray(energies_ev, float)
-    f = np.asarray(member_forces, float)
-    m = len(e)
-    if m < 2:
-        raise ValueError("sigma bias: needs an ensemble of at least 2 members")
-    de = e - e.mean()
-    var = float(de @ de / (m - 1))
-    grad_var = -2.0 / (m - 1) * np.einsum("m,mnk->nk", de, f)
+    var, grad_var = energy_variance(energies_ev, member_forces)
     s = var / (n_qm * width_ev**2)
     energy = strength_ev * (np.exp(-s) - 1.0)
     forces = strength_ev * np.exp(-s) / (n_qm * width_ev**2) * grad_var
@@ -70,10 +91,111 @@ class SigmaBiasedEnsemble:
         return out
 
 
-def biased_term(ensemble, bias: BiasSettings | None):
-    """The QM term for exploration: the ensemble itself (no bias, or kind ``none``) or the σ-biased wrapper."""
+def uncertainty_cv(energies_ev: np.ndarray, member_forces: np.ndarray, n_qm: int) -> tuple[float, np.ndarray]:
+    """(u eV, ∇u (n_atoms, 3) 1/Å·eV): u = sqrt(σ_E²/N_QM + ε²), the CV of :class:`UncertaintyMetadynamics`."""
+    var, grad_var = energy_variance(energies_ev, member_forces)
+    u = float(np.sqrt(var / n_qm + CV_EPS_EV**2))
+    return u, grad_var / (2.0 * n_qm * u)
+
+
+class UncertaintyMetadynamics:
+    """QM term (``compute(frame)``) = ensemble mean + well-tempered metadynamics on the uncertainty CV u.
+
+    A PLUMED kernel of its own (one dummy atom; the CV comes in through ``EXTRACV``) deposits a
+    hill of ``height_kj_mol`` and width ``cv_width_ev`` every ``pace`` MD steps with bias factor
+    ``biasfactor`` at ``temperature_K``; HILLS_uncertainty, COLVAR_uncertainty and
+    plumed_uncertainty.log go to ``out_dir``. A call at the same positions as the previous one
+    (the driver re-evaluating a saved step) does not advance the step or deposit a hill. The
+    unbiased ``sigma_force`` is passed through, so selection and ``sigma_stop`` see the real
+    uncertainty; ``energy``/``forces`` include the bias, ``unbiased_energy`` does not.
+    """
+
+    def __init__(self, ensemble, *, height_kj_mol: float, cv_width_ev: float, pace: int, biasfactor: float,
+                 temperature_K: float, timestep_fs: float, out_dir: str | Path) -> None:
+        from openmm.unit import MOLAR_GAS_CONSTANT_R, kelvin, kilojoule_per_mole
+
+        from mlmm.engines.plumed import find_plumed_kernel
+
+        if height_kj_mol <= 0 or cv_width_ev <= 0 or pace < 1 or biasfactor <= 1:
+            raise ValueError("al.bias (metadynamics): need height > 0, cv_width > 0, pace >= 1 and biasfactor > 1 "
+                             f"(got {height_kj_mol}, {cv_width_ev}, {pace}, {biasfactor})")
+        find_plumed_kernel()
+        import plumed
+
+        self.ensemble = ensemble
+        self.out_dir = Path(out_dir).resolve()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("HILLS_uncertainty", "COLVAR_uncertainty"):
+            (self.out_dir / stale).unlink(missing_ok=True)  # PLUMED would append to them
+        self.kernel = plumed.Plumed()
+        for cmd, value in (("setMDEngine", "python"), ("setNatoms", 1), ("setTimestep", timestep_fs / 1000.0),
+                           ("setKbT", float((MOLAR_GAS_CONSTANT_R * temperature_K * kelvin).value_in_unit(kilojoule_per_mole))),
+                           ("setLogFile", str(self.out_dir / "plumed_uncertainty.log"))):
+            self.kernel.cmd(cmd, value)
+        self.kernel.cmd("init")
+        self.lines = [
+            "u: EXTRACV NAME=u",
+            f"metad: METAD ARG=u SIGMA={cv_width_ev:g} HEIGHT={height_kj_mol:g} PACE={int(pace)} "
+            f"BIASFACTOR={biasfactor:g} FILE={self.out_dir / 'HILLS_uncertainty'}",
+            f"PRINT ARG=u,metad.bias STRIDE={int(pace)} FILE={self.out_dir / 'COLVAR_uncertainty'}",
+        ]
+        for line in self.lines:
+            self.kernel.cmd("readInputLine", line)
+        self.step = -1
+        self._last_positions: np.ndarray | None = None
+        self._finalized = False
+
+    def _plumed(self, u: float, update: bool) -> tuple[float, float]:
+        """(V kJ/mol, −dV/du kJ/mol/eV) at CV value ``u`` (eV) for the current step."""
+        value, force, bias = np.array([u]), np.zeros(1), np.zeros(1)
+        self.kernel.cmd("setStep", self.step)
+        self.kernel.cmd("setMasses", np.ones(1))
+        self.kernel.cmd("setPositions", np.zeros((1, 3)))
+        self.kernel.cmd("setForces", np.zeros((1, 3)))
+        self.kernel.cmd("setVirial", np.zeros((3, 3)))
+        self.kernel.cmd("setExtraCV u", value)
+        self.kernel.cmd("setExtraCVForce u", force)
+        self.kernel.cmd("prepareCalc")
+        self.kernel.cmd("performCalc" if update else "performCalcNoUpdate")
+        self.kernel.cmd("getBias", bias)
+        return float(bias[0]), float(force[0])
+
+    def compute(self, frame: Atoms) -> dict[str, Any]:
+        out = dict(self.ensemble.compute(frame))
+        u, grad_u = uncertainty_cv(out["energies"], out["member_forces"], int(qm_mask(frame).sum()))
+        update = self._last_positions is None or self._last_positions.shape != frame.positions.shape or not np.array_equal(
+            self._last_positions, frame.positions)
+        if update:
+            self.step += 1
+            self._last_positions = frame.positions.copy()
+        v_kj, f_u_kj = self._plumed(u, update)
+        out["unbiased_energy"] = out["energy"]
+        out["energy"] = out["energy"] + v_kj * KJ_PER_MOL_TO_EV
+        out["forces"] = out["forces"] + f_u_kj * KJ_PER_MOL_TO_EV * grad_u
+        out["bias_energy"] = v_kj * KJ_PER_MOL_TO_EV
+        out["uncertainty_cv"] = u
+        return out
+
+    def finalize(self) -> None:
+        """Flush PLUMED's HILLS and COLVAR (once)."""
+        if not self._finalized:
+            self.kernel.finalize()
+            self._finalized = True
+
+
+def biased_term(ensemble, bias: BiasSettings | None, *, temperature_K: float | None = None,
+                timestep_fs: float | None = None, out_dir: str | Path | None = None):
+    """The QM term for exploration: the ensemble itself (no bias, or kind ``none``), the σ-biased
+    wrapper (``sigma``) or uncertainty metadynamics (``metadynamics``: needs the walker's
+    ``temperature_K``, ``timestep_fs`` and a folder ``out_dir`` for PLUMED's files)."""
     if bias is None or bias.kind == "none":
         return ensemble
     if bias.kind == "sigma":
         return SigmaBiasedEnsemble(ensemble, bias.strength, bias.width)
-    raise ValueError(f"al.bias.kind must be 'none' or 'sigma', got {bias.kind!r}")
+    if bias.kind == "metadynamics":
+        if temperature_K is None or timestep_fs is None or out_dir is None:
+            raise ValueError("al.bias.kind metadynamics: the walker's temperature, timestep and output folder are needed")
+        return UncertaintyMetadynamics(ensemble, height_kj_mol=bias.height, cv_width_ev=bias.cv_width, pace=bias.pace,
+                                       biasfactor=bias.biasfactor, temperature_K=temperature_K, timestep_fs=timestep_fs,
+                                       out_dir=out_dir)
+    raise ValueError(f"al.bias.kind must be 'none', 'sigma' or 'metadynamics', got {bias.kind!r}")
