@@ -147,6 +147,7 @@ def select(
 
     The walkers' raw σ go through the map of :func:`sigma_calibration` (expected max force errors,
     eV/Å, when ``al.calibrated_thresholds``) before they meet ``sigma_lo`` and ``sigma_hi``.
+
     Convergence (the flag later iterations obey): the fraction of explored frames with σ below
     ``sigma_lo`` reaches ``converged_fraction``, no walker breached, and the held-out error of
     the models trained so far (``evaluations``, oldest first) stopped improving.
