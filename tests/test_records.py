@@ -31,7 +31,7 @@ from mlmm.excited.stages import (
 )
 from mlmm.labeling.reports import ChunkReport, ExcitedFrameLabel, ExcitedLabels, LabelReport
 from mlmm.model.baseline import DeltaStats
-from mlmm.model.calibration import Calibration
+from mlmm.model.calibration import Calibration, calibrate
 from mlmm.model.stages import (
     AblationArm,
     EnsembleEvaluation,
@@ -272,6 +272,7 @@ def test_records_built_in_code_round_trip(tmp_path: Path) -> None:
         SpectraSummary(SPECTRA["absorption"], SPECTRA["emission_ml"], SPECTRA["stokes"], SPECTRA["reference"],
                        Broadening(0.3, "lorentzian"), SpectraLabels(4, 3, 1, {"1": 2, "2": 1}, None),
                        property_model=PropertyModelMetrics(**PROPERTY_METRICS)),
+        calibrate([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.2, 0.1, 0.5, 0.6, 0.4, 0.9]),  # map, bound, reliability
     ]
     for k, record in enumerate(records):
         path = tmp_path / f"r{k}.json"

@@ -41,7 +41,8 @@ def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
             walkers=[{"time_ps": 0.02, "stop_reason": "sigma breach"}, {"time_ps": 0.25, "stop_reason": None}])),
         _json(tmp_path / "s2.json", SelectionRecord(
             iteration=2, n_explored=12, sigma_mean=0.02, sigma_max=0.04, accurate=12, candidate=0, failed=0,
-            n_selected=0, converged=True, converged_at=2, reason="converged", sigma_scale=2.0)),
+            n_selected=0, converged=True, converged_at=2, reason="converged", sigma_scale=2.0,
+            map_sigma=[0.0, 0.02, 0.04], map_error=[0.0, 0.01, 0.1])),
     ]
     out = tmp_path / "out"
     out.mkdir()
@@ -56,6 +57,7 @@ def test_overview_table_figures_and_numbers(tmp_path: Path) -> None:
     assert rows[1]["walker_ps_before_stop"] == "0.020/0.250" and rows[1]["walkers_breached"] == "1"
     data = ReportOverview.from_json(out / "overview.json")
     assert data.walker_sigma_counts == [30, 12] and [r["labels"] for r in data.al_table] == [16, 15, 14]
-    # iteration 2's selection compared σ after the calibration scale 2: so does the histogram
+    # iteration 2's selection compared σ after its calibration map (knots below 0.04 eV/Å): so does the histogram
     assert np.isclose(data.walker_sigma_max_eV_per_A[0], max(WalkerStats.from_json(tmp_path / "w10.json").sigmas))
-    assert np.isclose(data.walker_sigma_max_eV_per_A[1], 2 * max(WalkerStats.from_json(tmp_path / "w20.json").sigmas))
+    raw_max = max(WalkerStats.from_json(tmp_path / "w20.json").sigmas)
+    assert np.isclose(data.walker_sigma_max_eV_per_A[1], np.interp(raw_max, [0.0, 0.02, 0.04], [0.0, 0.01, 0.1]))

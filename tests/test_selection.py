@@ -58,21 +58,106 @@ def test_validation_stalled_needs_improvement_below_tolerance() -> None:
     assert not is_converged(counts, any_breach=False, converged_fraction=0.99, validation_stalled=False)
 
 
-def test_calibrated_scale_is_read_and_checked(tmp_path) -> None:
-    import pytest
+def _calibration_file(tmp_path) -> str:
+    """calibration.json of a known map: 0 → 0, 0.1 → 0.2, 0.2 → 1.0 eV/Å, slope 2 beyond."""
+    from mlmm.model.calibration import Calibration
 
+    path = tmp_path / "calibration.json"
+    Calibration(n_frames=12, scale=2.0, map_sigma=[0.0, 0.1, 0.2], map_error=[0.0, 0.2, 1.0]).to_json(path)
+    return str(path)
+
+
+def test_sigma_calibration_is_read_and_checked(tmp_path) -> None:
+    """The exploring model's map when al.calibrated_thresholds (and a file), else the identity;
+    a map without an inverse is an error naming the file."""
     from dataclasses import replace
 
+    import pytest
+
     from conftest import settings_with
-    from mlmm.al.stages import sigma_scale
+    from mlmm.al.stages import sigma_calibration
     from mlmm.model.calibration import Calibration
 
     al = settings_with().al
-
-    path = tmp_path / "calibration.json"
-    Calibration(n_frames=12, scale=2.5).to_json(path)
-    assert sigma_scale([str(path)], replace(al, calibrated_thresholds=True)) == 2.5
-    assert sigma_scale([str(path)], replace(al, calibrated_thresholds=False)) == 1.0
+    assert al.calibrated_thresholds  # the schema default
+    path = _calibration_file(tmp_path)
+    x = np.array([0.05, 0.15, 0.3])
+    assert sigma_calibration([path], al).apply(x) == pytest.approx([0.1, 0.6, 1.2])
+    assert sigma_calibration([path], replace(al, calibrated_thresholds=False)).apply(x) == pytest.approx(x)
+    assert sigma_calibration([], al).apply(x) == pytest.approx(x)
+    Calibration(n_frames=12, scale=2.5).to_json(path)  # written before the map: scale·σ
+    assert sigma_calibration([path], al).apply(x) == pytest.approx(2.5 * x)
     Calibration(n_frames=12, scale=-1.0).to_json(path)
     with pytest.raises(ValueError, match="calibration.json: calibration scale"):
-        sigma_scale([str(path)], replace(al, calibrated_thresholds=True))
+        sigma_calibration([path], al)
+    Calibration(n_frames=12, map_sigma=[0.0, 0.2, 0.1], map_error=[0.0, 0.1, 0.2]).to_json(path)
+    with pytest.raises(ValueError, match="calibration.json: calibration map knots must be"):
+        sigma_calibration([path], al)
+
+
+def test_select_compares_calibrated_sigma_with_the_trust_window(tmp_path) -> None:
+    """Raw σ 0.05 / 0.12 / 0.3 eV/Å map to 0.1 / 0.36 / 1.2 eV/Å: with sigma_lo 0.2 and sigma_hi 0.5
+    one frame is accurate, one a candidate and one failed (raw σ: all three candidates); the
+    record keeps the map, and the report's histogram maps σ the same way."""
+    from dataclasses import replace
+
+    import pytest
+
+    from conftest import settings_with
+    from mlmm.al.selection import SelectionRecord
+    from mlmm.al.stages import WalkerStats, select
+    from mlmm.frames import read_frames, write_frames
+
+    al = replace(settings_with().al, sigma_lo=0.02, sigma_hi=0.5, max_selected=5)
+    frames = tmp_path / "walker0.extxyz"
+    write_frames(frames, [_frame(0.0, 3.0), _frame(0.1, 4.0), _frame(0.2, 5.0)])
+    stats = tmp_path / "walker0.json"
+    WalkerStats(skipped=False, sigmas=[0.05, 0.12, 0.3]).to_json(stats)
+    calibration = _calibration_file(tmp_path)
+    args = dict(frames=[str(frames)], stats=[str(stats)], previous_selection=[], evaluations=[], iteration=1)
+    raw = select(**args, calibration=[calibration], al=replace(al, calibrated_thresholds=False),
+                 selected_out=str(tmp_path / "raw.extxyz"))
+    assert (raw.accurate, raw.candidate, raw.failed, raw.sigma_scale, raw.map_sigma) == (0, 3, 0, 1.0, None)
+    al = replace(al, sigma_lo=0.2)
+    record = select(**args, calibration=[calibration], al=al, selected_out=str(tmp_path / "selected.extxyz"))
+    assert (record.accurate, record.candidate, record.failed, record.n_selected) == (1, 1, 1, 1)
+    assert read_frames(tmp_path / "selected.extxyz")[0].positions[1, 0] == pytest.approx(1.06)  # the raw σ 0.12 frame
+    assert record.sigma_max == pytest.approx(1.2) and record.sigma_mean == pytest.approx((0.1 + 0.36 + 1.2) / 3)
+    assert record.sigma_scale == 2.0 and record.map_sigma == [0.0, 0.1, 0.2] and record.map_error == [0.0, 0.2, 1.0]
+    record.to_json(tmp_path / "selection.json")
+    stored = SelectionRecord.from_json(tmp_path / "selection.json")
+    assert stored.sigma_map().apply(np.array([0.05, 0.12, 0.3])) == pytest.approx([0.1, 0.36, 1.2])
+
+
+def test_explore_stops_walkers_at_the_raw_sigma_of_the_calibrated_sigma_stop(tmp_path, monkeypatch) -> None:
+    """The walker (raw σ) gets the σ whose expected error is al.sigma_stop: 0.15 eV/Å for 0.6 under the
+    map of _calibration_file, 0.2 + (2.0 - 1.0) / 2 = 0.7 beyond its last knot, sigma_stop itself
+    when uncalibrated."""
+    from dataclasses import replace
+
+    import pytest
+
+    import mlmm.al.stages as stages
+    import mlmm.dynamics.mlp_md
+    import mlmm.model.ensemble
+    import mlmm.potentials
+    from conftest import settings_with
+    from mlmm.dynamics.mlp_md import MLPMDResult
+
+    passed = []
+
+    def fake_md(system, potential, *, sigma_stop, **kwargs):
+        passed.append(sigma_stop)
+        return MLPMDResult(sigmas=[0.1], steps_done=10, ms_per_step=1.0)
+
+    monkeypatch.setattr(mlmm.dynamics.mlp_md, "run_mlp_md", fake_md)
+    monkeypatch.setattr(stages, "system_from_config", lambda structure, settings: None)
+    monkeypatch.setattr(mlmm.model.ensemble.Ensemble, "load_for", staticmethod(lambda models, device: None))
+    monkeypatch.setattr(mlmm.potentials, "ensemble_potential", lambda *args, **kwargs: None)
+    settings = settings_with()
+    calibration = _calibration_file(tmp_path)
+    for sigma_stop, calibrated, expected in ((0.6, True, 0.15), (2.0, True, 0.7), (0.6, False, 0.6)):
+        al = replace(settings.al, sigma_stop=sigma_stop, calibrated_thresholds=calibrated)
+        walker = stages.explore("s.pdb", ["m.pt"], [], [calibration], 1, 0, al, settings.system,
+                                str(tmp_path / "w.extxyz"), "cpu")
+        assert passed[-1] == pytest.approx(expected) and walker.sigmas == [0.1] and not walker.breach

@@ -17,6 +17,7 @@ from ase import Atoms
 
 from mlmm.embedding import weighted_charges
 from mlmm.frames import qm_mask
+from mlmm.model.calibration import SigmaMap
 from mlmm.records import Record, optional
 from mlmm.units import COULOMB_EV_ANGSTROM
 
@@ -25,9 +26,11 @@ from mlmm.units import COULOMB_EV_ANGSTROM
 class SelectionRecord(Record):
     """``al/it{i}/selection.json``: what the selection of AL iteration ``i`` found and decided.
 
-    σ values are in eV/Å after multiplying by ``sigma_scale`` (1 unless ``al.calibrated_thresholds``;
-    also 1 for records written before the scale existed). The keys from ``accurate`` on are absent
-    in the record of an iteration after convergence.
+    σ values (eV/Å) are the walkers' raw σ after the calibration map the selection used
+    (:meth:`sigma_map`: knots ``map_sigma``/``map_error`` and slope ``sigma_scale`` beyond them;
+    no knots and ``sigma_scale`` 1 — the identity — unless ``al.calibrated_thresholds``; records
+    written before the knots existed map σ to ``sigma_scale``·σ). The keys from ``accurate`` on
+    are absent in the record of an iteration after convergence.
     """
 
     iteration: int
@@ -37,6 +40,8 @@ class SelectionRecord(Record):
     n_selected: int
     reason: str
     sigma_scale: float = 1.0
+    map_sigma: list[float] | None = optional()
+    map_error: list[float] | None = optional()
     accurate: int | None = optional()
     candidate: int | None = optional()
     failed: int | None = optional()
@@ -47,6 +52,10 @@ class SelectionRecord(Record):
     walkers: list[dict[str, Any]] | None = optional()
     sigma_max: float | None = optional()
     sigma_mean: float | None = optional()
+
+    def sigma_map(self) -> SigmaMap:
+        """The map from raw walker σ to the σ this selection compared with its trust window (eV/Å)."""
+        return SigmaMap(self.sigma_scale, tuple(self.map_sigma or ()), tuple(self.map_error or ()))
 
 
 def read_selection(paths: Sequence[str]) -> SelectionRecord | None:

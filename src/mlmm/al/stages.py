@@ -12,6 +12,7 @@ import numpy as np
 from mlmm.al.selection import SelectionRecord, converged_before
 from mlmm.frames import read_frames, write_frames
 from mlmm.jobs import system_from_config
+from mlmm.model.calibration import Calibration
 from mlmm.records import Record, optional
 from mlmm.seeds import derive_seed
 from mlmm.settings import ALSettings, MetadynamicsSamplerSettings, SystemSettings
@@ -60,12 +61,13 @@ def explore(
 
     Walker ``w`` runs at ``al.temperatures[w % len]`` (``al.temperature`` if that list is empty)
     with its own seed, from the input structure (Maxwell–Boltzmann momenta) or, with
-    ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample; σ is scaled
-    as in :func:`sigma_scale` before it meets ``sigma_stop``. The ensemble runs on ``device``
-    (the ``training.device`` setting). The last ``al.metadynamics_walkers`` walkers run
-    well-tempered metadynamics with ``metadynamics`` (sampling.metadynamics: PLUMED input and
-    biasfactor) and ``al.bias`` may bias every walker along its uncertainty
-    (:mod:`mlmm.sampling.uncertainty`); PLUMED files go to ``<frames_out stem>_plumed/``.
+    ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample. The walker
+    compares raw σ with the raw σ whose calibrated error is ``sigma_stop`` (the inverse of the map
+    of :func:`sigma_calibration`). The ensemble runs on ``device`` (the ``training.device`` setting).
+    The last ``al.metadynamics_walkers`` walkers run well-tempered metadynamics with
+    ``metadynamics`` (sampling.metadynamics: PLUMED input and biasfactor) and ``al.bias`` may bias
+    every walker along its uncertainty (:mod:`mlmm.sampling.uncertainty`); PLUMED files go to
+    ``<frames_out stem>_plumed/``.
     """
     done = converged_before(previous_selection)
     if done is not None:
@@ -80,7 +82,7 @@ def explore(
     seed = derive_seed(al.seed, stream="al_walker", iteration=iteration, index=walker)
     temperatures = al.temperatures or [al.temperature]
     temperature_K = float(temperatures[walker % len(temperatures)])
-    scale = sigma_scale(calibration, al)
+    calibration_map = sigma_calibration(calibration, al)
     start = None
     if al.initial != "ground_state":
         from mlmm.excited.stages import initial_states
@@ -105,7 +107,7 @@ def explore(
         friction_per_fs=al.friction,
         stride=al.stride,
         seed=seed,
-        sigma_stop=al.sigma_stop / scale,
+        sigma_stop=calibration_map.inverse(al.sigma_stop),
         max_force=al.max_force,
         sampler="al_explore",
         iteration=iteration,
@@ -139,21 +141,23 @@ def explore(
     )
 
 
-def sigma_scale(calibration: Sequence[str], al: ALSettings) -> float:
-    """Factor applied to the raw ensemble σ before it meets the trust levels.
+def sigma_calibration(calibration: Sequence[str], al: ALSettings) -> Calibration:
+    """The map from raw ensemble σ to what the trust levels (eV/Å) are compared with.
 
-    1 unless ``al.calibrated_thresholds`` is on; then the ``scale`` fitted by the calibration
-    step of the exploring model (σ·scale ≈ observed max force error, eV/Å), so the thresholds
-    mean expected errors instead of raw committee spreads.
+    The identity unless ``al.calibrated_thresholds`` is on and the exploring model has a
+    calibration (``calibration``: its calibration.json, ground-state loop only); then that
+    calibration's map σ → expected max force error (eV/Å), so the thresholds mean expected
+    errors instead of raw committee spreads. A map that is not strictly increasing is an error
+    naming the file.
     """
     if not al.calibrated_thresholds or not calibration:
-        return 1.0
-    from mlmm.model.calibration import Calibration
-
-    scale = float(Calibration.from_json(calibration[0]).scale)
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"{calibration[0]}: calibration scale must be a positive number, got {scale}")
-    return scale
+        return Calibration.identity()
+    result = Calibration.from_json(calibration[0])
+    try:
+        result.sigma_map()
+    except ValueError as err:
+        raise ValueError(f"{calibration[0]}: calibration {err}") from None
+    return result
 
 
 def select(
@@ -168,6 +172,9 @@ def select(
 ) -> SelectionRecord:
     """Trust window + diversity over all walkers; writes the selected Frames, returns the selection record.
 
+    The walkers' raw σ go through the map of :func:`sigma_calibration` (expected max force errors,
+    eV/Å, when ``al.calibrated_thresholds``) before they meet ``sigma_lo`` and ``sigma_hi``.
+
     Convergence (the flag later iterations obey): the fraction of explored frames with σ below
     ``sigma_lo`` reaches ``converged_fraction``, no walker breached, and the held-out error of
     the models trained so far (``evaluations``, oldest first) stopped improving.
@@ -178,11 +185,13 @@ def select(
     done = converged_before(previous_selection)
     all_frames = [f for path in frames for f in read_frames(path)]
     walker_stats = [WalkerStats.from_json(p) for p in stats]
-    scale = sigma_scale(calibration, al)
-    sigmas = scale * np.array([s for st in walker_stats for s in st.sigmas], float)
+    calibration_map = sigma_calibration(calibration, al)
+    sigmas = np.asarray(calibration_map.apply(np.array([s for st in walker_stats for s in st.sigmas], float)))
+    used_map = {"sigma_scale": calibration_map.scale, "map_sigma": calibration_map.map_sigma,
+                "map_error": calibration_map.map_error}
     if done is not None:
         write_frames(selected_out, [])
-        return SelectionRecord(iteration=iteration, n_explored=len(all_frames), sigma_scale=scale, converged=True,
+        return SelectionRecord(iteration=iteration, n_explored=len(all_frames), **used_map, converged=True,
                                converged_at=done.converged_at, n_selected=0,
                                reason=f"converged at iteration {done.converged_at}")
     picked, counts = select_frames(
@@ -202,7 +211,7 @@ def select(
     record = SelectionRecord(
         iteration=iteration,
         n_explored=len(all_frames),
-        sigma_scale=scale,
+        **used_map,
         converged=converged,
         converged_at=iteration if converged else None,
         n_selected=len(selected),

@@ -66,8 +66,10 @@ def plot_parity(result: Mapping[str, Any], path: str) -> None:
 
 
 def plot_calibration(calibrations: Sequence[Calibration], path: str) -> None:
-    """σ vs max force error on held-out frames, one colour per AL iteration, with ρ and scale."""
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    """Left: σ vs max force error on held-out frames, one colour per AL iteration, with the
+    calibration map f(σ) (solid) and its conformal bound q·f(σ) (dashed). Right: the out-of-fold
+    reliability curve, mean predicted vs mean observed error per bin (eV/Å)."""
+    fig, (ax, rel) = plt.subplots(1, 2, figsize=(10, 4.5))
     top = 0.0
     for c in calibrations:
         s, e = np.asarray(c.sigma_force or [], float), np.asarray(c.max_force_error or [], float)
@@ -75,12 +77,28 @@ def plot_calibration(calibrations: Sequence[Calibration], path: str) -> None:
             continue
         rho = c.spearman_rho
         label = f"it{c.iteration}: ρ={rho:.2f}, scale={c.scale:.2f}" if rho is not None else f"it{c.iteration}"
-        ax.scatter(s, e, s=10, label=label)
+        if c.coverage_oof is not None:
+            label += f", {c.coverage_oof:.0%} within q·f"
+        points = ax.scatter(s, e, s=10, label=label)
         top = max(top, float(s.max()), float(e.max()))
+        if c.map_sigma:
+            grid = np.linspace(0.0, float(s.max()), 200)
+            colour = points.get_facecolor()[0]
+            ax.plot(grid, c.apply(grid), color=colour, lw=1.2)
+            if c.conformal_q is not None:
+                ax.plot(grid, c.upper_bound(grid), color=colour, lw=0.8, ls="--")
+        if c.reliability:
+            rel.plot(c.reliability["predicted"], c.reliability["observed"], "o-", ms=4, label=f"it{c.iteration}")
     if top > 0:
         ax.plot([0, top], [0, top], "k:", lw=0.8)
         ax.legend(fontsize=7)
     ax.set(xlabel="ensemble σ (eV/Å)", ylabel="max force error (eV/Å)", title="Uncertainty calibration")
+    hi = rel.get_xlim()[1]
+    rel.plot([0, hi], [0, hi], "k:", lw=0.8)
+    if rel.get_legend_handles_labels()[0]:
+        rel.legend(fontsize=7)
+    rel.set(xlabel="predicted max force error f(σ) (eV/Å)", ylabel="observed mean max force error (eV/Å)",
+            title="Reliability (out of fold)")
     fig.tight_layout()
     _save(fig, path)
 

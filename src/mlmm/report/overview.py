@@ -116,9 +116,9 @@ def overview(walker_stats: Sequence[Sequence[str | Path]], label_reports: Sequen
              evaluations: Sequence[str | Path], selections: Sequence[str | Path], al: ALSettings,
              sigma_png: str | Path, table_csv: str | Path, json_out: str | Path) -> None:
     """Stage `report_overview`: all overview figures/tables plus their numbers as JSON."""
-    # σ as the selection compared it with the trust window (calibrated scale when al.calibrated_thresholds)
-    scales = [SelectionRecord.from_json(path).sigma_scale for path in selections]
-    sigmas = [scale * walker_sigmas(files) for scale, files in zip(scales, walker_stats, strict=True)]
+    # σ as the selection compared it with the trust window (calibration map when al.calibrated_thresholds)
+    maps = [SelectionRecord.from_json(path).sigma_map() for path in selections]
+    sigmas = [np.asarray(m.apply(walker_sigmas(files))) for m, files in zip(maps, walker_stats, strict=True)]
     plot_sigma_histograms(sigmas, al, sigma_png)
     rows = al_table(label_reports, evaluations, selections)
     write_table(rows, table_csv)
