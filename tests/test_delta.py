@@ -167,3 +167,28 @@ def test_delta_ensemble_adds_baseline(delta_setup):
         plain = torch.load(delta_setup["model"], weights_only=False)
         plain.mlmm_settings = {**plain.mlmm_settings, "delta": "none"}
         Ensemble([ensemble.models[0], plain])
+
+
+def test_semiempirical_comparison_table(delta_setup):
+    """The xTB/MM vs MLP/MM table on a test DB: xTB's force MAEs, mean energy offset and offset-free
+    energy MAE equal those computed independently from the Δ labels (reference − xtb, write_delta_db);
+    the Δ-trained MLP/MM's errors equal the correction's errors against the Δ labels
+    (Ensemble.evaluate_db); a Δ DB is refused as reference."""
+    from mlmm.model.comparison import compare_with_semiempirical
+
+    table = compare_with_semiempirical([str(delta_setup["model"])], str(delta_setup["labels"]), SETTINGS, n_timing=2)
+    xtb, mlp = table.methods
+    stats = delta_setup["stats"]
+    assert table.n_frames == stats.n_frames == 16 and "xTB" in xtb.method
+    assert xtb.force_mae_qm == pytest.approx(stats.baseline_force_mae_qm, rel=1e-9)
+    assert xtb.force_mae_mm == pytest.approx(stats.baseline_force_mae_mm, rel=1e-9)
+    corrections = np.array([f.get_potential_energy() for f in read_labelled_frames(str(delta_setup["delta"]))])
+    assert xtb.energy_mean_offset == pytest.approx(-corrections.mean(), abs=1e-9)
+    assert xtb.energy_mae_offset_free == pytest.approx(np.abs(corrections - corrections.mean()).mean(), abs=1e-9)
+    direct = Ensemble.load([delta_setup["model"]], "cpu").evaluate_db(str(delta_setup["delta"]))
+    assert mlp.force_mae_qm == pytest.approx(direct["force_mae_qm"], rel=1e-5)
+    assert mlp.force_mae_mm == pytest.approx(direct["force_mae_mm"], rel=1e-5)
+    assert xtb.ms_per_call > 0 and mlp.ms_per_call > 0 and table.xtb_over_mlp_cost == pytest.approx(
+        xtb.ms_per_call / mlp.ms_per_call)
+    with pytest.raises(ValueError, match="Δ corrections"):
+        compare_with_semiempirical([str(delta_setup["model"])], str(delta_setup["delta"]), SETTINGS)

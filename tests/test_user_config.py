@@ -12,7 +12,7 @@ import yaml
 from conftest import DEMO_SYSTEM, ROOT, SNAKEMAKE, make_workdir, run_snakemake
 
 #: rules that exist only because of the demo's ethanol-specific or demo-only settings
-DEMO_ONLY_RULES = ("sample_metadynamics", "sample_normal_modes", "sample_wigner", "sample_pca", "ablation_sample",
+DEMO_ONLY_RULES = ("sample_metadynamics", "sample_normal_modes", "sample_wigner", "sample_pca", "test_set_metadynamics",
                    "train_member_nofield", "field_ablation", "production_metadynamics", "metadynamics_fes")
 
 

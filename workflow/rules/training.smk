@@ -182,6 +182,28 @@ rule field_ablation:
         f"{SCRIPTS}/field_ablation.py"
 
 
+rule semiempirical_comparison:
+    """GFN2-xTB/MM and the final MLP/MM against the reference on the fixed test set (errors, cost)."""
+    input:
+        models=member_models("ground", N_ITER),
+        test_db=f"{R}/test_set/labels.db",
+    output:
+        f"{R}/models/semiempirical_comparison.json",
+    log:
+        f"{LOGS}/training/semiempirical_comparison.log",
+    conda:
+        f"{ENVS}/training.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        training=config["training"],
+    script:
+        f"{SCRIPTS}/semiempirical_comparison.py"
+
+
+SUMMARY_EXTRAS["semiempirical_comparison"] = rules.semiempirical_comparison.output[0]
 SUMMARY_EXTRAS["calibration"] = f"{R}/models/it{N_ITER}/calibration.json"
 SUMMARY_EXTRAS["training_plots"] = rules.training_plots.output.index
 if ABLATION["activate"]:

@@ -123,8 +123,9 @@ def explore(
         else:
             result = run_mlp_md(system, potential, **md_kwargs)
     finally:
-        if hasattr(potential.qm_term, "finalize"):
-            potential.qm_term.finalize()  # flush the uncertainty metadynamics' HILLS
+        finalize = getattr(getattr(potential, "qm_term", None), "finalize", None)
+        if finalize is not None:
+            finalize()  # flush the uncertainty metadynamics' HILLS
     write_frames(frames_out, result.frames)
     return WalkerStats(
         skipped=False,
