@@ -1,23 +1,26 @@
-"""Label efficiency: held-out force MAE vs number of labels, active learning vs plain-MD frames.
+"""Label efficiency: test-set force MAE vs number of labels — active learning vs plain MD vs metadynamics frames.
 
 Input: a finished run directory (``--run-dir``, with config/config.yaml and results/labels/it*/
-labels.db). Its iteration-0 labels must come from plain xTB/MM MD (sampler ``xtb_md``), as in a run
-with only that sampler; the AL labels are results/labels/it1…/labels.db in iteration order.
+labels.db). Pools: its iteration-0 labels of sampler ``xtb_md`` (MD arm) and ``metadynamics``
+(metaD arm, when the run sampled it), and its AL labels results/labels/it1…/labels.db in
+iteration order. Other iteration-0 samplers are not used.
 
-* Held-out set (independent of both pools): a NEW xTB/MM MD trajectory at ``--heldout-temperature``
-  (default 450 K, seed 777, from the structure's start), ``--heldout`` frames labelled here with
-  PySCF at the level stored in the run's label DB. Cached in ``--workdir``/heldout.db.
-* Budget N, MD arm: N frames evenly spaced over the iteration-0 MD labels (trajectory order).
-* Budget N, AL arm: the first ``--base`` MD frames of the MD arm (evenly spaced, as the AL run
-  started from MD labels) + the first N − base AL-selected labels in iteration order.
-  The MD arm stops at the number of MD labels; the AL arm goes on to all AL labels.
-* Each subset trains ``--members`` fresh members (the run's training settings, ``--epochs`` max
-  epochs, no warm start, no internal test split); the ensemble's force MAE on QM atoms and MM sites
-  and energy MAE on the held-out DB are reported, and the smallest AL budget reaching the MD arm's
-  largest-budget QM force MAE (target: ≤ half the MD labels).
+* Test set: the run's fixed test set results/test_set/labels.db (own xTB/MM trajectories at the
+  production temperature and above plus metadynamics frames, never trained on; ``--test-db`` to
+  name another). Runs without one: a NEW xTB/MM MD trajectory at ``--heldout-temperature``
+  (default 450 K, seed 777), ``--heldout`` frames labelled here at the run's level, cached in
+  ``--workdir``/heldout.db.
+* Budget N, MD arm: N frames evenly spaced over the MD labels (trajectory order); metaD arm the
+  same over the metadynamics labels; AL arm: the first ``--base`` frames of the MD arm (the AL
+  run started from sampled labels) + the first N − base AL-selected labels in iteration order.
+  An arm stops where its pool ends.
+* Each subset trains ``--members`` fresh members per seed of ``--seeds`` (the run's training
+  settings, ``--epochs`` max epochs, no warm start); per arm and budget the ensemble's test errors
+  are reported as mean and standard deviation over the seeds, and the smallest AL budget whose
+  mean QM-force MAE reaches the MD arm's largest-budget mean (target: ≤ half the MD labels).
 
-``--quick``: 3 held-out frames from a short trajectory, budgets base/2·base with base 10, 1 member,
-3 epochs. Writes JSON + prints a table.
+``--quick``: budgets base/2·base with base 10, 1 member, 1 seed, 3 epochs (3 held-out frames when
+the run has no test set). Writes JSON + prints a table.
 Usage: OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --run-dir /tmp/demo1 [--quick]
 """
 
@@ -64,8 +67,10 @@ def make_heldout(cfg: dict, run_dir: Path, level_cfg: dict, out_db: Path, *, n_f
             "label_s": float(sum(r["wall_s"] for r in report)), "level": level_cfg}
 
 
-def train_and_score(rows: list, out_dir: Path, settings, level: dict, members: int, heldout_db: Path) -> dict:
-    """Train ``members`` members on ``rows`` (labelled frames) and score the ensemble on ``heldout_db``."""
+def train_and_score(rows: list, out_dir: Path, settings, level: dict, members: int, heldout_db: Path,
+                    seed: int = 0) -> dict:
+    """Train ``members`` members (seeds 100·seed + m) on ``rows`` (labelled frames) and score the
+    ensemble on ``heldout_db``."""
     from mlmm.labeling.db import write_label_db
     from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import train_member
@@ -76,25 +81,38 @@ def train_and_score(rows: list, out_dir: Path, settings, level: dict, members: i
     paths, seconds = [], 0.0
     for m in range(members):
         path = out_dir / f"member{m}.pt"
-        metrics = train_member([str(db)], str(path), seed=m, settings=settings, log_dir=str(out_dir / f"log{m}"),
+        metrics = train_member([str(db)], str(path), seed=100 * seed + m, settings=settings, log_dir=str(out_dir / f"log{m}"),
                                num_threads=1)
         paths.append(str(path))
         seconds += metrics.seconds
     errors = Ensemble.load(paths, "cpu").evaluate_db(str(heldout_db))
-    return {"n_labels": len(rows), "force_mae_qm": errors["force_mae_qm"], "force_mae_mm": errors["force_mae_mm"],
-            "energy_mae": errors["energy_mae"], "train_s": seconds}
+    return {"n_labels": len(rows), "seed": seed, "force_mae_qm": errors["force_mae_qm"],
+            "force_mae_mm": errors["force_mae_mm"], "energy_mae": errors["energy_mae"], "train_s": seconds}
+
+
+def over_seeds(runs: list[dict]) -> dict:
+    """Mean and standard deviation (ddof 1; 0 for one seed) of each error over the seeds' runs."""
+    out: dict = {"n_labels": runs[0]["n_labels"], "seeds": [r["seed"] for r in runs]}
+    for key in ("force_mae_qm", "force_mae_mm", "energy_mae"):
+        values = np.array([r[key] for r in runs], float)
+        out[key] = float(values.mean())
+        out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[f"{key}_per_seed"] = values.tolist()
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="finished run (config/config.yaml, results/labels/it*/labels.db)")
-    parser.add_argument("--budgets", default="20,40,60,80,150", help="label budgets (AL arm capped at all AL labels)")
+    parser.add_argument("--budgets", default="20,40,60,80,150", help="label budgets (each arm capped at its pool)")
     parser.add_argument("--base", type=int, default=20, help="MD labels the AL arm starts from")
     parser.add_argument("--members", type=int, default=2)
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds; errors are reported as mean ± std over them")
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--heldout", type=int, default=20, help="held-out frames")
+    parser.add_argument("--test-db", default=None, help="test labels DB (default: the run's results/test_set/labels.db)")
+    parser.add_argument("--heldout", type=int, default=20, help="held-out frames when the run has no test set")
     parser.add_argument("--heldout-temperature", type=float, default=450.0)
-    parser.add_argument("--quick", action="store_true", help="tiny held-out set, 2 budgets, 1 member, 3 epochs")
+    parser.add_argument("--quick", action="store_true", help="2 budgets, 1 member, 1 seed, 3 epochs")
     parser.add_argument("--workdir", default="benchmarks/results/label_efficiency")
     parser.add_argument("--out", default="benchmarks/results/label_efficiency.json")
     args = parser.parse_args(argv)
@@ -114,28 +132,34 @@ def main(argv: list[str] | None = None) -> dict:
     it_dbs = sorted(labels.glob("it*/labels.db"), key=lambda p: int(p.parent.name[2:]))
     if not it_dbs:
         sys.exit(f"{labels}: no it*/labels.db (run the workflow first)")
-    md_rows = list(iter_label_rows(it_dbs[0]))
-    samplers = {meta.get("sampler") for _, _, meta in md_rows}
-    if samplers != {"xtb_md"}:
-        sys.exit(f"{it_dbs[0]}: iteration-0 labels come from {sorted(samplers)}; this benchmark needs plain xtb_md labels")
+    it0 = list(iter_label_rows(it_dbs[0]))
+    pools = {"md": [r for r in it0 if r[2].get("sampler") == "xtb_md"],
+             "metad": [r for r in it0 if r[2].get("sampler") == "metadynamics"]}
     al_rows = [row for db in it_dbs[1:] for row in iter_label_rows(db)]
     level = db_level(it_dbs[0])
 
     if args.quick:
-        base, budgets, members, epochs, n_held, stride, equil = 10, [10, 20], 1, 3, 3, 5, 10
+        base, budgets, members, seeds, epochs, n_held, stride, equil = 10, [10, 20], 1, [0], 3, 3, 5, 10
     else:
         base, members, epochs, n_held, stride, equil = args.base, args.members, args.epochs, args.heldout, 20, 100
         budgets = [int(b) for b in args.budgets.split(",")]
+        seeds = [int(v) for v in args.seeds.split(",")]
+    if len(pools["md"]) < base:
+        sys.exit(f"{it_dbs[0]}: {len(pools['md'])} xtb_md labels, fewer than --base {base}")
     work = Path(args.workdir) / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
-    held_db = work / "heldout.db"
-    held_rec_path = work / "heldout.json"
-    if held_db.exists() and held_rec_path.exists():
-        held = json.loads(held_rec_path.read_text())
+    test_db = Path(args.test_db) if args.test_db else run / cfg["results_dir"] / "test_set" / "labels.db"
+    if test_db.exists():
+        held = {"db": str(test_db), "n_frames": sum(1 for _ in iter_label_rows(test_db)), "kind": "the run's fixed test set"}
     else:
-        held = make_heldout(cfg, run, level, held_db, n_frames=n_held, temperature_K=args.heldout_temperature,
-                            stride=stride, equilibration=equil, seed=777)
-        held_rec_path.write_text(json.dumps(held, indent=1))
+        test_db, held_rec_path = work / "heldout.db", work / "heldout.json"
+        if test_db.exists() and held_rec_path.exists():
+            held = json.loads(held_rec_path.read_text())
+        else:
+            held = make_heldout(cfg, run, level, test_db, n_frames=n_held, temperature_K=args.heldout_temperature,
+                                stride=stride, equilibration=equil, seed=777)
+            held["kind"] = f"new xTB/MM MD at {args.heldout_temperature:.0f} K"
+            held_rec_path.write_text(json.dumps(held, indent=1))
 
     settings = replace(TrainingSettings.from_dict(cfg["training"]), max_epochs=epochs,
                        warm_start=False, delta="none")
@@ -143,17 +167,22 @@ def main(argv: list[str] | None = None) -> dict:
     def spread(rows: list, n: int) -> list:
         return [rows[i] for i in np.linspace(0, len(rows) - 1, n).round().astype(int)] if n < len(rows) else list(rows)
 
-    base_rows = spread(md_rows, base)  # == the MD arm at budget base
-    arms: dict[str, list[dict]] = {"md": [], "al": []}
+    def score(rows: list, name: str) -> dict:
+        return over_seeds([train_and_score(rows, work / f"{name}_seed{seed}", settings, level, members, test_db, seed)
+                           for seed in seeds])
+
+    base_rows = spread(pools["md"], base)  # == the MD arm at budget base
+    arms: dict[str, list[dict]] = {"md": [], "metad": [], "al": []}
     for n in budgets:
         if n < base:
             continue
-        if n <= len(md_rows):
-            arms["md"].append(train_and_score(spread(md_rows, n), work / f"md_{n}", settings, level, members, held_db))
+        for arm in ("md", "metad"):
+            if 0 < n <= len(pools[arm]):
+                arms[arm].append(score(spread(pools[arm], n), f"{arm}_{n}"))
         if n == base and arms["md"] and arms["md"][-1]["n_labels"] == n:
             arms["al"].append(dict(arms["md"][-1], same_as="md"))  # identical training set: no AL labels yet
         elif n - base <= len(al_rows):
-            arms["al"].append(train_and_score(base_rows + al_rows[: n - base], work / f"al_{n}", settings, level, members, held_db))
+            arms["al"].append(score(base_rows + al_rows[: n - base], f"al_{n}"))
         print(f"budget {n}: " + ", ".join(f"{a} {r[-1]['force_mae_qm']:.3f}" for a, r in arms.items() if r and r[-1]["n_labels"] == n),
               flush=True)
 
@@ -164,14 +193,15 @@ def main(argv: list[str] | None = None) -> dict:
         summary = {"md_labels": reference["n_labels"], "md_force_mae_qm": reference["force_mae_qm"],
                    "al_labels_to_reach": min(reached) if reached else None,
                    "target_met": bool(reached and min(reached) <= reference["n_labels"] / 2)}
-    result = {"run_dir": str(run), "heldout": held, "base_md_labels": base, "members": members, "max_epochs": epochs,
-              "n_md_available": len(md_rows), "n_al_available": len(al_rows), "arms": arms, "summary": summary,
-              "quick": args.quick}
-    print(f"\nheld-out: {held['n_frames']} frames of xTB/MM MD at {held['temperature_K']:.0f} K, labelled {level}")
-    print(f"{'arm':<5}{'labels':>8}{'F MAE QM':>10}{'F MAE MM':>10}{'E MAE':>9}   (eV/Å, eV)")
+    result = {"run_dir": str(run), "test_set": held, "base_md_labels": base, "members": members, "seeds": seeds,
+              "max_epochs": epochs, "n_available": {**{k: len(v) for k, v in pools.items()}, "al": len(al_rows)},
+              "arms": arms, "summary": summary, "quick": args.quick}
+    print(f"\ntest set: {held['n_frames']} frames ({held['kind']}), labelled {level}; mean ± std over seeds {seeds}")
+    print(f"{'arm':<6}{'labels':>7}{'F MAE QM':>18}{'F MAE MM':>10}{'E MAE':>9}   (eV/Å, eV)")
     for arm, rows in arms.items():
         for r in rows:
-            print(f"{arm:<5}{r['n_labels']:>8}{r['force_mae_qm']:>10.3f}{r['force_mae_mm']:>10.3f}{r['energy_mae']:>9.3f}")
+            print(f"{arm:<6}{r['n_labels']:>7}{r['force_mae_qm']:>10.3f} ± {r['force_mae_qm_std']:.3f}"
+                  f"{r['force_mae_mm']:>10.4f}{r['energy_mae']:>9.3f}")
     if summary:
         print(f"AL labels to reach MD@{summary['md_labels']} ({summary['md_force_mae_qm']:.3f} eV/Å): "
               f"{summary['al_labels_to_reach']} (target ≤ {summary['md_labels'] // 2}: {'met' if summary['target_met'] else 'NOT met'})")
