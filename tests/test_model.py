@@ -1,6 +1,6 @@
-"""Physics checks of the field-aware model (untrained, double precision): forces are -dE/dR on QM
-atoms and MM sites (embedding weights included), the MM charges are a real input, symmetry, smooth
-embedding cutoff, batching."""
+"""Physics checks of the field-aware model (untrained, double precision), for each representation
+(SchNet, PaiNN): forces are -dE/dR on QM atoms and MM sites (embedding weights included), the MM
+charges are a real input, symmetry, smooth embedding cutoff, batching, the gauge of the potential."""
 
 from __future__ import annotations
 
@@ -29,11 +29,15 @@ SETTINGS = settings_with(training={"n_atom_basis": 16, "n_interactions": 2, "n_r
 EMBEDDING = embedding_with(cutoff=6.0, switch_width=1.5)
 
 
-@pytest.fixture(scope="module")
-def model() -> torch.nn.Module:
-    """Untrained double-precision model with a non-trivial energy reference."""
+REPRESENTATIONS = ("schnet", "painn")
+
+
+@pytest.fixture(scope="module", params=REPRESENTATIONS)
+def model(request) -> torch.nn.Module:
+    """Untrained double-precision model (each representation) with a non-trivial energy reference."""
     torch.manual_seed(3)
-    m = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double().eval()
+    m = build_model(replace(SETTINGS, representation=request.param), qm_charge_e=0, embedding=EMBEDDING).double().eval()
+    assert m.mlmm_settings["representation"] == request.param
     head = energy_head(m)
     with torch.no_grad():
         head.atomref_ev[1], head.atomref_ev[8] = -13.6, -2040.0
@@ -214,14 +218,16 @@ class ShiftPotential(torch.nn.Module):
         return inputs
 
 
+@pytest.mark.parametrize("representation", REPRESENTATIONS)
 @pytest.mark.parametrize("qm_charge_e", [0, 1])
-def test_uniform_potential_shift_changes_energy_by_charge(frame, qm_charge_e):
+def test_uniform_potential_shift_changes_energy_by_charge(frame, qm_charge_e, representation):
     """Gauge: a uniform shift ΔV changes the QM/MM energy by exactly Q·ΔV (the reference does the same).
 
     Fails if the atomic charges do not sum to the QM charge or the features see the absolute potential.
     """
     torch.manual_seed(5)
-    m = build_model(SETTINGS, qm_charge_e=qm_charge_e, embedding=EMBEDDING).double().eval()
+    m = build_model(replace(SETTINGS, representation=representation), qm_charge_e=qm_charge_e,
+                    embedding=EMBEDDING).double().eval()
     e0, _ = evaluate(m, frame)
     for shift_v in (-3.0, 2.5):
         shifted = copy.deepcopy(m)

@@ -325,6 +325,7 @@ class TrainingSettings(Section):
     SECTION: ClassVar[str] = "training"
     n_members: int
     seed: int
+    representation: str
     n_atom_basis: int
     n_interactions: int
     n_rbf: int

@@ -1,9 +1,10 @@
-"""The field-aware SchNet potential for the QM region in electrostatic embedding.
+"""The field-aware potential (SchNet or PaiNN features) for the QM region in electrostatic embedding.
 
 E = Σ_{i∈QM} [σ e_i + E_ref(Z_i)] + Σ_i q_i V_i − Σ_i μ_i·E_i − ½ Σ_i α_i |E_i|²   (eV)
 
-x_i are SchNet features of the QM atoms (neighbours: QM atoms only) whose embeddings also receive
-the invariant field features (V_i − V̄, |E_i|), V̄ the mean potential over the frame's QM atoms;
+x_i are the scalar features of a schnetpack representation of the QM atoms (``training.representation``:
+SchNet, or the equivariant message passing of PaiNN; neighbours: QM atoms only) whose embeddings also
+receive the invariant field features (V_i − V̄, |E_i|), V̄ the mean potential over the frame's QM atoms;
 e_i, q_i (e), α_i ≥ 0 (e·Å²/V) are read out of x_i and μ_i = Σ_j m(x_i, x_j) f_cut(r_ij) r̂_ij (e·Å)
 is an equivariant atomic dipole. The charges are shifted per frame so that Σ_i q_i equals the QM
 region's total charge Q (``qm_charge_e``). Together these make the model gauge-correct: a uniform
@@ -26,7 +27,7 @@ from schnetpack import properties
 from schnetpack.atomistic import Forces, PairwiseDistances
 from schnetpack.model import NeuralNetworkPotential
 from schnetpack.nn import CosineCutoff, GaussianRBF, build_mlp
-from schnetpack.representation import SchNet
+from schnetpack.representation import PaiNN, SchNet
 from torch import nn
 
 from mlmm.model.field import FIELD_POTENTIAL, FIELD_VECTOR, QM_MASK, MMField
@@ -34,7 +35,10 @@ from mlmm.settings import EmbeddingSettings, TrainingSettings
 
 #: The training settings that define a model (kept on it as ``model.mlmm_settings`` with its
 #: ``embedding`` and ``qm_charge_e``; lengths in Å).
-ARCHITECTURE_KEYS: tuple[str, ...] = ("n_atom_basis", "n_interactions", "n_rbf", "cutoff", "use_field", "delta")
+ARCHITECTURE_KEYS: tuple[str, ...] = ("representation", "n_atom_basis", "n_interactions", "n_rbf", "cutoff", "use_field",
+                                      "delta")
+#: ``training.representation`` → the schnetpack representation class (same arguments, same field embedding).
+REPRESENTATIONS: dict[str, type[nn.Module]] = {"schnet": SchNet, "painn": PaiNN}
 MAX_Z = 100
 #: Smoothing of |E| in the invariant field feature sqrt(|E|² + ε²) (V/Å), so it is differentiable at E = 0.
 FIELD_NORM_EPS = 1.0e-2
@@ -53,7 +57,7 @@ def frame_mean(values: torch.Tensor, idx_m: torch.Tensor) -> torch.Tensor:
 class FieldEmbedding(nn.Module):
     """Additive atom embedding from the invariant field features (V_i − V̄ in eV/e, |E_i| in V/Å).
 
-    Plugs into SchNet as an ``electronic_embeddings`` entry (called as ``f(x, inputs)``), so the MM
+    Plugs into SchNet or PaiNN as an ``electronic_embeddings`` entry (called as ``f(x, inputs)``), so the MM
     environment shapes the SchNet features of every QM atom, not only the explicit coupling terms.
     """
 
@@ -68,11 +72,20 @@ class FieldEmbedding(nn.Module):
 
 
 class QMRepresentation(nn.Module):
-    """Runs SchNet on the QM atoms only; writes per-atom ``scalar_representation`` (zeros on MM sites)."""
+    """Runs the representation (SchNet or PaiNN) on the QM atoms only; writes per-atom
+    ``scalar_representation`` (zeros on MM sites). PaiNN's vector features stay internal: the
+    equivariant output is the atomic dipole of :class:`FieldCoupledEnergy`."""
 
-    def __init__(self, schnet: SchNet) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.schnet = schnet
+        self.net = net
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Models saved before the representation became a choice hold it as ``schnet``."""
+        modules = state.get("_modules", {})
+        if "schnet" in modules:
+            modules["net"] = modules.pop("schnet")
+        super().__setstate__(state)
 
     def forward(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         is_qm = inputs[QM_MASK] > 0.5
@@ -89,7 +102,7 @@ class QMRepresentation(nn.Module):
             V = inputs[FIELD_POTENTIAL][qm]
             sub[FIELD_POTENTIAL] = V - frame_mean(V, inputs[properties.idx_m][qm])
             sub[FIELD_VECTOR] = inputs[FIELD_VECTOR][qm]
-        x_qm = self.schnet(sub)["scalar_representation"]
+        x_qm = self.net(sub)["scalar_representation"]
         x = torch.zeros((is_qm.shape[0], x_qm.shape[1]), dtype=x_qm.dtype, device=x_qm.device)
         inputs["scalar_representation"] = x.index_copy(0, qm, x_qm)
         return inputs
@@ -181,21 +194,23 @@ def split_force_targets(frame: Dict[str, torch.Tensor]) -> Dict[str, torch.Tenso
 
 
 def build_model(settings: TrainingSettings, *, qm_charge_e: int, embedding: EmbeddingSettings) -> NeuralNetworkPotential:
-    """Field-aware SchNet NeuralNetworkPotential: outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms; also split into ``forces_qm``/``forces_mm``).
+    """Field-aware NeuralNetworkPotential (``settings.representation``: SchNet or PaiNN): outputs ``energy`` (eV) and ``forces`` (eV/Å, all atoms; also split into ``forces_qm``/``forces_mm``).
 
     The :data:`ARCHITECTURE_KEYS` of ``settings``, the QM region's total charge ``qm_charge_e``
     (e) and the ``embedding`` whose weighted charges the field input sees (``system.embedding``,
     the one the labels were computed in) are kept on the model as ``model.mlmm_settings`` so a
     saved model knows its cutoffs (config key names), its embedding and its Δ baseline.
     ``use_field: False`` builds the ablation model: same SchNet and atomic energies, no MM field
-    input at all (zero forces on MM sites).
+    input at all (zero forces on MM sites). Models saved without ``representation`` are SchNet.
     """
     s: dict[str, Any] = {k: getattr(settings, k) for k in ARCHITECTURE_KEYS}
     s["qm_charge_e"] = int(qm_charge_e)
     s["embedding"] = embedding.to_dict()
     n = int(s["n_atom_basis"])
     use_field = bool(s["use_field"])
-    schnet = SchNet(
+    if s["representation"] not in REPRESENTATIONS:
+        raise ValueError(f"training.representation: {s['representation']!r}, expected one of {sorted(REPRESENTATIONS)}")
+    net = REPRESENTATIONS[s["representation"]](
         n_atom_basis=n,
         n_interactions=int(s["n_interactions"]),
         radial_basis=GaussianRBF(n_rbf=int(s["n_rbf"]), cutoff=float(s["cutoff"])),
@@ -206,7 +221,7 @@ def build_model(settings: TrainingSettings, *, qm_charge_e: int, embedding: Embe
     if use_field:
         inputs.append(MMField(float(embedding.cutoff), float(embedding.switch_width)))
     model = NeuralNetworkPotential(
-        representation=QMRepresentation(schnet),
+        representation=QMRepresentation(net),
         input_modules=inputs,
         output_modules=[
             FieldCoupledEnergy(n, float(s["cutoff"]), use_field=use_field, qm_charge_e=float(s["qm_charge_e"])),
