@@ -19,8 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 #: :func:`mlmm.seeds.derive_seed`, so no replica reuses another replica's seeds.
 SEED_OFFSET: int = 1_000_000
 
-#: summary keys that are wall-clock timings, not results (they differ between any two runs).
-TIMING = re.compile(r"(^|_)(wall|seconds|ms_per_step)(_|$)|_s$")
+#: summary keys that are wall-clock timings or ratios of them, not results (they differ between any two runs).
+TIMING = re.compile(r"(^|_)(wall|seconds|ms_per_step|ms_per_call|cost)(_|$)|_s$")
 
 
 def without_timings(obj: Any) -> Any:
