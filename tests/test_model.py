@@ -16,7 +16,7 @@ from schnetpack import properties
 from schnetpack.data.loader import _atoms_collate_fn
 
 from mlmm.frames import make_frame
-from mlmm.model.ensemble import Ensemble
+from mlmm.model.ensemble import Ensemble, load_model
 from mlmm.embedding import frame_weights
 from mlmm.model.field import FIELD_POTENTIAL, MMField, QMPairList, frame_to_inputs
 from mlmm.model.nn import build_model, energy_head
@@ -234,6 +234,27 @@ def test_uniform_potential_shift_changes_energy_by_charge(frame, qm_charge_e, re
         shifted.input_modules.append(ShiftPotential(shift_v))
         e1, _ = evaluate(shifted, frame)
         assert e1 - e0 == pytest.approx(qm_charge_e * shift_v, abs=1e-9)
+
+
+def test_member_saved_before_representation_loads_as_schnet(frame, tmp_path):
+    """A member pickled before ``training.representation`` (module ``schnet``, no settings key) loads
+    as SchNet with ``representation: schnet``, gives the same energy, and is accepted for a warm start
+    of a fresh SchNet build (settings equal), which an unmarked old member would silently skip."""
+    from schnetpack.representation import SchNet
+
+    from mlmm.model.train import _warm_start
+
+    torch.manual_seed(3)
+    current = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double().eval()
+    old = copy.deepcopy(current)
+    del old.mlmm_settings["representation"]
+    old.representation._modules["schnet"] = old.representation._modules.pop("net")
+    torch.save(old, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt", "cpu")
+    assert loaded.mlmm_settings == current.mlmm_settings and loaded.mlmm_settings["representation"] == "schnet"
+    assert isinstance(loaded.representation.net, SchNet)
+    assert evaluate(loaded, frame)[0] == pytest.approx(evaluate(current, frame)[0], abs=1e-10)
+    assert _warm_start(build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double(), tmp_path / "old.pt")
 
 
 def test_training_reads_qm_charge_from_labels(tmp_path):

@@ -31,8 +31,13 @@ DB_PROPERTIES = [properties.energy, properties.forces, QM_MASK, MM_CHARGES, MM_M
 
 
 def load_model(path: str | Path, device: torch.device | str) -> NeuralNetworkPotential:
-    """Load one member saved with ``torch.save`` (full pickled module) onto ``device``, in eval mode."""
+    """Load one member saved with ``torch.save`` (full pickled module) onto ``device``, in eval mode.
+
+    Members saved before ``training.representation`` existed are SchNet: their settings get
+    ``representation: schnet``, so they still match a fresh SchNet build (warm start, reports).
+    """
     model = torch.load(path, map_location=device, weights_only=False)
+    model.mlmm_settings.setdefault("representation", "schnet")
     return model.eval()
 
 
