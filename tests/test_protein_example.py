@@ -33,7 +33,7 @@ def tiny_config() -> dict:
         labeling={"chunk_size": 10, "level": {"method": "hf", "basis": "sto-3g"}},
         training={"n_members": 2, "n_atom_basis": 16, "n_interactions": 1, "n_rbf": 10, "max_epochs": 30,
                   "batch_size": 8, "val_fraction": 0.2},
-        test_set={"n_frames": 2},
+        test_set={"n_frames": 4},  # the metadynamics test run must outlast its PACE
         al={"max_iterations": 1, "n_walkers": 1, "steps": 20, "stride": 5, "max_selected": 4},
         production={**config["production"], "steps": 20, "stride": 5, "replicas": 1, "nve_steps": 20,
                     "nve_equilibration_steps": 5, "sigma_action": "warn", "max_force": 500.0},

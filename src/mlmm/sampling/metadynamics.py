@@ -30,6 +30,9 @@ _log = logging.getLogger(__name__)
 def sum_hills(hills: str | Path, fes_out: str | Path) -> tuple[list[str], np.ndarray]:
     """Free-energy surface (kJ/mol, minimum 0) from a HILLS file with PLUMED's ``sum_hills``."""
     hills, fes_out = Path(hills).resolve(), Path(fes_out).resolve()
+    if not len(read_plumed_table(hills)[1]):  # PLUMED's sum_hills crashes on an empty HILLS file
+        raise ValueError(f"{hills}: no hill deposited; the run is shorter than METAD's PACE (more frames, stride "
+                         "or equilibration steps, or a smaller PACE)")
     run_plumed(["sum_hills", "--hills", str(hills), "--outfile", str(fes_out), "--mintozero"], cwd=fes_out.parent)
     return read_plumed_table(fes_out)
 
