@@ -149,7 +149,8 @@ class Ensemble:
         """Ensemble-mean errors against a labels DB (rows ``indices``, 0-based; all if None).
 
         Returns ``energy_mae`` (eV), ``force_mae_qm`` / ``force_mae_mm`` (eV/Å, mean absolute
-        Cartesian component error on QM atoms / MM sites; None if there are none), ``n_frames`` and
+        Cartesian component error on QM atoms / MM sites; None if there are none),
+        ``member_force_mae_qm`` (the same QM-force MAE of each member alone), ``n_frames`` and
         per-frame lists ``sigma_force`` (eV/Å), ``max_force_error`` (eV/Å, max over atoms of the
         error-vector norm) and ``energy_error`` (eV, prediction − reference). ``return_arrays`` adds
         NumPy arrays for parity plots: ``energy_ref`` (eV), ``forces_ref_qm``/``forces_pred_qm`` and
@@ -166,6 +167,7 @@ class Ensemble:
         arrays: dict[str, list[np.ndarray]] = {k: [] for k in ("energy_ref", "qm_ref", "qm_pred", "mm_ref", "mm_pred")}
         abs_sum = {"qm": 0.0, "mm": 0.0}
         count = {"qm": 0, "mm": 0}
+        member_abs_qm = np.zeros(len(self.models))
         for batch in AtomsLoader(data, batch_size=batch_size, shuffle=False):
             batch = self._to_device(batch)
             energies, forces = predict(self.models, batch)
@@ -176,6 +178,7 @@ class Ensemble:
             for key, sel in (("qm", is_qm), ("mm", ~is_qm)):
                 abs_sum[key] += float(error[sel].abs().sum())
                 count[key] += int(sel.sum()) * 3
+            member_abs_qm += (forces[:, is_qm] - batch[properties.forces][is_qm]).abs().sum(dim=(1, 2)).double().cpu().numpy()
             sigmas += per_frame_max(force_spread(forces), idx_m, n_frames).tolist()
             max_errors += per_frame_max(torch.linalg.vector_norm(error, dim=-1), idx_m, n_frames).tolist()
             energy_errors += (energies.mean(0) - batch[properties.energy]).tolist()
@@ -198,6 +201,7 @@ class Ensemble:
             "n_frames": len(energy_errors),
             "energy_mae": float(e.mean()) if len(e) else None,
             "force_mae_qm": abs_sum["qm"] / count["qm"] if count["qm"] else None,
+            "member_force_mae_qm": (member_abs_qm / count["qm"]).tolist() if count["qm"] else None,
             "force_mae_mm": abs_sum["mm"] / count["mm"] if count["mm"] else None,
             "sigma_force": sigmas,
             "max_force_error": max_errors,

@@ -87,11 +87,8 @@ def evaluate_ensemble(models: Sequence[str], test_db: str, training: TrainingSet
     from mlmm.model.ensemble import Ensemble
 
     result = Ensemble.load_for(list(models), training.device).evaluate_db(test_db)
-    errors = {k: result[k] for k in ("n_frames", "energy_mae", "force_mae_qm", "force_mae_mm") if k in result}
-    members = [Ensemble.load_for([m], training.device).evaluate_db(test_db).get("force_mae_qm") for m in models]
-    evaluation = EnsembleEvaluation(**errors, n_test=int(result.get("n_frames") or 0), models=list(models),
-                                    member_force_mae_qm=members if all(v is not None for v in members) else None,
-                                    test_set=str(test_db))
+    errors = {k: result[k] for k in ("n_frames", "energy_mae", "force_mae_qm", "force_mae_mm", "member_force_mae_qm")}
+    evaluation = EnsembleEvaluation(**errors, n_test=int(result["n_frames"]), models=list(models), test_set=str(test_db))
     log.info("ensemble errors on the fixed test set: %s", evaluation)
     return evaluation
 
