@@ -170,7 +170,7 @@ class _Forces:
         try:
             pos_nm = self.system.from_file_order(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
             box = self.system.mm.box_vectors_ang
-            energy, forces = self.bias.compute(pos_nm, None if box is None else box / NM_TO_ANGSTROM, self.step,
+            energy, forces, _ = self.bias.compute(pos_nm, None if box is None else box / NM_TO_ANGSTROM, self.step,
                                                update=self.integrating)
         except Exception as err:
             self.failure = err

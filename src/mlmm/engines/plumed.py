@@ -158,11 +158,12 @@ class PlumedBias:
     bias energy (kJ/mol) and forces (kJ/mol/nm) on every atom, in PLUMED's atom order (mlmm order:
     PLUMED atom ``k + 1`` is mlmm atom ``k``). ``update`` adds hills and prints COLVAR for ``step``:
     true once per MD step, false for extra evaluations at the same positions (a saved frame).
-    Log to plumed.log in the working directory; call :meth:`finalize` (or use it as a context
-    manager) so PLUMED flushes HILLS and COLVAR."""
+    ``extra_cvs`` of :meth:`compute` hands CVs the MD code computes itself to the input's
+    ``EXTRACV`` actions. Log to ``log_file`` (default plumed.log in the working directory); call
+    :meth:`finalize` (or use it as a context manager) so PLUMED flushes HILLS and COLVAR."""
 
     def __init__(self, lines: Sequence[str], *, masses_amu: "np.ndarray", charges_e: "np.ndarray",
-                 timestep_fs: float, temperature_K: float) -> None:
+                 timestep_fs: float, temperature_K: float, log_file: str | os.PathLike | None = None) -> None:
         import numpy as np
 
         find_plumed_kernel()
@@ -177,14 +178,16 @@ class PlumedBias:
         self.kernel.cmd("setNatoms", self.n_atoms)
         self.kernel.cmd("setTimestep", timestep_fs / 1000.0)
         self.kernel.cmd("setKbT", float((MOLAR_GAS_CONSTANT_R * temperature_K * kelvin).value_in_unit(kilojoule_per_mole)))
-        self.kernel.cmd("setLogFile", str(Path.cwd() / "plumed.log"))
+        self.kernel.cmd("setLogFile", str(Path(log_file) if log_file is not None else Path.cwd() / "plumed.log"))
         self.kernel.cmd("init")
         for line in lines:
             self.kernel.cmd("readInputLine", line)
         self._finalized = False
 
-    def compute(self, positions_nm: "np.ndarray", box_nm: "np.ndarray | None", step: int, update: bool) -> tuple[float, "np.ndarray"]:
-        """Bias energy (kJ/mol) and forces ((n_atoms, 3) kJ/mol/nm) at ``positions_nm`` for MD ``step``."""
+    def compute(self, positions_nm: "np.ndarray", box_nm: "np.ndarray | None", step: int, update: bool,
+                extra_cvs: "dict[str, float] | None" = None) -> tuple[float, "np.ndarray", dict[str, float]]:
+        """Bias energy (kJ/mol), forces ((n_atoms, 3) kJ/mol/nm) at ``positions_nm`` for MD ``step``
+        and, per ``EXTRACV`` name of ``extra_cvs`` (name → value), −dV/d(value) (kJ/mol per CV unit)."""
         import numpy as np
 
         forces = np.zeros((self.n_atoms, 3))
@@ -198,10 +201,14 @@ class PlumedBias:
         self.kernel.cmd("setPositions", np.ascontiguousarray(positions_nm, dtype=np.float64))
         self.kernel.cmd("setForces", forces)
         self.kernel.cmd("setVirial", virial)
+        cvs = {name: (np.array([float(value)]), np.zeros(1)) for name, value in (extra_cvs or {}).items()}
+        for name, (value, force) in cvs.items():
+            self.kernel.cmd(f"setExtraCV {name}", value)
+            self.kernel.cmd(f"setExtraCVForce {name}", force)
         self.kernel.cmd("prepareCalc")
         self.kernel.cmd("performCalc" if update else "performCalcNoUpdate")
         self.kernel.cmd("getBias", bias)
-        return float(bias[0]), forces
+        return float(bias[0]), forces, {name: float(force[0]) for name, (_, force) in cvs.items()}
 
     def finalize(self) -> None:
         """Flush and close PLUMED's files (once)."""

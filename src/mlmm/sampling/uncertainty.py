@@ -101,7 +101,8 @@ def uncertainty_cv(energies_ev: np.ndarray, member_forces: np.ndarray, n_qm: int
 class UncertaintyMetadynamics:
     """QM term (``compute(frame)``) = ensemble mean + well-tempered metadynamics on the uncertainty CV u.
 
-    A PLUMED kernel of its own (one dummy atom; the CV comes in through ``EXTRACV``) deposits a
+    A PLUMED kernel of its own (:class:`mlmm.engines.plumed.PlumedBias` on one placeholder atom that no
+    action reads; the CV comes in through ``EXTRACV``) deposits a
     hill of ``height_kj_mol`` and width ``cv_width_ev`` every ``pace`` MD steps with bias factor
     ``biasfactor`` at ``temperature_K``; HILLS_uncertainty, COLVAR_uncertainty and
     plumed_uncertainty.log go to ``out_dir``. A call at the same positions as the previous one
@@ -112,53 +113,26 @@ class UncertaintyMetadynamics:
 
     def __init__(self, ensemble, *, height_kj_mol: float, cv_width_ev: float, pace: int, biasfactor: float,
                  temperature_K: float, timestep_fs: float, out_dir: str | Path) -> None:
-        from openmm.unit import MOLAR_GAS_CONSTANT_R, kelvin, kilojoule_per_mole
-
-        from mlmm.engines.plumed import find_plumed_kernel
+        from mlmm.engines.plumed import PlumedBias
 
         if height_kj_mol <= 0 or cv_width_ev <= 0 or pace < 1 or biasfactor <= 1:
             raise ValueError("al.bias (metadynamics): need height > 0, cv_width > 0, pace >= 1 and biasfactor > 1 "
                              f"(got {height_kj_mol}, {cv_width_ev}, {pace}, {biasfactor})")
-        find_plumed_kernel()
-        import plumed
-
         self.ensemble = ensemble
         self.out_dir = Path(out_dir).resolve()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for stale in ("HILLS_uncertainty", "COLVAR_uncertainty"):
             (self.out_dir / stale).unlink(missing_ok=True)  # PLUMED would append to them
-        self.kernel = plumed.Plumed()
-        for cmd, value in (("setMDEngine", "python"), ("setNatoms", 1), ("setTimestep", timestep_fs / 1000.0),
-                           ("setKbT", float((MOLAR_GAS_CONSTANT_R * temperature_K * kelvin).value_in_unit(kilojoule_per_mole))),
-                           ("setLogFile", str(self.out_dir / "plumed_uncertainty.log"))):
-            self.kernel.cmd(cmd, value)
-        self.kernel.cmd("init")
         self.lines = [
             "u: EXTRACV NAME=u",
             f"metad: METAD ARG=u SIGMA={cv_width_ev:g} HEIGHT={height_kj_mol:g} PACE={int(pace)} "
             f"BIASFACTOR={biasfactor:g} FILE={self.out_dir / 'HILLS_uncertainty'}",
             f"PRINT ARG=u,metad.bias STRIDE={int(pace)} FILE={self.out_dir / 'COLVAR_uncertainty'}",
         ]
-        for line in self.lines:
-            self.kernel.cmd("readInputLine", line)
+        self.kernel = PlumedBias(self.lines, masses_amu=np.ones(1), charges_e=np.zeros(1), timestep_fs=timestep_fs,
+                                 temperature_K=temperature_K, log_file=self.out_dir / "plumed_uncertainty.log")
         self.step = -1
         self._last_positions: np.ndarray | None = None
-        self._finalized = False
-
-    def _plumed(self, u: float, update: bool) -> tuple[float, float]:
-        """(V kJ/mol, −dV/du kJ/mol/eV) at CV value ``u`` (eV) for the current step."""
-        value, force, bias = np.array([u]), np.zeros(1), np.zeros(1)
-        self.kernel.cmd("setStep", self.step)
-        self.kernel.cmd("setMasses", np.ones(1))
-        self.kernel.cmd("setPositions", np.zeros((1, 3)))
-        self.kernel.cmd("setForces", np.zeros((1, 3)))
-        self.kernel.cmd("setVirial", np.zeros((3, 3)))
-        self.kernel.cmd("setExtraCV u", value)
-        self.kernel.cmd("setExtraCVForce u", force)
-        self.kernel.cmd("prepareCalc")
-        self.kernel.cmd("performCalc" if update else "performCalcNoUpdate")
-        self.kernel.cmd("getBias", bias)
-        return float(bias[0]), float(force[0])
 
     def compute(self, frame: Atoms) -> dict[str, Any]:
         out = dict(self.ensemble.compute(frame))
@@ -168,19 +142,17 @@ class UncertaintyMetadynamics:
         if update:
             self.step += 1
             self._last_positions = frame.positions.copy()
-        v_kj, f_u_kj = self._plumed(u, update)
+        v_kj, _, cv_forces = self.kernel.compute(np.zeros((1, 3)), None, self.step, update, extra_cvs={"u": u})
         out["unbiased_energy"] = out["energy"]
         out["energy"] = out["energy"] + v_kj * KJ_PER_MOL_TO_EV
-        out["forces"] = out["forces"] + f_u_kj * KJ_PER_MOL_TO_EV * grad_u
+        out["forces"] = out["forces"] + cv_forces["u"] * KJ_PER_MOL_TO_EV * grad_u
         out["bias_energy"] = v_kj * KJ_PER_MOL_TO_EV
         out["uncertainty_cv"] = u
         return out
 
     def finalize(self) -> None:
         """Flush PLUMED's HILLS and COLVAR (once)."""
-        if not self._finalized:
-            self.kernel.finalize()
-            self._finalized = True
+        self.kernel.finalize()
 
 
 def biased_term(ensemble, bias: BiasSettings | None, *, temperature_K: float | None = None,
