@@ -101,6 +101,19 @@ def over_seeds(runs: list[dict]) -> dict:
     return out
 
 
+def run_labels(run_dir: str | Path) -> tuple[Path, dict, Path, list[Path]]:
+    """(run dir, its validated config, its results dir, results/labels/it*/labels.db in iteration order)."""
+    from mlmm.config import load_config
+
+    run = Path(run_dir).resolve()
+    cfg = load_config(run / "config" / "config.yaml")
+    results = run / cfg["results_dir"]
+    dbs = sorted((results / "labels").glob("it*/labels.db"), key=lambda p: int(p.parent.name[2:]))
+    if not dbs:
+        sys.exit(f"{results / 'labels'}: no it*/labels.db (run the workflow first)")
+    return run, cfg, results, dbs
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", required=True, help="finished run (config/config.yaml, results/labels/it*/labels.db)")
@@ -121,17 +134,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from dataclasses import replace
 
-    from mlmm.config import load_config
     from mlmm.labeling.db import db_level, iter_label_rows
     from mlmm.settings import TrainingSettings
 
     torch.set_num_threads(1)
-    run = Path(args.run_dir).resolve()
-    cfg = load_config(run / "config" / "config.yaml")
-    labels = run / cfg["results_dir"] / "labels"
-    it_dbs = sorted(labels.glob("it*/labels.db"), key=lambda p: int(p.parent.name[2:]))
-    if not it_dbs:
-        sys.exit(f"{labels}: no it*/labels.db (run the workflow first)")
+    run, cfg, results, it_dbs = run_labels(args.run_dir)
     it0 = list(iter_label_rows(it_dbs[0]))
     pools = {"md": [r for r in it0 if r[2].get("sampler") == "xtb_md"],
              "metad": [r for r in it0 if r[2].get("sampler") == "metadynamics"]}
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"{it_dbs[0]}: {len(pools['md'])} xtb_md labels, fewer than --base {base}")
     work = Path(args.workdir) / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
-    test_db = Path(args.test_db) if args.test_db else run / cfg["results_dir"] / "test_set" / "labels.db"
+    test_db = Path(args.test_db) if args.test_db else results / "test_set" / "labels.db"
     if test_db.exists():
         held = {"db": str(test_db), "n_frames": sum(1 for _ in iter_label_rows(test_db)), "kind": "the run's fixed test set"}
     else:

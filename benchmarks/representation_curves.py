@@ -46,25 +46,22 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from mlmm.config import load_config
     from mlmm.labeling.db import db_level, iter_label_rows
     from mlmm.model.ensemble import load_model
     from mlmm.settings import TrainingSettings
 
     torch.set_num_threads(1)
-    run = Path(args.run_dir).resolve()
-    cfg = load_config(run / "config" / "config.yaml")
-    results = run / cfg["results_dir"]
-    dbs = sorted((results / "labels").glob("it*/labels.db"), key=lambda p: int(p.parent.name[2:]))
+    label_efficiency = _label_efficiency()
+    run, cfg, results, dbs = label_efficiency.run_labels(args.run_dir)
     test_db = results / "test_set" / "labels.db"
-    if not dbs or not test_db.exists():
-        sys.exit(f"{results}: needs labels/it*/labels.db and test_set/labels.db (run the workflow first)")
+    if not test_db.exists():
+        sys.exit(f"{test_db}: no fixed test set in this run (run the workflow first)")
     rows = [row for db in dbs for row in iter_label_rows(db)]
     level = db_level(dbs[0])
     budgets, members, epochs = ([10, 20], 1, 3) if args.quick else (
         [int(b) for b in args.budgets.split(",")], args.members, args.epochs)
     work = Path(args.workdir) / ("quick" if args.quick else "full")
-    train_and_score = _label_efficiency().train_and_score
+    train_and_score = label_efficiency.train_and_score
     base = replace(TrainingSettings.from_dict(cfg["training"]), max_epochs=epochs, warm_start=False, delta="none")
     curves: dict[str, list[dict]] = {}
     for rep in args.representations.split(","):
