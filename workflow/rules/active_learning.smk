@@ -25,7 +25,9 @@ rule explore:
         system=config["system"],
         # the PLUMED input of the walkers along the CVs (only a rerun trigger when they exist)
         metadynamics=(
-            config["sampling"]["metadynamics"] if config["al"]["metadynamics_walkers"] else {}
+            config["sampling"]["metadynamics"]
+            if config["al"]["metadynamics_walkers"]
+            else {}
         ),
     script:
         f"{SCRIPTS}/explore.py"
