@@ -18,5 +18,6 @@ run_stage(
     system_settings=SystemSettings.from_dict(snakemake.params.system),
     frames_out=snakemake.output.frames,
     metadynamics=MetadynamicsSamplerSettings.from_dict(snakemake.params.metadynamics) if snakemake.params.metadynamics else None,
+    probe=stages.StabilityProbe(**snakemake.params.probe) if snakemake.params.probe else None,
     device=snakemake.config["training"]["device"],  # execution setting, not a params input: no rerun when it changes
 )

@@ -34,7 +34,7 @@ def tiny_config() -> dict:
         training={"n_members": 2, "n_atom_basis": 16, "n_interactions": 1, "n_rbf": 10, "max_epochs": 30,
                   "batch_size": 8, "val_fraction": 0.2},
         test_set={"n_frames": 4},  # the metadynamics test run must outlast its PACE
-        al={"max_iterations": 1, "n_walkers": 1, "steps": 20, "stride": 5, "max_selected": 4},
+        al={"max_iterations": 1, "n_walkers": 1, "steps": 20, "stride": 5, "max_selected": 4, "stability_steps": 10},
         production={**config["production"], "steps": 20, "stride": 5, "replicas": 1, "nve_steps": 20,
                     "nve_equilibration_steps": 5, "sigma_action": "warn", "max_force": 500.0},
     )

@@ -75,7 +75,7 @@ def test_convergence_flag_stops_labeling_and_carries_models_forward(tmp_path: Pa
         "labeling": {"chunk_size": 8, "level": {"method": "hf", "basis": "sto-3g"}},
         "test_set": TINY_TEST_SET,
         "training": TINY_TRAINING,
-        "al": {"max_iterations": 2, "n_walkers": 1, "steps": 20, "stride": 5, "max_selected": 4,
+        "al": {"max_iterations": 2, "n_walkers": 1, "steps": 20, "stride": 5, "max_selected": 4, "stability_steps": 20,
                "sigma_lo": 50.0, "sigma_hi": 60.0, "sigma_stop": 100.0, "max_force": 500.0},
         "production": {"steps": 10, "stride": 5, "sigma_stop": 100.0, "max_force": 500.0, "replicas": 1,
                        "nve_steps": 10, "nve_equilibration_steps": 5},
@@ -88,8 +88,13 @@ def test_convergence_flag_stops_labeling_and_carries_models_forward(tmp_path: Pa
     assert summary["labels_per_iteration"] == [8, 0, 0]
     sel2 = json.loads((res / "al/it2/selection.json").read_text())
     assert sel2["converged"] and sel2["n_selected"] == 0 and sel2["n_explored"] == 0
-    walker = json.loads((res / "al/it2/walker0.json").read_text())
-    assert walker["skipped"] is True and walker["converged_at"] == 1
+    for w in range(2):  # the thermal walker and the stability probe
+        walker = json.loads((res / f"al/it2/walker{w}.json").read_text())
+        assert walker["skipped"] is True and walker["converged_at"] == 1
+    sel1 = json.loads((res / "al/it1/selection.json").read_text())
+    probe = json.loads((res / "al/it1/walker1.json").read_text())
+    assert probe["kind"] == "stability probe" and probe["steps_done"] == 20 and probe["temperature_K"] == 300.0
+    assert sel1["criteria"]["production_stable"] == {"met": True, "time_ps": 0.01, "stop_reason": None}
     for m in range(2):
         for it in (1, 2):
             carried = json.loads((res / f"models/it{it}/member{m}.json").read_text())

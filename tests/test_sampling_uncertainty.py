@@ -238,3 +238,39 @@ def test_explore_walkers_biased_along_uncertainty_and_cvs(ensemble, tmp_path):
         names, hills = read_plumed_table(tmp_path / f"walker{walker}_plumed" / "HILLS_uncertainty")
         assert len(hills) == 3 and "u" in names  # steps 4, 8 and 12
         assert (tmp_path / f"walker{walker}_plumed" / "HILLS").is_file() == (walker == 1)  # the torsion walker only
+
+
+def test_stability_probe_runs_unbiased_at_the_production_conditions(ensemble, tmp_path):
+    """With al.stability_steps, walker n_walkers is the probe: al.stability_steps of unbiased MD
+    (no HILLS although al.bias is metadynamics) at the production temperature and timestep,
+    stopped by the raw production sigma_stop; a probe without production conditions is an error."""
+    from dataclasses import replace
+
+    from mlmm.al.stages import PROBE, StabilityProbe, explore
+    from conftest import FORCE_FIELDS, config_with
+    from mlmm.settings import ALSettings, SystemSettings
+    from test_sampling_modes import small_system
+
+    small_system(tmp_path, n_waters=4)
+    models = []
+    for k, m in enumerate(ensemble.models):
+        models.append(str(tmp_path / f"member{k}.pt"))
+        torch.save(m, models[-1])
+    cfg = config_with(
+        system={"structure": str(tmp_path / "eth_small.pdb"), "force_field": FORCE_FIELDS["ethanol_water.pdb"],
+                "nonbonded": {"method": "none"}, "embedding": {"cutoff": 6.0, "switch_width": 1.5}},
+        al={"n_walkers": 1, "steps": 12, "stride": 4, "timestep": 0.25, "sigma_lo": 1e-11, "sigma_hi": 1e-10,
+            "sigma_stop": 1e-9, "max_force": 1e6,
+            "stability_steps": 16, "bias": {"kind": "metadynamics", "pace": 4}})
+    al, system = ALSettings.from_dict(cfg["al"]), SystemSettings.from_dict(cfg["system"])
+    probe = StabilityProbe(timestep=0.5, temperature=450.0, friction=0.01, sigma_stop=1e5, max_force=1e6)
+    out = str(tmp_path / "walker1.extxyz")
+    stats = explore(cfg["system"]["structure"], models, [], [], 1, 1, al, system, out, "cpu", probe=probe)
+    assert stats.kind == PROBE and stats.temperature_K == 450.0 and stats.sigma_stop == 1e5
+    assert stats.steps_done == 16 and stats.time_ps == pytest.approx(0.008) and stats.stop_reason is None
+    assert len(stats.sigmas) == 4 and not (tmp_path / "walker1_plumed" / "HILLS_uncertainty").exists()
+    stopped = explore(cfg["system"]["structure"], models, [], [], 1, 1, al, system, out, "cpu",
+                      probe=replace(probe, sigma_stop=1e-6))
+    assert stopped.breach and stopped.steps_done == 4 and stopped.stop_reason
+    with pytest.raises(ValueError, match="stability probe"):
+        explore(cfg["system"]["structure"], models, [], [], 1, 1, al, system, out, "cpu")

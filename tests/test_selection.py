@@ -161,3 +161,61 @@ def test_explore_stops_walkers_at_the_raw_sigma_of_the_calibrated_sigma_stop(tmp
         walker = stages.explore("s.pdb", ["m.pt"], [], [calibration], 1, 0, al, settings.system,
                                 str(tmp_path / "w.extxyz"), "cpu")
         assert passed[-1] == pytest.approx(expected) and walker.sigmas == [0.1] and not walker.breach
+
+
+def test_trust_levels_follow_the_exploring_models_test_error(tmp_path) -> None:
+    """sigma_hi/sigma_stop become sigma_*_relative × the median max force error of the calibration's
+    test frames when that is larger (median 1.0 eV/Å here: 3.0 and 4.0), never lower than the
+    configured levels, and stay as configured without calibrated thresholds or errors; select
+    then counts a mapped σ of 1.2 eV/Å (above sigma_hi 0.5) as a candidate and records the levels."""
+    from dataclasses import replace
+
+    import pytest
+
+    from conftest import settings_with
+    from mlmm.al.stages import TrustLevels, WalkerStats, select
+    from mlmm.model.calibration import Calibration
+
+    al = replace(settings_with().al, sigma_lo=0.2, sigma_hi=0.5, sigma_stop=1.0, max_selected=5)
+    assert (al.sigma_hi_relative, al.sigma_stop_relative) == (3.0, 4.0)  # the schema defaults
+    path = tmp_path / "calibration.json"
+    Calibration(n_frames=3, scale=2.0, map_sigma=[0.0, 0.1, 0.2], map_error=[0.0, 0.2, 1.0],
+                max_force_error=[0.5, 1.0, 4.0]).to_json(path)
+    calibration = Calibration.from_json(path)
+    assert TrustLevels.of(calibration, al) == TrustLevels(0.2, 3.0, 4.0, 1.0)
+    assert TrustLevels.of(calibration, replace(al, sigma_stop=6.0, sigma_hi_relative=0.0)) == TrustLevels(0.2, 0.5, 6.0, 1.0)
+    assert TrustLevels.of(calibration, replace(al, calibrated_thresholds=False)) == TrustLevels(0.2, 0.5, 1.0, None)
+    assert TrustLevels.of(Calibration.identity(), al) == TrustLevels(0.2, 0.5, 1.0, None)
+    frames, stats = tmp_path / "walker0.extxyz", tmp_path / "walker0.json"
+    from mlmm.frames import write_frames
+
+    write_frames(frames, [_frame(0.0, 3.0), _frame(0.1, 4.0), _frame(0.2, 5.0)])
+    WalkerStats(skipped=False, sigmas=[0.05, 0.12, 0.3]).to_json(stats)  # mapped: 0.1, 0.36, 1.2
+    record = select(frames=[str(frames)], stats=[str(stats)], previous_selection=[], evaluations=[], iteration=1,
+                    calibration=[str(path)], al=al, selected_out=str(tmp_path / "selected.extxyz"))
+    assert (record.accurate, record.candidate, record.failed) == (1, 2, 0)
+    assert record.trust_levels == pytest.approx({"sigma_lo": 0.2, "sigma_hi": 3.0, "sigma_stop": 4.0, "reference_error": 1.0})
+
+
+def test_convergence_waits_for_a_stability_probe_that_ran_to_its_end(tmp_path) -> None:
+    """All frames accurate, no breach of the thermal walker: converged only when the probe
+    (kind 'stability probe') has no stop reason; the record says why."""
+    from dataclasses import replace
+
+    from conftest import settings_with
+    from mlmm.al.stages import PROBE, WalkerStats, select
+    from mlmm.frames import write_frames
+
+    al = replace(settings_with().al, calibrated_thresholds=False, sigma_lo=1.0, converged_fraction=0.9)
+    paths = []
+    for w in range(2):
+        write_frames(tmp_path / f"walker{w}.extxyz", [_frame(0.0, 3.0 + w)])
+        paths.append(str(tmp_path / f"walker{w}.extxyz"))
+    WalkerStats(skipped=False, kind="thermal", sigmas=[0.1]).to_json(tmp_path / "walker0.json")
+    for stop, expected in (("sigma 2.1 > sigma_stop 1.5 at 0.3 ps", False), (None, True)):
+        WalkerStats(skipped=False, kind=PROBE, sigmas=[0.1], time_ps=0.3 if stop else 1.0, stop_reason=stop,
+                    breach=False).to_json(tmp_path / "walker1.json")
+        record = select(frames=paths, stats=[str(tmp_path / f"walker{w}.json") for w in range(2)], previous_selection=[],
+                        evaluations=[], calibration=[], iteration=1, al=al, selected_out=str(tmp_path / "sel.extxyz"))
+        assert record.converged is expected and record.criteria["production_stable"]["met"] is expected
+        assert record.criteria["production_stable"]["stop_reason"] == stop

@@ -94,7 +94,7 @@ TINY = {
         "n_members": 2, "n_atom_basis": 16, "n_interactions": 1, "n_rbf": 10, "max_epochs": 60,
         "batch_size": 8, "val_fraction": 0.2,
     },
-    "al": {"max_iterations": 1, "n_walkers": 1, "steps": 30, "stride": 5, "max_selected": 4},
+    "al": {"max_iterations": 1, "n_walkers": 1, "steps": 30, "stride": 5, "max_selected": 4, "stability_steps": 20},
     "production": {
         "steps": 40, "stride": 10, "replicas": 2, "nve_steps": 30, "nve_equilibration_steps": 10, "sigma_action": "warn",
         "max_force": 500.0,
@@ -148,6 +148,11 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     assert (work / "results/production/metadynamics/fes.png").stat().st_size > 1000
     for png in ("rdf", "sigma", "energy", "cvs"):
         assert (work / f"results/production/{png}.png").stat().st_size > 1000
+    # iteration 1: a thermal walker and the stability probe (20 steps at the production temperature)
+    selection = json.loads((work / "results/al/it1/selection.json").read_text())
+    assert [w["kind"] for w in selection["walkers"]] == ["thermal", "stability probe"]
+    assert selection["walkers"][1]["steps_requested"] == 20 and "production_stable" in selection["criteria"]
+    assert selection["trust_levels"]["sigma_hi"] >= 2.0 and selection["trust_levels"]["reference_error"] > 0
     # rerunning is a no-op
     out = run_snakemake(work, "-n").stdout
     assert "Nothing to be done" in out
@@ -157,6 +162,7 @@ def test_end_to_end_tiny(tmp_path: Path) -> None:
     config["al"]["max_iterations"] = 2
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     out = run_snakemake(work, "-n").stdout
-    assert re.search(r"^explore\s+1$", out, flags=re.MULTILINE) and re.search(r"^train_member\s+2$", out, flags=re.MULTILINE), out
+    # iteration 2's thermal walker and its stability probe
+    assert re.search(r"^explore\s+2$", out, flags=re.MULTILINE) and re.search(r"^train_member\s+2$", out, flags=re.MULTILINE), out
     assert set(re.findall(r"\bit=(\d+)", out)) == {"2"}, out
     assert not re.search(r"output: .*/it[01][/_]", out), out

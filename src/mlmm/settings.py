@@ -383,9 +383,12 @@ class ALSettings(MDSettings):
     sigma_lo: float
     sigma_hi: float
     sigma_stop: float
+    sigma_hi_relative: float
+    sigma_stop_relative: float
     max_force: float
     max_selected: int
     temperatures: tuple[float, ...]
+    stability_steps: int
     converged_fraction: float
     validation_tolerance: float
     calibrated_thresholds: bool

@@ -29,6 +29,7 @@ rule explore:
             if config["al"]["metadynamics_walkers"]
             else {}
         ),
+        probe=probe_conditions(),
     script:
         f"{SCRIPTS}/explore.py"
 

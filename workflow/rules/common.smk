@@ -91,7 +91,8 @@ def al_settings(surface: str) -> dict:
     """The `al` section the surface's loop runs with (the bright loop: excited.al over al)."""
     if surface == "ground":
         return config["al"]
-    return {**config["al"], **config["excited"]["al"]}
+    # the stability probe runs at the ground-state production conditions: ground loop only
+    return {**config["al"], **config["excited"]["al"], "stability_steps": 0}
 
 
 def training_settings(surface: str) -> dict:
@@ -128,8 +129,20 @@ def members(surface: str) -> list:
 
 
 def walkers(surface: str) -> list:
-    """Exploration walker indices of a surface's AL iterations."""
-    return list(range(al_settings(surface)["n_walkers"]))
+    """Exploration walker indices of a surface's AL iterations; with `al.stability_steps` the
+    last one is the stability probe (mlmm.al.stages.explore)."""
+    al = al_settings(surface)
+    return list(range(al["n_walkers"] + (1 if al["stability_steps"] else 0)))
+
+
+def probe_conditions() -> dict:
+    """The production conditions of the ground-state loop's stability probe, as params of explore:
+    only these keys, so a longer production does not rerun the loop ({} without a probe).
+    """
+    if not config["al"]["stability_steps"]:
+        return {}
+    keys = ("timestep", "temperature", "friction", "sigma_stop", "max_force")
+    return {k: config["production"][k] for k in keys}
 
 
 N_ITER = last_iteration("ground")

@@ -84,6 +84,7 @@ if config["excited"]["activate"]:
             f"{R}/benchmarks/excited/explore_it{{it}}_walker{{walker}}.tsv"
         params:
             al=al_params("bright"),
+            probe={},  # the stability probe runs on the ground-state loop only
 
     use rule select as excited_select with:
         """Trust window on the bright-state ensemble σ, diversity, cap; decides convergence of the bright-state loop."""

@@ -30,7 +30,8 @@ class SelectionRecord(Record):
     (:meth:`sigma_map`: knots ``map_sigma``/``map_error`` and slope ``sigma_scale`` beyond them;
     no knots and ``sigma_scale`` 1 — the identity — unless ``al.calibrated_thresholds``; records
     written before the knots existed map σ to ``sigma_scale``·σ). The keys from ``accurate`` on
-    are absent in the record of an iteration after convergence.
+    are absent in the record of an iteration after convergence. ``trust_levels``: the levels
+    (eV/Å) the mapped σ met (:class:`mlmm.al.stages.TrustLevels`).
     """
 
     iteration: int
@@ -50,6 +51,7 @@ class SelectionRecord(Record):
     any_breach: bool | None = optional()
     validation_force_mae_qm: list[float | None] | None = optional()
     walkers: list[dict[str, Any]] | None = optional()
+    trust_levels: dict[str, float | None] | None = optional()
     sigma_max: float | None = optional()
     sigma_mean: float | None = optional()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 class WalkerStats(Record):
     """``al/it{i}/walker{w}.json``: one exploration walker (σ in raw eV/Å, times in ps). ``kind``:
     ``thermal`` or ``metadynamics`` (biased along sampling.metadynamics's CVs), plus ``+uncertainty
-    metadynamics`` / ``+sigma bias`` when al.bias is on.
+    metadynamics`` / ``+sigma bias`` when al.bias is on, or ``stability probe`` (production
+    conditions, :data:`PROBE`). ``sigma_stop`` is the raw σ it stopped at.
 
     A walker skipped because AL had converged has only ``skipped``, ``converged_at``, ``sigmas``
     (empty), ``breach`` and ``stop_reason`` (None).
@@ -42,6 +43,49 @@ class WalkerStats(Record):
     breach: bool = False
     sigmas: list[float] = field(default_factory=list)
     ms_per_step: float | None = optional()
+    sigma_stop: float | None = optional()
+
+
+#: ``WalkerStats.kind`` of the stability probe
+PROBE = "stability probe"
+
+
+@dataclass(frozen=True)
+class StabilityProbe:
+    """The production conditions the stability probe runs at: the ``production`` keys ``timestep``
+    (fs), ``temperature`` (K), ``friction`` (1/fs) and the raw ``sigma_stop`` and ``max_force``
+    (eV/Å). Only these are the explore rule's params, so a longer production does not rerun the loop."""
+
+    timestep: float
+    temperature: float
+    friction: float
+    sigma_stop: float
+    max_force: float
+
+
+@dataclass(frozen=True)
+class TrustLevels:
+    """The trust levels one AL iteration compares the mapped σ with (eV/Å).
+
+    ``sigma_hi`` and ``sigma_stop`` are the larger of the configured levels and
+    ``al.sigma_hi_relative`` / ``al.sigma_stop_relative`` × ``reference_error``, the exploring
+    model's median max force error on the fixed test set (None without a calibration with
+    errors: the configured levels as they are).
+    """
+
+    sigma_lo: float
+    sigma_hi: float
+    sigma_stop: float
+    reference_error: float | None
+
+    @classmethod
+    def of(cls, calibration: Calibration, al: ALSettings) -> "TrustLevels":
+        errors = calibration.max_force_error
+        if not al.calibrated_thresholds or not errors:
+            return cls(al.sigma_lo, al.sigma_hi, al.sigma_stop, None)
+        reference = float(np.median(errors))
+        return cls(al.sigma_lo, max(al.sigma_hi, al.sigma_hi_relative * reference),
+                   max(al.sigma_stop, al.sigma_stop_relative * reference), reference)
 
 
 def explore(
@@ -56,6 +100,7 @@ def explore(
     frames_out: str,
     device: str,
     metadynamics: MetadynamicsSamplerSettings | None = None,
+    probe: StabilityProbe | None = None,
 ) -> WalkerStats:
     """One MLP/MM MD walker; records σ per saved frame and where/why it stopped (returned).
 
@@ -63,7 +108,11 @@ def explore(
     with its own seed, from the input structure (Maxwell–Boltzmann momenta) or, with
     ``al.initial: wigner`` (bright-state walkers, excited.al), from a Wigner sample. The walker
     compares raw σ with the raw σ whose calibrated error is ``sigma_stop`` (the inverse of the map
-    of :func:`sigma_calibration`). The ensemble runs on ``device`` (the ``training.device`` setting).
+    of :func:`sigma_calibration`; ``sigma_stop`` is that of :class:`TrustLevels`). The ensemble
+    runs on ``device`` (the ``training.device`` setting).
+    With ``al.stability_steps``, walker ``al.n_walkers`` is the stability probe: unbiased MD for
+    that many steps at the production conditions of ``probe`` (raw σ against its ``sigma_stop``),
+    which convergence requires to run to its end (:func:`select`).
     The last ``al.metadynamics_walkers`` walkers run well-tempered metadynamics with
     ``metadynamics`` (sampling.metadynamics: PLUMED input and biasfactor) and ``al.bias`` may bias
     every walker along its uncertainty (:mod:`mlmm.sampling.uncertainty`); PLUMED files go to
@@ -78,11 +127,23 @@ def explore(
     from mlmm.model.ensemble import Ensemble
     from mlmm.potentials import ensemble_potential
 
+    is_probe = bool(al.stability_steps) and walker == al.n_walkers
+    if is_probe and probe is None:
+        raise ValueError(f"walker {walker}: the stability probe (al.stability_steps = {al.stability_steps}) "
+                         "needs the production conditions (probe)")
     system = system_from_config(structure, system_settings)
     seed = derive_seed(al.seed, stream="al_walker", iteration=iteration, index=walker)
     temperatures = al.temperatures or [al.temperature]
-    temperature_K = float(temperatures[walker % len(temperatures)])
     calibration_map = sigma_calibration(calibration, al)
+    if is_probe:
+        md = {"temperature_K": probe.temperature, "timestep_fs": probe.timestep, "friction_per_fs": probe.friction,
+              "steps": al.stability_steps, "sigma_stop": probe.sigma_stop, "max_force": probe.max_force}
+    else:
+        md = {"temperature_K": float(temperatures[walker % len(temperatures)]), "timestep_fs": al.timestep,
+              "friction_per_fs": al.friction, "steps": al.steps,
+              "sigma_stop": float(calibration_map.inverse(TrustLevels.of(calibration_map, al).sigma_stop)),
+              "max_force": al.max_force}
+    temperature_K = md["temperature_K"]
     start = None
     if al.initial != "ground_state":
         from mlmm.excited.stages import initial_states
@@ -91,24 +152,20 @@ def explore(
                                    environment=al.wigner_environment, embedding=system_settings.embedding)
         start = starts[0]
     plumed_dir = Path(frames_out).with_name(Path(frames_out).stem + "_plumed")
-    context = {"temperature_K": temperature_K, "timestep_fs": al.timestep, "out_dir": plumed_dir}
+    bias = replace(al.bias, kind="none") if is_probe else al.bias
+    context = {"temperature_K": temperature_K, "timestep_fs": md["timestep_fs"], "out_dir": plumed_dir}
     potential = ensemble_potential(system, Ensemble.load_for(list(models), device), embedding=system_settings.embedding,
-                                   bias=al.bias, bias_context=context if al.bias.kind == "metadynamics" else None)
-    along_cvs = walker >= al.n_walkers - al.metadynamics_walkers
+                                   bias=bias, bias_context=context if bias.kind == "metadynamics" else None)
+    along_cvs = not is_probe and walker >= al.n_walkers - al.metadynamics_walkers
     if along_cvs and metadynamics is None:
         raise ValueError(f"walker {walker}: al.metadynamics_walkers = {al.metadynamics_walkers} needs the "
                          "sampling.metadynamics settings (PLUMED input)")
-    kind = "metadynamics" if along_cvs else "thermal"
-    kind += {"none": "", "sigma": " + sigma bias", "metadynamics": " + uncertainty metadynamics"}[al.bias.kind]
+    kind = PROBE if is_probe else ("metadynamics" if along_cvs else "thermal")
+    kind += {"none": "", "sigma": " + sigma bias", "metadynamics": " + uncertainty metadynamics"}[bias.kind]
     md_kwargs = dict(
-        steps=al.steps,
-        timestep_fs=al.timestep,
-        temperature_K=temperature_K,
-        friction_per_fs=al.friction,
+        **md,
         stride=al.stride,
         seed=seed,
-        sigma_stop=calibration_map.inverse(al.sigma_stop),
-        max_force=al.max_force,
         sampler="al_explore",
         iteration=iteration,
         source=f"{structure}:it{iteration}:walker{walker}",
@@ -132,13 +189,14 @@ def explore(
         seed=seed,
         temperature_K=temperature_K,
         kind=kind,
-        steps_requested=al.steps,
+        steps_requested=md["steps"],
         steps_done=result.steps_done,
-        time_ps=result.steps_done * al.timestep / 1000.0,
+        time_ps=result.steps_done * md["timestep_fs"] / 1000.0,
         stop_reason=result.stop_reason,
         breach=result.stop_reason is not None,
         sigmas=[float(v) for v in result.sigmas],
         ms_per_step=result.ms_per_step,
+        sigma_stop=md["sigma_stop"],
     )
 
 
@@ -174,11 +232,12 @@ def select(
     """Trust window + diversity over all walkers; writes the selected Frames, returns the selection record.
 
     The walkers' raw σ go through the map of :func:`sigma_calibration` (expected max force errors,
-    eV/Å, when ``al.calibrated_thresholds``) before they meet ``sigma_lo`` and ``sigma_hi``.
+    eV/Å, when ``al.calibrated_thresholds``) before they meet the :class:`TrustLevels`.
 
     Convergence (the flag later iterations obey): the fraction of explored frames with σ below
-    ``sigma_lo`` reaches ``converged_fraction``, no walker breached, and the held-out error of
-    the models trained so far (``evaluations``, oldest first) stopped improving.
+    ``sigma_lo`` reaches ``converged_fraction``, no walker breached, the test-set error of the
+    models trained so far (``evaluations``, oldest first) stopped improving, and the stability
+    probe (if any) ran to its end.
     """
     from mlmm.al.selection import is_converged, select_frames, validation_stalled
     from mlmm.model.stages import EnsembleEvaluation
@@ -188,6 +247,7 @@ def select(
     walker_stats = [WalkerStats.from_json(p) for p in stats]
     calibration_map = sigma_calibration(calibration, al)
     sigmas = np.asarray(calibration_map.apply(np.array([s for st in walker_stats for s in st.sigmas], float)))
+    levels = TrustLevels.of(calibration_map, al)
     used_map = {"sigma_scale": calibration_map.scale, "map_sigma": calibration_map.map_sigma,
                 "map_error": calibration_map.map_error}
     if done is not None:
@@ -196,12 +256,14 @@ def select(
                                converged_at=done.converged_at, n_selected=0,
                                reason=f"converged at iteration {done.converged_at}")
     picked, counts = select_frames(
-        all_frames, sigmas, sigma_lo=al.sigma_lo, sigma_hi=al.sigma_hi, max_selected=al.max_selected
+        all_frames, sigmas, sigma_lo=levels.sigma_lo, sigma_hi=levels.sigma_hi, max_selected=al.max_selected
     )
     breach = any(st.breach for st in walker_stats)
     test_maes = [EnsembleEvaluation.from_json(p).force_mae_qm for p in evaluations]
     stalled, validation_note = validation_stalled(test_maes, al.validation_tolerance)
-    converged = is_converged(counts, breach, al.converged_fraction, stalled)
+    probes = [st for st in walker_stats if st.kind == PROBE]
+    stable = all(st.stop_reason is None for st in probes)
+    converged = is_converged(counts, breach, al.converged_fraction, stalled) and stable
     if converged:
         picked = []
     selected = [all_frames[i] for i in picked]
@@ -225,10 +287,14 @@ def select(
             "fraction_accurate": {"met": fraction >= al.converged_fraction, "value": fraction, "target": al.converged_fraction},
             "no_breach": {"met": not breach},
             "validation": {"met": stalled, "note": validation_note},
+            **({"production_stable": {"met": stable, "time_ps": probes[0].time_ps, "stop_reason": probes[0].stop_reason}}
+               if probes else {}),
         },
+        trust_levels={"sigma_lo": levels.sigma_lo, "sigma_hi": levels.sigma_hi, "sigma_stop": levels.sigma_stop,
+                      "reference_error": levels.reference_error},
         any_breach=breach,
         validation_force_mae_qm=test_maes,
-        walkers=[{k: getattr(st, k) for k in ("temperature_K", "steps_done", "steps_requested", "time_ps", "stop_reason")}
+        walkers=[{k: getattr(st, k) for k in ("kind", "temperature_K", "steps_done", "steps_requested", "time_ps", "stop_reason")}
                  for st in walker_stats],
         sigma_max=float(sigmas.max()) if len(sigmas) else None,
         sigma_mean=float(sigmas.mean()) if len(sigmas) else None,
