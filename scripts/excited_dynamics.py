@@ -10,6 +10,7 @@ run_stage(
     record_out=snakemake.output.stats,
     structure=snakemake.input.structure,
     models=list(snakemake.input.models),
+    ground_models=list(snakemake.input.ground_models),
     dyn=ExcitedDynamicsSettings.from_dict(snakemake.params.dynamics),
     system_settings=SystemSettings.from_dict(snakemake.params.system),
     frames_out=snakemake.output.frames,

@@ -14,7 +14,7 @@ from mlmm.config import ConfigError, load_config
 def test_excited_is_off_by_default_and_the_demo_turns_it_on():
     defaults = config_with()["excited"]
     assert defaults["activate"] is False
-    assert defaults["dynamics"]["initial"] == "wigner" and defaults["al"]["initial"] == "wigner"
+    assert defaults["dynamics"]["initial"] == "ground_state_md" and defaults["al"]["initial"] == "wigner"
     chromo = load_config(ROOT / "config" / "examples" / "chromophore.yaml")
     assert chromo["excited"]["activate"] is True
     assert chromo["excited"]["level"]["density_fit"] is False

@@ -372,8 +372,9 @@ def test_derive_seed_reproduces_the_offsets_used_before() -> None:
             assert derive_seed(base, stream="production_replica", index=it) == base + it
             assert derive_seed(base, stream="production_metadynamics", index=it) == base + 20_000 + it
             assert derive_seed(base, stream="excited_replica", index=it) == base + it
+            assert derive_seed(base, stream="excited_ground", index=it) == base + 10_000 + it  # new stream
         assert derive_seed(base, stream="production_nve") == base + 10_000
     assert set(STREAMS) == {"al_walker", "training_member", "production_replica", "production_nve",
-                            "production_metadynamics", "excited_replica", "adaptive_run"}
+                            "production_metadynamics", "excited_replica", "excited_ground", "adaptive_run"}
     with pytest.raises(ValueError, match="unknown seed stream 'walker'"):
         derive_seed(0, stream="walker")

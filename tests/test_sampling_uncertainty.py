@@ -274,3 +274,55 @@ def test_stability_probe_runs_unbiased_at_the_production_conditions(ensemble, tm
     assert stopped.breach and stopped.steps_done == 4 and stopped.stop_reason
     with pytest.raises(ValueError, match="stability probe"):
         explore(cfg["system"]["structure"], models, [], [], 1, 1, al, system, out, "cpu")
+
+
+def test_emission_replicas_start_from_their_own_ground_state_runs(ensemble, tmp_path):
+    """excited.dynamics.initial ground_state_md: each replica starts from the last state of its own
+    ground-state run (ground_steps), so replicas differ in QM and MM positions from each other and
+    from the input structure; that start equals a ground-state run with the replica's seed done
+    separately, and the bright-state run continues from it (its first frame one stride later)."""
+    import ase.io
+
+    from conftest import FORCE_FIELDS, config_with
+    from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.excited.stages import excited_dynamics, ground_state_starts
+    from mlmm.jobs import system_from_config
+    from mlmm.potentials import ensemble_potential
+    from mlmm.seeds import derive_seed
+    from mlmm.settings import ExcitedDynamicsSettings, SystemSettings
+    from test_sampling_modes import small_system
+
+    small_system(tmp_path, n_waters=4)
+    models = []
+    for k, m in enumerate(ensemble.models):
+        models.append(str(tmp_path / f"member{k}.pt"))
+        torch.save(m, models[-1])
+    cfg = config_with(
+        system={"structure": str(tmp_path / "eth_small.pdb"), "force_field": FORCE_FIELDS["ethanol_water.pdb"],
+                "nonbonded": {"method": "none"}, "embedding": {"cutoff": 6.0, "switch_width": 1.5}},
+        excited={"dynamics": {"initial": "ground_state_md", "n_replicas": 2, "ground_steps": 24, "steps": 8, "stride": 4,
+                              "relaxation": 0.0, "timestep": 0.25, "sigma_stop": 1e5, "max_force": 1e6}})
+    dyn, settings = ExcitedDynamicsSettings.from_dict(cfg["excited"]["dynamics"]), SystemSettings.from_dict(cfg["system"])
+    structure = cfg["system"]["structure"]
+    system = system_from_config(structure, settings)
+    starts, runs = ground_state_starts(system, ensemble, dyn, settings.embedding, structure)
+    assert [r["steps"] for r in runs] == [24, 24] and all(r["stop_reason"] is None for r in runs)
+    x0 = system.atoms.positions
+    mm = np.arange(len(x0)) >= system.n_qm
+    for start in starts:
+        assert np.sqrt(np.mean((start.positions[mm] - x0[mm]) ** 2)) > 1e-3  # the environment moved
+        assert np.abs(start.get_momenta()).max() > 0
+    assert np.sqrt(np.mean((starts[0].positions - starts[1].positions) ** 2)) > 1e-3  # independent replicas
+    direct = run_mlp_md(system, ensemble_potential(system, ensemble, embedding=settings.embedding), steps=24,
+                        timestep_fs=0.25, temperature_K=dyn.temperature, friction_per_fs=dyn.friction, stride=24,
+                        seed=derive_seed(dyn.seed, stream="excited_ground", index=1), sigma_stop=1e5, sigma_action="warn",
+                        max_force=1e6, sampler="t", iteration=0, source="t")
+    assert np.allclose(direct.final_state.positions, starts[1].positions, atol=1e-6)
+    out = tmp_path / "frames.extxyz"
+    stats = excited_dynamics(structure, models, dyn, settings, str(out), "cpu", ground_models=models)
+    assert stats.initial == {"initial": "ground_state_md", "ground_steps": 24}
+    assert [r.ground_state["steps"] for r in stats.replicas] == [24, 24] and stats.n_frames == 4
+    frames = ase.io.read(out, index=":")
+    assert [f.info["replica"] for f in frames] == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="ground_state_md needs the ground-state ensemble"):
+        excited_dynamics(structure, models, dyn, settings, str(out), "cpu")

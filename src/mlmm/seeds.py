@@ -19,6 +19,7 @@ STREAMS: dict[str, int] = {
     "production_nve": 10_000,  # production.seed: the NVE check (equilibration and NVE run)
     "production_metadynamics": 20_000,  # production.seed: metaD replica `index`
     "excited_replica": 0,  # excited.dynamics.seed: bright-state replica `index`
+    "excited_ground": 10_000,  # excited.dynamics.seed: the ground-state run before replica `index`
     "adaptive_run": 0,  # a sampler's seed: walker `index` of adaptive-sampling round `iteration`
 }
 

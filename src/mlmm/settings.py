@@ -525,7 +525,8 @@ class PropertyModelSettings(Section):
 
 @dataclass(frozen=True)
 class ExcitedDynamicsSettings(MDSettings):
-    """Bright-state MLP/MM replicas (``excited.dynamics``): ``relaxation`` fs, σ and forces eV/Å."""
+    """Bright-state MLP/MM replicas (``excited.dynamics``): ``relaxation`` fs, σ and forces eV/Å,
+    ``ground_steps`` MD steps of the ground-state run before each replica (``initial: ground_state_md``)."""
 
     SECTION: ClassVar[str] = "excited.dynamics"
     n_replicas: int
@@ -536,6 +537,7 @@ class ExcitedDynamicsSettings(MDSettings):
     max_force: float
     seed: int
     initial: str
+    ground_steps: int
     wigner_environment: str
 
 

@@ -139,12 +139,18 @@ if config["excited"]["activate"]:
             f"{SCRIPTS}/excited_property_model.py"
 
     rule excited_dynamics:
-        """Bright-state MLP/MM MD from Wigner samples or the ground-state structure (vertical excitation); relaxation discarded."""
+        """Bright-state MLP/MM MD from independent ground-state states, Wigner samples or the structure (vertical excitation); relaxation discarded."""
         input:
             structure=STRUCTURE,
             topology=TOPOLOGY,
             force_field=FORCE_FIELD_FILES,
             models=member_models("bright", last_iteration("bright")),
+            # each replica starts from its own ground-state run with the final ground-state ensemble
+            ground_models=(
+                member_models("ground", N_ITER)
+                if config["excited"]["dynamics"]["initial"] == "ground_state_md"
+                else []
+            ),
         output:
             frames=f"{EXC}/dynamics/frames.extxyz",
             stats=f"{EXC}/dynamics/stats.json",

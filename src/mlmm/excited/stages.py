@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from mlmm.settings import (
     SystemSettings,
     TDSettings,
 )
+
+if TYPE_CHECKING:
+    from mlmm.model.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,8 @@ class PropertyPredictions(Record):
 @dataclass
 class ReplicaRun(Record):
     """One bright-state MD replica: steps run, why it stopped (None: ran through), frames kept after
-    the relaxation, the largest ensemble σ (eV/Å) and the cost (ms per step)."""
+    the relaxation, the largest ensemble σ (eV/Å) and the cost (ms per step); with ``initial:
+    ground_state_md`` also its ground-state run (``ground_state``: steps, time_ps, sigma_max, stop_reason)."""
 
     replica: int
     steps_done: int
@@ -80,6 +84,7 @@ class ReplicaRun(Record):
     n_frames_kept: int
     sigma_max: float
     ms_per_step: float
+    ground_state: dict[str, Any] | None = optional()
 
 
 @dataclass
@@ -234,12 +239,15 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
 
 
 def excited_dynamics(structure: str, models: Sequence[str], dyn: ExcitedDynamicsSettings, system_settings: SystemSettings,
-                     frames_out: str, device: str) -> ExcitedDynamicsStats:
+                     frames_out: str, device: str, ground_models: Sequence[str] = ()) -> ExcitedDynamicsStats:
     """Bright-state MLP/MM MD replicas, vertically excited from the ground state.
 
-    ``initial``: 'wigner' starts replica r from the r-th Wigner sample of the QM region (positions
+    ``initial``: 'ground_state_md' starts replica r from the end of its own ground-state MLP/MM
+    run (:func:`ground_state_starts` with ``ground_models``), so every replica has its own
+    thermalised MM environment; 'wigner' from the r-th Wigner sample of the QM region (positions
     and momenta at ``temperature``, GFN2-xTB Hessian in ``wigner_environment``; MM momenta
-    Maxwell–Boltzmann), 'ground_state' from the input structure with Maxwell–Boltzmann momenta.
+    Maxwell–Boltzmann, MM positions of the input structure), 'ground_state' from the input
+    structure with Maxwell–Boltzmann momenta.
     Replica r uses seed ``derive_seed(seed, stream="excited_replica", index=r)`` (= ``seed + r``);
     frames before ``relaxation`` fs are discarded (the relaxation from the Franck–Condon region);
     the rest are written as Frames and the run's statistics returned. The bright-state ensemble runs
@@ -252,9 +260,17 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn: ExcitedDynamics
 
     system = system_from_config(structure, system_settings)
     ensemble = Ensemble.load_for(list(models), device)
-    starts, initial = initial_states(system, dyn.initial, n=dyn.n_replicas,
-                                     temperature_K=dyn.temperature, seed=dyn.seed,
-                                     environment=dyn.wigner_environment, embedding=system_settings.embedding)
+    if dyn.initial == "ground_state_md":
+        if not ground_models:
+            raise ValueError("excited.dynamics.initial ground_state_md needs the ground-state ensemble (ground_models)")
+        starts, ground_runs = ground_state_starts(system, Ensemble.load_for(list(ground_models), device), dyn,
+                                                  system_settings.embedding, structure)
+        initial = {"initial": "ground_state_md", "ground_steps": dyn.ground_steps}
+    else:
+        starts, initial = initial_states(system, dyn.initial, n=dyn.n_replicas,
+                                         temperature_K=dyn.temperature, seed=dyn.seed,
+                                         environment=dyn.wigner_environment, embedding=system_settings.embedding)
+        ground_runs = [None] * dyn.n_replicas
     kept, replicas = [], []
     for r in range(dyn.n_replicas):
         res = run_mlp_md(
@@ -273,13 +289,45 @@ def excited_dynamics(structure: str, models: Sequence[str], dyn: ExcitedDynamics
                 kept.append(frame)
         replicas.append(ReplicaRun(replica=r, steps_done=res.steps_done, stop_reason=res.stop_reason,
                                    n_frames_kept=len(kept) - n_before, sigma_max=float(max(res.sigmas, default=0.0)),
-                                   ms_per_step=res.ms_per_step))
+                                   ms_per_step=res.ms_per_step, ground_state=ground_runs[r]))
         log.info("replica %d: %s", r, replicas[-1].to_dict())
     if not kept:
         raise RuntimeError("excited-state MD kept no frames after the relaxation period; "
                            "lower excited.dynamics.relaxation or raise steps")
     write_frames(frames_out, kept)
     return ExcitedDynamicsStats(n_frames=len(kept), relaxation_fs=dyn.relaxation, initial=initial, replicas=replicas)
+
+
+def ground_state_starts(system, ground: "Ensemble", dyn: ExcitedDynamicsSettings, embedding: EmbeddingSettings,
+                        structure: str) -> tuple[list, list[dict[str, Any]]]:
+    """Start states of the bright-state replicas: the last state (positions and momenta of every
+    atom) of one ground-state MLP/MM Langevin run per replica, ``dyn.ground_steps`` steps at
+    ``dyn.temperature`` from the input structure with its own seed
+    (``derive_seed(seed, stream="excited_ground", index=r)``), so the replicas start from
+    independent thermal ground-state configurations of QM region and environment alike (vertical
+    excitation: the momenta carry over). σ does not stop these runs (``sigma_action`` warn; a
+    force above ``dyn.max_force`` does); each run's steps, σ max and stop reason are returned."""
+    from mlmm.dynamics.mlp_md import run_mlp_md
+    from mlmm.potentials import ensemble_potential
+
+    starts, runs = [], []
+    for r in range(dyn.n_replicas):
+        res = run_mlp_md(
+            system, ensemble_potential(system, ground, embedding=embedding), steps=dyn.ground_steps,
+            timestep_fs=dyn.timestep, temperature_K=dyn.temperature, friction_per_fs=dyn.friction,
+            stride=max(1, dyn.ground_steps // 10), seed=derive_seed(dyn.seed, stream="excited_ground", index=r),
+            sigma_stop=dyn.sigma_stop, sigma_action="warn", max_force=dyn.max_force, sampler="excited_ground_md",
+            iteration=r, source=f"{structure}:excited_ground{r}",
+        )
+        if res.stop_reason is not None:
+            raise RuntimeError(f"excited dynamics: the ground-state run of replica {r} stopped ({res.stop_reason}) "
+                               "before its start state was reached; lower excited.dynamics.ground_steps or improve the "
+                               "ground-state ensemble")
+        starts.append(res.final_state)
+        runs.append({"steps": res.steps_done, "time_ps": res.steps_done * dyn.timestep / 1000.0,
+                     "sigma_max": float(max(res.sigmas, default=0.0)), "stop_reason": res.stop_reason})
+        log.info("replica %d: ground-state start after %s", r, runs[-1])
+    return starts, runs
 
 
 def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: int, environment: str,
