@@ -4,6 +4,7 @@ systems (atom counts, PME) and that an MD step with the QM term costs more than 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 from pathlib import Path
@@ -107,3 +108,26 @@ def test_label_efficiency_quick(tmp_path):
     assert all(r["force_mae_qm"] > 0 for arm in result["arms"].values() for r in arm)
     if (run / "results/test_set/labels.db").exists():  # scored on the run's fixed test set
         assert result["test_set"]["db"] == str(run / "results/test_set/labels.db")
+
+
+def test_committees_are_distinct_subsets_of_the_members():
+    module = _load("committee_size")
+    assert module.committees(6, 2, 100) == list(itertools.combinations(range(6), 2))
+    picked = module.committees(6, 3, 5)
+    assert len(picked) == len(set(picked)) == 5 and all(len(set(c)) == 3 and max(c) < 6 for c in picked)
+    assert module.mean_std([0.5, None, 0.7]) == pytest.approx((0.6, np.std([0.5, 0.7], ddof=1)))
+
+
+def test_committee_size_quick(tmp_path):
+    """Committees of 2 and 3 out of 3 quick members: every committee of a size is scored (3 and 1),
+    with the workflow's calibration (ρ in [-1, 1], coverage in [0, 1]) and a positive MAE."""
+    run = _finished_run_dir("results/test_set/labels.db")
+    if run is None:
+        pytest.skip("committee size trains on a finished run's labels (no results/test_set; set MLMM_BENCH_RUN_DIR)")
+    module = _load("committee_size")
+    out = tmp_path / "cs.json"
+    result = module.main(["--quick", "--run-dir", str(run), "--workdir", str(tmp_path / "w"), "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert [(r["n_members"], r["n_committees"]) for r in result["sizes"]] == [(2, 3), (3, 1)]
+    for r in result["sizes"]:
+        assert -1 <= r["spearman_rho"] <= 1 and 0 <= r["coverage_oof"] <= 1 and r["force_mae_qm"] > 0
