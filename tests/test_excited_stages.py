@@ -8,6 +8,7 @@ covered by the workflow run), so the stages are checked with real TDA numbers en
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,6 +41,7 @@ MM_Q = np.array([-0.834, 0.417, 0.417])
 EXCITED = settings_with(excited={"level": {"method": "hf", "basis": "sto-3g", "conv_tol": 1e-9},
                                  "td": {"n_states": 4, "window": 4, "tracking": "reference"}}).excited
 LEVEL, TD = EXCITED.level, EXCITED.td
+KRR = replace(EXCITED.property_model, kind="krr", cv_folds=5, seed=0)
 EMBEDDING = embedding_with()
 
 
@@ -185,7 +187,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     assert records["bright_state_counts"] == {"2": 36}  # S3 (pi-pi*) throughout; ambiguous frames included
     assert len(read_labelled_frames(tmp_path / "bright.db")) == records["n_training_rows"] == 36 - records["n_ambiguous"]
     stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
-                                PropertyModelSettings(cv_folds=5, seed=0), str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"))
+                                KRR, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"))
     stages.predict_properties(str(traj), str(tmp_path / "pm.npz")).to_json(tmp_path / "pred.json")
     stages.label_excited(str(traj), 8, LEVEL, TD, state_reference=state_ref).to_json(tmp_path / "ref.json")
     assert {r["bright_state"] for r in read_json(tmp_path / "ref.json")["records"]} == {2}
@@ -225,3 +227,45 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     assert {"emission_ml_per_ev", "emission_tddft_reference_frames_per_nm"} <= set(cols)
     assert (tmp_path / "a.png").stat().st_size > 1000
     assert len(read_frames(traj)) == 16
+
+
+def test_neural_property_model_through_the_stages(tmp_path):
+    """kind neural on real TDA labels: train_property_model learns ΔE and the transition dipole (in
+    the state reference's phase), predict_properties writes μ (no kernel coverage) and f = 2/3 ΔE |μ|²
+    on the trajectory frames, and the spectra summary carries its metrics as property_model_neural."""
+    from mlmm.excited.neural_property import NeuralPropertyMetrics
+    from mlmm.labeling.excited import oscillator_strengths
+
+    ground = tmp_path / "ground.extxyz"
+    write_frames(ground, displaced_frames(30, 3, sampler="wigner"))
+    write_frames(tmp_path / "initial.extxyz", displaced_frames(1, 0, qm_amp=0.0, mm_amp=0.0))
+    state_ref = str(tmp_path / "state_reference.json")
+    stages.excited_state_reference(str(tmp_path / "initial.extxyz"), LEVEL, TD).to_json(state_ref)
+    stages.label_excited(str(ground), 30, LEVEL, TD, db_out=str(tmp_path / "bright.db"), samplers=["wigner"],
+                         state_reference=state_ref).to_json(tmp_path / "records.json")
+    neural = replace(EXCITED.property_model, kind="neural", seed=0,
+                     neural=replace(EXCITED.property_model.neural, representation="schnet", n_atom_basis=16,
+                                    n_interactions=2, n_rbf=12, n_members=2, max_epochs=60, patience=30))
+    stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")], neural,
+                                str(tmp_path / "pm.pt"), str(tmp_path / "pm.json"))
+    metrics = NeuralPropertyMetrics.from_json(tmp_path / "pm.json")
+    assert metrics.n_members == 2 and metrics.n_train + metrics.n_validation == read_json(tmp_path / "records.json")["n_training_rows"]
+    assert metrics.val_mae_excitation_energy_ev < metrics.val_mae_mean_predictor_excitation_energy_ev
+    traj = tmp_path / "traj.extxyz"
+    write_frames(traj, displaced_frames(8, 4))
+    pred = stages.predict_properties(str(traj), str(tmp_path / "pm.pt"))
+    assert pred.n_extrapolated == 0 and all(r.coverage is None for r in pred.records)
+    de = np.array([r.bright_excitation_energy_ev for r in pred.records])
+    mu = np.array([r.transition_dipole_e_ang for r in pred.records])
+    f = np.array([r.bright_oscillator_strength for r in pred.records])
+    assert f == pytest.approx(oscillator_strengths(de, mu), rel=0.05)  # committee mean of f vs f of the means
+    pred.to_json(tmp_path / "pred.json")
+    stages.label_excited(str(traj), 8, LEVEL, TD, state_reference=state_ref).to_json(tmp_path / "ref.json")
+    out = {k: str(tmp_path / k) for k in ("a.csv", "e.csv", "a.png", "e.png", "s.json")}
+    cfg = SpectraSettings(e_min=5.0, e_max=16.0, n_points=1101, fwhm=0.5, shape="gaussian")
+    stages.excited_spectra(str(tmp_path / "records.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"), cfg,
+                           out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"],
+                           property_metrics=str(tmp_path / "pm.json"))
+    summary = stages.SpectraSummary.from_json(out["s.json"])
+    assert summary.property_model is None and summary.property_model_neural == metrics
+    assert summary.reference["mae_excitation_energy_ev"] < 1.0

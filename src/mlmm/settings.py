@@ -515,12 +515,34 @@ class ExcitedALSettings(Section):
 
 
 @dataclass(frozen=True)
+class NeuralPropertySettings(Section):
+    """Field-aware neural property model (``excited.property_model.neural``): ``cutoff`` Å, ``lr`` per step."""
+
+    SECTION: ClassVar[str] = "excited.property_model.neural"
+    representation: str
+    n_atom_basis: int
+    n_interactions: int
+    n_rbf: int
+    cutoff: float
+    n_members: int
+    max_epochs: int
+    lr: float
+    batch_size: int
+    patience: int
+    dipole_weight: float
+    val_fraction: float
+
+
+@dataclass(frozen=True)
 class PropertyModelSettings(Section):
-    """Kernel ridge model of the bright state's energy and strength (``excited.property_model``)."""
+    """The bright state's property model (``excited.property_model``): ``kind`` krr (kernel ridge on
+    descriptors, ``cv_folds``) or neural (``neural``); ``seed`` of either."""
 
     SECTION: ClassVar[str] = "excited.property_model"
+    kind: str
     cv_folds: int
     seed: int
+    neural: NeuralPropertySettings
 
 
 @dataclass(frozen=True)

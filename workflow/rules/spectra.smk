@@ -119,12 +119,16 @@ if config["excited"]["activate"]:
             samplers=None,  # the selected walker frames, whatever biased them
 
     rule excited_property_model:
-        """Kernel-ridge model of the bright state's excitation energy and oscillator strength (geometry + MM potential)."""
+        """Property model of the bright state's excitation energy and oscillator strength (kernel ridge or field-aware neural)."""
         input:
             dbs=label_dbs_up_to("bright", last_iteration("bright")),
             records=bright_records_up_to(last_iteration("bright")),
         output:
-            model=f"{EXC}/property_model.npz",
+            model=(
+                f"{EXC}/property_model.pt"
+                if config["excited"]["property_model"]["kind"] == "neural"
+                else f"{EXC}/property_model.npz"
+            ),
             metrics=f"{EXC}/property_model.json",
         log:
             f"{LOGS}/excited/property_model.log",

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from mlmm.excited.neural_property import NeuralPropertyMetrics
 from mlmm.excited.property_model import PropertyModelMetrics
-from mlmm.jobs import system_from_config
+from mlmm.jobs import read_json, system_from_config
 from mlmm.labeling.reports import ExcitedLabels, StateReference
 from mlmm.records import Record, nested, optional
 from mlmm.sampling import check_unbiased
@@ -48,7 +49,8 @@ OUTSIDE_GRID_WARN: float = 0.01
 @dataclass
 class PropertyPrediction(Record):
     """Property-model prediction on one trajectory frame: bright ΔE (eV), f, their committee σ, and
-    the kernel coverage (similarity to the nearest training frame). Records written before the
+    the kernel coverage (similarity to the nearest training frame; None for the neural model, which
+    has no kernel) or the neural model's transition dipole (e·Å). Records written before the
     committee σ and the coverage existed read as σ 0 and coverage 1."""
 
     index: int
@@ -57,7 +59,8 @@ class PropertyPrediction(Record):
     bright_oscillator_strength: float
     sigma_excitation_energy_ev: float = 0.0
     sigma_oscillator_strength: float = 0.0
-    coverage: float = 1.0
+    coverage: float | None = 1.0
+    transition_dipole_e_ang: list[float] | None = optional()
 
 
 @dataclass
@@ -140,6 +143,7 @@ class SpectraSummary(Record):
     broadening: Broadening = nested(Broadening)
     labels: SpectraLabels = nested(SpectraLabels)
     property_model: PropertyModelMetrics | None = nested(PropertyModelMetrics, optional_key=True)
+    property_model_neural: NeuralPropertyMetrics | None = nested(NeuralPropertyMetrics, optional_key=True)
     dynamics: ExcitedDynamicsStats | None = nested(ExcitedDynamicsStats, optional_key=True)
     active_learning: list[dict[str, Any]] | None = optional()
 
@@ -223,16 +227,34 @@ def label_excited(
 
 def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], settings: PropertyModelSettings, model_out: str,
                          metrics_out: str) -> None:
-    """Fit the bright-state property model on the labelled frames of the bright-state DBs
-    (initial ensemble and the frames added by the bright-state active learning)."""
+    """Fit the bright-state property model (``settings.kind``: krr or neural) on the labelled frames
+    of the bright-state DBs (initial ensemble and the frames added by the bright-state active
+    learning); the neural model also learns the transition dipole (in the state reference's phase)
+    and takes the embedding the labels were cut with."""
     from mlmm.excited.property_model import fit_property_model
-    from mlmm.labeling.db import frame_id, read_labelled_frames
+    from mlmm.labeling.db import db_embedding, frame_id, read_labelled_frames
 
     by_id = {r.frame_id: r for p in records_paths for r in ExcitedLabels.from_json(p).ok_records()}
     frames = [f for p in db_paths for f in read_labelled_frames(p) if frame_id(f) in by_id]
     de = [by_id[frame_id(f)].bright_excitation_energy_ev for f in frames]
     osc = [by_id[frame_id(f)].bright_oscillator_strength for f in frames]
-    model, metrics = fit_property_model(frames, de, osc, cv_folds=settings.cv_folds, seed=settings.seed)
+    if settings.kind == "neural":
+        from mlmm.excited.neural_property import NeuralPropertyArchitecture, fit_neural_property_model
+
+        nn_settings = settings.neural
+        missing = [frame_id(f) for f in frames if by_id[frame_id(f)].bright_transition_dipole_e_ang is None]
+        if missing:
+            raise ValueError(f"{records_paths}: {len(missing)} records have no bright_transition_dipole_e_ang "
+                             f"(e.g. {missing[0]}); rerun their labelling rule")
+        arch = NeuralPropertyArchitecture(nn_settings.representation, nn_settings.n_atom_basis, nn_settings.n_interactions,
+                                          nn_settings.n_rbf, nn_settings.cutoff, db_embedding(list(db_paths)))
+        model, metrics = fit_neural_property_model(
+            frames, de, [by_id[frame_id(f)].bright_transition_dipole_e_ang for f in frames], osc, arch,
+            n_members=nn_settings.n_members, epochs=nn_settings.max_epochs, lr=nn_settings.lr,
+            batch_size=nn_settings.batch_size, patience=nn_settings.patience, dipole_weight=nn_settings.dipole_weight,
+            val_fraction=nn_settings.val_fraction, seed=settings.seed)
+    else:
+        model, metrics = fit_property_model(frames, de, osc, cv_folds=settings.cv_folds, seed=settings.seed)
     model.save(model_out)
     log.info("property model: %s", metrics)
     metrics.to_json(metrics_out)
@@ -346,22 +368,29 @@ def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: 
 
 
 def predict_properties(frames_path: str, model_path: str) -> PropertyPredictions:
-    """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless) and
-    the kernel coverage, on every trajectory frame."""
+    """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless), on
+    every trajectory frame; the kernel coverage (krr, ``.npz``) or the transition dipole (neural,
+    ``.pt``) with them."""
     from mlmm.excited.property_model import PropertyModel
     from mlmm.frames import read_frames
     from mlmm.labeling.db import frame_id
 
     frames = read_frames(frames_path)
-    model = PropertyModel.load(model_path)
-    de, f, sigma_de, sigma_f = model.predict_with_sigma(frames)
-    cov = model.coverage(frames)
-    n_out = int((cov < COVERAGE_MIN).sum())
+    if str(model_path).endswith(".pt"):
+        from mlmm.excited.neural_property import NeuralPropertyModel
+
+        de, f, sigma_de, sigma_f, mu = NeuralPropertyModel.load(model_path).predict_with_sigma(frames)
+        cov, dipoles = [None] * len(frames), [[float(v) for v in m] for m in mu]
+    else:
+        model = PropertyModel.load(model_path)
+        de, f, sigma_de, sigma_f = model.predict_with_sigma(frames)
+        cov, dipoles = [float(c) for c in model.coverage(frames)], [None] * len(frames)
+    n_out = sum(c is not None and c < COVERAGE_MIN for c in cov)
     predictions = PropertyPredictions(
         frames=frames_path, n_extrapolated=n_out, coverage_min=COVERAGE_MIN,
         mean_sigma_excitation_energy_ev=float(sigma_de.mean()), mean_sigma_oscillator_strength=float(sigma_f.mean()),
-        records=[PropertyPrediction(i, frame_id(fr), float(e), float(o), float(se), float(sf), float(c))
-                 for i, (fr, e, o, se, sf, c) in enumerate(zip(frames, de, f, sigma_de, sigma_f, cov))])
+        records=[PropertyPrediction(i, frame_id(fr), float(e), float(o), float(se), float(sf), c, d)
+                 for i, (fr, e, o, se, sf, c, d) in enumerate(zip(frames, de, f, sigma_de, sigma_f, cov, dipoles))])
     log.info("%d frames: ΔE %.3f ± %.3f eV (mean committee σ %.3f eV), f %.3f ± %.3f (σ %.3f); %d outside the "
              "training data (coverage < %.2f)", len(frames), de.mean(), de.std(), sigma_de.mean(), f.mean(), f.std(),
              sigma_f.mean(), n_out, COVERAGE_MIN)
@@ -374,8 +403,11 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
                     dynamics_stats: str | None = None, selections: Sequence[str] = ()) -> None:
     """Absorption (TDDFT, ground-state ensemble), ML emission, TDDFT reference emission, comparison.
 
-    ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary.
+    ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary
+    (the neural model's metrics under ``property_model_neural``).
     """
+    neural_metrics = bool(property_metrics) and "n_train" in read_json(property_metrics)
+    krr_metrics = bool(property_metrics) and not neural_metrics
     from mlmm.spectra import ensemble as sp
 
     grid = sp.energy_grid(spectra.e_min, spectra.e_max, spectra.n_points)
@@ -424,7 +456,7 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
     summary = SpectraSummary(
         absorption={**summaries["absorption"], "n_frames": len(absr)},
         emission_ml={**summaries["emission_ml"], "n_frames": len(pred),
-                     "n_extrapolated": int(sum(r.coverage < COVERAGE_MIN for r in pred)),
+                     "n_extrapolated": int(sum(r.coverage is not None and r.coverage < COVERAGE_MIN for r in pred)),
                      "mean_sigma_excitation_energy_ev": float(np.mean([r.sigma_excitation_energy_ev for r in pred]))},
         stokes=stokes,
         reference={**comparison, "n_frames": len(same),
@@ -437,7 +469,8 @@ def excited_spectra(absorption_records: str, predictions: str, reference_records
         broadening=Broadening(fwhm, shape),
         labels=SpectraLabels(labels.n_frames, labels.n_ok, labels.n_ambiguous, labels.bright_state_counts,
                              labels.n_training_rows),
-        property_model=PropertyModelMetrics.from_json(property_metrics) if property_metrics else None,
+        property_model=PropertyModelMetrics.from_json(property_metrics) if krr_metrics else None,
+        property_model_neural=NeuralPropertyMetrics.from_json(property_metrics) if neural_metrics else None,
         dynamics=ExcitedDynamicsStats.from_json(dynamics_stats) if dynamics_stats else None,
     )
     if selections:
