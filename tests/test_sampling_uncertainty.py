@@ -207,6 +207,15 @@ def test_uncertainty_metadynamics_deposits_well_tempered_hills(ensemble, tmp_pat
     assert last["sigma_force"] == plain["sigma_force"]  # selection sees the unbiased uncertainty
 
 
+def saved_members(ensemble, directory) -> list[str]:
+    """The ensemble's members saved as member<k>.pt in ``directory`` (what the AL stages load)."""
+    paths = []
+    for k, m in enumerate(ensemble.models):
+        paths.append(str(directory / f"member{k}.pt"))
+        torch.save(m, paths[-1])
+    return paths
+
+
 def test_explore_walkers_biased_along_uncertainty_and_cvs(ensemble, tmp_path):
     """al.explore: walker 0 thermal + uncertainty metadynamics, walker 1 (al.metadynamics_walkers: 1)
     also along the sampling.metadynamics torsion; both leave HILLS of a real PLUMED run next to their
@@ -218,10 +227,7 @@ def test_explore_walkers_biased_along_uncertainty_and_cvs(ensemble, tmp_path):
     from test_sampling_modes import small_system
 
     small_system(tmp_path, n_waters=4)
-    models = []
-    for k, m in enumerate(ensemble.models):
-        models.append(str(tmp_path / f"member{k}.pt"))
-        torch.save(m, models[-1])
+    models = saved_members(ensemble, tmp_path)
     torsion = "phi: TORSION ATOMS=1,2,3,4\nmetad: METAD ARG=phi SIGMA=0.35 HEIGHT=1.2 PACE=5 FILE=HILLS\nPRINT ARG=phi STRIDE=5 FILE=COLVAR"
     cfg = config_with(
         system={"structure": str(tmp_path / "eth_small.pdb"), "force_field": FORCE_FIELDS["ethanol_water.pdb"],
@@ -252,10 +258,7 @@ def test_stability_probe_runs_unbiased_at_the_production_conditions(ensemble, tm
     from test_sampling_modes import small_system
 
     small_system(tmp_path, n_waters=4)
-    models = []
-    for k, m in enumerate(ensemble.models):
-        models.append(str(tmp_path / f"member{k}.pt"))
-        torch.save(m, models[-1])
+    models = saved_members(ensemble, tmp_path)
     cfg = config_with(
         system={"structure": str(tmp_path / "eth_small.pdb"), "force_field": FORCE_FIELDS["ethanol_water.pdb"],
                 "nonbonded": {"method": "none"}, "embedding": {"cutoff": 6.0, "switch_width": 1.5}},
@@ -293,10 +296,7 @@ def test_emission_replicas_start_from_their_own_ground_state_runs(ensemble, tmp_
     from test_sampling_modes import small_system
 
     small_system(tmp_path, n_waters=4)
-    models = []
-    for k, m in enumerate(ensemble.models):
-        models.append(str(tmp_path / f"member{k}.pt"))
-        torch.save(m, models[-1])
+    models = saved_members(ensemble, tmp_path)
     cfg = config_with(
         system={"structure": str(tmp_path / "eth_small.pdb"), "force_field": FORCE_FIELDS["ethanol_water.pdb"],
                 "nonbonded": {"method": "none"}, "embedding": {"cutoff": 6.0, "switch_width": 1.5}},
