@@ -68,9 +68,10 @@ def test_training_change_reruns_training_and_downstream_only(finished: Path) -> 
     _set(finished, "training", "max_epochs", 5)
     jobs = _jobs(run_snakemake(finished, "-n", "--rerun-triggers", "params").stdout)
     # every model (2 iterations x 2 members) and all that depends on one; labels only for it1,
-    # whose frames come from the it0 model's walkers; production: 2 final + 1 initial-model replica
+    # whose frames come from the it0 model's walkers (the thermal one and the stability probe);
+    # production: 2 final + 1 initial-model replica
     _check(jobs, {
-        "train_member": 4, "evaluate_ensemble": 2, "explore": 1, "select": 1, "label_chunk": 1,
+        "train_member": 4, "evaluate_ensemble": 2, "explore": 2, "select": 1, "label_chunk": 1,
         "merge_labels": 1, "production": 3, "production_nve": 1, "production_stability": 1,
         "production_analysis": 1, "report_overview": 1, "summary": 1, "all": 1,
     })
