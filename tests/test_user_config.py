@@ -30,9 +30,9 @@ def test_a_configfile_with_only_the_system_gets_no_demo_settings(tmp_path: Path)
     mine = _jobs(run_snakemake(work, "-n", "--configfile", str(user)).stdout)
     assert all(demo.get(rule) for rule in DEMO_ONLY_RULES)  # premise: the demo has them
     assert not any(rule in mine for rule in DEMO_ONLY_RULES), mine
-    # schema defaults, not the demo's values: 2 AL iterations of 2 walkers, 3 members
-    assert (mine["explore"], mine["select"], mine["train_member"]) == (4, 2, 9)
-    assert (demo["explore"], demo["select"], demo["train_member"]) == (15, 5, 18)
+    # schema defaults, not the demo's values: 2 AL iterations of 2 walkers + the stability probe, 3 members
+    assert (mine["explore"], mine["select"], mine["train_member"]) == (6, 2, 9)
+    assert (demo["explore"], demo["select"], demo["train_member"]) == (20, 5, 18)
 
 
 def test_configfiles_merge_in_order_for_an_overlay(tmp_path: Path) -> None:
