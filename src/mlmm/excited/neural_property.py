@@ -41,7 +41,7 @@ from torch import nn
 from mlmm.frames import qm_mask
 from mlmm.labeling.excited import oscillator_strengths
 from mlmm.model.field import QM_MASK, MMField, QMPairList, frame_to_inputs
-from mlmm.model.nn import REPRESENTATIONS, FieldEmbedding, QMRepresentation
+from mlmm.model.nn import REPRESENTATIONS, FieldEmbedding, QMRepresentation, pair_dipoles, per_frame_mean
 from mlmm.records import Record
 from mlmm.settings import EmbeddingSettings
 
@@ -50,13 +50,6 @@ log = logging.getLogger(__name__)
 #: Output keys of :class:`TransitionHead`: ΔE per frame (eV) and μ per frame (e·Å, 3 components).
 EXCITATION_ENERGY = "excitation_energy"
 TRANSITION_DIPOLE = "transition_dipole"
-
-
-def per_frame_mean(values: torch.Tensor, idx_m: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """Mean of per-atom ``values`` over each frame's atoms (one value per frame)."""
-    total = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(0, idx_m, values)
-    count = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(0, idx_m, torch.ones_like(values))
-    return total / count
 
 
 class TransitionHead(nn.Module):
@@ -84,11 +77,7 @@ class TransitionHead(nn.Module):
         q = raw - per_frame_mean(raw, idx_m, n_frames)[idx_m]  # Σ_i q_i = 0 in every frame
         R = inputs[properties.R][qm]
         mu = torch.zeros((n_frames, 3), dtype=R.dtype, device=R.device).index_add(0, idx_m, q[:, None] * R)
-        idx_i, idx_j, r_ij = inputs[properties.idx_i], inputs[properties.idx_j], inputs[properties.Rij]
-        d_ij = torch.linalg.vector_norm(r_ij, dim=-1)
-        m_ij = self.dipole_net(torch.cat([x[idx_i], x[idx_j]], -1)).squeeze(-1) * self.cutoff_fn(d_ij)
-        pair = (m_ij / d_ij)[:, None] * r_ij
-        mu = mu.index_add(0, inputs[properties.idx_m][idx_i], pair)
+        mu = mu.index_add(0, idx_m, pair_dipoles(self.dipole_net, self.cutoff_fn, x, inputs)[qm])
         inputs[TRANSITION_DIPOLE] = self.dipole_scale_e_ang * mu
         return inputs
 

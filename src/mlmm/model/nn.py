@@ -44,14 +44,29 @@ MAX_Z = 100
 FIELD_NORM_EPS = 1.0e-2
 
 
+def per_frame_mean(values: torch.Tensor, idx_m: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Mean of per-atom ``values`` over the atoms of each frame (one value per frame)."""
+    total = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(0, idx_m, values)
+    count = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(0, idx_m, torch.ones_like(values))
+    return total / count
+
+
 def frame_mean(values: torch.Tensor, idx_m: torch.Tensor) -> torch.Tensor:
     """Mean of per-atom ``values`` over the atoms of each frame, broadcast back to the atoms."""
     n_frames = int(idx_m.max()) + 1 if idx_m.numel() else 0
-    total = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(0, idx_m, values)
-    count = torch.zeros(n_frames, dtype=values.dtype, device=values.device).index_add(
-        0, idx_m, torch.ones_like(values)
-    )
-    return (total / count)[idx_m]
+    return per_frame_mean(values, idx_m, n_frames)[idx_m]
+
+
+def pair_dipoles(dipole_net: nn.Module, cutoff_fn: nn.Module, x: torch.Tensor,
+                 inputs: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """Equivariant atomic dipoles μ_i = Σ_j m(x_i, x_j) f_cut(r_ij) r̂_ij (e·Å; zero on atoms without
+    pairs) over the representation's QM pairs; ``dipole_net`` maps the pair's concatenated features to m."""
+    idx_i, idx_j = inputs[properties.idx_i], inputs[properties.idx_j]
+    r_ij = inputs[properties.Rij]
+    d_ij = torch.linalg.vector_norm(r_ij, dim=-1)
+    m_ij = dipole_net(torch.cat([x[idx_i], x[idx_j]], -1)).squeeze(-1) * cutoff_fn(d_ij)
+    mu = torch.zeros((x.shape[0], 3), dtype=r_ij.dtype, device=r_ij.device)
+    return mu.index_add(0, idx_i, (m_ij / d_ij)[:, None] * r_ij)
 
 
 class FieldEmbedding(nn.Module):
@@ -144,13 +159,8 @@ class FieldCoupledEnergy(nn.Module):
             inputs[self.energy_key] = energy.index_add(0, inputs[properties.idx_m][qm], atomic)
             return inputs
         V = inputs[FIELD_POTENTIAL][qm]
-        E = inputs[FIELD_VECTOR]
-        idx_i, idx_j = inputs[properties.idx_i], inputs[properties.idx_j]
-        r_ij = inputs[properties.Rij]
-        d_ij = torch.linalg.vector_norm(r_ij, dim=-1)
-        m_ij = self.dipole_net(torch.cat([x[idx_i], x[idx_j]], -1)).squeeze(-1) * self.cutoff_fn(d_ij)
-        mu = torch.zeros_like(E).index_add(0, idx_i, (m_ij / d_ij)[:, None] * r_ij)  # e·Å
-        E = E[qm]
+        mu = pair_dipoles(self.dipole_net, self.cutoff_fn, x, inputs)  # e·Å
+        E = inputs[FIELD_VECTOR][qm]
         raw = self.charge_net(x_qm).squeeze(-1)
         idx_m_qm = inputs[properties.idx_m][qm]
         n_qm = torch.bincount(idx_m_qm)[idx_m_qm].to(raw.dtype)  # QM atoms in each atom's frame
