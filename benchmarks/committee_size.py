@@ -22,7 +22,6 @@ import itertools
 import json
 import random
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,9 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from label_efficiency import run_labels
-    from mlmm.labeling.db import db_level, iter_label_rows, write_label_db
-    from mlmm.model.train import train_member
+    from label_efficiency import run_labels, train_members
+    from mlmm.labeling.db import db_level, iter_label_rows
     from mlmm.settings import TrainingSettings
 
     torch.set_num_threads(1)
@@ -92,17 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f"--sizes {sizes}: the largest committee needs at most --members {n_members}")
     settings = replace(base, max_epochs=epochs, warm_start=False, delta="none")
     work = Path(args.workdir) / ("quick" if args.quick else "full")
-    work.mkdir(parents=True, exist_ok=True)
-    db = work / "train.db"
-    write_label_db(db, rows, db_level(dbs[0]))
-    paths, train_s = [], []
-    for m in range(n_members):
-        path = work / f"member{m}.pt"
-        t0 = time.perf_counter()
-        train_member([str(db)], str(path), seed=m, settings=settings, log_dir=str(work / f"log{m}"), num_threads=1)
-        train_s.append(time.perf_counter() - t0)
-        paths.append(str(path))
-        print(f"member {m}: {train_s[-1]:.0f} s", flush=True)
+    paths, train_s = train_members(rows, work, settings, db_level(dbs[0]), list(range(n_members)))
+    print("training s per member: " + ", ".join(f"{t:.0f}" for t in train_s), flush=True)
     table = []
     for size in sizes:
         scored = [score([paths[i] for i in c], str(test_db)) for c in committees(n_members, size, args.subsets)]

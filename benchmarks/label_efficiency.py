@@ -67,27 +67,35 @@ def make_heldout(cfg: dict, run_dir: Path, level_cfg: dict, out_db: Path, *, n_f
             "label_s": float(sum(r["wall_s"] for r in report)), "level": level_cfg}
 
 
-def train_and_score(rows: list, out_dir: Path, settings, level: dict, members: int, heldout_db: Path,
-                    seed: int = 0) -> dict:
-    """Train ``members`` members (seeds 100·seed + m) on ``rows`` (labelled frames) and score the
-    ensemble on ``heldout_db``."""
+def train_members(rows: list, out_dir: Path, settings, level: dict, seeds: list[int]) -> tuple[list[str], list[float]]:
+    """Fresh members out_dir/member<m>.pt, one per seed, trained on ``rows`` (labelled frames, written
+    to out_dir/train.db) with 1 thread; their paths and training seconds."""
     from mlmm.labeling.db import write_label_db
-    from mlmm.model.ensemble import Ensemble
     from mlmm.model.train import train_member
 
     out_dir.mkdir(parents=True, exist_ok=True)
     db = out_dir / "train.db"
     write_label_db(db, rows, level)
-    paths, seconds = [], 0.0
-    for m in range(members):
+    paths, seconds = [], []
+    for m, seed in enumerate(seeds):
         path = out_dir / f"member{m}.pt"
-        metrics = train_member([str(db)], str(path), seed=100 * seed + m, settings=settings, log_dir=str(out_dir / f"log{m}"),
+        metrics = train_member([str(db)], str(path), seed=seed, settings=settings, log_dir=str(out_dir / f"log{m}"),
                                num_threads=1)
         paths.append(str(path))
-        seconds += metrics.seconds
+        seconds.append(metrics.seconds)
+    return paths, seconds
+
+
+def train_and_score(rows: list, out_dir: Path, settings, level: dict, members: int, heldout_db: Path,
+                    seed: int = 0) -> dict:
+    """Train ``members`` members (seeds 100·seed + m) on ``rows`` (labelled frames) and score the
+    ensemble on ``heldout_db``."""
+    from mlmm.model.ensemble import Ensemble
+
+    paths, seconds = train_members(rows, out_dir, settings, level, [100 * seed + m for m in range(members)])
     errors = Ensemble.load(paths, "cpu").evaluate_db(str(heldout_db))
     return {"n_labels": len(rows), "seed": seed, "force_mae_qm": errors["force_mae_qm"],
-            "force_mae_mm": errors["force_mae_mm"], "energy_mae": errors["energy_mae"], "train_s": seconds}
+            "force_mae_mm": errors["force_mae_mm"], "energy_mae": errors["energy_mae"], "train_s": sum(seconds)}
 
 
 def over_seeds(runs: list[dict]) -> dict:
