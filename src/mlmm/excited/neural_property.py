@@ -236,11 +236,11 @@ def _train_one(net: NeuralNetworkPotential, train_inputs: Sequence[Dict[str, tor
 
 def fit_neural_property_model(
     frames: Sequence[Atoms], excitation_energies_ev: Sequence[float], transition_dipoles_e_ang: Sequence[Sequence[float]],
-    oscillator_strengths: Sequence[float], arch: NeuralPropertyArchitecture, *, n_members: int, epochs: int, lr: float,
+    strengths: Sequence[float], arch: NeuralPropertyArchitecture, *, n_members: int, epochs: int, lr: float,
     batch_size: int, patience: int, dipole_weight: float, val_fraction: float, seed: int,
 ) -> tuple[NeuralPropertyModel, NeuralPropertyMetrics]:
-    """Train the committee on bright-state labels (ΔE eV, μ e·Å in the reference's phase, f for the
-    metrics); a ``val_fraction`` split (at least 2 frames, drawn with ``seed``) is held out of every
+    """Train the committee on bright-state labels (ΔE eV, μ e·Å in the reference's phase, oscillator
+    ``strengths`` for the metrics); a ``val_fraction`` split (at least 2 frames, drawn with ``seed``) is held out of every
     member. Member k starts from seed ``seed + k``. Float64 throughout (small data, exact gradients)."""
     n = len(frames)
     n_val = max(2, int(round(val_fraction * n)))
@@ -251,7 +251,7 @@ def fit_neural_property_model(
     val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     de = torch.as_tensor(np.asarray(excitation_energies_ev, float))
     mu = torch.as_tensor(np.asarray(transition_dipoles_e_ang, float).reshape(n, 3))
-    osc = np.asarray(oscillator_strengths, float)
+    osc = np.asarray(strengths, float)
     train_inputs = frame_inputs([frames[i] for i in train_idx], arch.cutoff)
     val_inputs = batch_inputs([frames[i] for i in val_idx], arch.cutoff)
     y_train = (de[train_idx], mu[train_idx])

@@ -236,20 +236,21 @@ def train_property_model(db_paths: Sequence[str], records_paths: Sequence[str], 
 
     by_id = {r.frame_id: r for p in records_paths for r in ExcitedLabels.from_json(p).ok_records()}
     frames = [f for p in db_paths for f in read_labelled_frames(p) if frame_id(f) in by_id]
-    de = [by_id[frame_id(f)].bright_excitation_energy_ev for f in frames]
-    osc = [by_id[frame_id(f)].bright_oscillator_strength for f in frames]
+    records = [by_id[frame_id(f)] for f in frames]
+    de = [r.bright_excitation_energy_ev for r in records]
+    osc = [r.bright_oscillator_strength for r in records]
     if settings.kind == "neural":
         from mlmm.excited.neural_property import NeuralPropertyArchitecture, fit_neural_property_model
 
         nn_settings = settings.neural
-        missing = [frame_id(f) for f in frames if by_id[frame_id(f)].bright_transition_dipole_e_ang is None]
+        missing = [r.frame_id for r in records if r.bright_transition_dipole_e_ang is None]
         if missing:
             raise ValueError(f"{records_paths}: {len(missing)} records have no bright_transition_dipole_e_ang "
                              f"(e.g. {missing[0]}); rerun their labelling rule")
         arch = NeuralPropertyArchitecture(nn_settings.representation, nn_settings.n_atom_basis, nn_settings.n_interactions,
                                           nn_settings.n_rbf, nn_settings.cutoff, db_embedding(list(db_paths)))
         model, metrics = fit_neural_property_model(
-            frames, de, [by_id[frame_id(f)].bright_transition_dipole_e_ang for f in frames], osc, arch,
+            frames, de, [r.bright_transition_dipole_e_ang for r in records], osc, arch,
             n_members=nn_settings.n_members, epochs=nn_settings.max_epochs, lr=nn_settings.lr,
             batch_size=nn_settings.batch_size, patience=nn_settings.patience, dipole_weight=nn_settings.dipole_weight,
             val_fraction=nn_settings.val_fraction, seed=settings.seed)
