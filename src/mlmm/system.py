@@ -159,6 +159,26 @@ class System:
             qm[i] = qm[j] + d[j]
         return qm
 
+    def placed_mm(self, positions_ang: np.ndarray, qm_whole_ang: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every MM atom placed with its molecule, whole, at the minimum image realising the
+        molecule's closest distance to the (whole) QM positions ``qm_whole_ang``, and each
+        molecule's closest distance (Å), as :meth:`cut_frame` places them: ((n_mm, 3), (n_molecules,))."""
+        pos, qm, box, n_qm = positions_ang, qm_whole_ang, self.box_ang, self.n_qm
+        d = minimum_image(pos[n_qm:, None, :] - qm[None, :, :], box)  # (n_mm, n_qm, 3)
+        dist2 = np.einsum("aqk,aqk->aq", d, d)
+        nearest_qm = np.argmin(dist2, axis=1)
+        atom_min2 = dist2[np.arange(len(dist2)), nearest_qm]
+        starts = self.molecule_starts - n_qm
+        sizes = np.diff(starts)
+        mol_of_atom = np.repeat(np.arange(len(sizes)), sizes)
+        mol_min2 = np.minimum.reduceat(atom_min2, starts[:-1])
+        # each molecule's closest atom: the first atom attaining the molecule minimum
+        is_min = atom_min2 == mol_min2[mol_of_atom]
+        closest = np.minimum.reduceat(np.where(is_min, np.arange(len(is_min)), len(is_min)), starts[:-1])
+        ref = closest[mol_of_atom]  # closest atom of each atom's molecule
+        anchor = qm[nearest_qm[ref]] + d[ref, nearest_qm[ref]]
+        return anchor + minimum_image(pos[n_qm:] - pos[n_qm + ref], box), np.sqrt(mol_min2)
+
     def cut_frame(self, positions_ang: np.ndarray, embedding: EmbeddingSettings, **info: Any) -> tuple[Atoms, np.ndarray]:
         """Frame of the QM region (made whole) plus every MM molecule whose embedding weight
         (:mod:`mlmm.embedding`, with ``embedding``) is > 0 — those with an atom closer than
@@ -182,20 +202,7 @@ class System:
         mm_pos = np.zeros((0, 3))
         link_pos = np.zeros((0, 3))
         if len(pos) > n_qm:
-            d = minimum_image(pos[n_qm:, None, :] - qm[None, :, :], box)  # (n_mm, n_qm, 3)
-            dist2 = np.einsum("aqk,aqk->aq", d, d)
-            nearest_qm = np.argmin(dist2, axis=1)
-            atom_min2 = dist2[np.arange(len(dist2)), nearest_qm]
-            starts = self.molecule_starts - n_qm
-            sizes = np.diff(starts)
-            mol_of_atom = np.repeat(np.arange(len(sizes)), sizes)
-            mol_min2 = np.minimum.reduceat(atom_min2, starts[:-1])
-            # each molecule's closest atom: the first atom attaining the molecule minimum
-            is_min = atom_min2 == mol_min2[mol_of_atom]
-            closest = np.minimum.reduceat(np.where(is_min, np.arange(len(is_min)), len(is_min)), starts[:-1])
-            ref = closest[mol_of_atom]  # closest atom of each atom's molecule
-            anchor = qm[nearest_qm[ref]] + d[ref, nearest_qm[ref]]
-            placed = anchor + minimum_image(pos[n_qm:] - pos[n_qm + ref], box)
+            placed, _ = self.placed_mm(pos, qm)
             if n_link:
                 q1, m1, ratios = self.link_arrays
                 link_pos = link_positions(qm[q1], placed[m1 - n_qm], ratios)

@@ -58,6 +58,20 @@ class QMPairList(Transform):
         return inputs
 
 
+def embedded_coulomb(r_vec: torch.Tensor, charges_e: torch.Tensor, pair_group: torch.Tensor, n_groups: int,
+                     cutoff_ang: float, switch_width_ang: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (QM atom i, MM site j) pair: the potential k_e q_j w_g(j) / r_ij (eV/e) and field
+    k_e q_j w_g(j) r_ij / r_ij³ (V/Å) of the weighted charge at i, from ``r_vec`` = R_i − R_j (Å),
+    the site charges ``charges_e`` (e) and groups ``pair_group`` (0..``n_groups``-1) of the pairs.
+    All pairs of a group with the QM atoms must be given (its weight is a product over them); the
+    caller sums the pair terms onto its QM atoms. The one definition of the model's field input
+    (:class:`MMField` and the MD committee, :mod:`mlmm.model.committee`)."""
+    r = torch.linalg.vector_norm(r_vec, dim=-1)
+    w = group_weights(r, pair_group, n_groups, cutoff_ang, switch_width_ang)[pair_group]  # weight per pair
+    kq = COULOMB_EV_ANGSTROM * charges_e * w
+    return kq / r, (kq / r**3)[..., None] * r_vec
+
+
 class MMField(nn.Module):
     """Electrostatic potential V_i (eV/e) and field E_i (V/Å) of the weighted MM charges at each QM atom.
 
@@ -88,13 +102,11 @@ class MMField(nn.Module):
             same = idx_m[qm][:, None] == idx_m[mm][None, :]
             a, b = torch.nonzero(same, as_tuple=True)
             i, j = qm[a], mm[b]
-        r_vec = R[i] - R[j]  # from MM site j to QM atom i, Å
-        r = torch.linalg.vector_norm(r_vec, dim=-1)
-        w = group_weights(r, gid[j], n_groups, self.cutoff_ang, self.switch_width_ang)[gid[j]]  # weight per pair
-        kq = COULOMB_EV_ANGSTROM * inputs[MM_CHARGES].to(R.dtype)[j] * w
+        v_pair, e_pair = embedded_coulomb(R[i] - R[j], inputs[MM_CHARGES].to(R.dtype)[j], gid[j], n_groups,
+                                          self.cutoff_ang, self.switch_width_ang)
         n = R.shape[0]
-        potential = torch.zeros(n, dtype=R.dtype, device=R.device).index_add(0, i, kq / r)
-        field = torch.zeros((n, 3), dtype=R.dtype, device=R.device).index_add(0, i, (kq / r**3)[:, None] * r_vec)
+        potential = torch.zeros(n, dtype=R.dtype, device=R.device).index_add(0, i, v_pair)
+        field = torch.zeros((n, 3), dtype=R.dtype, device=R.device).index_add(0, i, e_pair)
         inputs[FIELD_POTENTIAL] = potential
         inputs[FIELD_VECTOR] = field
         return inputs

@@ -106,21 +106,26 @@ class QMRepresentation(nn.Module):
         is_qm = inputs[QM_MASK] > 0.5
         qm = torch.nonzero(is_qm).squeeze(-1)
         compact = torch.cumsum(is_qm.long(), 0) - 1  # full atom index -> index among QM atoms
-        sub = {
-            properties.Z: inputs[properties.Z][qm],
-            properties.Rij: inputs[properties.Rij],
-            properties.idx_i: compact[inputs[properties.idx_i]],
-            properties.idx_j: compact[inputs[properties.idx_j]],
-        }
-        if FIELD_POTENTIAL in inputs:
-            # potential relative to the frame's QM mean: a uniform shift of V carries no information
-            V = inputs[FIELD_POTENTIAL][qm]
-            sub[FIELD_POTENTIAL] = V - frame_mean(V, inputs[properties.idx_m][qm])
-            sub[FIELD_VECTOR] = inputs[FIELD_VECTOR][qm]
-        x_qm = self.net(sub)["scalar_representation"]
+        has_field = FIELD_POTENTIAL in inputs
+        x_qm = self.qm_features(inputs[properties.Z][qm], inputs[properties.Rij], compact[inputs[properties.idx_i]],
+                                compact[inputs[properties.idx_j]], inputs[properties.idx_m][qm],
+                                inputs[FIELD_POTENTIAL][qm] if has_field else None,
+                                inputs[FIELD_VECTOR][qm] if has_field else None)
         x = torch.zeros((is_qm.shape[0], x_qm.shape[1]), dtype=x_qm.dtype, device=x_qm.device)
         inputs["scalar_representation"] = x.index_copy(0, qm, x_qm)
         return inputs
+
+    def qm_features(self, Z: torch.Tensor, r_ij: torch.Tensor, idx_i: torch.Tensor, idx_j: torch.Tensor,
+                    idx_m: torch.Tensor, V: torch.Tensor | None = None, E: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar features (n_qm, n_atom_basis) of the QM atoms alone: atomic numbers ``Z``, pair
+        vectors ``r_ij`` (Å) of the pairs ``idx_i``/``idx_j`` (indices among the QM atoms), frames
+        ``idx_m`` and, for the field-aware model, the MM potential ``V`` (eV/e) and field ``E`` (V/Å)."""
+        sub = {properties.Z: Z, properties.Rij: r_ij, properties.idx_i: idx_i, properties.idx_j: idx_j}
+        if V is not None:
+            # potential relative to the frame's QM mean: a uniform shift of V carries no information
+            sub[FIELD_POTENTIAL] = V - frame_mean(V, idx_m)
+            sub[FIELD_VECTOR] = E
+        return self.net(sub)["scalar_representation"]
 
 
 class FieldCoupledEnergy(nn.Module):
@@ -151,24 +156,33 @@ class FieldCoupledEnergy(nn.Module):
     def forward(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         x = inputs["scalar_representation"]
         qm = torch.nonzero(inputs[QM_MASK] > 0.5).squeeze(-1)
-        x_qm = x[qm]
-        atomic = self.energy_net(x_qm).squeeze(-1) * self.energy_scale_ev + self.atomref_ev[inputs[properties.Z][qm]]
-        n_frames = inputs[properties.n_atoms].shape[0]
-        energy = torch.zeros(n_frames, dtype=atomic.dtype, device=atomic.device)
-        if not self.use_field:  # ablation: the QM region in vacuum, blind to the MM environment
-            inputs[self.energy_key] = energy.index_add(0, inputs[properties.idx_m][qm], atomic)
-            return inputs
-        V = inputs[FIELD_POTENTIAL][qm]
-        mu = pair_dipoles(self.dipole_net, self.cutoff_fn, x, inputs)  # e·Å
-        E = inputs[FIELD_VECTOR][qm]
-        raw = self.charge_net(x_qm).squeeze(-1)
         idx_m_qm = inputs[properties.idx_m][qm]
+        if self.use_field:
+            mu = pair_dipoles(self.dipole_net, self.cutoff_fn, x, inputs)[qm]  # e·Å
+            e_i = self.atom_energies(x[qm], inputs[properties.Z][qm], idx_m_qm, inputs[FIELD_POTENTIAL][qm],
+                                     inputs[FIELD_VECTOR][qm], mu)
+        else:
+            e_i = self.atom_energies(x[qm], inputs[properties.Z][qm], idx_m_qm)
+        n_frames = inputs[properties.n_atoms].shape[0]
+        energy = torch.zeros(n_frames, dtype=e_i.dtype, device=e_i.device)
+        inputs[self.energy_key] = energy.index_add(0, idx_m_qm, e_i)
+        return inputs
+
+    def atom_energies(self, x_qm: torch.Tensor, Z_qm: torch.Tensor, idx_m_qm: torch.Tensor,
+                      V: torch.Tensor | None = None, E: torch.Tensor | None = None,
+                      mu: torch.Tensor | None = None) -> torch.Tensor:
+        """Energy terms e_i (eV) of the QM atoms (module docstring) from their features ``x_qm``,
+        atomic numbers, frames ``idx_m_qm`` and, with the field, the MM potential ``V`` (eV/e), field
+        ``E`` (V/Å) and atomic dipoles ``mu`` (e·Å) at them; without the field (ablation: the QM
+        region in vacuum, blind to the MM environment) the atomic energies alone."""
+        atomic = self.energy_net(x_qm).squeeze(-1) * self.energy_scale_ev + self.atomref_ev[Z_qm]
+        if not self.use_field:
+            return atomic
+        raw = self.charge_net(x_qm).squeeze(-1)
         n_qm = torch.bincount(idx_m_qm)[idx_m_qm].to(raw.dtype)  # QM atoms in each atom's frame
         charge = raw - frame_mean(raw, idx_m_qm) + self.qm_charge_e / n_qm  # Σ_i q_i = Q per frame
         alpha = F.softplus(self.polarizability_net(x_qm).squeeze(-1))
-        e_i = atomic + charge * V - (mu[qm] * E).sum(-1) - 0.5 * alpha * (E**2).sum(-1)
-        inputs[self.energy_key] = energy.index_add(0, idx_m_qm, e_i)
-        return inputs
+        return atomic + charge * V - (mu * E).sum(-1) - 0.5 * alpha * (E**2).sum(-1)
 
 
 #: Output keys of :class:`SplitForces` (eV/Å).
