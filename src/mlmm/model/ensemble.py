@@ -23,6 +23,7 @@ from schnetpack.transform import CastTo32
 
 from mlmm.embedding import frame_embedding
 from mlmm.labeling.db import db_embedding
+from mlmm.model.committee import BatchedCommittee, committee_results
 from mlmm.model.field import MM_CHARGES, MM_MOLECULE, QM_MASK, QMPairList, frame_to_inputs
 from mlmm.settings import EmbeddingSettings
 
@@ -97,6 +98,8 @@ class Ensemble:
             raise ValueError(f"ensemble members were trained with different embeddings: {sorted(embeddings)}")
         #: The embedding (system.embedding) the members were trained with.
         self.embedding = EmbeddingSettings.from_dict(dict(embeddings.pop()), "members' embedding")
+        #: All members in one batched pass (None if their architectures differ: then one by one).
+        self.committee = BatchedCommittee(self.models) if BatchedCommittee.can_stack(self.models) else None
 
     def check_embedding(self, embedding: EmbeddingSettings, where: str) -> None:
         """Raise ValueError unless ``embedding`` is the one the members were trained with (naming both)."""
@@ -129,15 +132,18 @@ class Ensemble:
         adds the baseline). The frame must have been cut with the members' embedding.
         """
         self.check_embedding(frame_embedding(frame), f"frame {frame.info.get('source', '')}")
-        inputs = self._to_device(frame_to_inputs(frame, self.pair_list, self.dtype))
-        energies, forces = predict(self.models, inputs)
-        return {
-            "energy": float(energies.mean()),
-            "forces": forces.mean(0).double().cpu().numpy(),
-            "sigma_force": float(force_spread(forces).max()),
-            "energies": energies[:, 0].double().cpu().numpy(),
-            "member_forces": forces.double().cpu().numpy(),
-        }
+        if self.committee is None:
+            energies, forces = predict(self.models, self._to_device(frame_to_inputs(frame, self.pair_list, self.dtype)))
+            return committee_results(energies[:, 0], forces)
+        qm = np.asarray(frame.arrays[QM_MASK], bool)
+        pos = np.asarray(frame.positions, float)
+        geometry = self.committee.geometry(frame.numbers[qm], frame.get_initial_charges()[~qm],
+                                           np.asarray(frame.arrays[MM_MOLECULE])[~qm])
+        energies, f_qm, f_mm = self.committee(geometry, pos[qm], pos[~qm])
+        forces = torch.zeros((self.committee.n_members, len(frame), 3), dtype=f_qm.dtype)
+        forces[:, torch.as_tensor(qm)] = f_qm.cpu()
+        forces[:, torch.as_tensor(~qm)] = f_mm.cpu()
+        return committee_results(energies, forces)
 
     def evaluate_db(
         self,
