@@ -40,8 +40,12 @@ def test_step_cost_quick(tmp_path):
     result = _load("step_cost").main(["--quick", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     demo, at = result["systems"]["demo"], result["systems"]["at_pair"]
-    for key in ("mlpmm_step", "ensemble", "single_member", "mm_forcefield", "cut_frame", "tblite_vacuum", "pyscf_hf/sto-3g"):
+    for key in ("mlpmm_step", "ensemble", "single_member", "mm_forcefield", "cut_frame", "tblite_vacuum", "pyscf_hf/sto-3g",
+                "committee_8", "ensemble_one_by_one", "single_member_one_by_one", "md_term"):
         assert demo["ms_per_call"][key] > 0
+    ratios = demo["committee_ratios"]
+    assert ratios["committee_8_over_single_member"] == demo["ms_per_call"]["committee_8"] / demo["ms_per_call"]["single_member"]
+    assert result["targets_step"]["demo_mlpmm_md_step_ms"]["value"] == demo["md_ms_per_step"]["mlpmm"]
     assert demo["ratio_to_ensemble"]["pyscf_hf/sto-3g"] == demo["ms_per_call"]["pyscf_hf/sto-3g"] / demo["ms_per_call"]["ensemble"]
     assert demo["n_qm"] == 9 and demo["n_atoms_frame"][0] < demo["n_atoms_full"]
     # the ~30-atom benchmark system: A–T pair with ≈600 MM point charges in the members' (demo) 8 Å embedding
@@ -57,6 +61,7 @@ def test_step_cost_quick(tmp_path):
         assert sec["nonbonded_method"] == "PME", name
         # an MLP/MM MD step is the force-field step plus a committee call through the QM PythonForce
         assert md["mlpmm"] > md["mm_only"] > 0 and md["xtbmm"] > 0, (name, md)
+        assert md["mlpmm_frame_cut"] > md["mm_only"], (name, md)
         assert sec["md_ratios"]["mlpmm_over_xtbmm"] == md["mlpmm"] / md["xtbmm"]
         assert sec["md_ratios"]["mlpmm_over_ensemble"] == md["mlpmm"] / sec["ms_per_call"]["ensemble"]
 

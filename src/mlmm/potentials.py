@@ -18,6 +18,8 @@ engine only needs ``energy_forces(positions_ang)`` (:class:`MMTerm`).
     the MM sites too) + MM force field without QM charges.
 ``ensemble``
     The ML ensemble's mean on the Frame (QM atoms and MM sites) + MM force field without QM charges.
+    Without a bias and link atoms, MD evaluates it without Frames, through the batched committee
+    and a neighbour list of MM sites (:class:`mlmm.model.committee.CommitteeMDTerm`, same result).
 ``delta``
     Baseline QM term (``training.delta`` of the members) + the ensemble's learned correction
     (:class:`DeltaTerm`) + MM force field without QM charges.
@@ -37,6 +39,7 @@ from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
 if TYPE_CHECKING:  # torch is imported only where an ensemble is used
+    from mlmm.model.committee import CommitteeMDTerm
     from mlmm.model.ensemble import Ensemble
     from mlmm.settings import BiasSettings
 
@@ -71,12 +74,16 @@ class QMMMCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
-    def __init__(self, system: System, qm_term: QMTerm, mm: MMTerm, embedding: EmbeddingSettings) -> None:
+    def __init__(self, system: System, qm_term: QMTerm, mm: MMTerm, embedding: EmbeddingSettings,
+                 md_term: "CommitteeMDTerm | None" = None) -> None:
+        """``md_term``: the same QM term on full-system positions without a Frame
+        (:class:`mlmm.model.committee.CommitteeMDTerm`), used in the system's own box."""
         super().__init__()
         self.system = system
         self.qm_term = qm_term
         self.mm = mm
         self.embedding = embedding
+        self.md_term = md_term
 
     def qm_energy_forces(self, positions_ang: np.ndarray, box_vectors_ang: np.ndarray | None = None
                          ) -> tuple[float, np.ndarray, dict[str, Any]]:
@@ -85,6 +92,8 @@ class QMMMCalculator(Calculator):
         zero elsewhere; link atoms' forces handed to their bond's atoms) and the term's other outputs (``sigma_force`` …). ``box_vectors_ang``: the
         box to cut in when it is not the system's (NPT)."""
         pos = np.asarray(positions_ang, float)
+        if self.md_term is not None and box_vectors_ang is None:
+            return self.md_term.energy_forces(pos)
         system = self.system if box_vectors_ang is None else self.system.with_box(box_vectors_ang)
         frame, index = system.cut_frame(
             pos, self.embedding, sampler="qmmm_calculator", iteration=0, source=self.system.source, seed=0
@@ -240,8 +249,11 @@ def build_potential(
         raise ValueError(f"QM/MM potential {name!r}: the members were trained with training.delta "
                          f"{ensemble.delta!r}; use {ensemble_potential_name(ensemble)!r}")
     ensemble.check_embedding(embedding, f"QM/MM potential {name!r} of {system.source}: system.embedding")
+    from mlmm.model.committee import CommitteeMDTerm
+
+    md_term = None if bias is not None else CommitteeMDTerm.for_system(system, ensemble, embedding)
     return QMMMCalculator(system, ensemble_term(ensemble, bias, **(bias_context or {})),
-                          OpenMMTerm(system, platform=mm_platform), embedding)
+                          OpenMMTerm(system, platform=mm_platform), embedding, md_term)
 
 
 def ensemble_potential(system: System, ensemble: "Ensemble", *, embedding: EmbeddingSettings,
