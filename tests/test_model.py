@@ -244,8 +244,9 @@ def test_member_saved_before_representation_loads_as_schnet(frame, tmp_path):
 
     from mlmm.model.train import _warm_start
 
+    schnet = replace(SETTINGS, representation="schnet")
     torch.manual_seed(3)
-    current = build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double().eval()
+    current = build_model(schnet, qm_charge_e=0, embedding=EMBEDDING).double().eval()
     old = copy.deepcopy(current)
     del old.mlmm_settings["representation"]
     old.representation._modules["schnet"] = old.representation._modules.pop("net")
@@ -254,7 +255,7 @@ def test_member_saved_before_representation_loads_as_schnet(frame, tmp_path):
     assert loaded.mlmm_settings == current.mlmm_settings and loaded.mlmm_settings["representation"] == "schnet"
     assert isinstance(loaded.representation.net, SchNet)
     assert evaluate(loaded, frame)[0] == pytest.approx(evaluate(current, frame)[0], abs=1e-10)
-    assert _warm_start(build_model(SETTINGS, qm_charge_e=0, embedding=EMBEDDING).double(), tmp_path / "old.pt")
+    assert _warm_start(build_model(schnet, qm_charge_e=0, embedding=EMBEDDING).double(), tmp_path / "old.pt")
 
 
 def test_training_reads_qm_charge_from_labels(tmp_path):

@@ -101,7 +101,11 @@ def _signature(model: NeuralNetworkPotential) -> tuple:
 
 
 class BatchedCommittee:
-    """All members of an ensemble in one vmapped forward and one backward (module docstring)."""
+    """All members of an ensemble in one vmapped forward and one backward (module docstring).
+
+    It holds a copy of the members' parameters and buffers taken at construction (for inference:
+    build it again after changing a member).
+    """
 
     def __init__(self, models: Sequence[NeuralNetworkPotential]) -> None:
         if not self.can_stack(models):
@@ -112,6 +116,8 @@ class BatchedCommittee:
         self.buffers = buffers
         self.base = copy.deepcopy(members[0]).to("meta")
         self.n_members = len(members)
+        #: A lone member runs as itself: vmap over one member only adds overhead.
+        self.single = copy.deepcopy(members[0]).requires_grad_(False) if len(members) == 1 else None
         first = next(models[0].parameters())
         self.dtype, self.device = first.dtype, first.device
 
@@ -149,7 +155,10 @@ class BatchedCommittee:
         def member(params: dict, buffers: dict, r_qm: torch.Tensor, r_mm: torch.Tensor) -> torch.Tensor:
             return functional_call(self.base, (params, buffers), (r_qm, r_mm, geometry))
 
-        energies = vmap(member)(self.params, self.buffers, R_qm, R_mm)
+        if self.single is not None:
+            energies = self.single(R_qm[0], R_mm[0], geometry)[None]
+        else:
+            energies = vmap(member)(self.params, self.buffers, R_qm, R_mm)
         g_qm, g_mm = torch.autograd.grad(energies.sum(), (R_qm, R_mm), allow_unused=True)
         f_mm = torch.zeros_like(R_mm) if g_mm is None else -g_mm
         return energies.detach(), -g_qm, f_mm
