@@ -37,8 +37,10 @@ seed and stride; OpenMM CPU platform with ``OPENMM_CPU_THREADS`` threads, 1 if u
 Ratios: ``ratio_to_ensemble`` = time / ensemble time; ``md_ratios``: MLP/MM MD step / committee
 call, MLP/MM MD step / xTB/MM MD step, MM-only step / MLP/MM MD step; ``targets`` compares the
 at_pair ensemble with the issue's goals (≥ 1e4× faster than B3LYP/def2-SVP, ≥ 5× faster than xtb).
+``targets_step``: the MD-speed goals (:func:`step_targets`).
 ``profile``: the cProfile top functions (cumulative time) of 10 (``--quick``: 2) MLP/MM calculator
-calls. Members are trained models (``--models``) or, without them, untrained members of the config's
+calls (Frame cut + committee + MM); ``profile_md_term``: the same for the Frame-free QM term that
+MD calls. Members are trained models (``--models``) or, without them, untrained members of the config's
 architecture (identical cost) with zeroed output layers (:func:`untrained_member`).
 Usage: OMP_NUM_THREADS=1 python benchmarks/step_cost.py [--quick] [--models m0.pt m1.pt ...]
 """
@@ -268,6 +270,8 @@ def bench_system(name, system, embedding, ensemble, levels, *, n_frames, repeats
         },
         "step_breakdown_fraction": {k: mean[k] / step_ms for k in ("ensemble", "mm_forcefield", "cut_frame")},
         "profile": _profile(lambda: step(positions[0]), profile_steps),
+        "profile_md_term": None if md_term is None else _profile(
+            lambda: md_term.energy_forces(positions[0] + 1e-6 * rng.normal(size=positions[0].shape)), profile_steps),
         "n_frames": n_frames,
         "n_atoms_full": len(atoms),
         "n_atoms_frame": [len(f) for f in frames],
