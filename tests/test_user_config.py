@@ -32,7 +32,8 @@ def test_a_configfile_with_only_the_system_gets_no_demo_settings(tmp_path: Path)
     assert not any(rule in mine for rule in DEMO_ONLY_RULES), mine
     # schema defaults, not the demo's values: 2 AL iterations of 2 walkers + the stability probe, 3 members
     assert (mine["explore"], mine["select"], mine["train_member"]) == (6, 2, 9)
-    assert (demo["explore"], demo["select"], demo["train_member"]) == (20, 5, 18)
+    # the demo: 7 iterations of 3 walkers + the probe, 3 members trained at iterations 0-7
+    assert (demo["explore"], demo["select"], demo["train_member"]) == (28, 7, 24)
 
 
 def test_configfiles_merge_in_order_for_an_overlay(tmp_path: Path) -> None:
