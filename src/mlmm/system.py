@@ -161,8 +161,8 @@ class System:
 
     def placed_mm(self, positions_ang: np.ndarray, qm_whole_ang: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every MM atom placed with its molecule, whole, at the minimum image realising the
-        molecule's closest distance to the (whole) QM positions ``qm_whole_ang``, and each
-        molecule's closest distance (Å), as :meth:`cut_frame` places them: ((n_mm, 3), (n_molecules,))."""
+        molecule's closest distance to the (whole) QM positions ``qm_whole_ang``, and the
+        closest distance (Å) of each atom's molecule, as :meth:`cut_frame` places them: ((n_mm, 3), (n_mm,))."""
         pos, qm, box, n_qm = positions_ang, qm_whole_ang, self.box_ang, self.n_qm
         d = minimum_image(pos[n_qm:, None, :] - qm[None, :, :], box)  # (n_mm, n_qm, 3)
         dist2 = np.einsum("aqk,aqk->aq", d, d)
@@ -177,7 +177,7 @@ class System:
         closest = np.minimum.reduceat(np.where(is_min, np.arange(len(is_min)), len(is_min)), starts[:-1])
         ref = closest[mol_of_atom]  # closest atom of each atom's molecule
         anchor = qm[nearest_qm[ref]] + d[ref, nearest_qm[ref]]
-        return anchor + minimum_image(pos[n_qm:] - pos[n_qm + ref], box), np.sqrt(mol_min2)
+        return anchor + minimum_image(pos[n_qm:] - pos[n_qm + ref], box), np.sqrt(mol_min2[mol_of_atom])
 
     def cut_frame(self, positions_ang: np.ndarray, embedding: EmbeddingSettings, **info: Any) -> tuple[Atoms, np.ndarray]:
         """Frame of the QM region (made whole) plus every MM molecule whose embedding weight

@@ -50,7 +50,7 @@ SKIN_MARGIN_ANG, MIN_SKIN_ANG = 0.05, 0.25
 class CommitteeGeometry:
     """Index tensors of one QM region and its listed MM sites, shared by every member and every
     step until the list changes: atomic numbers ``Z`` of the QM atoms, all ordered QM pairs
-    ``idx_i``/``idx_j``, the MM charges (e), all (QM atom, MM site) pairs ``pair_qm``/``pair_mm``,
+    ``idx_i``/``idx_j``, the QM atoms' frame ``idx_m`` (all 0: one frame), the MM charges (e), all (QM atom, MM site) pairs ``pair_qm``/``pair_mm``,
     each pair's embedding group ``pair_group`` (0..``n_groups``-1)."""
 
     Z: torch.Tensor
@@ -218,9 +218,8 @@ class CommitteeMDTerm:
         s, n_qm = self.system, self.system.n_qm
         box = s.box_ang
         qm = s.whole_qm_positions(pos)
-        placed, mol_dist = s.placed_mm(pos, qm) if len(pos) > n_qm else (np.zeros((0, 3)), np.zeros(0))
-        block_of_site = np.repeat(np.arange(len(mol_dist)), np.diff(s.molecule_starts))  # molecule of each MM site
-        keep = np.flatnonzero(mol_dist[block_of_site] < self.embedding.cutoff + self.skin_ang)
+        placed, molecule_dist = s.placed_mm(pos, qm) if len(pos) > n_qm else (np.zeros((0, 3)), np.zeros(0))
+        keep = np.flatnonzero(molecule_dist < self.embedding.cutoff + self.skin_ang)
         self._sites = n_qm + keep
         if box is None:
             self._shift_qm, self._shift_mm = np.zeros((n_qm, 3)), np.zeros((len(keep), 3))
