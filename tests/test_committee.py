@@ -27,14 +27,16 @@ def demo() -> System:
 
 def members(n: int, dtype: torch.dtype = torch.float64, **training) -> list[torch.nn.Module]:
     """``n`` seeded untrained members of the default architecture changed by ``training``, with
-    element references and an energy scale so every term of the energy head contributes."""
+    element references and an energy scale of their own, so every term of the energy head
+    contributes and differs between members."""
     settings = replace(settings_with().training, n_atom_basis=16, n_interactions=2, **training)
     out = []
     for seed in range(n):
         torch.manual_seed(seed)
         m = build_model(settings, qm_charge_e=0, embedding=EMBEDDING).to(dtype).eval()
         with torch.no_grad():
-            energy_head(m).energy_scale_ev.fill_(0.5)
+            energy_head(m).energy_scale_ev.fill_(0.5 + 0.1 * seed)
+            energy_head(m).atomref_ev[[1, 6, 8]] = torch.tensor([-13.6, -1029.0, -2041.0], dtype=dtype) * (1 + 0.01 * seed)
         out.append(m)
     return out
 
@@ -54,7 +56,7 @@ def cut(system: System, positions: np.ndarray):
                          ids=["schnet", "painn", "no-field"])
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)], ids=["float64", "float32"])
 def test_batched_committee_equals_members_one_by_one(demo, training, dtype, tol):
-    """One vmapped pass over 4 stacked members gives each member's energy and forces on QM atoms
+    """One grouped pass over 4 members gives each member's energy and forces on QM atoms
     and MM sites, as the members' own schnetpack modules give them one after another."""
     ens = Ensemble(members(4, dtype, **training))
     assert ens.committee is not None and ens.committee.n_members == 4

@@ -1,13 +1,18 @@
 """The committee as one batched model, and the lean QM term of MLP/MM MD built on it.
 
 :class:`BatchedCommittee` evaluates every member of an ensemble in one forward and one backward
-pass: the members' parameters are stacked (``torch.func.stack_module_state``) and the members'
-own schnetpack modules run under ``torch.func.vmap`` (``functional_call``), so the network is
-defined once, by schnetpack and :mod:`mlmm.model.nn`. The index tensors (QM pairs, QM–MM pairs,
-embedding groups) are built once per neighbour list (:class:`CommitteeGeometry`) and shared by all
-members; the field at the QM atoms comes from :func:`mlmm.model.field.embedded_coulomb`, the one
-definition the trained models see. Energies and forces equal those of the members run one after
-another (``mlmm.model.ensemble.predict``) to floating-point precision (tests/test_committee.py).
+pass. The M members run as M frames of one graph: the QM region and its MM sites are replicated
+M times (member m's atoms and pairs are the m-th contiguous block of every atom and pair tensor),
+and in one copy of the members' own modules each linear layer is replaced by a grouped one
+(:class:`GroupedDense`: one batched matmul applying member m's weights to block m), the element
+embedding and element energies are indexed by ``Z + MAX_Z·m``, and each member's energy scale is
+folded into its last energy layer. Everything else (schnetpack's SchNet/PaiNN message passing,
+:mod:`mlmm.model.nn`'s field coupling, :func:`mlmm.model.field.embedded_coulomb`) runs unchanged
+on the M-fold graph, so the network is defined once, by schnetpack and mlmm, and a committee costs
+about the operations of one member. The index tensors (QM pairs, QM–MM pairs, embedding groups)
+are built once per neighbour list (:class:`CommitteeGeometry`). Energies and forces equal those of
+the members run one after another (``mlmm.model.ensemble.predict``) to floating-point precision
+(tests/test_committee.py).
 
 The QM pairs are all ordered pairs of QM atoms and the QM–MM pairs all (QM atom, listed MM site)
 pairs: the representations' cosine cutoff and the embedding weight are exactly zero beyond their
@@ -25,18 +30,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from schnetpack import properties
 from schnetpack.model import NeuralNetworkPotential
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from mlmm.embedding import group_index
 from mlmm.model.field import MMField, embedded_coulomb
-from mlmm.model.nn import ARCHITECTURE_KEYS, energy_head, pair_dipoles
+from mlmm.model.nn import ARCHITECTURE_KEYS, MAX_Z, energy_head, pair_dipoles
 from mlmm.settings import EmbeddingSettings
 from mlmm.system import System
 
@@ -44,30 +48,56 @@ from mlmm.system import System
 NEIGHBOUR_SKIN_ANG = 2.0
 #: Kept between cutoff + skin and half the shortest box edge (Å), and the smallest skin worth a list (Å).
 SKIN_MARGIN_ANG, MIN_SKIN_ANG = 0.05, 0.25
+#: Per-member buffers that may differ between members (folded into the grouped module); all others must agree.
+MEMBER_BUFFERS = ("atomref_ev", "energy_scale_ev")
 
 
 @dataclass(frozen=True)
 class CommitteeGeometry:
-    """Index tensors of one QM region and its listed MM sites, shared by every member and every
-    step until the list changes: atomic numbers ``Z`` of the QM atoms, all ordered QM pairs
-    ``idx_i``/``idx_j``, the QM atoms' frame ``idx_m`` (all 0: one frame), the MM charges (e), all (QM atom, MM site) pairs ``pair_qm``/``pair_mm``,
-    each pair's embedding group ``pair_group`` (0..``n_groups``-1)."""
+    """Index tensors of the M-fold graph of one QM region and its listed MM sites (module
+    docstring), shared by every step until the list changes: atomic numbers ``Z`` offset by
+    ``MAX_Z·m`` for member m, all ordered QM pairs ``idx_i``/``idx_j`` of every copy, each QM
+    atom's member ``idx_m``, the (QM atom, MM site) pairs ``pair_qm``/``pair_mm`` within each copy
+    with the site's charge ``pair_charges_e`` (e) and embedding group ``pair_group``
+    (0..``n_groups``-1, distinct per copy), and the number of members ``n_frames``."""
 
     Z: torch.Tensor
     idx_i: torch.Tensor
     idx_j: torch.Tensor
     idx_m: torch.Tensor
-    mm_charges_e: torch.Tensor
     pair_qm: torch.Tensor
     pair_mm: torch.Tensor
+    pair_charges_e: torch.Tensor
     pair_group: torch.Tensor
     n_groups: int
+    n_frames: int
+
+
+class GroupedDense(nn.Module):
+    """M members' versions of one linear layer (schnetpack ``Dense``: activation(x Wᵀ + b)) as one
+    batched matmul: the rows of ``x`` (first dimension) are M contiguous blocks, block m gets member
+    m's weights. Weights are buffers: the grouped committee is for inference."""
+
+    def __init__(self, layers: Sequence[nn.Linear], scale: Sequence[float] | None = None) -> None:
+        super().__init__()
+        s = torch.ones(len(layers)) if scale is None else torch.as_tensor(scale, dtype=torch.float64)
+        weight = torch.stack([l.weight.detach() * float(f) for l, f in zip(layers, s)])  # (M, out, in)
+        self.register_buffer("weight_t", weight.transpose(1, 2).contiguous())  # (M, in, out)
+        bias = None if layers[0].bias is None else torch.stack([l.bias.detach() * float(f) for l, f in zip(layers, s)])
+        self.register_buffer("bias", None if bias is None else bias[:, None, :])  # (M, 1, out)
+        activation = getattr(layers[0], "activation", None)
+        self.activation: Callable[[torch.Tensor], torch.Tensor] = nn.Identity() if activation is None else activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        M = self.weight_t.shape[0]
+        xb = x.reshape(M, -1, x.shape[-1])
+        y = torch.bmm(xb, self.weight_t) if self.bias is None else torch.baddbmm(self.bias, xb, self.weight_t)
+        return self.activation(y.reshape(*x.shape[:-1], y.shape[-1]))
 
 
 class _MemberEnergy(nn.Module):
-    """One member's QM-region energy (eV) from QM and MM positions (Å), the module whose stacked
-    parameters :class:`BatchedCommittee` calls; it holds the member's own representation and
-    energy head."""
+    """The QM-region energy (eV) per frame from QM and MM positions (Å): a member's own
+    representation and energy head, or (grouped, :func:`_grouped`) all members' as one module."""
 
     def __init__(self, model: NeuralNetworkPotential) -> None:
         super().__init__()
@@ -78,30 +108,62 @@ class _MemberEnergy(nn.Module):
 
     def forward(self, R_qm: torch.Tensor, R_mm: torch.Tensor, geometry: CommitteeGeometry) -> torch.Tensor:
         g = geometry
-        r_ij = R_qm[g.idx_j] - R_qm[g.idx_i]
+        r_ij = R_qm.index_select(0, g.idx_j) - R_qm.index_select(0, g.idx_i)
         if self.field is None:
             x = self.representation.qm_features(g.Z, r_ij, g.idx_i, g.idx_j, g.idx_m)
-            return self.head.atom_energies(x, g.Z, g.idx_m).sum()
-        v, e = embedded_coulomb(R_qm[g.pair_qm] - R_mm[g.pair_mm], g.mm_charges_e[g.pair_mm], g.pair_group, g.n_groups,
-                                *self.field)
-        n_qm = R_qm.shape[0]
-        V = torch.zeros(n_qm, dtype=v.dtype, device=v.device).index_add(0, g.pair_qm, v)
-        E = torch.zeros((n_qm, 3), dtype=e.dtype, device=e.device).index_add(0, g.pair_qm, e)
-        x = self.representation.qm_features(g.Z, r_ij, g.idx_i, g.idx_j, g.idx_m, V, E)
-        pairs = {properties.idx_i: g.idx_i, properties.idx_j: g.idx_j, properties.Rij: r_ij}
-        mu = pair_dipoles(self.head.dipole_net, self.head.cutoff_fn, x, pairs)
-        return self.head.atom_energies(x, g.Z, g.idx_m, V, E, mu).sum()
+            e_i = self.head.atom_energies(x, g.Z, g.idx_m)
+        else:
+            v, e = embedded_coulomb(R_qm.index_select(0, g.pair_qm) - R_mm.index_select(0, g.pair_mm), g.pair_charges_e,
+                                    g.pair_group, g.n_groups, *self.field)
+            n_qm = R_qm.shape[0]
+            V = torch.zeros(n_qm, dtype=v.dtype, device=v.device).index_add(0, g.pair_qm, v)
+            E = torch.zeros((n_qm, 3), dtype=e.dtype, device=e.device).index_add(0, g.pair_qm, e)
+            x = self.representation.qm_features(g.Z, r_ij, g.idx_i, g.idx_j, g.idx_m, V, E)
+            pairs = {properties.idx_i: g.idx_i, properties.idx_j: g.idx_j, properties.Rij: r_ij}
+            mu = pair_dipoles(self.head.dipole_net, self.head.cutoff_fn, x, pairs)
+            e_i = self.head.atom_energies(x, g.Z, g.idx_m, V, E, mu)
+        return torch.zeros(g.n_frames, dtype=e_i.dtype, device=e_i.device).index_add(0, g.idx_m, e_i)
 
 
 def _signature(model: NeuralNetworkPotential) -> tuple:
-    """What must agree for members to be stacked: architecture, QM charge, embedding, parameter shapes."""
+    """What must agree for members to be grouped: architecture, QM charge, embedding, parameter
+    shapes, the buffers other than :data:`MEMBER_BUFFERS` (radial basis, cutoffs), and parameters
+    that live only in linear layers and element embeddings."""
     s = model.mlmm_settings
-    shapes = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
-    return (tuple(s[k] for k in ARCHITECTURE_KEYS), s["qm_charge_e"], tuple(sorted(s["embedding"].items())), shapes)
+    member = _MemberEnergy(model)
+    shapes = tuple((name, tuple(p.shape)) for name, p in member.named_parameters())
+    buffers = tuple((name, tuple(b.reshape(-1).tolist())) for name, b in member.named_buffers()
+                    if name.rsplit(".", 1)[-1] not in MEMBER_BUFFERS)
+    groupable = all(isinstance(m, (nn.Linear, nn.Embedding)) or not list(m.parameters(recurse=False))
+                    for m in member.modules())
+    embeddings = {m.num_embeddings for m in member.modules() if isinstance(m, nn.Embedding)}
+    return (tuple(s[k] for k in ARCHITECTURE_KEYS), s["qm_charge_e"], tuple(sorted(s["embedding"].items())), shapes,
+            buffers, groupable and embeddings <= {MAX_Z})
+
+
+def _grouped(models: Sequence[NeuralNetworkPotential]) -> _MemberEnergy:
+    """One :class:`_MemberEnergy` that evaluates all ``models`` on the M-fold graph (module docstring)."""
+    members = [_MemberEnergy(m) for m in models]
+    grouped = copy.deepcopy(members[0])
+    scales = [float(m.head.energy_scale_ev) for m in members]
+    last_energy_layer = [mod for mod in grouped.head.energy_net.modules() if isinstance(mod, nn.Linear)][-1]
+    for name, module in list(grouped.named_modules()):
+        if not isinstance(module, (nn.Linear, nn.Embedding)):
+            continue
+        layers = [m.get_submodule(name) for m in members]
+        if isinstance(module, nn.Embedding):
+            new: nn.Module = nn.Embedding.from_pretrained(torch.cat([l.weight.detach() for l in layers]), freeze=True)
+        else:  # the energy scale σ_m multiplies the last energy layer's output: fold it into its weights
+            new = GroupedDense(layers, scales if module is last_energy_layer else None)
+        parent, _, child = name.rpartition(".")
+        setattr(grouped.get_submodule(parent) if parent else grouped, child, new)
+    grouped.head.atomref_ev = torch.cat([m.head.atomref_ev for m in members])
+    grouped.head.energy_scale_ev = torch.ones_like(grouped.head.energy_scale_ev)
+    return grouped.requires_grad_(False)
 
 
 class BatchedCommittee:
-    """All members of an ensemble in one vmapped forward and one backward (module docstring).
+    """All members of an ensemble in one forward and one backward over the M-fold graph (module docstring).
 
     It holds a copy of the members' parameters and buffers taken at construction (for inference:
     build it again after changing a member).
@@ -110,38 +172,41 @@ class BatchedCommittee:
     def __init__(self, models: Sequence[NeuralNetworkPotential]) -> None:
         if not self.can_stack(models):
             raise ValueError("BatchedCommittee: the members differ in architecture, QM charge or embedding")
-        members = [_MemberEnergy(m) for m in models]
-        params, buffers = stack_module_state(members)
-        self.params = {k: v.detach() for k, v in params.items()}  # inference only: no parameter gradients
-        self.buffers = buffers
-        self.base = copy.deepcopy(members[0]).to("meta")
-        self.n_members = len(members)
-        #: A lone member runs as itself: vmap over one member only adds overhead.
-        self.single = copy.deepcopy(members[0]).requires_grad_(False) if len(members) == 1 else None
+        self.module = _grouped(models)
+        self.n_members = len(models)
         first = next(models[0].parameters())
         self.dtype, self.device = first.dtype, first.device
 
     @staticmethod
     def can_stack(models: Sequence[NeuralNetworkPotential]) -> bool:
-        """True if the members share architecture, QM charge, embedding and parameter shapes."""
-        return len({_signature(m) for m in models}) == 1
+        """True if the members share architecture, QM charge, embedding, parameter shapes and fixed buffers."""
+        signatures = {_signature(m) for m in models}
+        return len(signatures) == 1 and next(iter(signatures))[-1]
 
     def geometry(self, Z_qm: np.ndarray, mm_charges_e: np.ndarray, mm_groups: np.ndarray) -> CommitteeGeometry:
-        """The index tensors for QM atoms ``Z_qm`` and MM sites with charges (e) and embedding
-        groups (molecule ids, any integers)."""
-        n_qm, n_mm = len(Z_qm), len(mm_charges_e)
+        """The index tensors of the M-fold graph for QM atoms ``Z_qm`` and MM sites with charges (e)
+        and embedding groups (molecule ids, any integers)."""
+        n_qm, n_mm, M = len(Z_qm), len(mm_charges_e), self.n_members
         dev = self.device
         ii, jj = np.nonzero(~np.eye(n_qm, dtype=bool))
         groups = torch.as_tensor(np.asarray(mm_groups, np.int64), device=dev)
         gid, n_groups = group_index(groups, torch.zeros(n_mm, dtype=torch.long, device=dev))
         pair_qm = torch.arange(n_qm, device=dev).repeat_interleave(n_mm)
         pair_mm = torch.arange(n_mm, device=dev).repeat(n_qm)
+        member = torch.arange(M, device=dev)
+
+        def copies(index: torch.Tensor, stride: int) -> torch.Tensor:
+            """``index`` of one copy, repeated for the M copies with member m's block offset m·stride."""
+            return (index[None, :] + stride * member[:, None]).reshape(-1)
+
+        Z = torch.as_tensor(np.asarray(Z_qm, np.int64), device=dev)
+        charges = torch.as_tensor(np.asarray(mm_charges_e, float), dtype=self.dtype, device=dev)
         return CommitteeGeometry(
-            Z=torch.as_tensor(np.asarray(Z_qm, np.int64), device=dev),
-            idx_i=torch.as_tensor(ii, device=dev), idx_j=torch.as_tensor(jj, device=dev),
-            idx_m=torch.zeros(n_qm, dtype=torch.long, device=dev),
-            mm_charges_e=torch.as_tensor(np.asarray(mm_charges_e, float), dtype=self.dtype, device=dev),
-            pair_qm=pair_qm, pair_mm=pair_mm, pair_group=gid[pair_mm], n_groups=n_groups,
+            Z=copies(Z, MAX_Z),
+            idx_i=copies(torch.as_tensor(ii, device=dev), n_qm), idx_j=copies(torch.as_tensor(jj, device=dev), n_qm),
+            idx_m=member.repeat_interleave(n_qm),
+            pair_qm=copies(pair_qm, n_qm), pair_mm=copies(pair_mm, n_mm), pair_charges_e=charges[pair_mm].repeat(M),
+            pair_group=copies(gid[pair_mm], n_groups), n_groups=M * n_groups, n_frames=M,
         )
 
     def __call__(self, geometry: CommitteeGeometry, R_qm_ang: np.ndarray, R_mm_ang: np.ndarray
@@ -149,16 +214,11 @@ class BatchedCommittee:
         """Energies (M,) in eV and forces (M, n_qm, 3) on the QM atoms and (M, n_mm, 3) on the MM
         sites in eV/Å of every member at QM positions ``R_qm_ang`` and MM positions ``R_mm_ang``."""
         M = self.n_members
-        R_qm = torch.as_tensor(R_qm_ang, dtype=self.dtype, device=self.device).expand(M, -1, -1).clone().requires_grad_()
-        R_mm = torch.as_tensor(R_mm_ang, dtype=self.dtype, device=self.device).expand(M, -1, -1).clone().requires_grad_()
-
-        def member(params: dict, buffers: dict, r_qm: torch.Tensor, r_mm: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.base, (params, buffers), (r_qm, r_mm, geometry))
-
-        if self.single is not None:
-            energies = self.single(R_qm[0], R_mm[0], geometry)[None]
-        else:
-            energies = vmap(member)(self.params, self.buffers, R_qm, R_mm)
+        r_qm = torch.as_tensor(R_qm_ang, dtype=self.dtype, device=self.device)
+        r_mm = torch.as_tensor(R_mm_ang, dtype=self.dtype, device=self.device)
+        R_qm = r_qm.expand(M, -1, -1).clone().requires_grad_()
+        R_mm = r_mm.expand(M, -1, -1).clone().requires_grad_()
+        energies = self.module(R_qm.reshape(-1, 3), R_mm.reshape(-1, 3), geometry)
         g_qm, g_mm = torch.autograd.grad(energies.sum(), (R_qm, R_mm), allow_unused=True)
         f_mm = torch.zeros_like(R_mm) if g_mm is None else -g_mm
         return energies.detach(), -g_qm, f_mm
