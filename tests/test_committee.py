@@ -110,6 +110,32 @@ def test_md_term_equals_the_frame_cut_along_a_trajectory(demo):
     assert len(set(in_embedding)) > 5  # sites entered and left the embedding during the walk
 
 
+def test_md_term_lists_qm_pairs_within_cutoff_plus_skin(demo):
+    """With a 2 Å representation cutoff and a 1 Å skin the MD term lists only the QM pairs within
+    3 Å at its builds, yet gives the members' own one-by-one energies and forces (schnetpack's
+    pair list at every step) while bonds and geminal pairs cross the cutoff."""
+    models = members(2, representation="painn", cutoff=2.0)
+    term = CommitteeMDTerm(demo, Ensemble(models).committee, EMBEDDING, skin_ang=1.0)
+    reference = Ensemble(models)
+    reference.committee = None  # the members one by one through their schnetpack module graphs
+    frame_path = QMMMCalculator(demo, reference, None, EMBEDDING)
+    n_qm = demo.n_qm
+    rng = np.random.default_rng(3)
+    pos = demo.atoms.positions.copy()
+    within_cutoff = []
+    for _ in range(30):
+        pos = pos + rng.normal(scale=0.03, size=pos.shape)
+        e, f, _ = term.energy_forces(pos)
+        e_ref, f_ref, _ = frame_path.qm_energy_forces(pos)
+        assert e == pytest.approx(e_ref, rel=0, abs=1e-9)
+        np.testing.assert_allclose(f, f_ref, rtol=0, atol=1e-9)
+        d = np.linalg.norm(pos[:n_qm, None] - pos[None, :n_qm], axis=-1)
+        within_cutoff.append(frozenset(zip(*np.nonzero(np.triu(d < 2.0, 1)))))
+        assert len(term._geometry.idx_i) < 2 * n_qm * (n_qm - 1)  # 2 members: some pairs left out
+    assert 2 <= term.rebuilds < 30
+    assert len(set(within_cutoff)) > 1  # pairs crossed the cutoff during the walk
+
+
 def test_md_term_only_where_it_is_exact(demo):
     """No Frame-free term for Δ-learned members or a box too short for a skin beyond the cutoff."""
     models = members(2)

@@ -14,9 +14,12 @@ are built once per neighbour list (:class:`CommitteeGeometry`). Energies and for
 the members run one after another (``mlmm.model.ensemble.predict``) to floating-point precision
 (tests/test_committee.py).
 
-The QM pairs are all ordered pairs of QM atoms and the QM–MM pairs all (QM atom, listed MM site)
-pairs: the representations' cosine cutoff and the embedding weight are exactly zero beyond their
-cutoffs (value and derivative), so pairs or sites beyond them add exact zeros.
+The QM pairs are the ordered pairs of QM atoms within the representation's cutoff plus a skin
+when the index tensors are built (all pairs if no positions are given), and the QM–MM pairs all
+(QM atom, listed MM site) pairs: the representations' cosine cutoff and the embedding weight are
+exactly zero beyond their cutoffs (value and derivative), so pairs or sites beyond them add exact
+zeros, and a pair beyond cutoff + skin cannot come within the cutoff before every atom has moved
+half the skin (when the MD term rebuilds its list).
 
 :class:`CommitteeMDTerm` is the QM term MD calls every step (:meth:`mlmm.potentials.QMMMCalculator.qm_energy_forces`):
 full-system positions in, energy and forces on every atom out, with no Frame. The MM sites it
@@ -56,7 +59,7 @@ MEMBER_BUFFERS = ("atomref_ev", "energy_scale_ev")
 class CommitteeGeometry:
     """Index tensors of the M-fold graph of one QM region and its listed MM sites (module
     docstring), shared by every step until the list changes: atomic numbers ``Z`` offset by
-    ``MAX_Z·m`` for member m, all ordered QM pairs ``idx_i``/``idx_j`` of every copy, each QM
+    ``MAX_Z·m`` for member m, the ordered QM pairs ``idx_i``/``idx_j`` of every copy, each QM
     atom's member ``idx_m``, the (QM atom, MM site) pairs ``pair_qm``/``pair_mm`` within each copy
     with the site's charge ``pair_charges_e`` (e) and embedding group ``pair_group``
     (0..``n_groups``-1, distinct per copy), and the number of members ``n_frames``."""
@@ -176,6 +179,8 @@ class BatchedCommittee:
         self.n_members = len(models)
         first = next(models[0].parameters())
         self.dtype, self.device = first.dtype, first.device
+        #: The representation's QM–QM cutoff (Å): pairs beyond it add exact zeros.
+        self.cutoff_ang = float(models[0].mlmm_settings["cutoff"])
 
     @staticmethod
     def can_stack(models: Sequence[NeuralNetworkPotential]) -> bool:
@@ -183,12 +188,19 @@ class BatchedCommittee:
         signatures = {_signature(m) for m in models}
         return len(signatures) == 1 and next(iter(signatures))[-1]
 
-    def geometry(self, Z_qm: np.ndarray, mm_charges_e: np.ndarray, mm_groups: np.ndarray) -> CommitteeGeometry:
+    def geometry(self, Z_qm: np.ndarray, mm_charges_e: np.ndarray, mm_groups: np.ndarray,
+                 R_qm_ang: np.ndarray | None = None, skin_ang: float = 0.0) -> CommitteeGeometry:
         """The index tensors of the M-fold graph for QM atoms ``Z_qm`` and MM sites with charges (e)
-        and embedding groups (molecule ids, any integers)."""
+        and embedding groups (molecule ids, any integers); with QM positions ``R_qm_ang`` (Å) only
+        the QM pairs within the representation's cutoff + ``skin_ang`` (valid until an atom has
+        moved half the skin), else all ordered pairs."""
         n_qm, n_mm, M = len(Z_qm), len(mm_charges_e), self.n_members
         dev = self.device
-        ii, jj = np.nonzero(~np.eye(n_qm, dtype=bool))
+        listed = ~np.eye(n_qm, dtype=bool)
+        if R_qm_ang is not None:
+            R = np.asarray(R_qm_ang, float)
+            listed &= np.linalg.norm(R[:, None] - R[None, :], axis=-1) < self.cutoff_ang + skin_ang
+        ii, jj = np.nonzero(listed)
         groups = torch.as_tensor(np.asarray(mm_groups, np.int64), device=dev)
         gid, n_groups = group_index(groups, torch.zeros(n_mm, dtype=torch.long, device=dev))
         pair_qm = torch.arange(n_qm, device=dev).repeat_interleave(n_mm)
@@ -287,7 +299,7 @@ class CommitteeMDTerm:
             self._shift_qm = box * np.round((qm - pos[:n_qm]) / box)
             self._shift_mm = box * np.round((placed[keep] - pos[self._sites]) / box)
         self._geometry = self.committee.geometry(s.atoms.numbers[:n_qm], s.charges_e[self._sites],
-                                                 s.molecule_index[self._sites])
+                                                 s.molecule_index[self._sites], qm, self.skin_ang)
         self._reference = pos.copy()
         self.rebuilds += 1
 

@@ -138,7 +138,7 @@ class Ensemble:
         qm = np.asarray(frame.arrays[QM_MASK], bool)
         pos = np.asarray(frame.positions, float)
         geometry = self.committee.geometry(frame.numbers[qm], frame.get_initial_charges()[~qm],
-                                           np.asarray(frame.arrays[MM_MOLECULE])[~qm])
+                                           np.asarray(frame.arrays[MM_MOLECULE])[~qm], pos[qm])
         energies, f_qm, f_mm = self.committee(geometry, pos[qm], pos[~qm])
         forces = torch.zeros((self.committee.n_members, len(frame), 3), dtype=f_qm.dtype)
         forces[:, torch.as_tensor(qm)] = f_qm.cpu()
