@@ -9,4 +9,5 @@ run_stage(
     record_out=snakemake.output[0],
     frames_path=snakemake.input.frames,
     model_path=snakemake.input.model,
+    kind=snakemake.params.kind,
 )

@@ -16,6 +16,7 @@ run_stage(
     absorption_png=snakemake.output.absorption_png,
     emission_png=snakemake.output.emission_png,
     summary_out=snakemake.output.summary,
+    property_kind=snakemake.params.property_kind,
     property_metrics=snakemake.input.get("property_metrics"),
     dynamics_stats=snakemake.input.get("dynamics_stats"),
     selections=list(snakemake.input.get("selections", [])),

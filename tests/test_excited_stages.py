@@ -188,7 +188,9 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     assert len(read_labelled_frames(tmp_path / "bright.db")) == records["n_training_rows"] == 36 - records["n_ambiguous"]
     stages.train_property_model([str(tmp_path / "bright.db")], [str(tmp_path / "records.json")],
                                 KRR, str(tmp_path / "pm.npz"), str(tmp_path / "pm.json"))
-    stages.predict_properties(str(traj), str(tmp_path / "pm.npz")).to_json(tmp_path / "pred.json")
+    stages.predict_properties(str(traj), str(tmp_path / "pm.npz"), "krr").to_json(tmp_path / "pred.json")
+    with pytest.raises(ValueError, match=r"excited.property_model.kind: 'gp', expected one of \['krr', 'neural'\]"):
+        stages.predict_properties(str(traj), str(tmp_path / "pm.npz"), "gp")
     stages.label_excited(str(traj), 8, LEVEL, TD, state_reference=state_ref).to_json(tmp_path / "ref.json")
     assert {r["bright_state"] for r in read_json(tmp_path / "ref.json")["records"]} == {2}
     assert "n_training_rows" not in read_json(tmp_path / "ref.json")
@@ -196,7 +198,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     cfg = SpectraSettings(e_min=5.0, e_max=16.0, n_points=1101, fwhm=0.5, shape="gaussian")
     stages.excited_spectra(str(tmp_path / "records.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"), cfg,
                            out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"],
-                           property_metrics=str(tmp_path / "pm.json"))
+                           property_kind="krr", property_metrics=str(tmp_path / "pm.json"))
     summary = stages.SpectraSummary.from_json(out["s.json"])
     assert summary.to_dict() == read_json(out["s.json"])
     # absorption refuses biased frames: one record claimed by the metadynamics sampler
@@ -205,7 +207,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
     with pytest.raises(ValueError, match=r"tampered\.json: the absorption spectrum takes unbiased frames only.*1 metadynamics"):
         stages.excited_spectra(str(tmp_path / "tampered.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"),
-                               cfg, out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], str(tmp_path / "t.json"))
+                               cfg, out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], str(tmp_path / "t.json"), "krr")
     with pytest.raises(ValueError, match=r"no frame of the samplers \['xtb_md'\]"):
         stages.label_excited(str(traj), 8, LEVEL, TD, samplers=["xtb_md"], state_reference=state_ref)
     ref = summary.reference
@@ -253,7 +255,7 @@ def test_neural_property_model_through_the_stages(tmp_path):
     assert metrics.val_mae_excitation_energy_ev < metrics.val_mae_mean_predictor_excitation_energy_ev
     traj = tmp_path / "traj.extxyz"
     write_frames(traj, displaced_frames(8, 4))
-    pred = stages.predict_properties(str(traj), str(tmp_path / "pm.pt"))
+    pred = stages.predict_properties(str(traj), str(tmp_path / "pm.pt"), "neural")
     assert pred.n_extrapolated == 0 and all(r.coverage is None for r in pred.records)
     de = np.array([r.bright_excitation_energy_ev for r in pred.records])
     mu = np.array([r.transition_dipole_e_ang for r in pred.records])
@@ -265,7 +267,7 @@ def test_neural_property_model_through_the_stages(tmp_path):
     cfg = SpectraSettings(e_min=5.0, e_max=16.0, n_points=1101, fwhm=0.5, shape="gaussian")
     stages.excited_spectra(str(tmp_path / "records.json"), str(tmp_path / "pred.json"), str(tmp_path / "ref.json"), cfg,
                            out["a.csv"], out["e.csv"], out["a.png"], out["e.png"], out["s.json"],
-                           property_metrics=str(tmp_path / "pm.json"))
+                           property_kind="neural", property_metrics=str(tmp_path / "pm.json"))
     summary = stages.SpectraSummary.from_json(out["s.json"])
     assert summary.property_model is None and summary.property_model_neural == metrics
     assert summary.reference["mae_excitation_energy_ev"] < 1.0

@@ -188,6 +188,8 @@ if config["excited"]["activate"]:
         resources:
             mem_mb=2000,
             runtime=10,
+        params:
+            kind=config["excited"]["property_model"]["kind"],
         script:
             f"{SCRIPTS}/excited_predict.py"
 
@@ -241,6 +243,7 @@ if config["excited"]["activate"]:
             runtime=10,
         params:
             spectra=config["excited"]["spectra"],
+            property_kind=config["excited"]["property_model"]["kind"],
         script:
             f"{SCRIPTS}/spectra.py"
 

@@ -368,16 +368,25 @@ def initial_states(system, initial: str, *, n: int, temperature_K: float, seed: 
                          embedding=embedding, log=log)
 
 
-def predict_properties(frames_path: str, model_path: str) -> PropertyPredictions:
+PROPERTY_KINDS = ("krr", "neural")
+
+
+def _check_property_kind(kind: str) -> None:
+    if kind not in PROPERTY_KINDS:
+        raise ValueError(f"excited.property_model.kind: {kind!r}, expected one of {list(PROPERTY_KINDS)}")
+
+
+def predict_properties(frames_path: str, model_path: str, kind: str) -> PropertyPredictions:
     """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless), on
-    every trajectory frame; the kernel coverage (krr, ``.npz``) or the transition dipole (neural,
-    ``.pt``) with them."""
+    every trajectory frame; the kernel coverage (``kind`` krr) or the transition dipole (neural)
+    with them."""
     from mlmm.excited.property_model import PropertyModel
     from mlmm.frames import read_frames
     from mlmm.labeling.db import frame_id
 
+    _check_property_kind(kind)
     frames = read_frames(frames_path)
-    if str(model_path).endswith(".pt"):
+    if kind == "neural":
         from mlmm.excited.neural_property import NeuralPropertyModel
 
         de, f, sigma_de, sigma_f, mu = NeuralPropertyModel.load(model_path).predict_with_sigma(frames)
@@ -400,14 +409,15 @@ def predict_properties(frames_path: str, model_path: str) -> PropertyPredictions
 
 def excited_spectra(absorption_records: str, predictions: str, reference_records: str, spectra: SpectraSettings,
                     absorption_csv: str, emission_csv: str, absorption_png: str, emission_png: str,
-                    summary_out: str, property_metrics: str | None = None,
+                    summary_out: str, property_kind: str, property_metrics: str | None = None,
                     dynamics_stats: str | None = None, selections: Sequence[str] = ()) -> None:
     """Absorption (TDDFT, ground-state ensemble), ML emission, TDDFT reference emission, comparison.
 
     ``property_metrics`` and ``dynamics_stats`` (JSON), when given, are copied into the summary
-    (the neural model's metrics under ``property_model_neural``).
+    (the metrics of the ``property_kind`` neural model under ``property_model_neural``).
     """
-    neural_metrics = bool(property_metrics) and "n_train" in read_json(property_metrics)
+    _check_property_kind(property_kind)
+    neural_metrics = bool(property_metrics) and property_kind == "neural"
     krr_metrics = bool(property_metrics) and not neural_metrics
     from mlmm.spectra import ensemble as sp
 
