@@ -129,38 +129,30 @@ def test_select_compares_calibrated_sigma_with_the_trust_window(tmp_path) -> Non
     assert stored.sigma_map().apply(np.array([0.05, 0.12, 0.3])) == pytest.approx([0.1, 0.36, 1.2])
 
 
-def test_explore_stops_walkers_at_the_raw_sigma_of_the_calibrated_sigma_stop(tmp_path, monkeypatch) -> None:
-    """The walker (raw σ) gets the σ whose expected error is al.sigma_stop: 0.15 eV/Å for 0.6 under the
+def test_walkers_stop_at_the_raw_sigma_of_the_calibrated_sigma_stop(tmp_path) -> None:
+    """A walker (raw σ) gets the σ whose expected error is al.sigma_stop: 0.15 eV/Å for 0.6 under the
     map of _calibration_file, 0.2 + (2.0 - 1.0) / 2 = 0.7 beyond its last knot, sigma_stop itself
-    when uncalibrated."""
+    when uncalibrated; walkers cycle through al.temperatures; the stability probe keeps the raw
+    production conditions."""
     from dataclasses import replace
 
     import pytest
 
-    import mlmm.al.stages as stages
-    import mlmm.dynamics.mlp_md
-    import mlmm.model.ensemble
-    import mlmm.potentials
     from conftest import settings_with
-    from mlmm.dynamics.mlp_md import MLPMDResult
+    from mlmm.al.stages import StabilityProbe, sigma_calibration, walker_conditions
 
-    passed = []
-
-    def fake_md(system, potential, *, sigma_stop, **kwargs):
-        passed.append(sigma_stop)
-        return MLPMDResult(sigmas=[0.1], steps_done=10, ms_per_step=1.0)
-
-    monkeypatch.setattr(mlmm.dynamics.mlp_md, "run_mlp_md", fake_md)
-    monkeypatch.setattr(stages, "system_from_config", lambda structure, settings: None)
-    monkeypatch.setattr(mlmm.model.ensemble.Ensemble, "load_for", staticmethod(lambda models, device: None))
-    monkeypatch.setattr(mlmm.potentials, "ensemble_potential", lambda *args, **kwargs: None)
     settings = settings_with()
-    calibration = _calibration_file(tmp_path)
+    calibration = [_calibration_file(tmp_path)]
     for sigma_stop, calibrated, expected in ((0.6, True, 0.15), (2.0, True, 0.7), (0.6, False, 0.6)):
         al = replace(settings.al, sigma_stop=sigma_stop, calibrated_thresholds=calibrated)
-        walker = stages.explore("s.pdb", ["m.pt"], [], [calibration], 1, 0, al, settings.system,
-                                str(tmp_path / "w.extxyz"), "cpu")
-        assert passed[-1] == pytest.approx(expected) and walker.sigmas == [0.1] and not walker.breach
+        md = walker_conditions(al, 0, sigma_calibration(calibration, al))
+        assert md["sigma_stop"] == pytest.approx(expected)
+    al = replace(settings.al, temperatures=[300.0, 450.0])
+    assert [walker_conditions(al, w, sigma_calibration(calibration, al))["temperature_K"] for w in range(3)] == [
+        300.0, 450.0, 300.0]
+    probe = StabilityProbe(timestep=0.5, temperature=310.0, friction=0.01, sigma_stop=1.5, max_force=20.0)
+    md = walker_conditions(replace(al, stability_steps=400), 2, sigma_calibration(calibration, al), probe)
+    assert (md["temperature_K"], md["steps"], md["sigma_stop"], md["timestep_fs"]) == (310.0, 400, 1.5, 0.5)
 
 
 def test_trust_levels_follow_the_exploring_models_test_error(tmp_path) -> None:

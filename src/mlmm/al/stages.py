@@ -88,6 +88,23 @@ class TrustLevels:
                    max(al.sigma_stop, al.sigma_stop_relative * reference), reference)
 
 
+def walker_conditions(al: ALSettings, walker: int, calibration_map: Calibration,
+                      probe: StabilityProbe | None = None) -> dict[str, float]:
+    """MD conditions of AL walker ``walker`` (keyword arguments of the MD runners: K, fs, 1/fs,
+    steps, raw σ and max force in eV/Å): its temperature from ``al.temperatures`` (cycled) or
+    ``al.temperature``, and the raw σ whose calibrated value (``calibration_map``) is the trust
+    level ``sigma_stop``; with ``probe``, the stability probe's production conditions and raw
+    ``probe.sigma_stop``."""
+    if probe is not None:
+        return {"temperature_K": probe.temperature, "timestep_fs": probe.timestep, "friction_per_fs": probe.friction,
+                "steps": al.stability_steps, "sigma_stop": probe.sigma_stop, "max_force": probe.max_force}
+    temperatures = al.temperatures or [al.temperature]
+    return {"temperature_K": float(temperatures[walker % len(temperatures)]), "timestep_fs": al.timestep,
+            "friction_per_fs": al.friction, "steps": al.steps,
+            "sigma_stop": float(calibration_map.inverse(TrustLevels.of(calibration_map, al).sigma_stop)),
+            "max_force": al.max_force}
+
+
 def explore(
     structure: str,
     models: Sequence[str],
@@ -133,16 +150,7 @@ def explore(
                          "needs the production conditions (probe)")
     system = system_from_config(structure, system_settings)
     seed = derive_seed(al.seed, stream="al_walker", iteration=iteration, index=walker)
-    temperatures = al.temperatures or [al.temperature]
-    calibration_map = sigma_calibration(calibration, al)
-    if is_probe:
-        md = {"temperature_K": probe.temperature, "timestep_fs": probe.timestep, "friction_per_fs": probe.friction,
-              "steps": al.stability_steps, "sigma_stop": probe.sigma_stop, "max_force": probe.max_force}
-    else:
-        md = {"temperature_K": float(temperatures[walker % len(temperatures)]), "timestep_fs": al.timestep,
-              "friction_per_fs": al.friction, "steps": al.steps,
-              "sigma_stop": float(calibration_map.inverse(TrustLevels.of(calibration_map, al).sigma_stop)),
-              "max_force": al.max_force}
+    md = walker_conditions(al, walker, sigma_calibration(calibration, al), probe if is_probe else None)
     temperature_K = md["temperature_K"]
     start = None
     if al.initial != "ground_state":
