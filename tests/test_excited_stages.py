@@ -167,6 +167,41 @@ def test_property_model_beats_the_mean_and_round_trips(tmp_path):
         model.predict([water])
 
 
+def check_property_sigma_selection(tmp_path, near_path, far_frames, model_path):
+    """Bright AL selection by property σ: among walker frames whose force σ all count as accurate,
+    the ones the property model is unsure of — far from its training data (QM displacements of
+    0.3 vs 0.04 Å) — are selected, and the loop does not converge; with a threshold above every σ
+    nothing is selected and the criterion is met."""
+    from mlmm.al.stages import WalkerStats, select
+
+    near = read_frames(near_path)
+    walker = tmp_path / "walker0.extxyz"
+    write_frames(walker, near + far_frames)
+    n = len(near) + len(far_frames)
+    stats = tmp_path / "walker0.json"
+    WalkerStats(skipped=False, sigmas=[0.01] * n).to_json(stats)
+    sigma = stages.property_predictions(near + far_frames, model_path, "krr")[2]
+    threshold = float(sigma[:len(near)].max())
+    assert sigma[len(near):].max() > threshold  # the property model is less sure away from its data
+    al = replace(settings_with().al, sigma_lo=0.1, sigma_hi=2.0, max_selected=4, calibrated_thresholds=False)
+    args = dict(frames=[str(walker)], stats=[str(stats)], previous_selection=[], evaluations=[], calibration=[],
+                iteration=1, al=al, property_model=model_path, property_kind="krr")
+    record = select(**args, selected_out=str(tmp_path / "sel.extxyz"), property_sigma_ev=threshold)
+    far_ids = {frame_id_of(f) for f in far_frames}
+    chosen = read_frames(tmp_path / "sel.extxyz")
+    assert record.accurate == n and record.property_candidate == int((sigma > threshold).sum()) >= 1
+    assert 1 <= record.n_selected <= 4 and all(frame_id_of(f) in far_ids for f in chosen)
+    assert not record.converged and record.criteria["property_sigma"]["met"] is False
+    quiet = select(**args, selected_out=str(tmp_path / "none.extxyz"), property_sigma_ev=10 * float(sigma.max()))
+    assert quiet.n_selected == 0 and quiet.property_candidate == 0 and quiet.criteria["property_sigma"]["met"]
+    force_only = select(**{**args, "property_model": None}, selected_out=str(tmp_path / "f.extxyz"))
+    assert force_only.n_selected == 0 and force_only.property_candidate is None
+
+
+def frame_id_of(frame: Atoms) -> tuple:
+    return tuple(np.round(frame.positions, 6).ravel())
+
+
 def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     ground = tmp_path / "ground.extxyz"
     biased = displaced_frames(10, 5, qm_amp=0.3, sampler="metadynamics")  # far from the others: never labelled
@@ -191,6 +226,7 @@ def test_stages_from_labels_to_spectra_and_reference_check(tmp_path):
     stages.predict_properties(str(traj), str(tmp_path / "pm.npz"), "krr").to_json(tmp_path / "pred.json")
     with pytest.raises(ValueError, match=r"excited.property_model.kind: 'gp', expected one of \['krr', 'neural'\]"):
         stages.predict_properties(str(traj), str(tmp_path / "pm.npz"), "gp")
+    check_property_sigma_selection(tmp_path, traj, biased, str(tmp_path / "pm.npz"))
     stages.label_excited(str(traj), 8, LEVEL, TD, state_reference=state_ref).to_json(tmp_path / "ref.json")
     assert {r["bright_state"] for r in read_json(tmp_path / "ref.json")["records"]} == {2}
     assert "n_training_rows" not in read_json(tmp_path / "ref.json")

@@ -114,5 +114,5 @@ def test_missing_and_unknown_keys_name_the_section() -> None:
 def test_the_bright_state_al_mapping_is_al_settings() -> None:
     """The excited-state rules pass al updated with excited.al: the same ALSettings keys."""
     config = config_with()
-    merged = st.ALSettings.from_dict({**config["al"], **config["excited"]["al"]})
+    merged = st.ALSettings.from_dict(st.bright_al_section(config["al"], config["excited"]["al"]))
     assert merged.initial == "wigner" and merged.temperature == config["al"]["temperature"]

@@ -412,6 +412,18 @@ class ALSettings(MDSettings):
         return cls.from_dict({**data, **dict.fromkeys(AL_LOOP_KEYS)}, section)
 
 
+#: excited.al keys of the bright selection alone (its own rule params), not overrides of ``al``.
+BRIGHT_SELECTION_KEYS: tuple[str, ...] = ("property_sigma",)
+
+
+def bright_al_section(al: Mapping[str, Any], excited_al: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``al`` section the bright-state loop runs with: ``al`` updated with ``excited.al`` (but
+    :data:`BRIGHT_SELECTION_KEYS`), without the stability probe (it runs at the ground-state
+    production conditions: ground loop only)."""
+    bright = {k: v for k, v in excited_al.items() if k not in BRIGHT_SELECTION_KEYS}
+    return {**al, **bright, "stability_steps": 0}
+
+
 @dataclass(frozen=True)
 class ProductionMetadynamicsSettings(Section):
     """MLP/MM metadynamics (``production.metadynamics``; PLUMED units in ``plumed``)."""
@@ -498,7 +510,8 @@ class ExcitedTrainingSettings(Section):
 
 @dataclass(frozen=True)
 class ExcitedALSettings(Section):
-    """Bright-state AL overrides of ``al`` (``excited.al``): σ in eV/Å."""
+    """Bright-state AL overrides of ``al`` (``excited.al``): σ in eV/Å; ``property_sigma`` (eV,
+    None = off) is the bright selection's threshold on the property model's ΔE σ."""
 
     SECTION: ClassVar[str] = "excited.al"
     max_iterations: int
@@ -512,6 +525,7 @@ class ExcitedALSettings(Section):
     seed: int
     initial: str
     wigner_environment: str
+    property_sigma: float | None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from mlmm.settings import bright_al_section
 
 R = config["results_dir"]
 # logs live with the results they explain, so two results directories never share a log
@@ -91,8 +92,7 @@ def al_settings(surface: str) -> dict:
     """The `al` section the surface's loop runs with (the bright loop: excited.al over al)."""
     if surface == "ground":
         return config["al"]
-    # the stability probe runs at the ground-state production conditions: ground loop only
-    return {**config["al"], **config["excited"]["al"], "stability_steps": 0}
+    return bright_al_section(config["al"], config["excited"]["al"])
 
 
 def training_settings(surface: str) -> dict:
@@ -235,6 +235,18 @@ def evaluations_before(surface: str, it: int) -> list:
     if surface == "bright":
         return []
     return [f"{R}/models/it{i}/ensemble.json" for i in range(it)]
+
+
+PROPERTY_MODEL_EXT = (
+    "pt" if config["excited"]["property_model"]["kind"] == "neural" else "npz"
+)
+
+
+def property_model_of(it: int) -> list:
+    """The property model of the bright labels up to `it` whose ΔE σ the next bright selection uses (none if off)."""
+    if config["excited"]["al"]["property_sigma"] is None:
+        return []
+    return [f"{EXC}/al/it{it}/property_model.{PROPERTY_MODEL_EXT}"]
 
 
 def calibration_of(surface: str, it: int) -> list:

@@ -94,6 +94,7 @@ if config["excited"]["activate"]:
             previous=lambda wc: selection_of("bright", int(wc.it) - 1),
             evaluations=lambda wc: evaluations_before("bright", int(wc.it)),
             calibration=lambda wc: calibration_of("bright", int(wc.it) - 1),
+            property_model=lambda wc: property_model_of(int(wc.it) - 1),
         output:
             selected=f"{EXC}/al/it{{it}}/selected.extxyz",
             selection=f"{EXC}/al/it{{it}}/selection.json",
@@ -101,6 +102,8 @@ if config["excited"]["activate"]:
             f"{LOGS}/excited/al/it{{it}}/select.log",
         params:
             al=al_params("bright"),
+            property_kind=config["excited"]["property_model"]["kind"],
+            property_sigma=config["excited"]["al"]["property_sigma"],
 
     use rule excited_labels as excited_label_selected with:
         """TDA/TDDFT bright-state labels (energy, forces on QM atoms and MM charges) of the selected frames."""
@@ -124,11 +127,7 @@ if config["excited"]["activate"]:
             dbs=label_dbs_up_to("bright", last_iteration("bright")),
             records=bright_records_up_to(last_iteration("bright")),
         output:
-            model=(
-                f"{EXC}/property_model.pt"
-                if config["excited"]["property_model"]["kind"] == "neural"
-                else f"{EXC}/property_model.npz"
-            ),
+            model=f"{EXC}/property_model.{PROPERTY_MODEL_EXT}",
             metrics=f"{EXC}/property_model.json",
         log:
             f"{LOGS}/excited/property_model.log",
@@ -141,6 +140,17 @@ if config["excited"]["activate"]:
             cfg=config["excited"]["property_model"],
         script:
             f"{SCRIPTS}/excited_property_model.py"
+
+    use rule excited_property_model as excited_property_model_it with:
+        """Property model on the bright labels up to iteration `it`: its committee σ of the excitation energy is a selection criterion of bright AL iteration `it` + 1."""
+        input:
+            dbs=lambda wc: label_dbs_up_to("bright", int(wc.it)),
+            records=lambda wc: bright_records_up_to(int(wc.it)),
+        output:
+            model=f"{EXC}/al/it{{it}}/property_model.{PROPERTY_MODEL_EXT}",
+            metrics=f"{EXC}/al/it{{it}}/property_model.json",
+        log:
+            f"{LOGS}/excited/al/it{{it}}/property_model.log",
 
     rule excited_dynamics:
         """Bright-state MLP/MM MD from independent ground-state states, Wigner samples or the structure (vertical excitation); relaxation discarded."""

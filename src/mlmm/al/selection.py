@@ -54,6 +54,11 @@ class SelectionRecord(Record):
     trust_levels: dict[str, float | None] | None = optional()
     sigma_max: float | None = optional()
     sigma_mean: float | None = optional()
+    #: Bright loop with a property model: frames whose committee σ of the bright ΔE (eV) exceeded
+    #: ``property_sigma_ev`` (candidates whatever their force σ below sigma_hi), and that σ's maximum.
+    property_candidate: int | None = optional()
+    property_sigma_ev: float | None = optional()
+    property_sigma_max_ev: float | None = optional()
 
     def sigma_map(self) -> SigmaMap:
         """The map from raw walker σ to the σ this selection compared with its trust window (eV/Å)."""
@@ -127,16 +132,24 @@ def farthest_point_sampling(features: np.ndarray, n_select: int, start: int = 0)
 
 
 def select_frames(
-    frames: list[Atoms], sigmas_ev_ang: np.ndarray, *, sigma_lo: float, sigma_hi: float, max_selected: int
+    frames: list[Atoms], sigmas_ev_ang: np.ndarray, *, sigma_lo: float, sigma_hi: float, max_selected: int,
+    also: np.ndarray | None = None,
 ) -> tuple[list[int], WindowCounts]:
     """Indices of frames to label: trust-window candidates, diversity-thinned to ``max_selected``.
 
-    The most uncertain candidate is taken first, then farthest-point sampling on
-    :func:`descriptor`.
+    ``also`` (bool per frame) marks further candidates whatever their force σ, unless it is at or
+    above ``sigma_hi`` (e.g. an uncertain excitation energy, :func:`mlmm.al.stages.select`); the
+    counts stay those of the force σ. The most uncertain candidate is taken first, then
+    farthest-point sampling on :func:`descriptor`.
     """
     if len(frames) != len(sigmas_ev_ang):
         raise ValueError(f"{len(frames)} frames but {len(sigmas_ev_ang)} σ values")
     cand, counts = trust_window(sigmas_ev_ang, sigma_lo, sigma_hi)
+    if also is not None:
+        if len(also) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(also)} extra-candidate flags")
+        extra = np.flatnonzero(np.asarray(also, bool) & (np.asarray(sigmas_ev_ang, float) < sigma_hi))
+        cand = np.union1d(cand, extra).astype(int)
     if len(cand) <= max_selected:
         return [int(i) for i in cand], counts
     feats = np.stack([descriptor(frames[i]) for i in cand])

@@ -236,16 +236,24 @@ def select(
     iteration: int,
     al: ALSettings,
     selected_out: str,
+    property_model: str | None = None,
+    property_kind: str | None = None,
+    property_sigma_ev: float | None = None,
 ) -> SelectionRecord:
     """Trust window + diversity over all walkers; writes the selected Frames, returns the selection record.
 
     The walkers' raw σ go through the map of :func:`sigma_calibration` (expected max force errors,
     eV/Å, when ``al.calibrated_thresholds``) before they meet the :class:`TrustLevels`.
+    With a bright-state ``property_model`` (``property_kind`` krr or neural) and
+    ``property_sigma_ev``, a frame whose committee σ of the bright excitation energy exceeds
+    ``property_sigma_ev`` (eV) is a candidate too, whatever its force σ below ``sigma_hi``: the
+    spectra need ΔE where the forces are already learnt.
 
     Convergence (the flag later iterations obey): the fraction of explored frames with σ below
     ``sigma_lo`` reaches ``converged_fraction``, no walker breached, the test-set error of the
-    models trained so far (``evaluations``, oldest first) stopped improving, and the stability
-    probe (if any) ran to its end.
+    models trained so far (``evaluations``, oldest first) stopped improving, the stability
+    probe (if any) ran to its end, and (with a property model) no frame's ΔE σ exceeded
+    ``property_sigma_ev``.
     """
     from mlmm.al.selection import is_converged, select_frames, validation_stalled
     from mlmm.model.stages import EnsembleEvaluation
@@ -263,15 +271,24 @@ def select(
         return SelectionRecord(iteration=iteration, n_explored=len(all_frames), **used_map, converged=True,
                                converged_at=done.converged_at, n_selected=0,
                                reason=f"converged at iteration {done.converged_at}")
+    property_sigmas = None
+    if property_model is not None and property_sigma_ev is not None:
+        from mlmm.excited.stages import property_predictions
+
+        property_sigmas = np.asarray(property_predictions(all_frames, property_model, str(property_kind))[2], float) \
+            if all_frames else np.zeros(0)
+    uncertain_property = None if property_sigmas is None else property_sigmas > property_sigma_ev
     picked, counts = select_frames(
-        all_frames, sigmas, sigma_lo=levels.sigma_lo, sigma_hi=levels.sigma_hi, max_selected=al.max_selected
+        all_frames, sigmas, sigma_lo=levels.sigma_lo, sigma_hi=levels.sigma_hi, max_selected=al.max_selected,
+        also=uncertain_property,
     )
     breach = any(st.breach for st in walker_stats)
     test_maes = [EnsembleEvaluation.from_json(p).force_mae_qm for p in evaluations]
     stalled, validation_note = validation_stalled(test_maes, al.validation_tolerance)
     probes = [st for st in walker_stats if st.kind == PROBE]
     stable = all(st.stop_reason is None for st in probes)
-    converged = is_converged(counts, breach, al.converged_fraction, stalled) and stable
+    property_settled = uncertain_property is None or not uncertain_property.any()
+    converged = is_converged(counts, breach, al.converged_fraction, stalled) and stable and property_settled
     if converged:
         picked = []
     selected = [all_frames[i] for i in picked]
@@ -297,6 +314,8 @@ def select(
             "validation": {"met": stalled, "note": validation_note},
             **({"production_stable": {"met": stable, "time_ps": probes[0].time_ps, "stop_reason": probes[0].stop_reason}}
                if probes else {}),
+            **({"property_sigma": {"met": property_settled, "n_above": int(uncertain_property.sum()),
+                                   "target_ev": property_sigma_ev}} if uncertain_property is not None else {}),
         },
         trust_levels={"sigma_lo": levels.sigma_lo, "sigma_hi": levels.sigma_hi, "sigma_stop": levels.sigma_stop,
                       "reference_error": levels.reference_error},
@@ -306,6 +325,9 @@ def select(
                  for st in walker_stats],
         sigma_max=float(sigmas.max()) if len(sigmas) else None,
         sigma_mean=float(sigmas.mean()) if len(sigmas) else None,
+        **({"property_candidate": int(uncertain_property.sum()), "property_sigma_ev": property_sigma_ev,
+            "property_sigma_max_ev": float(property_sigmas.max()) if len(property_sigmas) else None}
+           if uncertain_property is not None else {}),
     )
     log.info("selection: %s", record)
     return record

@@ -35,6 +35,8 @@ from mlmm.settings import (
 )
 
 if TYPE_CHECKING:
+    from ase import Atoms
+
     from mlmm.model.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
@@ -376,25 +378,31 @@ def _check_property_kind(kind: str) -> None:
         raise ValueError(f"excited.property_model.kind: {kind!r}, expected one of {list(PROPERTY_KINDS)}")
 
 
-def predict_properties(frames_path: str, model_path: str, kind: str) -> PropertyPredictions:
-    """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless), on
-    every trajectory frame; the kernel coverage (``kind`` krr) or the transition dipole (neural)
-    with them."""
-    from mlmm.excited.property_model import PropertyModel
-    from mlmm.frames import read_frames
-    from mlmm.labeling.db import frame_id
-
+def property_predictions(frames: Sequence[Atoms], model_path: str, kind: str) -> tuple:
+    """The property model's (``kind`` krr or neural) bright ΔE (eV), f, their committee σ, kernel
+    coverage (krr; None for neural) and transition dipole (neural, e·Å; None for krr) on ``frames``."""
     _check_property_kind(kind)
-    frames = read_frames(frames_path)
     if kind == "neural":
         from mlmm.excited.neural_property import NeuralPropertyModel
 
         de, f, sigma_de, sigma_f, mu = NeuralPropertyModel.load(model_path).predict_with_sigma(frames)
-        cov, dipoles = [None] * len(frames), [[float(v) for v in m] for m in mu]
-    else:
-        model = PropertyModel.load(model_path)
-        de, f, sigma_de, sigma_f = model.predict_with_sigma(frames)
-        cov, dipoles = [float(c) for c in model.coverage(frames)], [None] * len(frames)
+        return de, f, sigma_de, sigma_f, [None] * len(frames), [[float(v) for v in m] for m in mu]
+    from mlmm.excited.property_model import PropertyModel
+
+    model = PropertyModel.load(model_path)
+    de, f, sigma_de, sigma_f = model.predict_with_sigma(frames)
+    return de, f, sigma_de, sigma_f, [float(c) for c in model.coverage(frames)], [None] * len(frames)
+
+
+def predict_properties(frames_path: str, model_path: str, kind: str) -> PropertyPredictions:
+    """Property-model ΔE (eV) and f of the bright state, with their committee σ (eV, unitless), on
+    every trajectory frame; the kernel coverage (``kind`` krr) or the transition dipole (neural)
+    with them."""
+    from mlmm.frames import read_frames
+    from mlmm.labeling.db import frame_id
+
+    frames = read_frames(frames_path)
+    de, f, sigma_de, sigma_f, cov, dipoles = property_predictions(frames, model_path, kind)
     n_out = sum(c is not None and c < COVERAGE_MIN for c in cov)
     predictions = PropertyPredictions(
         frames=frames_path, n_extrapolated=n_out, coverage_min=COVERAGE_MIN,
